@@ -1,0 +1,112 @@
+"""`cce-bench COMMAND [hydra overrides...]`: each command is a Hydra app over configs/COMMAND.yaml.
+
+Everything after the command is handed to Hydra unchanged (overrides, -m/--multirun, --cfg job,
+hydra.* settings), after one check that Hydra does not make well: a config-group choice that does not
+exist (`model=vgg` for `vgg19`) gets one line listing the known choices, and group choices are matched
+without regard to case (`method=cce`).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .errors import UserError
+from .resources import config_dir
+
+USAGE = """usage: cce-bench COMMAND [KEY=VALUE ...] [-m]
+
+commands:
+  sweep     Tables 1-4: sweep a CCE knob (param=alpha|M|gamma|epsilon), score by insertion/deletion
+
+Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
+device=cuda`. `cce-bench sweep --cfg job` prints the composed config; `--help` after a command lists its
+config groups.
+"""
+
+
+def _sweep(cfg) -> None:
+    from .sweep import run_sweep
+
+    run_sweep(cfg)
+
+
+COMMANDS: dict[str, Callable] = {"sweep": _sweep}
+GROUPS = ("model", "data", "method", "param")
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"cce-bench: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def group_options(group: str) -> dict[str, str]:
+    """Known choices of a config group, lower-cased name -> file stem."""
+    folder = config_dir() / group
+    return {p.stem.lower(): p.stem for p in sorted(folder.glob("*.yaml"))}
+
+
+def normalise_group_choices(args: list[str]) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    result = []
+    for text in args:
+        if text.startswith("-") or "=" not in text:
+            result.append(text)  # Hydra's own flags (-m, --cfg job, ...) and their values
+            continue
+        try:
+            (override,) = parser.parse_overrides([text])
+        except OverrideParseException:
+            result.append(text)  # Hydra reports its own parse errors
+            continue
+        group = override.key_or_group
+        if group not in GROUPS or override.is_delete() or override.package:
+            result.append(text)
+            continue
+        known = group_options(group)
+        sweep = override.is_sweep_override()
+        choices = list(override.sweep_string_iterator()) if sweep else [override.get_value_element_as_str()]
+        for choice in choices:
+            if str(choice).lower() not in known:
+                raise UserError(f"unknown {group} {choice!r}; known: {', '.join(known.values())}")
+        fixed = [known[str(c).lower()] for c in choices]
+        result.append(text[: text.index("=") + 1] + ",".join(fixed))
+    return result
+
+
+def _guarded(task: Callable) -> Callable:
+    def run(cfg) -> None:
+        try:
+            task(cfg)
+        except UserError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted; the records finished so far are in the output folder", code=130)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    command, overrides = argv[0], argv[1:]
+    if command not in COMMANDS:
+        fail(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+    try:
+        overrides = normalise_group_choices(overrides)
+    except UserError as exc:
+        fail(str(exc))
+
+    import hydra
+
+    sys.argv = [f"cce-bench {command}", *overrides]
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(_guarded(COMMANDS[command]))
+    app()
+
+
+if __name__ == "__main__":
+    main()

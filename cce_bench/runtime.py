@@ -1,0 +1,65 @@
+"""From a resolved config to the objects a run needs: device, batch sizes, model, data, explainer."""
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from .data import ImageSet, create_dataset
+from .errors import UserError
+from .explainers import Explainer, create_explainer
+from .models import Classifier, create_model
+
+# Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
+# ones fill a GPU.
+CPU_BATCH = {"batch_size": 16, "method.batch_size": 16, "images_per_batch": 4}
+GPU_BATCH = {"batch_size": 256, "method.batch_size": 64, "images_per_batch": 32}
+
+
+def resolve_device(name: str) -> torch.device:
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device={name!r} is not a device: pass device=cpu, device=cuda, device=cuda:1 or device=auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name} but torch sees no CUDA GPU: pass device=cpu (or install a CUDA build of torch)")
+    return device
+
+
+def resolve(cfg: DictConfig) -> DictConfig:
+    """Fill the device and the null batch sizes, and check that every mandatory value is set."""
+    cfg = cfg.copy()
+    try:
+        OmegaConf.resolve(cfg)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+    except MissingMandatoryValue as exc:
+        missing = [exc.full_key]
+    if missing:
+        key = missing[0]
+        hint = "/path/to/imagenet" if key == "data.root" else "VALUE"
+        raise UserError(f"{key} is not set: pass {key}={hint}")
+    device = resolve_device(cfg.device)
+    cfg.device = str(device)
+    defaults = GPU_BATCH if device.type == "cuda" else CPU_BATCH
+    for key, value in defaults.items():
+        if OmegaConf.select(cfg, key) is None:
+            OmegaConf.update(cfg, key, value, force_add=True)
+    return cfg
+
+
+def build_model(cfg: DictConfig) -> Classifier:
+    return create_model(cfg.model.name, checkpoint=cfg.model.get("checkpoint"), device=cfg.device,
+                        download=bool(cfg.model.get("download", False)))
+
+
+def build_dataset(cfg: DictConfig, model: Classifier) -> ImageSet:
+    return create_dataset(OmegaConf.to_container(cfg.data), model.mean.flatten().tolist(),
+                          model.std.flatten().tolist(), seed=int(cfg.seed))
+
+
+def build_explainer(cfg: DictConfig, model: Classifier) -> Explainer:
+    knobs = OmegaConf.to_container(cfg.method)
+    return create_explainer(knobs.pop("name"), model, **knobs)

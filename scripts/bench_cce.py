@@ -1,0 +1,62 @@
+"""CCE generation batched over B * M pairs against the same pairs one at a time, measured in one run.
+
+    python scripts/bench_cce.py                                   # CPU, EfficientNet-Lite0, real photos
+    python scripts/bench_cce.py --model vgg19 --device cuda --images 16 --steps 50
+"""
+import argparse
+import time
+
+import torch
+
+from cce_bench import create_model
+from cce_bench.data import create_dataset
+from cce_bench.explainers import CCE
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--images", type=int, default=2)
+    ap.add_argument("--M", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    model = create_model(args.model, device=device)
+    data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, model.mean.flatten().tolist(),
+                          model.std.flatten().tolist())
+    images = torch.stack([data[i % len(data)]["image"] for i in range(args.images)]).to(device)
+    with torch.no_grad():
+        targets = model(images).argmax(1)
+    pairs = args.images * args.M
+    batched = CCE(model, M=args.M, steps=args.steps, batch_size=pairs)
+    batched.with_knobs(steps=1).contrastive_maps(images[:1], targets[:1])  # warm-up
+    single = batched.with_knobs(M=1, batch_size=1)
+
+    sync(device)
+    start = time.perf_counter()
+    result = batched.contrastive_maps(images, targets)
+    sync(device)
+    t_batched = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for i in range(args.images):
+        for j in range(args.M):
+            single.contrastive_maps(images[i:i + 1], targets[i:i + 1], contrast=result.contrast[i:i + 1, j:j + 1])
+    sync(device)
+    t_single = time.perf_counter() - start
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; model {args.model}; {args.images} images x M={args.M} = {pairs} pairs, "
+          f"{args.steps} steps, K={batched.K}")
+    print(f"batched ({pairs} pairs per pass): {t_batched:.2f} s ({t_batched / pairs:.3f} s/pair)")
+    print(f"one pair at a time:          {t_single:.2f} s ({t_single / pairs:.3f} s/pair)")
+    print(f"speed-up batched vs single:  {t_single / t_batched:.2f}x; valid {result.valid.float().mean():.0%}")
+
+
+if __name__ == "__main__":
+    main()
