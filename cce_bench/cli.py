@@ -17,7 +17,9 @@ from .resources import config_dir
 USAGE = """usage: cce-bench COMMAND [KEY=VALUE ...] [-m]
 
 commands:
-  sweep     Tables 1-4: sweep a CCE knob (param=alpha|M|gamma|epsilon), score by insertion/deletion
+  sweep           Tables 1-4: sweep a knob (param=alpha|M|gamma|epsilon), score by insertion/deletion
+  pointing-game   Table 5: the energy-based pointing game on COCO, CCE against nine methods
+  train-calm      fine-tune CALM (CALM-EM) on a local ImageNet train folder, for the CALM column
 
 Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
 device=cuda`. `cce-bench sweep --cfg job` prints the composed config; `--help` after a command lists its
@@ -31,7 +33,19 @@ def _sweep(cfg) -> None:
     run_sweep(cfg)
 
 
-COMMANDS: dict[str, Callable] = {"sweep": _sweep}
+def _pointing_game(cfg) -> None:
+    from .pointing_game import run_pointing_game
+
+    run_pointing_game(cfg)
+
+
+def _train_calm(cfg) -> None:
+    from .train_calm import run_train_calm
+
+    run_train_calm(cfg)
+
+
+COMMANDS: dict[str, Callable] = {"sweep": _sweep, "pointing-game": _pointing_game, "train-calm": _train_calm}
 GROUPS = ("model", "data", "method", "param")
 
 
@@ -41,9 +55,16 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def group_options(group: str) -> dict[str, str]:
-    """Known choices of a config group, lower-cased name -> file stem."""
-    folder = config_dir() / group
-    return {p.stem.lower(): p.stem for p in sorted(folder.glob("*.yaml"))}
+    """Known choices of a config group: lower-cased file stem, or the `name:` inside it -> file stem."""
+    from omegaconf import OmegaConf
+
+    known = {}
+    for path in sorted((config_dir() / group).glob("*.yaml")):
+        known[path.stem.lower()] = path.stem
+        name = OmegaConf.load(path).get("name")
+        if name is not None:
+            known.setdefault(str(name).lower(), path.stem)
+    return known
 
 
 def normalise_group_choices(args: list[str]) -> list[str]:
@@ -70,7 +91,7 @@ def normalise_group_choices(args: list[str]) -> list[str]:
         choices = list(override.sweep_string_iterator()) if sweep else [override.get_value_element_as_str()]
         for choice in choices:
             if str(choice).lower() not in known:
-                raise UserError(f"unknown {group} {choice!r}; known: {', '.join(known.values())}")
+                raise UserError(f"unknown {group} {choice!r}; known: {', '.join(sorted(set(known.values())))}")
         fixed = [known[str(c).lower()] for c in choices]
         result.append(text[: text.index("=") + 1] + ",".join(fixed))
     return result
@@ -104,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     import hydra
 
     sys.argv = [f"cce-bench {command}", *overrides]
-    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(_guarded(COMMANDS[command]))
+    config_name = command.replace("-", "_")
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(_guarded(COMMANDS[command]))
     app()
 
 

@@ -162,6 +162,174 @@ def collate(items: list[dict]) -> dict:
     }
 
 
-def image_batches(dataset: ImageSet, batch_size: int, num_workers: int = 0) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=collate)
+def image_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    collate_fn = collate_pointing if isinstance(dataset, PointingSet) else collate
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_fn)
+
+
+# -- COCO for the pointing game -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PointingSample:
+    """One (image, category) pair: the union of the category's boxes is the mask to point into."""
+
+    id: str
+    path: str
+    image_id: int
+    category: str
+    classes: tuple        # ImageNet classes mapped to the category; the target is the best-scoring one
+    boxes: tuple          # COCO [x, y, w, h] in the original image, x the column and y the row
+    width: int
+    height: int
+
+
+def coco_to_imagenet() -> dict[str, list[int]]:
+    """The shipped COCO-category -> ImageNet-classes mapping (see assets/coco_to_imagenet.json)."""
+    import json
+    from importlib import resources
+
+    doc = json.loads(resources.files("cce_bench.assets").joinpath("coco_to_imagenet.json").read_text())
+    return {**doc["geirhos16"], **doc["added"]}
+
+
+def box_mask(boxes, width: int, height: int) -> torch.Tensor:
+    """[height, width] mask of the union of COCO boxes, by pixel centres (a pixel (row r, column c) is in a
+    box [x, y, w, h] when x <= c + 0.5 < x + w and y <= r + 0.5 < y + h)."""
+    cols = torch.arange(width) + 0.5
+    rows = torch.arange(height) + 0.5
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    for x, y, w, h in boxes:
+        mask |= ((rows >= y) & (rows < y + h))[:, None] & ((cols >= x) & (cols < x + w))[None, :]
+    return mask
+
+
+def load_coco(annotations: str):
+    from pycocotools.coco import COCO
+
+    path = Path(annotations).expanduser()
+    if not path.is_file():
+        raise UserError(f"COCO annotation file {str(path)!r} does not exist: pass data.annotations=PATH "
+                        "(e.g. DIR/annotations/instances_val2017.json)")
+    import contextlib
+    import io
+    import json
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            return COCO(str(path))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError) as exc:
+        raise UserError(f"COCO annotation file {str(path)!r} is not COCO instances JSON ({type(exc).__name__}): "
+                        "pass the instances_val2017.json of COCO") from None
+
+
+def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0.5,
+               skipped: list | None = None) -> list[PointingSample]:
+    """Every (image, mapped category) pair with at least one non-crowd box. A pair is left out (and
+    noted in `skipped`) when one of its boxes covers more than `max_box_fraction` of the image (the
+    Score-CAM filter) or when no box has positive area inside the image."""
+    skipped = [] if skipped is None else skipped
+    by_name = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
+    mapped = {name: classes for name, classes in mapping.items() if name in by_name}
+    if not mapped:
+        raise UserError("the COCO annotation file has none of the mapped categories "
+                        f"({', '.join(sorted(mapping)[:6])}, ...): pass COCO's instances file")
+    pairs = []
+    for name, classes in sorted(mapped.items()):
+        cat_id = by_name[name]
+        for image_id in sorted(coco.getImgIds(catIds=[cat_id])):
+            info = coco.loadImgs(image_id)[0]
+            width, height = int(info["width"]), int(info["height"])
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
+            boxes = []
+            for ann in anns:
+                x, y, w, h = (float(v) for v in ann["bbox"])
+                x0, y0 = max(x, 0.0), max(y, 0.0)
+                x1, y1 = min(x + w, width), min(y + h, height)
+                if x1 > x0 and y1 > y0:
+                    boxes.append((x0, y0, x1 - x0, y1 - y0))
+            pair_id = f"{image_id}:{name}"
+            if not boxes:
+                skipped.append({"id": pair_id, "reason": "no box of positive area inside the image"})
+                continue
+            if max(w * h for _, _, w, h in boxes) > max_box_fraction * width * height:
+                skipped.append({"id": pair_id, "reason": f"a box covers more than {max_box_fraction:g} of the image"})
+                continue
+            pairs.append(PointingSample(pair_id, str(Path(images_dir) / info["file_name"]), image_id, name,
+                                        tuple(classes), tuple(boxes), width, height))
+    return pairs
+
+
+class PointingSet(Dataset):
+    """(image, category) pairs with their box masks, transformed together by the same torchvision ops."""
+
+    def __init__(self, name: str, samples: list[PointingSample], transform, skipped: list):
+        self.name, self.samples, self.transform, self.skipped = name, samples, transform, skipped
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        from torchvision import tv_tensors
+
+        s = self.samples[index]
+        image = load_rgb(s.path)
+        if image.size != (s.width, s.height):
+            raise UserError(f"{s.path} is {image.size[0]}x{image.size[1]} but the annotations say "
+                            f"{s.width}x{s.height}: pass the images that belong to data.annotations")
+        mask = tv_tensors.Mask(box_mask(s.boxes, s.width, s.height)[None].to(torch.uint8))
+        image, mask = self.transform(image, mask)
+        allowed = torch.zeros(1000, dtype=torch.bool)
+        allowed[list(s.classes)] = True
+        return {"id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
+                "allowed": allowed, "category": s.category}
+
+
+def create_pointing_dataset(data_cfg, mean, std, seed: int = 0) -> PointingSet:
+    cfg = dict(data_cfg)
+    transform = preprocessing(mean, std, cfg.get("resize", 256), cfg.get("crop", 224), cfg.get("interpolation", "bilinear"))
+    if cfg["name"] == "photos_coco":
+        from importlib import resources
+
+        import skimage.data
+
+        annotations = str(resources.files("cce_bench.assets").joinpath("photos_coco.json"))
+        images_dir = str(Path(skimage.data.__file__).parent)
+    elif cfg["name"] == "coco":
+        root = cfg.get("root")
+        if not root or str(root) == "???":
+            raise UserError("data.root is not set: pass data.root=/path/to/coco (holding val2017/ and annotations/)")
+        if not Path(root).expanduser().is_dir():
+            raise UserError(f"data root {str(root)!r} does not exist: pass data.root=/path/to/coco")
+        annotations = str(Path(root).expanduser() / cfg.get("annotations", "annotations/instances_val2017.json"))
+        images_dir = str(Path(root).expanduser() / cfg.get("images", "val2017"))
+    else:
+        raise UserError(f"unknown pointing-game data {cfg['name']!r}; known: coco, photos_coco")
+    skipped: list = []
+    pairs = coco_pairs(load_coco(annotations), images_dir, coco_to_imagenet(),
+                       float(cfg.get("max_box_fraction", 0.5)), skipped)
+    dropped_by_crop = [p for p in pairs if not _mask_survives(p, transform)]
+    skipped += [{"id": p.id, "reason": "the boxes lie outside the center crop"} for p in dropped_by_crop]
+    pairs = [p for p in pairs if p not in dropped_by_crop]
+    if not pairs:
+        raise UserError(f"no (image, category) pair of {cfg['name']} is left to evaluate "
+                        f"({len(skipped)} skipped): raise data.max_box_fraction or check the annotations")
+    if cfg.get("n_images") is not None:
+        keep = {s.id for s in seeded_sample([Sample(p.id, p.path, -1) for p in pairs], int(cfg["n_images"]), seed,
+                                            f"the {len(pairs)} evaluable pairs of {cfg['name']}")}
+        pairs = [p for p in pairs if p.id in keep]
+    return PointingSet(cfg["name"], pairs, transform, skipped)
+
+
+def _mask_survives(pair: PointingSample, transform) -> bool:
+    from torchvision import tv_tensors
+
+    mask = tv_tensors.Mask(box_mask(pair.boxes, pair.width, pair.height)[None].to(torch.uint8))
+    return bool(transform(mask).any())
+
+
+def collate_pointing(items: list[dict]) -> dict:
+    batch = collate(items)
+    batch["mask"] = torch.stack([it["mask"] for it in items])
+    batch["allowed"] = torch.stack([it["allowed"] for it in items])
+    batch["category"] = [it["category"] for it in items]
+    return batch

@@ -43,10 +43,12 @@ def resolve(cfg: DictConfig) -> DictConfig:
         raise UserError(f"{key} is not set: pass {key}={hint}")
     device = resolve_device(cfg.device)
     cfg.device = str(device)
-    defaults = GPU_BATCH if device.type == "cuda" else CPU_BATCH
+    defaults = dict(GPU_BATCH if device.type == "cuda" else CPU_BATCH)
+    for name in cfg.get("method_knobs") or {}:
+        defaults[f"method_knobs.{name}.batch_size"] = defaults["method.batch_size"]
     for key, value in defaults.items():
-        if OmegaConf.select(cfg, key) is None:
-            OmegaConf.update(cfg, key, value, force_add=True)
+        if OmegaConf.select(cfg, key, default="absent") is None:  # present and null
+            OmegaConf.update(cfg, key, value)
     return cfg
 
 

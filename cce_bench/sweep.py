@@ -20,14 +20,24 @@ from .runtime import build_dataset, build_explainer, build_model, resolve
 from .tables import read_paper_table, sweep_table, to_markdown
 
 
-def sweep_settings(cfg: DictConfig, explainer) -> list[dict]:
-    name, values = cfg.param.name, list(cfg.param["values"])
+NOT_A_KNOB = "n/a"
+
+
+def sweep_values(cfg: DictConfig, explainer) -> list:
+    """The swept values; a method without that knob (SCAM has no alpha) is scored once, as one row."""
+    if cfg.param.name not in explainer.knob_names():
+        return [NOT_A_KNOB]
+    values = list(cfg.param["values"])
     if not values:
-        raise UserError(f"param {name} has no values: pass param.values=[...]")
-    if name not in explainer.knob_names():
-        raise UserError(f"method {explainer.name} has no knob {name!r} to sweep; its knobs: "
-                        f"{', '.join(explainer.knob_names())}")
-    settings = [{name: v} for v in values]
+        raise UserError(f"param {cfg.param.name} has no values: pass param.values=[...]")
+    return values
+
+
+def sweep_settings(cfg: DictConfig, explainer) -> list[dict]:
+    values = sweep_values(cfg, explainer)
+    if values == [NOT_A_KNOB]:
+        return [{}]
+    settings = [{cfg.param.name: v} for v in values]
     for setting in settings:
         explainer.with_knobs(**setting)  # a bad swept value fails here, before any work
     return settings
@@ -54,7 +64,7 @@ def score_batch(model, batch, explainer, settings, cfg) -> list[dict]:
                 "target_prob": float(target_prob[i]),
                 "method": explainer.name,
                 "param": cfg.param.name,
-                "value": result.setting[cfg.param.name],
+                "value": result.setting.get(cfg.param.name, NOT_A_KNOB),
                 **{k: knobs[k] for k in ("alpha", "M", "gamma", "epsilon") if k in knobs},
                 "ins_auc": float(scores.insertion_auc[i]),
                 "del_auc": float(scores.deletion_auc[i]),
@@ -91,7 +101,7 @@ def run_sweep(cfg: DictConfig) -> RunFolder:
     records = run.read_records()
     run.write_csv("records.csv", records)
     paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
-    table = sweep_table(records, cfg.param.name, list(cfg.param["values"]), paper,
+    table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                         with_time=bool(cfg.param.get("with_time", False)))
     markdown = to_markdown(table)
     header = (f"{explainer.name} on {model.name}, {len(dataset)} images of {dataset.name}; insertion/deletion "

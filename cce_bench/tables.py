@@ -37,7 +37,7 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
         m = measured.loc[value] if value in measured.index else None
         row = {param: value}
         published = None
-        if paper is not None:
+        if paper is not None and isinstance(value, (int, float)):
             match = paper[paper[param].astype(float) == float(value)]
             published = match.iloc[0] if len(match) else None
         for col, pcol in (("Ins", "ins"), ("Del", "del"), ("Diff", "diff")):
@@ -47,7 +47,7 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
             row["time"] = None if m is None else format_duration(m["seconds"])
             row["s/img"] = None if m is None else round(float(m["seconds"]) / max(int(m["images"]), 1), 2)
             row["time (paper, 1000 img)"] = None if published is None else published.get("time")
-        row["valid %"] = None if m is None else round(float(m["valid %"]), 1)
+        row["valid %"] = None if m is None or pd.isna(m["valid %"]) else round(float(m["valid %"]), 1)
         row["images"] = 0 if m is None else int(m["images"])
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,0 +1,87 @@
+"""APPB: adversarial perturbations within a perceptual ball (Elliott, Law and Russell, CVPR 2021).
+
+x' starts at x (normalised space) and minimises
+    gamma_p * sum_l MSE(phi_l(x'), phi_l(x)) + MSE(x', x) + (z_t(x') - max_{j != t} z_j(x') - v)^2,
+so that the target's margin reaches v = -2 while the hidden features phi_l stay close (the perceptual
+ball). The map is the root mean square over channels of x' - x, blurred with sigma 2. The official code
+runs L-BFGS on one image; this is the batched per-sample variant: Adam on every image of a chunk at
+once, each image's loss independent of the others (`optimizer=lbfgs` runs L-BFGS one image at a time).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2.functional import gaussian_blur
+
+from ..errors import UserError
+from .base import EXPLAINERS, Explainer
+from .layers import capture_outputs, network
+
+# phi_l: ReLU outputs of VGG-19 features 11, 13, 15, 17, 20, 22 (baselines.md); ResNet-50: the outputs of
+# layer2 and layer3 and EfficientNet-Lite0: of blocks 2 and 4 (assumptions of this suite, documented).
+PERCEPTUAL_LAYERS = {
+    "vgg19": ["features.11", "features.13", "features.15", "features.17", "features.20", "features.22"],
+    "resnet50": ["layer2", "layer3"],
+    "efficientnet_lite0": ["blocks.2", "blocks.4"],
+}
+
+
+@EXPLAINERS.register("APPB")
+class PerceptualBall(Explainer):
+    name = "APPB"
+
+    def __init__(self, model, layers: list | None = None, gamma_p: float = 1e4, v: float = -2.0, steps: int = 100,
+                 lr: float = 0.01, blur_sigma: float = 2.0, optimizer: str = "adam", batch_size: int = 8):
+        super().__init__(model, batch_size)
+        if optimizer not in ("adam", "lbfgs") or int(steps) < 1 or lr <= 0:
+            raise UserError(f"APPB needs optimizer adam or lbfgs, steps >= 1 and lr > 0 "
+                            f"(got {optimizer!r}, {steps}, {lr})")
+        if layers is None:
+            if getattr(model, "name", None) not in PERCEPTUAL_LAYERS:
+                raise UserError("APPB has no default perceptual layers for this model: pass layers=[DOTTED.PATH,...]")
+            layers = PERCEPTUAL_LAYERS[model.name]
+        self.layers, self.gamma_p, self.v, self.steps = list(layers), float(gamma_p), float(v), int(steps)
+        self.lr, self.blur_sigma, self.optimizer = float(lr), float(blur_sigma), optimizer
+        self.modules = [network(model).get_submodule(path) for path in self.layers]
+
+    def per_image_loss(self, x_adv, x, clean_features, targets):
+        with capture_outputs(self.modules) as features:
+            logits = self.model(x_adv).float()
+        perceptual = sum(F.mse_loss(f.float(), c, reduction="none").flatten(1).mean(1)
+                         for f, c in zip(features, clean_features))
+        closeness = (x_adv - x).pow(2).flatten(1).mean(1)
+        z_t = logits.gather(1, targets.view(-1, 1))[:, 0]
+        others = logits.scatter(1, targets.view(-1, 1), float("-inf")).amax(1)
+        return self.gamma_p * perceptual + closeness + (z_t - others - self.v) ** 2
+
+    def perturb(self, images, targets) -> torch.Tensor:
+        with torch.no_grad(), capture_outputs(self.modules) as features:
+            self.model(images)
+            clean = [f.float().detach() for f in features]
+        x_adv = images.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            if self.optimizer == "adam":
+                opt = torch.optim.Adam([x_adv], lr=self.lr)
+                for _ in range(self.steps):
+                    loss = self.per_image_loss(x_adv, images, clean, targets).sum()
+                    (x_adv.grad,) = torch.autograd.grad(loss, x_adv)
+                    opt.step()
+            else:
+                opt = torch.optim.LBFGS([x_adv], lr=1.0, max_iter=self.steps, line_search_fn="strong_wolfe")
+
+                def closure():
+                    loss = self.per_image_loss(x_adv, images, clean, targets).sum()
+                    (x_adv.grad,) = torch.autograd.grad(loss, x_adv)
+                    return loss
+
+                opt.step(closure)
+        return x_adv.detach()
+
+    def images_per_chunk(self) -> int:
+        return 1 if self.optimizer == "lbfgs" else self.batch_size
+
+    def _attribute_batch(self, images, targets):
+        diff = self.perturb(images, targets) - images
+        rms = diff.pow(2).mean(1).sqrt()
+        size = 2 * int(round(3 * self.blur_sigma)) + 1
+        return gaussian_blur(rms[:, None], kernel_size=[size, size], sigma=[self.blur_sigma] * 2)[:, 0]

@@ -1,0 +1,41 @@
+"""CE: contrastive explanations (Prabhushankar et al., ICIP 2020), "why P, rather than Q?".
+
+Grad-CAM driven by the gradient of the cross-entropy toward a contrast class Q: the channel weights are
+the spatial mean of d CE(logits, Q) / d A at the Grad-CAM layer; the map is relu(sum_k w_k A_k).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from .base import EXPLAINERS, Explainer
+from .layers import capture_outputs, resolve_layer
+
+
+@EXPLAINERS.register("CE")
+class ContrastiveGradCAM(Explainer):
+    name = "CE"
+
+    def __init__(self, model, target_layer: str | None = None, contrast_rank: int = 2, batch_size: int = 16):
+        super().__init__(model, batch_size)
+        if int(contrast_rank) < 2:
+            raise UserError(f"CE contrast_rank={contrast_rank} must be >= 2 (2: the second most likely class)")
+        self.target_layer, self.contrast_rank = target_layer, int(contrast_rank)
+        self.layer = resolve_layer(model, target_layer)
+
+    def contrast_classes(self, logits, targets) -> torch.Tensor:
+        """Q: the (contrast_rank - 1)-th most likely class other than the target (the second most likely
+        class overall for contrast_rank = 2 and a top-1 target)."""
+        others = logits.detach().scatter(1, targets.view(-1, 1), float("-inf"))
+        return others.topk(self.contrast_rank - 1, dim=1).indices[:, -1]
+
+    def _attribute_batch(self, images, targets, contrast=None):
+        with torch.enable_grad(), capture_outputs([self.layer]) as outputs:
+            logits = self.model(images.detach().requires_grad_(True)).float()
+            activations = outputs[0]
+            q = contrast if contrast is not None else self.contrast_classes(logits, targets)
+            loss = F.cross_entropy(logits, q, reduction="sum")  # per-image terms: batching keeps them apart
+            (grads,) = torch.autograd.grad(loss, activations)
+        weights = grads.float().mean(dim=(2, 3), keepdim=True)
+        return torch.relu((weights * activations.detach().float()).sum(1))

@@ -1,0 +1,57 @@
+"""RISE (Petsiuk et al., BMVC 2018): the probability-weighted mean of random masks."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from .base import EXPLAINERS, Explainer
+
+
+def rise_masks(n: int, size: tuple[int, int], grid: int = 7, keep: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """N masks [N, 1, H, W]: a grid x grid binary grid (keep probability `keep`), upsampled bilinearly to
+    (grid + 1) cells and shifted by a random offset of up to one cell, as the RISE code makes them."""
+    g = torch.Generator().manual_seed(int(seed))
+    h, w = size
+    cell_h, cell_w = math.ceil(h / grid), math.ceil(w / grid)
+    cells = (torch.rand(n, 1, grid, grid, generator=g) < keep).float()
+    up = F.interpolate(cells, size=((grid + 1) * cell_h, (grid + 1) * cell_w), mode="bilinear", align_corners=False)
+    dy = torch.randint(0, cell_h, (n,), generator=g)
+    dx = torch.randint(0, cell_w, (n,), generator=g)
+    return torch.stack([up[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+
+
+@EXPLAINERS.register("RISE")
+class RISE(Explainer):
+    """Masks multiply the normalised input (masked pixels become the mean colour); the same seeded masks
+    serve every image; masked inputs are made one chunk of `batch_size` at a time."""
+
+    name = "RISE"
+
+    def __init__(self, model, N: int = 4000, grid: int = 7, keep: float = 0.5, seed: int = 0, batch_size: int = 16):
+        super().__init__(model, batch_size)
+        if int(N) < 1 or int(grid) < 1 or not 0 < keep < 1:
+            raise UserError(f"RISE needs N >= 1, grid >= 1 and 0 < keep < 1 (got N={N}, grid={grid}, keep={keep})")
+        self.N, self.grid, self.keep, self.seed = int(N), int(grid), float(keep), int(seed)
+        self._masks = None
+
+    def masks(self, size, device) -> torch.Tensor:
+        if self._masks is None or self._masks.shape[-2:] != tuple(size) or self._masks.device != device:
+            self._masks = rise_masks(self.N, tuple(size), self.grid, self.keep, self.seed).to(device)
+        return self._masks
+
+    def images_per_chunk(self) -> int:
+        return 1
+
+    @torch.inference_mode()
+    def _attribute_batch(self, images, targets):
+        masks = self.masks(images.shape[-2:], images.device)
+        saliency = torch.zeros(images.shape[0], *images.shape[-2:], device=images.device)
+        for b in range(images.shape[0]):
+            for first in range(0, self.N, self.batch_size):
+                chunk = masks[first:first + self.batch_size]
+                probs = self.model(images[b:b + 1] * chunk).float().softmax(1)[:, targets[b]]
+                saliency[b] += torch.einsum("n,nhw->hw", probs, chunk[:, 0])
+        return saliency / (self.N * self.keep)

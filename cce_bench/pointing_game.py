@@ -1,0 +1,129 @@
+"""`cce-bench pointing-game`: Table 5, the energy-based pointing game on COCO for every method.
+
+config -> COCO pairs + model -> each explainer -> maps -> proportion inside the box mask -> per-(image,
+category) records -> the table (methods as columns) beside the paper's row, with the time per image.
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from .data import create_pointing_dataset, image_batches
+from .errors import UserError
+from .explainers import EXPLAINERS, create_explainer
+from .explainers.calm import NeedsCheckpoint
+from .metrics.insertion_deletion import batched_logits
+from .metrics.pointing_game import energy_pointing_game
+from .run_folder import RunFolder, machine_info, now_iso
+from .runtime import build_model, resolve
+from .tables import read_paper_table, to_markdown
+
+NEEDS_CHECKPOINT = "needs checkpoint"
+
+
+def method_knobs(cfg: DictConfig) -> dict[str, dict]:
+    """Knobs of each method by its registered name (configs/method/*.yaml, under cfg.method_knobs)."""
+    knobs = {}
+    for entry in OmegaConf.to_container(cfg.method_knobs).values():
+        entry = dict(entry)
+        knobs[EXPLAINERS.get(entry.pop("name")).name] = entry
+    return knobs
+
+
+def build_explainers(cfg: DictConfig, model) -> tuple[dict, dict]:
+    knobs = method_knobs(cfg)
+    explainers, unavailable = {}, {}
+    for requested in cfg.methods:
+        name = EXPLAINERS.get(requested).name
+        try:
+            explainers[name] = create_explainer(name, model, **knobs.get(name, {}))
+        except NeedsCheckpoint as exc:
+            unavailable[name] = str(exc)
+    return explainers, unavailable
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None) -> pd.DataFrame:
+    """Methods as columns; rows: the measured proportion (%), the paper's, and seconds per image."""
+    published = dict(zip(paper["method"], paper["proportion"])) if paper is not None else {}
+    rows = {"Proportion (%)": {}, "Proportion (paper)": {}, "s/img": {}}
+    for name in methods:
+        if name in unavailable:
+            rows["Proportion (%)"][name] = NEEDS_CHECKPOINT
+            rows["s/img"][name] = NEEDS_CHECKPOINT
+        else:
+            mine = records[records["method"] == name]
+            rows["Proportion (%)"][name] = round(float(mine["proportion"].mean() * 100), 2)
+            rows["s/img"][name] = round(float(mine["seconds"].mean()), 3)
+        rows["Proportion (paper)"][name] = published.get(name)
+    table = pd.DataFrame(rows).T[methods]
+    table.insert(0, "", table.index)
+    return table.reset_index(drop=True)
+
+
+def run_pointing_game(cfg: DictConfig) -> RunFolder:
+    cfg = resolve(cfg)
+    torch.manual_seed(int(cfg.seed))
+    started, wall = now_iso(), time.perf_counter()
+    device = torch.device(cfg.device)
+    model = build_model(cfg)
+    explainers, unavailable = build_explainers(cfg, model)
+    dataset = create_pointing_dataset(OmegaConf.to_container(cfg.data), model.mean.flatten().tolist(),
+                                      model.std.flatten().tolist(), seed=int(cfg.seed))
+    methods = [EXPLAINERS.get(m).name for m in cfg.methods]
+
+    run = RunFolder(cfg.out)
+    run.write_config(cfg)
+    run.write_json("machine.json", machine_info(device))
+    run.write_csv("samples.csv", pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category,
+                                                "boxes": list(s.boxes)} for s in dataset.samples]))
+    run.write_csv("skipped.csv", pd.DataFrame(dataset.skipped, columns=["id", "reason"]))
+    if run.records_path.exists():
+        run.records_path.unlink()
+
+    with tqdm(total=len(dataset), unit="pair", desc=f"pointing game ({len(explainers)} methods)",
+              dynamic_ncols=True) as bar:
+        for batch in image_batches(dataset, int(cfg.images_per_batch), int(cfg.num_workers)):
+            images, masks = batch["image"].to(device), batch["mask"].to(device)
+            logits = batched_logits(model, images, int(cfg.batch_size))
+            # the target: the mapped ImageNet class of the category with the highest score
+            targets = logits.masked_fill(~batch["allowed"].to(device), float("-inf")).argmax(1)
+            records = []
+            for name, explainer in explainers.items():
+                sync(device)
+                start = time.perf_counter()
+                maps = explainer.attribute(images, targets)
+                sync(device)
+                seconds = (time.perf_counter() - start) / len(images)
+                proportion = energy_pointing_game(maps, masks)
+                records += [{"pair_id": pid, "category": batch["category"][i], "target": int(targets[i]),
+                             "target_name": model.categories[int(targets[i])], "method": name,
+                             "proportion": float(proportion[i]), "seconds": seconds}
+                            for i, pid in enumerate(batch["id"])]
+            run.append_records(records)
+            bar.update(len(batch["id"]))
+
+    records = run.read_records()
+    run.write_csv("records.csv", records)
+    table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper))
+    markdown = to_markdown(table)
+    header = (f"Energy-based pointing game on {len(dataset)} (image, category) pairs of {dataset.name} "
+              f"({len(dataset.skipped)} skipped, see skipped.csv), {model.name} on {machine_info(device)['device_name']}; "
+              "proportion = 100 x mean share of the map's energy inside the boxes; (paper): Table 5.")
+    notes = "".join(f"\n- {name}: {message}" for name, message in unavailable.items())
+    run.write_csv("table.csv", table)
+    run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
+    run.write_json("run.json", {"status": "complete", "command": "pointing-game", "seed": int(cfg.seed),
+                                "started": started, "finished": now_iso(),
+                                "wall_seconds": round(time.perf_counter() - wall, 1),
+                                "pairs": len(dataset), "records": len(records)})
+    print(f"\n{header}\n\n{markdown}\n{notes}\n\nwritten to {run.path}")
+    return run
