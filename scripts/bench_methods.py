@@ -1,0 +1,84 @@
+"""Time per image of every Table 5 method, and RISE / Score-CAM against the bare forward passes they need.
+
+RISE needs N forward passes per image and Score-CAM one per non-constant channel of its layer; the
+baseline pushes the same number of inputs through the same model at the same batch size, in the same run.
+
+    python scripts/bench_methods.py                                  # CPU, EfficientNet-Lite0, 2 photos
+    python scripts/bench_methods.py --model vgg19 --device cuda --images 8
+"""
+import argparse
+import time
+import warnings
+
+import torch
+
+from cce_bench import create_model
+from cce_bench.data import create_dataset
+from cce_bench.explainers import TABLE5_METHODS, create_explainer
+from cce_bench.explainers.layers import capture_outputs
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device):
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+@torch.inference_mode()
+def bare_forwards(model, image, n, batch_size):
+    chunk = image[None].expand(batch_size, -1, -1, -1).contiguous()
+    for first in range(0, n, batch_size):
+        model(chunk[: min(batch_size, n - first)]).softmax(1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--images", type=int, default=2)
+    ap.add_argument("--rise-n", type=int, default=4000)
+    ap.add_argument("--batch-size", type=int, default=16)
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    device = torch.device(args.device)
+    model = create_model(args.model, device=device)
+    data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, model.mean.flatten().tolist(),
+                          model.std.flatten().tolist())
+    images = torch.stack([data[i % len(data)]["image"] for i in range(args.images)]).to(device)
+    with torch.no_grad():
+        targets = model(images).argmax(1)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; model {args.model}; {args.images} images; batch {args.batch_size}")
+    knobs = {"RISE": {"N": args.rise_n}}
+    for method in TABLE5_METHODS:
+        if method == "CALM":
+            print(f"{method:7s} needs a checkpoint (cce-bench train-calm): not timed")
+            continue
+        explainer = create_explainer(method, model, **knobs.get(method, {}), batch_size=args.batch_size)
+        if method not in ("RISE", "SCAM", "CCE", "APPB"):  # warm the cheap ones; the slow ones dwarf it
+            explainer.attribute(images[:1], targets[:1])
+        seconds, _ = timed(lambda: explainer.attribute(images, targets), device)
+        line = f"{method:7s} {seconds / args.images:8.3f} s/img"
+        if method in ("RISE", "SCAM"):
+            if method == "RISE":
+                needed = args.rise_n
+            else:
+                with torch.no_grad(), capture_outputs([explainer.layer]) as out:
+                    model(images[:1])
+                flat = out[0][0].flatten(1)
+                needed = int((flat.amax(1) > flat.amin(1)).sum())
+            bare, _ = timed(lambda: [bare_forwards(model, images[b], needed, args.batch_size)
+                                     for b in range(args.images)], device)
+            line += f"   ({needed} forwards/img; bare forwards {bare / args.images:.3f} s/img; ratio {seconds / bare:.3f})"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
