@@ -124,10 +124,16 @@ def main(argv: list[str] | None = None) -> None:
 
     import hydra
 
+    # out=DIR is where the run's files go: Hydra's own copy of the config goes there too.
+    if any(o.startswith("out=") for o in overrides) and not any(o.startswith("hydra.run.dir=") for o in overrides):
+        overrides.append("hydra.run.dir=" + next(o for o in overrides if o.startswith("out="))[len("out="):])
     sys.argv = [f"cce-bench {command}", *overrides]
     config_name = command.replace("-", "_")
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(_guarded(COMMANDS[command]))
-    app()
+    try:
+        app()
+    except ValueError as exc:  # Hydra's own usage errors (e.g. -m together with --cfg)
+        fail(str(exc).splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -55,8 +55,25 @@ def preprocessing(mean, std, resize=256, crop=224, interpolation="bilinear") -> 
 
 
 def load_rgb(path: str) -> Image.Image:
+    """Any photo as 8-bit RGB: grayscale and CMYK are converted, 16-bit is scaled (not clipped), and
+    transparency is laid over white."""
     with Image.open(path) as img:
+        img.load()
+        if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            values = np.asarray(img, dtype=np.float64)
+            top = 65535.0 if values.max() > 255 else 255.0
+            img = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
         return img.convert("RGB")
+
+
+def unreadable(sample_id: str, path: str, exc: Exception) -> dict:
+    """The item of an image that cannot be read: the batch goes on without it, and the run records why."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return {"id": sample_id, "path": path, "error": f"cannot read {path}: {reason}"}
 
 
 class ImageSet(Dataset):
@@ -70,7 +87,11 @@ class ImageSet(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         s = self.samples[index]
-        return {"id": s.id, "path": s.path, "label": s.label, "image": self.transform(load_rgb(s.path))}
+        try:
+            image = load_rgb(s.path)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for corrupt or truncated files
+            return unreadable(s.id, s.path, exc)
+        return {"index": index, "id": s.id, "path": s.path, "label": s.label, "image": self.transform(image)}
 
 
 def seeded_sample(samples: list[Sample], n_images: int | None, seed: int, what: str) -> list[Sample]:
@@ -154,17 +175,24 @@ def imagenet_folder(root: str | None = None, split: str = "val", n_images: int |
 
 
 def collate(items: list[dict]) -> dict:
+    good = [it for it in items if "error" not in it]
     return {
-        "id": [it["id"] for it in items],
-        "path": [it["path"] for it in items],
-        "label": torch.tensor([it["label"] for it in items]),
-        "image": torch.stack([it["image"] for it in items]),
+        "index": [it["index"] for it in good],
+        "id": [it["id"] for it in good],
+        "path": [it["path"] for it in good],
+        "label": torch.tensor([it["label"] for it in good], dtype=torch.long),
+        "image": torch.stack([it["image"] for it in good]) if good else torch.empty(0, 3, 0, 0),
+        "skipped": [{"id": it["id"], "reason": it["error"]} for it in items if "error" in it],
     }
 
 
+def collate_for(dataset: Dataset):
+    return collate_pointing if isinstance(dataset, PointingSet) else collate
+
+
 def image_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
-    collate_fn = collate_pointing if isinstance(dataset, PointingSet) else collate
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_fn)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      collate_fn=collate_for(dataset))
 
 
 # -- COCO for the pointing game -----------------------------------------------------------------------
@@ -272,15 +300,18 @@ class PointingSet(Dataset):
         from torchvision import tv_tensors
 
         s = self.samples[index]
-        image = load_rgb(s.path)
+        try:
+            image = load_rgb(s.path)
+        except (OSError, ValueError, SyntaxError) as exc:
+            return unreadable(s.id, s.path, exc)
         if image.size != (s.width, s.height):
-            raise UserError(f"{s.path} is {image.size[0]}x{image.size[1]} but the annotations say "
-                            f"{s.width}x{s.height}: pass the images that belong to data.annotations")
+            return {"id": s.id, "path": s.path, "error": f"{s.path} is {image.size[0]}x{image.size[1]} but the "
+                    f"annotations say {s.width}x{s.height}: is it the image that data.annotations describes?"}
         mask = tv_tensors.Mask(box_mask(s.boxes, s.width, s.height)[None].to(torch.uint8))
         image, mask = self.transform(image, mask)
         allowed = torch.zeros(1000, dtype=torch.bool)
         allowed[list(s.classes)] = True
-        return {"id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
+        return {"index": index, "id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
                 "allowed": allowed, "category": s.category}
 
 
@@ -329,7 +360,8 @@ def _mask_survives(pair: PointingSample, transform) -> bool:
 
 def collate_pointing(items: list[dict]) -> dict:
     batch = collate(items)
-    batch["mask"] = torch.stack([it["mask"] for it in items])
-    batch["allowed"] = torch.stack([it["allowed"] for it in items])
-    batch["category"] = [it["category"] for it in items]
+    good = [it for it in items if "error" not in it]
+    batch["mask"] = torch.stack([it["mask"] for it in good]) if good else torch.empty(0, 0, 0, dtype=torch.bool)
+    batch["allowed"] = torch.stack([it["allowed"] for it in good]) if good else torch.empty(0, 1000, dtype=torch.bool)
+    batch["category"] = [it["category"] for it in good]
     return batch

@@ -10,16 +10,17 @@ import time
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from .data import create_pointing_dataset, image_batches
+from . import distributed
+from .data import create_pointing_dataset
+from .engine import finish_run, open_run, run_batches
 from .errors import UserError
 from .explainers import EXPLAINERS, create_explainer
 from .explainers.calm import NeedsCheckpoint
 from .metrics.insertion_deletion import batched_logits
 from .metrics.pointing_game import energy_pointing_game
 from .run_folder import RunFolder, machine_info, now_iso
-from .runtime import build_model, resolve
+from .runtime import build_model, resolve, seed_everything
 from .tables import read_paper_table, to_markdown
 
 NEEDS_CHECKPOINT = "needs checkpoint"
@@ -69,61 +70,66 @@ def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict,
     return table.reset_index(drop=True)
 
 
-def run_pointing_game(cfg: DictConfig) -> RunFolder:
-    cfg = resolve(cfg)
-    torch.manual_seed(int(cfg.seed))
+def score_batch(model, batch, explainers: dict, cfg) -> list[dict]:
+    device = torch.device(cfg.device)
+    images, masks = batch["image"].to(device), batch["mask"].to(device)
+    logits = batched_logits(model, images, int(cfg.batch_size))
+    # the target: the mapped ImageNet class of the category with the highest score
+    targets = logits.masked_fill(~batch["allowed"].to(device), float("-inf")).argmax(1)
+    records = []
+    for name, explainer in explainers.items():
+        sync(device)
+        start = time.perf_counter()
+        maps = explainer.attribute(images, targets)
+        sync(device)
+        seconds = (time.perf_counter() - start) / len(images)
+        proportion = energy_pointing_game(maps, masks)
+        records += [{"index": batch["index"][i], "pair_id": pid, "category": batch["category"][i],
+                     "target": int(targets[i]), "target_name": model.categories[int(targets[i])], "method": name,
+                     "proportion": float(proportion[i]), "seconds": seconds}
+                    for i, pid in enumerate(batch["id"])]
+    return records
+
+
+def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
+    shard = distributed.current_shard()
+    cfg = resolve(cfg, shard)
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
     started, wall = now_iso(), time.perf_counter()
     device = torch.device(cfg.device)
+    distributed.start(shard, device)
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
     dataset = create_pointing_dataset(OmegaConf.to_container(cfg.data), model.mean.flatten().tolist(),
                                       model.std.flatten().tolist(), seed=int(cfg.seed))
     methods = [EXPLAINERS.get(m).name for m in cfg.methods]
+    samples = pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes)}
+                            for s in dataset.samples])
+    run = open_run(cfg, shard, device, samples)
 
-    run = RunFolder(cfg.out)
-    run.write_config(cfg)
-    run.write_json("machine.json", machine_info(device))
-    run.write_csv("samples.csv", pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category,
-                                                "boxes": list(s.boxes)} for s in dataset.samples]))
-    run.write_csv("skipped.csv", pd.DataFrame(dataset.skipped, columns=["id", "reason"]))
-    if run.records_path.exists():
-        run.records_path.unlink()
+    run_batches(cfg, run, dataset, shard, lambda batch: score_batch(model, batch, explainers, cfg),
+                desc=f"pointing game ({len(explainers)} methods)", unit="pair")
+    distributed.barrier(shard)
+    if not shard.is_main:
+        distributed.stop()
+        return None
 
-    with tqdm(total=len(dataset), unit="pair", desc=f"pointing game ({len(explainers)} methods)",
-              dynamic_ncols=True) as bar:
-        for batch in image_batches(dataset, int(cfg.images_per_batch), int(cfg.num_workers)):
-            images, masks = batch["image"].to(device), batch["mask"].to(device)
-            logits = batched_logits(model, images, int(cfg.batch_size))
-            # the target: the mapped ImageNet class of the category with the highest score
-            targets = logits.masked_fill(~batch["allowed"].to(device), float("-inf")).argmax(1)
-            records = []
-            for name, explainer in explainers.items():
-                sync(device)
-                start = time.perf_counter()
-                maps = explainer.attribute(images, targets)
-                sync(device)
-                seconds = (time.perf_counter() - start) / len(images)
-                proportion = energy_pointing_game(maps, masks)
-                records += [{"pair_id": pid, "category": batch["category"][i], "target": int(targets[i]),
-                             "target_name": model.categories[int(targets[i])], "method": name,
-                             "proportion": float(proportion[i]), "seconds": seconds}
-                            for i, pid in enumerate(batch["id"])]
-            run.append_records(records)
-            bar.update(len(batch["id"]))
-
-    records = run.read_records()
-    run.write_csv("records.csv", records)
+    records, unreadable = run.merge()
+    skipped = pd.concat([pd.DataFrame(dataset.skipped, columns=["id", "reason"]), unreadable], ignore_index=True)
+    run.write_csv("skipped.csv", skipped)
+    if records.empty and explainers:
+        raise UserError(f"no pair of {dataset.name} could be read ({len(skipped)} skipped, see {run.path}/skipped.csv)")
     table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper))
     markdown = to_markdown(table)
-    header = (f"Energy-based pointing game on {len(dataset)} (image, category) pairs of {dataset.name} "
-              f"({len(dataset.skipped)} skipped, see skipped.csv), {model.name} on {machine_info(device)['device_name']}; "
-              "proportion = 100 x mean share of the map's energy inside the boxes; (paper): Table 5.")
+    header = (f"Energy-based pointing game on {len(dataset) - len(unreadable)} (image, category) pairs of "
+              f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model.name} on "
+              f"{machine_info(device)['device_name']}; proportion = 100 x mean share of the map's energy "
+              "inside the boxes; (paper): Table 5.")
     notes = "".join(f"\n- {name}: {message}" for name, message in unavailable.items())
     run.write_csv("table.csv", table)
     run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
-    run.write_json("run.json", {"status": "complete", "command": "pointing-game", "seed": int(cfg.seed),
-                                "started": started, "finished": now_iso(),
-                                "wall_seconds": round(time.perf_counter() - wall, 1),
-                                "pairs": len(dataset), "records": len(records)})
+    finish_run(run, "pointing-game", cfg, started, wall, {"pairs": len(dataset), "records": len(records),
+                                                          "processes": shard.world})
     print(f"\n{header}\n\n{markdown}\n{notes}\n\nwritten to {run.path}")
+    distributed.stop()
     return run

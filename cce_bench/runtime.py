@@ -1,11 +1,16 @@
 """From a resolved config to the objects a run needs: device, batch sizes, model, data, explainer."""
 from __future__ import annotations
 
+import os
+import random
+
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from .data import ImageSet, create_dataset
+from .distributed import Shard, shard_device
 from .errors import UserError
 from .explainers import Explainer, create_explainer
 from .models import Classifier, create_model
@@ -29,8 +34,22 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve(cfg: DictConfig) -> DictConfig:
-    """Fill the device and the null batch sizes, and check that every mandatory value is set."""
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seeds every generator; with `deterministic`, asks torch for deterministic kernels (cuDNN without
+    autotuning, cuBLAS with a fixed workspace) and warns where an op has none."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
+    """Fill the device (one GPU per process when sharded) and the null batch sizes, and check that
+    every mandatory value is set."""
     cfg = cfg.copy()
     try:
         OmegaConf.resolve(cfg)
@@ -41,7 +60,9 @@ def resolve(cfg: DictConfig) -> DictConfig:
         key = missing[0]
         hint = "/path/to/imagenet" if key == "data.root" else "VALUE"
         raise UserError(f"{key} is not set: pass {key}={hint}")
-    device = resolve_device(cfg.device)
+    device = shard_device(resolve_device(cfg.device), shard or Shard())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     cfg.device = str(device)
     defaults = dict(GPU_BATCH if device.type == "cuda" else CPU_BATCH)
     for name in cfg.get("method_knobs") or {}:
@@ -49,6 +70,12 @@ def resolve(cfg: DictConfig) -> DictConfig:
     for key, value in defaults.items():
         if OmegaConf.select(cfg, key, default="absent") is None:  # present and null
             OmegaConf.update(cfg, key, value)
+    for key in ("batch_size", "images_per_batch"):
+        value = cfg.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise UserError(f"{key}={value} must be a whole number >= 1")
+    if int(cfg.get("num_workers", 0)) < 0:
+        raise UserError(f"num_workers={cfg.num_workers} must be >= 0")
     return cfg
 
 

@@ -9,14 +9,14 @@ import time
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
+from omegaconf import DictConfig
 
-from .data import image_batches
+from . import distributed
+from .engine import finish_run, open_run, run_batches
 from .errors import UserError
 from .metrics.insertion_deletion import batched_logits, check_protocol, insertion_deletion
-from .run_folder import RunFolder, machine_info, now_iso
-from .runtime import build_dataset, build_explainer, build_model, resolve
+from .run_folder import RunFolder, now_iso
+from .runtime import build_dataset, build_explainer, build_model, resolve, seed_everything
 from .tables import read_paper_table, sweep_table, to_markdown
 
 
@@ -57,6 +57,7 @@ def score_batch(model, batch, explainer, settings, cfg) -> list[dict]:
         valid = result.extras.get("valid")
         for i, image_id in enumerate(batch["id"]):
             records.append({
+                "index": batch["index"][i],
                 "image_id": image_id,
                 "label": int(batch["label"][i]),
                 "target": int(targets[i]),
@@ -74,44 +75,43 @@ def score_batch(model, batch, explainer, settings, cfg) -> list[dict]:
     return records
 
 
-def run_sweep(cfg: DictConfig) -> RunFolder:
-    cfg = resolve(cfg)
-    torch.manual_seed(int(cfg.seed))
+def run_sweep(cfg: DictConfig) -> RunFolder | None:
+    shard = distributed.current_shard()
+    cfg = resolve(cfg, shard)
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
     started, wall = now_iso(), time.perf_counter()
+    device = torch.device(cfg.device)
+    distributed.start(shard, device)
     model = build_model(cfg)
     explainer = build_explainer(cfg, model)
     settings = sweep_settings(cfg, explainer)
     check_protocol(cfg.metric.step, cfg.metric.blur_size, cfg.metric.blur_sigma)
     dataset = build_dataset(cfg, model)
+    run = open_run(cfg, shard, device, pd.DataFrame([vars(s) for s in dataset.samples]))
 
-    run = RunFolder(cfg.out)
-    run.write_config(cfg)
-    run.write_json("machine.json", machine_info(torch.device(cfg.device)))
-    run.write_csv("samples.csv", pd.DataFrame([vars(s) for s in dataset.samples]))
-    if run.records_path.exists():
-        run.records_path.unlink()  # a rerun into the same folder starts over (resume is not yet supported)
+    run_batches(cfg, run, dataset, shard, lambda batch: score_batch(model, batch, explainer, settings, cfg),
+                desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img")
+    distributed.barrier(shard)
+    if not shard.is_main:
+        distributed.stop()
+        return None
 
-    batches = image_batches(dataset, int(cfg.images_per_batch), int(cfg.num_workers))
-    with tqdm(total=len(dataset), unit="img", desc=f"sweep {cfg.param.name} ({len(settings)} values)",
-              dynamic_ncols=True) as bar:
-        for batch in batches:
-            run.append_records(score_batch(model, batch, explainer, settings, cfg))
-            bar.update(len(batch["id"]))
-
-    records = run.read_records()
-    run.write_csv("records.csv", records)
+    records, skipped = run.merge()
+    run.write_csv("skipped.csv", skipped)
+    if records.empty:
+        raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see {run.path}/skipped.csv)")
     paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
     table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                         with_time=bool(cfg.param.get("with_time", False)))
     markdown = to_markdown(table)
-    header = (f"{explainer.name} on {model.name}, {len(dataset)} images of {dataset.name}; insertion/deletion "
-              f"with step {cfg.metric.step}, blur {cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; "
-              f"scores are 100 x mean AUC; (paper): the published table ({cfg.param.get('paper')}).")
+    header = (f"{explainer.name} on {model.name}, {records['image_id'].nunique()} images of {dataset.name} "
+              f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
+              f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
+              f"(paper): the published table ({cfg.param.get('paper')}).")
     run.write_csv("table.csv", table)
     run.write_text("table.md", f"{header}\n\n{markdown}\n")
-    run.write_json("run.json", {"status": "complete", "command": "sweep", "param": cfg.param.name,
-                                "seed": int(cfg.seed), "started": started, "finished": now_iso(),
-                                "wall_seconds": round(time.perf_counter() - wall, 1),
-                                "images": len(dataset), "records": len(records)})
+    finish_run(run, "sweep", cfg, started, wall, {"param": cfg.param.name, "images": int(records["image_id"].nunique()),
+                                                 "records": len(records), "processes": shard.world})
     print(f"\n{header}\n\n{markdown}\n\nwritten to {run.path}")
+    distributed.stop()
     return run

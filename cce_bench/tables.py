@@ -54,5 +54,5 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    formats = ["d" if pd.api.types.is_integer_dtype(dtype) else ".2f" for dtype in table.dtypes]
-    return table.to_markdown(index=False, floatfmt=formats, intfmt="d", missingval="–")
+    # object dtype keeps integers as integers (pandas would hand tabulate float rows)
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".2f", missingval="–")

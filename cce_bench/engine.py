@@ -1,0 +1,68 @@
+"""The loop every command shares: this process's unfinished batches, scored and appended one by one.
+
+Batch k holds images [k * images_per_batch, (k + 1) * images_per_batch) of the data set, whatever the
+number of processes or restarts, so each batch is computed the same way in every run.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from . import distributed
+from .data import collate_for
+from .distributed import Shard
+from .run_folder import RunFolder, machine_info, now_iso
+
+
+def batch_indices(n_items: int, per_batch: int) -> list[list[int]]:
+    return [list(range(first, min(first + per_batch, n_items))) for first in range(0, n_items, per_batch)]
+
+
+def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table) -> RunFolder:
+    """The run folder, checked against this config (all ranks) and stamped with it (rank 0)."""
+    run = RunFolder(cfg.out)
+    resuming = run.check_config(cfg)
+    distributed.barrier(shard)
+    if shard.is_main:
+        if not resuming:
+            for part in (run.path / "parts").glob("rank*.jsonl"):
+                part.unlink()  # batches of an unknown config cannot be trusted
+        run.stamp_config(cfg)
+        run.write_config(cfg)
+        run.write_csv("samples.csv", samples_table)
+    run.write_json("machine.json" if shard.is_main else f"machine.rank{shard.rank}.json", machine_info(device))
+    distributed.barrier(shard)
+    return run
+
+
+def run_batches(cfg: DictConfig, run: RunFolder, dataset: Dataset, shard: Shard,
+                score_batch: Callable[[dict], list[dict]], desc: str, unit: str) -> None:
+    batches = batch_indices(len(dataset), int(cfg.images_per_batch))
+    finished = run.finished_batches()
+    mine = [k for k in range(len(batches)) if shard.owns(k)]
+    todo = [k for k in mine if k not in finished]
+    if len(todo) < len(mine):
+        print(f"resuming {run.path}: {len(mine) - len(todo)} of {len(mine)} batches already done", file=sys.stderr)
+    loader = DataLoader(dataset, batch_sampler=[batches[k] for k in todo], num_workers=int(cfg.num_workers),
+                        collate_fn=collate_for(dataset))
+    label = desc if shard.world == 1 else f"{desc} [rank {shard.rank}/{shard.world}]"
+    with tqdm(total=sum(len(batches[k]) for k in mine), initial=sum(len(batches[k]) for k in mine if k in finished),
+              unit=unit, desc=label, position=shard.rank, dynamic_ncols=True) as bar:
+        for k, batch in zip(todo, loader):
+            records = score_batch(batch) if batch["id"] else []
+            run.append_batch(shard.rank, k, records, batch["skipped"])
+            for row in batch["skipped"]:
+                print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
+            bar.update(len(batches[k]))
+
+
+def finish_run(run: RunFolder, command: str, cfg: DictConfig, started: str, wall_start: float, extra: dict) -> None:
+    run.write_json("run.json", {"status": "complete", "command": command, "seed": int(cfg.seed),
+                                "started": started, "finished": now_iso(),
+                                "wall_seconds": round(time.perf_counter() - wall_start, 1), **extra})
