@@ -19,7 +19,9 @@ USAGE = """usage: cce-bench COMMAND [KEY=VALUE ...] [-m]
 commands:
   sweep           Tables 1-4: sweep a knob (param=alpha|M|gamma|epsilon), score by insertion/deletion
   pointing-game   Table 5: the energy-based pointing game on COCO, CCE against nine methods
+  explain         figures: why P? why P rather than Q? why is a P while b is Q? (IMAGE [IMAGE] ...)
   train-calm      fine-tune CALM (CALM-EM) on a local ImageNet train folder, for the CALM column
+  report          one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR
 
 Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
 device=cuda`. `cce-bench sweep --cfg job` prints the composed config; `--help` after a command lists its
@@ -39,13 +41,20 @@ def _pointing_game(cfg) -> None:
     run_pointing_game(cfg)
 
 
+def _explain(cfg) -> None:
+    from .explain import run_explain
+
+    run_explain(cfg)
+
+
 def _train_calm(cfg) -> None:
     from .train_calm import run_train_calm
 
     run_train_calm(cfg)
 
 
-COMMANDS: dict[str, Callable] = {"sweep": _sweep, "pointing-game": _pointing_game, "train-calm": _train_calm}
+COMMANDS: dict[str, Callable] = {"sweep": _sweep, "pointing-game": _pointing_game, "explain": _explain,
+                                  "train-calm": _train_calm}
 GROUPS = ("model", "data", "method", "param")
 
 
@@ -97,6 +106,30 @@ def normalise_group_choices(args: list[str]) -> list[str]:
     return result
 
 
+def _images_as_override(args: list[str]) -> list[str]:
+    """`explain a.jpg b.jpg key=value` -> `key=value inputs=['a.jpg','b.jpg']` (paths quoted for Hydra)."""
+    takes_value = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                   "--config-dir", "-cd", "--experimental-rerun"}
+    images = [a for i, a in enumerate(args) if "=" not in a and not a.startswith("-")
+              and not (i > 0 and args[i - 1] in takes_value)]
+    rest = [a for a in args if a not in images]
+    if not images:
+        return rest
+    quoted = ",".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in images)
+    return [*rest, f"inputs=[{quoted}]"]
+
+
+def _report(args: list[str]) -> None:
+    if len(args) != 1 or args[0].startswith("-"):
+        fail("usage: cce-bench report RUN_DIR (a folder written by sweep or pointing-game)")
+    from .report import write_report
+
+    try:
+        write_report(args[0])
+    except UserError as exc:
+        fail(str(exc))
+
+
 def _guarded(task: Callable) -> Callable:
     def run(cfg) -> None:
         try:
@@ -115,6 +148,10 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, overrides = argv[0], argv[1:]
+    if command == "report":
+        return _report(overrides)
+    if command == "explain":
+        overrides = _images_as_override(overrides)
     if command not in COMMANDS:
         fail(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     try:

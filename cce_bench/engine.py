@@ -42,7 +42,8 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
 
 
 def run_batches(cfg: DictConfig, run: RunFolder, dataset: Dataset, shard: Shard,
-                score_batch: Callable[[dict], list[dict]], desc: str, unit: str) -> None:
+                score_batch: Callable[[dict], tuple[list[dict], dict]], desc: str, unit: str) -> None:
+    """`score_batch(batch)` returns the batch's records and a summary (sums to aggregate over batches)."""
     batches = batch_indices(len(dataset), int(cfg.images_per_batch))
     finished = run.finished_batches()
     mine = [k for k in range(len(batches)) if shard.owns(k)]
@@ -55,8 +56,8 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset: Dataset, shard: Shard,
     with tqdm(total=sum(len(batches[k]) for k in mine), initial=sum(len(batches[k]) for k in mine if k in finished),
               unit=unit, desc=label, position=shard.rank, dynamic_ncols=True) as bar:
         for k, batch in zip(todo, loader):
-            records = score_batch(batch) if batch["id"] else []
-            run.append_batch(shard.rank, k, records, batch["skipped"])
+            records, summary = score_batch(batch) if batch["id"] else ([], {})
+            run.append_batch(shard.rank, k, records, batch["skipped"], summary)
             for row in batch["skipped"]:
                 print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
             bar.update(len(batches[k]))

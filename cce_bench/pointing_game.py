@@ -15,6 +15,7 @@ from . import distributed
 from .data import create_pointing_dataset
 from .engine import finish_run, open_run, run_batches
 from .errors import UserError
+from .figures import plot_pointing_game
 from .explainers import EXPLAINERS, create_explainer
 from .explainers.calm import NeedsCheckpoint
 from .metrics.insertion_deletion import batched_logits
@@ -70,7 +71,7 @@ def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict,
     return table.reset_index(drop=True)
 
 
-def score_batch(model, batch, explainers: dict, cfg) -> list[dict]:
+def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
     logits = batched_logits(model, images, int(cfg.batch_size))
@@ -88,7 +89,7 @@ def score_batch(model, batch, explainers: dict, cfg) -> list[dict]:
                      "target": int(targets[i]), "target_name": model.categories[int(targets[i])], "method": name,
                      "proportion": float(proportion[i]), "seconds": seconds}
                     for i, pid in enumerate(batch["id"])]
-    return records
+    return records, {}
 
 
 def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
@@ -128,6 +129,7 @@ def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
     notes = "".join(f"\n- {name}: {message}" for name, message in unavailable.items())
     run.write_csv("table.csv", table)
     run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
+    plot_pointing_game(run.path)
     finish_run(run, "pointing-game", cfg, started, wall, {"pairs": len(dataset), "records": len(records),
                                                           "processes": shard.world})
     print(f"\n{header}\n\n{markdown}\n{notes}\n\nwritten to {run.path}")

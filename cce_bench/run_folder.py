@@ -155,8 +155,11 @@ class RunFolder:
             batches.setdefault(int(entry["batch"]), entry)
         return batches
 
-    def append_batch(self, rank: int, batch: int, records: list[dict], skipped: list[dict]) -> None:
-        line = json.dumps({"batch": batch, "records": records, "skipped": skipped}, default=float) + "\n"
+    def append_batch(self, rank: int, batch: int, records: list[dict], skipped: list[dict],
+                     summary: dict | None = None) -> None:
+        """One finished batch; `summary` holds what is aggregated rather than kept per image (curve sums)."""
+        entry = {"batch": batch, "records": records, "skipped": skipped, "summary": summary or {}}
+        line = json.dumps(entry, default=float) + "\n"
         with open(self.path / "parts" / f"rank{rank}.jsonl", "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 from . import distributed
 from .engine import finish_run, open_run, run_batches
 from .errors import UserError
+from .figures import plot_sweep
 from .metrics.insertion_deletion import batched_logits, check_protocol, insertion_deletion
 from .run_folder import RunFolder, now_iso
 from .runtime import build_dataset, build_explainer, build_model, resolve, seed_everything
@@ -43,16 +45,20 @@ def sweep_settings(cfg: DictConfig, explainer) -> list[dict]:
     return settings
 
 
-def score_batch(model, batch, explainer, settings, cfg) -> list[dict]:
+def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dict]:
+    """Records per (image, setting), and per setting the sums of the batch's insertion/deletion curves."""
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
     probs = batched_logits(model, images, int(cfg.batch_size)).softmax(1)
     target_prob, targets = probs.max(1)
-    records = []
+    records, curve_sums = [], {}
     for result in explainer.maps_for_settings(images, targets, settings):
         scores = insertion_deletion(model, images, result.maps, targets, step=int(cfg.metric.step),
                                     batch_size=int(cfg.batch_size), blur_size=int(cfg.metric.blur_size),
                                     blur_sigma=float(cfg.metric.blur_sigma))
+        curve_sums[str(result.setting.get(cfg.param.name, NOT_A_KNOB))] = {
+            "n": len(batch["id"]), "insertion": scores.insertion_curve.sum(0).tolist(),
+            "deletion": scores.deletion_curve.sum(0).tolist()}
         knobs = explainer.with_knobs(**result.setting).knobs()
         valid = result.extras.get("valid")
         for i, image_id in enumerate(batch["id"]):
@@ -72,7 +78,20 @@ def score_batch(model, batch, explainer, settings, cfg) -> list[dict]:
                 "valid": float(valid[i]) if valid is not None else None,
                 "gen_seconds": result.seconds / len(batch["id"]),
             })
-    return records
+    return records, {"curves": curve_sums}
+
+
+def mean_curves(run: RunFolder) -> dict:
+    """Mean insertion and deletion curve per swept value, over every finished batch."""
+    totals: dict = {}
+    for entry in run.finished_batches().values():
+        for value, sums in entry.get("summary", {}).get("curves", {}).items():
+            t = totals.setdefault(value, {"n": 0, "insertion": 0, "deletion": 0})
+            t["n"] += sums["n"]
+            t["insertion"] = np.add(t["insertion"], sums["insertion"])
+            t["deletion"] = np.add(t["deletion"], sums["deletion"])
+    return {v: {"n": t["n"], "insertion": (t["insertion"] / t["n"]).tolist(), "deletion": (t["deletion"] / t["n"]).tolist()}
+            for v, t in totals.items()}
 
 
 def run_sweep(cfg: DictConfig) -> RunFolder | None:
@@ -110,6 +129,8 @@ def run_sweep(cfg: DictConfig) -> RunFolder | None:
               f"(paper): the published table ({cfg.param.get('paper')}).")
     run.write_csv("table.csv", table)
     run.write_text("table.md", f"{header}\n\n{markdown}\n")
+    run.write_json("curves.json", mean_curves(run))
+    plot_sweep(run.path)
     finish_run(run, "sweep", cfg, started, wall, {"param": cfg.param.name, "images": int(records["image_id"].nunique()),
                                                  "records": len(records), "processes": shard.world})
     print(f"\n{header}\n\n{markdown}\n\nwritten to {run.path}")

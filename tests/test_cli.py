@@ -19,7 +19,7 @@ def alpha_run(tmp_path_factory):
 def test_alpha_sweep_writes_every_output(alpha_run):
     out, result = alpha_run
     for name in ("table.csv", "table.md", "records.csv", "records.jsonl", "config.yaml", "samples.csv",
-                 "machine.json", "run.json"):
+                 "machine.json", "run.json", "curves.png", "metrics.png"):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "table.csv")
     assert table["alpha"].tolist() == [1.0, 0.7, 0.1]
@@ -98,7 +98,7 @@ def test_pointing_game_writes_table5_with_all_ten_columns(tmp_path):
     assert ((measured >= 0) & (measured <= 100)).all()
     records = pd.read_csv(out / "records.csv")
     assert len(records) == 2 * 9 and set(records["pair_id"]) <= {"2:cup", "3:bench", "3:bottle"}
-    for name in ("samples.csv", "skipped.csv", "machine.json", "config.yaml", "run.json", "table.md"):
+    for name in ("samples.csv", "skipped.csv", "machine.json", "config.yaml", "run.json", "table.md", "table5.png"):
         assert (out / name).is_file(), name
     assert "train-calm" in (out / "table.md").read_text()
 

@@ -31,7 +31,7 @@ class PerceptualBall(Explainer):
     name = "APPB"
 
     def __init__(self, model, layers: list | None = None, gamma_p: float = 1e4, v: float = -2.0, steps: int = 100,
-                 lr: float = 0.01, blur_sigma: float = 2.0, optimizer: str = "adam", batch_size: int = 8):
+                 lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "adam", batch_size: int = 8):
         super().__init__(model, batch_size)
         if optimizer not in ("adam", "lbfgs") or int(steps) < 1 or lr <= 0:
             raise UserError(f"APPB needs optimizer adam or lbfgs, steps >= 1 and lr > 0 "

@@ -1,0 +1,119 @@
+"""Pictures: saliency overlays for `explain` and the report, and the plots every run folder gets."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on clusters or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import cm  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+
+CMAP = "jet"
+MAX_ALPHA = 0.6
+
+
+def overlay_rgb(image: np.ndarray, saliency: np.ndarray, max_alpha: float = MAX_ALPHA) -> np.ndarray:
+    """The image [H, W, 3] in [0, 1] with the map [H, W] in [0, 1] laid over it in colour: the colour's
+    opacity grows with the map, so where the map is 0 the image shows unchanged."""
+    saliency = np.clip(saliency, 0, 1)
+    colour = plt.get_cmap(CMAP)(saliency)[..., :3]
+    alpha = (max_alpha * saliency)[..., None]
+    return np.clip(image * (1 - alpha) + colour * alpha, 0, 1)
+
+
+def explanation_figure(rows: list[dict], path: str | Path) -> Path:
+    """A grid: one row per question or method; the first panel the image, then one overlay per map.
+
+    Each row: {"label": str, "image": [H, W, 3], "panels": [(title, map [H, W] or None), ...]}.
+    """
+    columns = 1 + max(len(r["panels"]) for r in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, 3.4 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        ax_row[0].imshow(row["image"])
+        ax_row[0].set_title("\n".join(textwrap.fill(line, 40) for line in row["label"].splitlines()), fontsize=8)
+        for ax, (title, saliency) in zip(ax_row[1:], row["panels"]):
+            if saliency is not None and saliency.max() > 0:
+                saliency = saliency / saliency.max()  # each panel on its own scale: 1 is its peak
+            ax.imshow(overlay_rgb(row["image"], saliency) if saliency is not None else row["image"])
+            ax.set_title(textwrap.fill(title, 40), fontsize=8)
+            fig.colorbar(cm.ScalarMappable(Normalize(0, 1), CMAP), ax=ax, fraction=0.046, pad=0.04)
+        for ax in ax_row:
+            ax.axis("off")
+        for ax in ax_row[1 + len(row["panels"]):]:
+            ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_sweep(folder: str | Path) -> list[Path]:
+    """curves.png: the mean insertion and deletion curves per swept value (the curves the AUCs sum up);
+    metrics.png: Ins, Del and Diff against the swept value, with the paper's numbers as a second series."""
+    folder = Path(folder)
+    table = pd.read_csv(folder / "table.csv")
+    param = table.columns[0]
+    curves = json.loads((folder / "curves.json").read_text())
+    written = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(curves), 1)))
+    for colour, (value, curve) in zip(colours, curves.items()):
+        for ax, kind in zip(axes, ("insertion", "deletion")):
+            y = np.asarray(curve[kind])
+            ax.plot(np.linspace(0, 1, len(y)), y, color=colour, label=f"{param}={value}")
+    for ax, kind in zip(axes, ("insertion", "deletion")):
+        ax.set(title=f"mean {kind} curve", xlabel=f"fraction of pixels {'inserted' if kind == 'insertion' else 'deleted'}",
+               ylabel="probability of the explained class", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    written.append(folder / "curves.png")
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+
+    values = pd.to_numeric(table[param], errors="coerce")
+    if values.notna().all():
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for column, colour in (("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")):
+            ax.plot(values, table[column], "o-", color=colour, label=f"{column} (measured)")
+            if f"{column} (paper)" in table and table[f"{column} (paper)"].notna().any():
+                ax.plot(values, table[f"{column} (paper)"], "s--", color=colour, alpha=0.5, label=f"{column} (paper)")
+        ax.set(xlabel=param, ylabel="100 x AUC", title=f"insertion / deletion against {param}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(folder / "metrics.png")
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+    return written
+
+
+def plot_pointing_game(folder: str | Path) -> Path:
+    """table5.png: the measured proportion per method beside the paper's."""
+    folder = Path(folder)
+    table = pd.read_csv(folder / "table.csv").set_index("Unnamed: 0")
+    methods = list(table.columns)
+    measured = pd.to_numeric(table.loc["Proportion (%)"], errors="coerce")
+    paper = pd.to_numeric(table.loc["Proportion (paper)"], errors="coerce")
+    x = np.arange(len(methods))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(methods)), 4))
+    ax.bar(x - 0.2, measured.fillna(0), 0.4, label="measured", color="tab:blue")
+    ax.bar(x + 0.2, paper.fillna(0), 0.4, label="paper", color="tab:gray", alpha=0.6)
+    for i, name in enumerate(methods):
+        if pd.isna(measured[name]):
+            ax.text(i - 0.2, 1, "needs\ncheckpoint", ha="center", va="bottom", fontsize=6, rotation=90)
+    ax.set_xticks(x, methods)
+    ax.set(ylabel="proportion (%)", title="energy-based pointing game", ylim=(0, 100))
+    ax.legend()
+    fig.tight_layout()
+    path = folder / "table5.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
