@@ -70,10 +70,14 @@ def load_rgb(path: str) -> Image.Image:
         return img.convert("RGB")
 
 
-def unreadable(sample_id: str, path: str, exc: Exception) -> dict:
-    """The item of an image that cannot be read: the batch goes on without it, and the run records why."""
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return {"id": sample_id, "path": path, "error": f"cannot read {path}: {reason}"}
+def read_or_skip(sample_id: str, path: str) -> tuple[Image.Image | None, dict | None]:
+    """The image, or the item of an image that cannot be read (corrupt, truncated, not an image): the
+    batch goes on without it, and the run records why."""
+    try:
+        return load_rgb(path), None
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for corrupt or truncated files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, {"id": sample_id, "path": path, "error": f"cannot read {path}: {reason}"}
 
 
 class ImageSet(Dataset):
@@ -87,10 +91,9 @@ class ImageSet(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         s = self.samples[index]
-        try:
-            image = load_rgb(s.path)
-        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for corrupt or truncated files
-            return unreadable(s.id, s.path, exc)
+        image, skipped = read_or_skip(s.id, s.path)
+        if skipped:
+            return skipped
         return {"index": index, "id": s.id, "path": s.path, "label": s.label, "image": self.transform(image)}
 
 
@@ -300,10 +303,9 @@ class PointingSet(Dataset):
         from torchvision import tv_tensors
 
         s = self.samples[index]
-        try:
-            image = load_rgb(s.path)
-        except (OSError, ValueError, SyntaxError) as exc:
-            return unreadable(s.id, s.path, exc)
+        image, skipped = read_or_skip(s.id, s.path)
+        if skipped:
+            return skipped
         if image.size != (s.width, s.height):
             return {"id": s.id, "path": s.path, "error": f"{s.path} is {image.size[0]}x{image.size[1]} but the "
                     f"annotations say {s.width}x{s.height}: is it the image that data.annotations describes?"}

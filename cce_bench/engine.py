@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -18,6 +19,35 @@ from . import distributed
 from .data import collate_for
 from .distributed import Shard
 from .run_folder import RunFolder, machine_info, now_iso
+from .runtime import resolve, seed_everything
+
+
+@dataclass
+class Session:
+    """One process of a run: its resolved config, its shard and device, and when it started."""
+
+    cfg: DictConfig
+    shard: Shard
+    device: torch.device
+    started: str = field(default_factory=now_iso)
+    wall_start: float = field(default_factory=time.perf_counter)
+
+
+def begin(cfg: DictConfig) -> Session:
+    shard = distributed.current_shard()
+    cfg = resolve(cfg, shard)
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    device = torch.device(cfg.device)
+    distributed.start(shard, device)
+    return Session(cfg, shard, device)
+
+
+def all_shards_done(session: Session) -> bool:
+    """Waits for every process; True in the one (rank 0) that goes on to merge and write the tables."""
+    distributed.barrier(session.shard)
+    if not session.shard.is_main:
+        distributed.stop()
+    return session.shard.is_main
 
 
 def batch_indices(n_items: int, per_batch: int) -> list[list[int]]:
@@ -63,7 +93,9 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset: Dataset, shard: Shard,
             bar.update(len(batches[k]))
 
 
-def finish_run(run: RunFolder, command: str, cfg: DictConfig, started: str, wall_start: float, extra: dict) -> None:
-    run.write_json("run.json", {"status": "complete", "command": command, "seed": int(cfg.seed),
-                                "started": started, "finished": now_iso(),
-                                "wall_seconds": round(time.perf_counter() - wall_start, 1), **extra})
+def finish_run(run: RunFolder, command: str, session: Session, extra: dict) -> None:
+    run.write_json("run.json", {"status": "complete", "command": command, "seed": int(session.cfg.seed),
+                                "started": session.started, "finished": now_iso(),
+                                "wall_seconds": round(time.perf_counter() - session.wall_start, 1),
+                                "processes": session.shard.world, **extra})
+    distributed.stop()

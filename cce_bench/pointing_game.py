@@ -5,23 +5,21 @@ category) records -> the table (methods as columns) beside the paper's row, with
 """
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import distributed
 from .data import create_pointing_dataset
-from .engine import finish_run, open_run, run_batches
+from .engine import all_shards_done, begin, finish_run, open_run, run_batches
 from .errors import UserError
 from .figures import plot_pointing_game
 from .explainers import EXPLAINERS, create_explainer
 from .explainers.calm import NeedsCheckpoint
 from .metrics.insertion_deletion import batched_logits
 from .metrics.pointing_game import energy_pointing_game
-from .run_folder import RunFolder, machine_info, now_iso
-from .runtime import build_model, resolve, seed_everything
+from .run_folder import RunFolder, machine_info
+from .runtime import build_model
+from .timing import timed
 from .tables import read_paper_table, to_markdown
 
 NEEDS_CHECKPOINT = "needs checkpoint"
@@ -46,11 +44,6 @@ def build_explainers(cfg: DictConfig, model) -> tuple[dict, dict]:
         except NeedsCheckpoint as exc:
             unavailable[name] = str(exc)
     return explainers, unavailable
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None) -> pd.DataFrame:
@@ -79,11 +72,8 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     targets = logits.masked_fill(~batch["allowed"].to(device), float("-inf")).argmax(1)
     records = []
     for name, explainer in explainers.items():
-        sync(device)
-        start = time.perf_counter()
-        maps = explainer.attribute(images, targets)
-        sync(device)
-        seconds = (time.perf_counter() - start) / len(images)
+        seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
+        seconds /= len(images)
         proportion = energy_pointing_game(maps, masks)
         records += [{"index": batch["index"][i], "pair_id": pid, "category": batch["category"][i],
                      "target": int(targets[i]), "target_name": model.categories[int(targets[i])], "method": name,
@@ -93,12 +83,8 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
 
 
 def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
-    shard = distributed.current_shard()
-    cfg = resolve(cfg, shard)
-    seed_everything(int(cfg.seed), bool(cfg.deterministic))
-    started, wall = now_iso(), time.perf_counter()
-    device = torch.device(cfg.device)
-    distributed.start(shard, device)
+    session = begin(cfg)
+    cfg, shard, device = session.cfg, session.shard, session.device
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
     dataset = create_pointing_dataset(OmegaConf.to_container(cfg.data), model.mean.flatten().tolist(),
@@ -110,9 +96,7 @@ def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
 
     run_batches(cfg, run, dataset, shard, lambda batch: score_batch(model, batch, explainers, cfg),
                 desc=f"pointing game ({len(explainers)} methods)", unit="pair")
-    distributed.barrier(shard)
-    if not shard.is_main:
-        distributed.stop()
+    if not all_shards_done(session):
         return None
 
     records, unreadable = run.merge()
@@ -130,8 +114,6 @@ def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
     run.write_csv("table.csv", table)
     run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
     plot_pointing_game(run.path)
-    finish_run(run, "pointing-game", cfg, started, wall, {"pairs": len(dataset), "records": len(records),
-                                                          "processes": shard.world})
+    finish_run(run, "pointing-game", session, {"pairs": len(dataset), "records": len(records)})
     print(f"\n{header}\n\n{markdown}\n{notes}\n\nwritten to {run.path}")
-    distributed.stop()
     return run

@@ -5,20 +5,17 @@ the table beside the paper's.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from . import distributed
-from .engine import finish_run, open_run, run_batches
+from .engine import all_shards_done, begin, finish_run, open_run, run_batches
 from .errors import UserError
 from .figures import plot_sweep
 from .metrics.insertion_deletion import batched_logits, check_protocol, insertion_deletion
-from .run_folder import RunFolder, now_iso
-from .runtime import build_dataset, build_explainer, build_model, resolve, seed_everything
+from .run_folder import RunFolder
+from .runtime import build_dataset, build_explainer, build_model
 from .tables import read_paper_table, sweep_table, to_markdown
 
 
@@ -95,24 +92,18 @@ def mean_curves(run: RunFolder) -> dict:
 
 
 def run_sweep(cfg: DictConfig) -> RunFolder | None:
-    shard = distributed.current_shard()
-    cfg = resolve(cfg, shard)
-    seed_everything(int(cfg.seed), bool(cfg.deterministic))
-    started, wall = now_iso(), time.perf_counter()
-    device = torch.device(cfg.device)
-    distributed.start(shard, device)
+    session = begin(cfg)
+    cfg, shard = session.cfg, session.shard
     model = build_model(cfg)
     explainer = build_explainer(cfg, model)
     settings = sweep_settings(cfg, explainer)
     check_protocol(cfg.metric.step, cfg.metric.blur_size, cfg.metric.blur_sigma)
     dataset = build_dataset(cfg, model)
-    run = open_run(cfg, shard, device, pd.DataFrame([vars(s) for s in dataset.samples]))
+    run = open_run(cfg, shard, session.device, pd.DataFrame([vars(s) for s in dataset.samples]))
 
     run_batches(cfg, run, dataset, shard, lambda batch: score_batch(model, batch, explainer, settings, cfg),
                 desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img")
-    distributed.barrier(shard)
-    if not shard.is_main:
-        distributed.stop()
+    if not all_shards_done(session):
         return None
 
     records, skipped = run.merge()
@@ -131,8 +122,7 @@ def run_sweep(cfg: DictConfig) -> RunFolder | None:
     run.write_text("table.md", f"{header}\n\n{markdown}\n")
     run.write_json("curves.json", mean_curves(run))
     plot_sweep(run.path)
-    finish_run(run, "sweep", cfg, started, wall, {"param": cfg.param.name, "images": int(records["image_id"].nunique()),
-                                                 "records": len(records), "processes": shard.world})
+    finish_run(run, "sweep", session, {"param": cfg.param.name, "images": int(records["image_id"].nunique()),
+                                       "records": len(records)})
     print(f"\n{header}\n\n{markdown}\n\nwritten to {run.path}")
-    distributed.stop()
     return run

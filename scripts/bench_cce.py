@@ -4,18 +4,13 @@
     python scripts/bench_cce.py --model vgg19 --device cuda --images 16 --steps 50
 """
 import argparse
-import time
 
 import torch
 
 from cce_bench import create_model
 from cce_bench.data import create_dataset
 from cce_bench.explainers import CCE
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from cce_bench.timing import device_name, timed
 
 
 def main():
@@ -38,20 +33,15 @@ def main():
     batched.with_knobs(steps=1).contrastive_maps(images[:1], targets[:1])  # warm-up
     single = batched.with_knobs(M=1, batch_size=1)
 
-    sync(device)
-    start = time.perf_counter()
-    result = batched.contrastive_maps(images, targets)
-    sync(device)
-    t_batched = time.perf_counter() - start
+    t_batched, result = timed(lambda: batched.contrastive_maps(images, targets), device)
 
-    start = time.perf_counter()
-    for i in range(args.images):
-        for j in range(args.M):
-            single.contrastive_maps(images[i:i + 1], targets[i:i + 1], contrast=result.contrast[i:i + 1, j:j + 1])
-    sync(device)
-    t_single = time.perf_counter() - start
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; model {args.model}; {args.images} images x M={args.M} = {pairs} pairs, "
+    def one_pair_at_a_time():
+        for i in range(args.images):
+            for j in range(args.M):
+                single.contrastive_maps(images[i:i + 1], targets[i:i + 1], contrast=result.contrast[i:i + 1, j:j + 1])
+
+    t_single, _ = timed(one_pair_at_a_time, device)
+    print(f"device: {device_name(device)}; model {args.model}; {args.images} images x M={args.M} = {pairs} pairs, "
           f"{args.steps} steps, K={batched.K}")
     print(f"batched ({pairs} pairs per pass): {t_batched:.2f} s ({t_batched / pairs:.3f} s/pair)")
     print(f"one pair at a time:          {t_single:.2f} s ({t_single / pairs:.3f} s/pair)")

@@ -9,29 +9,11 @@ inputs already built; the ratio is what the metric's own work (ranks, masks, blu
 """
 import argparse
 import math
-import statistics
-import time
 
 import torch
 
 from cce_bench import create_model, insertion_deletion
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device, repeats):
-    fn()  # warm-up (allocator, cudnn autotune, thread pools)
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from cce_bench.timing import device_name, timed
 
 
 def main():
@@ -60,10 +42,9 @@ def main():
     def metric():
         insertion_deletion(model, images, maps, targets, step=args.step, batch_size=args.batch_size)
 
-    t_bare = timed(bare, device, args.repeats)
-    t_metric = timed(metric, device, args.repeats)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; model {args.model}; {args.images} images, step {args.step}, batch {args.batch_size}: "
+    t_bare, _ = timed(bare, device, args.repeats, warmup=True)
+    t_metric, _ = timed(metric, device, args.repeats, warmup=True)
+    print(f"device: {device_name(device)}; model {args.model}; {args.images} images, step {args.step}, batch {args.batch_size}: "
           f"{n_inputs} forward passes")
     print(f"bare forward passes: {t_bare:.2f} s ({n_inputs / t_bare:.1f} inputs/s)")
     print(f"insertion+deletion:  {t_metric:.2f} s ({n_inputs / t_metric:.1f} inputs/s)")

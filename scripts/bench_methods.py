@@ -7,7 +7,6 @@ baseline pushes the same number of inputs through the same model at the same bat
     python scripts/bench_methods.py --model vgg19 --device cuda --images 8
 """
 import argparse
-import time
 import warnings
 
 import torch
@@ -16,19 +15,7 @@ from cce_bench import create_model
 from cce_bench.data import create_dataset
 from cce_bench.explainers import TABLE5_METHODS, create_explainer
 from cce_bench.explainers.layers import capture_outputs
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device):
-    sync(device)
-    start = time.perf_counter()
-    result = fn()
-    sync(device)
-    return time.perf_counter() - start, result
+from cce_bench.timing import device_name, timed
 
 
 @torch.inference_mode()
@@ -54,8 +41,7 @@ def main():
     images = torch.stack([data[i % len(data)]["image"] for i in range(args.images)]).to(device)
     with torch.no_grad():
         targets = model(images).argmax(1)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; model {args.model}; {args.images} images; batch {args.batch_size}")
+    print(f"device: {device_name(device)}; model {args.model}; {args.images} images; batch {args.batch_size}")
     knobs = {"RISE": {"N": args.rise_n}}
     for method in TABLE5_METHODS:
         if method == "CALM":
