@@ -340,9 +340,10 @@ def create_pointing_dataset(data_cfg, mean, std, seed: int = 0) -> PointingSet:
     skipped: list = []
     pairs = coco_pairs(load_coco(annotations), images_dir, coco_to_imagenet(),
                        float(cfg.get("max_box_fraction", 0.5)), skipped)
-    dropped_by_crop = [p for p in pairs if not _mask_survives(p, transform)]
-    skipped += [{"id": p.id, "reason": "the boxes lie outside the center crop"} for p in dropped_by_crop]
-    pairs = [p for p in pairs if p not in dropped_by_crop]
+    inside = [p for p in pairs if _mask_survives(p, transform)]
+    kept = {p.id for p in inside}
+    skipped += [{"id": p.id, "reason": "the boxes lie outside the center crop"} for p in pairs if p.id not in kept]
+    pairs = inside
     if not pairs:
         raise UserError(f"no (image, category) pair of {cfg['name']} is left to evaluate "
                         f"({len(skipped)} skipped): raise data.max_box_fraction or check the annotations")

@@ -103,7 +103,6 @@ class RunFolder:
         except OSError as exc:
             raise UserError(f"output folder {str(self.path)!r} cannot be written ({exc.strerror}): pass out=DIR "
                             "to a folder you can write") from None
-        self.records_path = self.path / "records.jsonl"
 
     # -- whole files -------------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:

@@ -56,7 +56,7 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
         curve_sums[str(result.setting.get(cfg.param.name, NOT_A_KNOB))] = {
             "n": len(batch["id"]), "insertion": scores.insertion_curve.sum(0).tolist(),
             "deletion": scores.deletion_curve.sum(0).tolist()}
-        knobs = explainer.with_knobs(**result.setting).knobs()
+        knobs = {**explainer.knobs(), **result.setting}
         valid = result.extras.get("valid")
         for i, image_id in enumerate(batch["id"]):
             records.append({
