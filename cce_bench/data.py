@@ -217,9 +217,10 @@ class PointingSample:
 def coco_to_imagenet() -> dict[str, list[int]]:
     """The shipped COCO-category -> ImageNet-classes mapping (see assets/coco_to_imagenet.json)."""
     import json
-    from importlib import resources
 
-    doc = json.loads(resources.files("cce_bench.assets").joinpath("coco_to_imagenet.json").read_text())
+    from .resources import asset_path
+
+    doc = json.loads(asset_path("coco_to_imagenet.json").read_text(encoding="utf-8"))
     return {**doc["geirhos16"], **doc["added"]}
 
 
@@ -321,11 +322,11 @@ def create_pointing_dataset(data_cfg, mean, std, seed: int = 0) -> PointingSet:
     cfg = dict(data_cfg)
     transform = preprocessing(mean, std, cfg.get("resize", 256), cfg.get("crop", 224), cfg.get("interpolation", "bilinear"))
     if cfg["name"] == "photos_coco":
-        from importlib import resources
-
         import skimage.data
 
-        annotations = str(resources.files("cce_bench.assets").joinpath("photos_coco.json"))
+        from .resources import asset_path
+
+        annotations = str(asset_path("photos_coco.json"))
         images_dir = str(Path(skimage.data.__file__).parent)
     elif cfg["name"] == "coco":
         root = cfg.get("root")

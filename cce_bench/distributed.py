@@ -38,13 +38,6 @@ def current_shard() -> Shard:
     return Shard()
 
 
-def shard_device(device: torch.device, shard: Shard) -> torch.device:
-    """One GPU per process on a node: cuda -> cuda:LOCAL_RANK."""
-    if device.type == "cuda" and device.index is None and shard.world > 1:
-        return torch.device("cuda", shard.local_rank)
-    return device
-
-
 def start(shard: Shard, device: torch.device) -> None:
     if shard.world == 1 or dist.is_initialized():
         return

@@ -1,23 +1,40 @@
-"""Where the Hydra configs and the paper's published tables are, in a checkout or an installed wheel."""
+"""Where the suite's own files are (Hydra configs, the paper's tables, shipped assets), installed or not.
+
+A wheel installs `configs/` and `results/paper/` inside the package (`cce_bench/configs`,
+`cce_bench/paper`, as pyproject.toml maps them); a checkout, or `pip install -e .`, reads the top-level
+folders. Plain paths are looked up rather than `importlib.resources.files()`: the configs are data
+folders without `__init__.py`, for which `files()` returns a `MultiplexedPath`, not a path that Hydra
+or `open()` can take.
+"""
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
+from .errors import UserError
+
+PACKAGE = Path(__file__).resolve().parent
+CHECKOUT = PACKAGE.parent
 
 
-def _locate(checkout_path: str, package: str) -> Path:
-    # A checkout (or `pip install -e .`) reads the top-level folders; a wheel carries them as packages.
-    candidate = _ROOT / checkout_path
-    if candidate.is_dir():
-        return candidate
-    return Path(str(resources.files(package)))
+def _locate(in_package: str, in_checkout: str) -> Path:
+    for candidate in (PACKAGE / in_package, CHECKOUT / in_checkout):
+        if candidate.is_dir():
+            return candidate
+    raise UserError(f"the installed cce-bench has no {in_package}/ folder ({PACKAGE / in_package}): reinstall it "
+                    "with `pip install --force-reinstall cce-bench` (or `pip install .` from a checkout)")
 
 
 def config_dir() -> Path:
-    return _locate("configs", "cce_bench.configs")
+    return _locate("configs", "configs")
 
 
 def paper_dir() -> Path:
-    return _locate("results/paper", "cce_bench.paper")
+    return _locate("paper", "results/paper")
+
+
+def asset_path(name: str) -> Path:
+    """A file shipped in `cce_bench/assets/` (the COCO-ImageNet mapping, the embedded COCO file)."""
+    path = PACKAGE / "assets" / name
+    if not path.is_file():
+        raise UserError(f"the installed cce-bench lacks assets/{name}: reinstall it")
+    return path

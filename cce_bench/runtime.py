@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from .data import ImageSet, create_dataset
-from .distributed import Shard, shard_device
+from .distributed import Shard
 from .errors import UserError
 from .explainers import Explainer, create_explainer
 from .models import Classifier, create_model
@@ -21,17 +21,33 @@ CPU_BATCH = {"batch_size": 16, "method.batch_size": 16, "images_per_batch": 4}
 GPU_BATCH = {"batch_size": 256, "method.batch_size": 64, "images_per_batch": 32}
 
 
-def resolve_device(name: str) -> torch.device:
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device of `device=auto|cpu|cuda|cuda:N`; a GPU always with its index.
+
+    `cuda` (and `auto` on a GPU machine) means this process's GPU: `cuda:LOCAL_RANK` when sharded, else
+    cuda:0. torch.cuda.set_device, NCCL and per-device memory stats take only indexed devices, and
+    `cuda` vs `cuda:0` would otherwise compare unequal. Under srun with one GPU per task each task
+    sees one GPU whatever its local rank, hence the modulo.
+    """
+    text = str(name).strip()
+    if text == "auto":
+        text = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"device={name!r} is not a device: pass device=cpu, device=cuda, device=cuda:1 or device=auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device={name!r} is not a device: pass device=cpu, device=cuda, device=cuda:1 or device=auto")
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
         raise UserError(f"device={name} but torch sees no CUDA GPU: pass device=cpu (or install a CUDA build of torch)")
-    return device
+    count = torch.cuda.device_count()
+    index = device.index if device.index is not None else local_rank % count
+    if index >= count:
+        raise UserError(f"device={name} but torch sees {count} GPU(s), cuda:0 to cuda:{count - 1}: pass one of "
+                        "those, or device=cuda")
+    return torch.device("cuda", index)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -60,7 +76,7 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
         key = missing[0]
         hint = "/path/to/imagenet" if key == "data.root" else "VALUE"
         raise UserError(f"{key} is not set: pass {key}={hint}")
-    device = shard_device(resolve_device(cfg.device), shard or Shard())
+    device = resolve_device(cfg.device, (shard or Shard()).local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     cfg.device = str(device)

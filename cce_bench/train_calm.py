@@ -1,5 +1,6 @@
 """`cce-bench train-calm`: fine-tune a CALM head (and its ResNet-50 backbone) with CALM-EM on a local
-ImageNet train folder, and save a checkpoint for `method.checkpoint=` of the CALM method."""
+ImageNet train folder, and save a checkpoint for the pointing game's `method_knobs.calm.checkpoint=`
+(`method.checkpoint=` under `sweep method=CALM`)."""
 from __future__ import annotations
 
 import time
@@ -56,9 +57,9 @@ def run_train_calm(cfg: DictConfig):
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
     path = save_calm(net.eval(), cfg.checkpoint, {"config": OmegaConf.to_container(cfg), "losses": losses,
                                                   "seconds": time.perf_counter() - start})
     print(f"CALM checkpoint written to {path} (first loss {losses[0]:.3f}, last {losses[-1]:.3f}); "
-          f"use it with method.checkpoint={path}")
+          f"use it with: cce-bench pointing-game method_knobs.calm.checkpoint={path}")
     return path

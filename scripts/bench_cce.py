@@ -10,19 +10,21 @@ import torch
 from cce_bench import create_model
 from cce_bench.data import create_dataset
 from cce_bench.explainers import CCE
+from cce_bench.runtime import resolve_device
 from cce_bench.timing import device_name, timed
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--checkpoint", default=None, help="the model's state dict (e.g. random weights, for timing)")
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--M", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
-    device = torch.device(args.device)
-    model = create_model(args.model, device=device)
+    device = resolve_device(args.device)
+    model = create_model(args.model, checkpoint=args.checkpoint, device=device)
     data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, model.mean.flatten().tolist(),
                           model.std.flatten().tolist())
     images = torch.stack([data[i % len(data)]["image"] for i in range(args.images)]).to(device)

@@ -13,20 +13,22 @@ import math
 import torch
 
 from cce_bench import create_model, insertion_deletion
+from cce_bench.runtime import resolve_device
 from cce_bench.timing import device_name, timed
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--checkpoint", default=None, help="the model's state dict (e.g. random weights, for timing)")
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--step", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    device = torch.device(args.device)
-    model = create_model(args.model, device=device)
+    device = resolve_device(args.device)
+    model = create_model(args.model, checkpoint=args.checkpoint, device=device)
     torch.manual_seed(0)
     images = torch.randn(args.images, 3, 224, 224, device=device)
     maps = torch.rand(args.images, 224, 224, device=device)

@@ -15,6 +15,7 @@ from cce_bench import create_model
 from cce_bench.data import create_dataset
 from cce_bench.explainers import TABLE5_METHODS, create_explainer
 from cce_bench.explainers.layers import capture_outputs
+from cce_bench.runtime import resolve_device
 from cce_bench.timing import device_name, timed
 
 
@@ -28,14 +29,15 @@ def bare_forwards(model, image, n, batch_size):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--checkpoint", default=None, help="the model's state dict (e.g. random weights, for timing)")
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--rise-n", type=int, default=4000)
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
-    device = torch.device(args.device)
-    model = create_model(args.model, device=device)
+    device = resolve_device(args.device)
+    model = create_model(args.model, checkpoint=args.checkpoint, device=device)
     data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, model.mean.flatten().tolist(),
                           model.std.flatten().tolist())
     images = torch.stack([data[i % len(data)]["image"] for i in range(args.images)]).to(device)

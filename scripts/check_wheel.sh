@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The suite as a user installs it: build the wheel, install it (not editable) into a fresh virtual
+# environment, and run every command from a folder outside the checkout at a tiny size, checking that
+# each writes its table and finds its configs and the paper's numbers.
+#
+#   bash scripts/check_wheel.sh                    # CPU; torch from TORCH_SPEC (see below)
+#   DEVICE=cuda bash scripts/check_wheel.sh        # the same on a GPU
+#
+# TORCH_SPEC: what pip installs beside the wheel (default: "torch==2.14.1 torchvision==0.29.1", as CI);
+# set TORCH_SPEC=system to make the environment with --system-site-packages and use the torch already
+# installed (a GPU box with its own CUDA build of torch). WHEELS=DIR: install the dependencies offline
+# from DIR (pip --no-index --find-links DIR). VENV=DIR: make the environment there and keep it.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+device="${DEVICE:-cpu}"
+torch_spec="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/cce-bench-wheel.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+venv="${VENV:-$work/venv}"
+step() { printf '\n== %s\n' "$*"; }
+
+step "building the wheel"
+python3 -m pip wheel --quiet --no-deps -w "$work/dist" "$repo"
+wheel="$(ls "$work"/dist/cce_bench-*.whl)"
+echo "$wheel"
+
+step "installing it into a fresh environment"
+pip_offline=()
+[[ -n "${WHEELS:-}" ]] && pip_offline=(--no-index --find-links "$WHEELS")
+if [[ "$torch_spec" == system ]]; then
+    python3 -m venv --system-site-packages "$venv"
+    "$venv/bin/python" -m pip install --quiet "${pip_offline[@]}" "$wheel"
+else
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086  # the spec is a list of requirements
+    "$venv/bin/python" -m pip install --quiet "${pip_offline[@]}" $torch_spec "$wheel"
+fi
+bin="$venv/bin"
+mkdir "$work/elsewhere" && cd "$work/elsewhere"   # nothing of the checkout is reachable from here
+"$bin/python" - <<'EOF'
+import cce_bench, cce_bench.resources as r
+assert "site-packages" in cce_bench.__file__, cce_bench.__file__
+print("installed at", cce_bench.__file__, "| configs:", r.config_dir(), "| paper:", r.paper_dir())
+EOF
+
+step "cce-bench sweep param=alpha --cfg job"
+"$bin/cce-bench" sweep param=alpha --cfg job > job.yaml
+grep -q "name: alpha" job.yaml && grep -q "paper: table1_alpha.csv" job.yaml && echo "composed config: ok"
+
+step "a tiny sweep on device=$device"
+"$bin/cce-bench" sweep param=alpha "device=$device" data.n_images=1 method.steps=2 method.M=2 metric.step=12544 \
+    "param.values=[1.0,0.5]" out=sweep
+step "a tiny pointing game on device=$device"
+"$bin/cce-bench" pointing-game "device=$device" "methods=[GCAM+,CE,CCE]" data.n_images=1 method_knobs.cce.steps=2 \
+    method_knobs.cce.M=2 out=pointing
+step "train-calm on a tiny labelled folder (random ResNet-50 weights), then the CALM column"
+"$bin/python" - <<'EOF'
+import os
+import numpy as np, torch, torchvision
+from PIL import Image
+torch.save(torchvision.models.resnet50(weights=None).state_dict(), "resnet50_random.pth")
+rng = np.random.default_rng(0)
+for wnid in ("n02123045", "n07920052"):  # tabby, espresso
+    os.makedirs(f"imagenet/train/{wnid}")
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(f"imagenet/train/{wnid}/{i}.JPEG")
+EOF
+"$bin/cce-bench" train-calm "device=$device" data.root=imagenet backbone_checkpoint=resnet50_random.pth data.resize=64 \
+    data.crop=64 batch_size=2 num_workers=0 out=calm checkpoint=calm/calm.pth
+"$bin/cce-bench" pointing-game "device=$device" "methods=[CALM]" data.n_images=1 \
+    method_knobs.calm.checkpoint=calm/calm.pth out=pointing_calm
+step "explain and report"
+"$bin/cce-bench" explain chelsea "device=$device" method_knobs.cce.steps=2 method_knobs.cce.M=2 out=explain
+"$bin/cce-bench" report sweep
+
+step "checking what they wrote"
+"$bin/python" - "$device" <<'EOF'
+import json, sys
+import pandas as pd
+
+device = sys.argv[1]
+sweep = pd.read_csv("sweep/table.csv")
+assert sweep["alpha"].tolist() == [1.0, 0.5], sweep
+assert sweep["Ins (paper)"].notna().all(), "the paper's Table 1 was not found"
+pointing = pd.read_csv("pointing/table.csv", index_col=0)
+assert list(pointing.columns) == ["GCAM+", "CE", "CCE"], pointing.columns
+assert pointing.loc["Proportion (paper)"].notna().all(), "the paper's Table 5 was not found"
+for run in ("sweep", "pointing"):
+    assert json.load(open(f"{run}/run.json"))["status"] == "complete"
+    assert json.load(open(f"{run}/machine.json"))["device"].startswith(device)
+assert json.load(open("explain/explain.json"))["questions"]
+calm = pd.read_csv("pointing_calm/table.csv", index_col=0)
+assert 0 <= float(calm.loc["Proportion (%)", "CALM"]) <= 100, calm
+for name in ("calm/calm.pth", "explain/explain.png", "sweep/report.html", "sweep/report.md"):
+    open(name, "rb").close()
+print(f"wheel check passed on {device}: sweep, pointing-game, train-calm, explain and report wrote their outputs")
+EOF
