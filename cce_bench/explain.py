@@ -107,6 +107,9 @@ def run_explain(cfg: DictConfig) -> Path:
 
     if len(images) == 2:  # why is a P while b is Q?
         p, q = int(probs[0].argmax()), int(probs[1].argmax())
+        if p == q:
+            raise UserError(f"both images are {cats[p]} to the model: 'why is a P while b is Q?' needs two images "
+                            "of different classes")
         cce = CCE(model, **{**cce_knobs, "M": 1})
         for b, (mine, other) in enumerate(((p, q), (q, p))):
             maps = cce.contrastive_maps(images[b:b + 1], torch.tensor([mine], device=images.device),
@@ -131,6 +134,13 @@ def run_explain(cfg: DictConfig) -> Path:
             if name == "CCE":
                 if cfg.contrast is not None:
                     q = class_index(cfg.contrast, cats)
+                    if q == p:
+                        raise UserError(f"contrast={cfg.contrast} is the explained class itself: pass another class "
+                                        "for 'why P rather than Q?'")
+                    if q == int(probs[0].argmax()):
+                        raise UserError(f"the model already says {cats[q]} for {cfg.inputs[0]}: a contrast class must "
+                                        f"need a change; ask why {cats[q]} rather than {cats[p]} (target={q} "
+                                        f"contrast={p}), or pass another contrast")
                     maps = CCE(model, **{**cce_knobs, "M": 1}).contrastive_maps(
                         images, target, contrast=torch.tensor([[q]], device=images.device))
                     label = f"CCE: why {describe(cats, probs[0], p)} rather than {describe(cats, probs[0], q)}?"

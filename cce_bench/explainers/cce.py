@@ -1,4 +1,4 @@
-"""CCE: counterfactual-based contrastive saliency (ICCV 2023), as ../shared/design/cce_method.md specifies.
+"""CCE: counterfactual-based contrastive saliency (ICCV 2023), as docs/cce_method.md describes.
 
 For each image (class p) and each of its M contrast classes q, an additive perturbation delta in pixel
 space turns the prediction into q (the counterfactual). Path-averaged gradients along delta then give
@@ -51,8 +51,15 @@ def _channel_values(values) -> tuple:
 
 
 def other_top_classes(logits: torch.Tensor, targets: torch.Tensor, m: int) -> torch.Tensor:
-    """The m highest-scoring classes other than the target, per image [B, m]."""
+    """The m highest-scoring classes other than the target and other than the model's own prediction,
+    per image [B, m].
+
+    Where the explained class is not the top-1 (the pointing game explains the best *mapped* class), the
+    top-1 class would need no change at all: its counterfactual is delta = 0, valid at step 0, with an
+    empty map. A contrast class must need a change, so the top-1 is left out too.
+    """
     masked = logits.scatter(1, targets.view(-1, 1), float("-inf"))
+    masked = masked.scatter(1, logits.argmax(1, keepdim=True), float("-inf"))
     return masked.topk(m, dim=1).indices
 
 
@@ -63,7 +70,7 @@ class CCE(Explainer):
     def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
                  tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.02,
-                 batch_size: int = 16, mean=None, std=None):
+                 dist_scale: float = 255.0, batch_size: int = 16, mean=None, std=None):
         super().__init__(model, batch_size)
         checks = [
             (0 <= alpha <= 1, f"alpha={alpha} is outside [0, 1]: it weighs M_sup against M_pro"),
@@ -75,6 +82,7 @@ class CCE(Explainer):
             (int(K) == K and K >= 1, f"K={K} must be a whole number of path points >= 1"),
             (tv_weight >= 0 and tv_sigma > 0 and blur_sigma >= 0,
              "tv_weight and blur_sigma must be >= 0 and tv_sigma > 0"),
+            (dist_scale > 0, f"dist_scale={dist_scale} must be > 0 (255: L_dist in 0-255 pixel units)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -82,6 +90,7 @@ class CCE(Explainer):
         self.alpha, self.M, self.gamma, self.epsilon = float(alpha), int(M), float(gamma), float(epsilon)
         self.steps, self.lr, self.kappa, self.K = int(steps), lr, float(kappa), int(K)
         self.tv_weight, self.tv_sigma, self.blur_sigma = float(tv_weight), float(tv_sigma), float(blur_sigma)
+        self.dist_scale = float(dist_scale)
         # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
         self.mean = _channel_values(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN))
         self.std = _channel_values(std if std is not None else getattr(model, "std", IMAGENET_STD))
@@ -131,12 +140,16 @@ class CCE(Explainer):
         return torch.exp(-dh / two_s2), torch.exp(-dv / two_s2)
 
     def distance(self, delta, weights) -> torch.Tensor:
-        """L_dist per pair: mean |delta| + tv_weight * mean(w * |neighbour differences of delta|)."""
+        """L_dist per pair: dist_scale * (mean |delta| + tv_weight * mean(w * |neighbour differences of delta|)).
+
+        dist_scale = 255 measures it in 0-255 pixel units, those of epsilon: in [0, 1] units (dist_scale
+        = 1) its gradient per value is gamma / (3 H W), ~1e-4 at gamma = 20, and gamma has no effect
+        (docs/cce_method.md, calibration)."""
         w_h, w_v = weights
         tv_h = (w_h * (delta[..., :, 1:] - delta[..., :, :-1]).abs()).flatten(1)
         tv_v = (w_v * (delta[..., 1:, :] - delta[..., :-1, :]).abs()).flatten(1)
         tv = (tv_h.sum(1) + tv_v.sum(1)) / (tv_h.shape[1] + tv_v.shape[1])
-        return delta.abs().flatten(1).mean(1) + self.tv_weight * tv
+        return self.dist_scale * (delta.abs().flatten(1).mean(1) + self.tv_weight * tv)
 
     def validity_loss(self, logits, q) -> torch.Tensor:
         """relu(max_{j != q} z_j - z_q + kappa) per pair."""
@@ -148,6 +161,8 @@ class CCE(Explainer):
         """Perturbations [P, 3, H, W] toward classes q; validity [P]; predicted class of the kept iterate [P].
 
         Keeps, per pair, the valid iterate with the smallest L_dist; a pair never valid keeps its last.
+        Valid means that the prediction was changed into q: a pair whose clean image the model already
+        assigns to q needs no change, and is never valid (its map is empty).
         """
         bound = self.epsilon / 255
         weights = self._edge_weights(x)
@@ -156,13 +171,16 @@ class CCE(Explainer):
         best = torch.zeros_like(x)
         best_dist = torch.full((x.shape[0],), float("inf"), device=x.device)
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        needs_change = None
         for t in range(self.steps + 1):
             last = t == self.steps  # the final iterate is only evaluated
             with torch.set_grad_enabled(not last):
                 logits = self.pixel_model(x + delta).float()
                 dist = self.distance(delta, weights)
             with torch.no_grad():
-                improved = (logits.argmax(1) == q) & (dist < best_dist)
+                if needs_change is None:  # t = 0: delta = 0, the clean image
+                    needs_change = logits.argmax(1) != q
+                improved = (logits.argmax(1) == q) & needs_change & (dist < best_dist)
                 best[improved] = delta[improved]
                 best_dist = torch.where(improved, dist, best_dist)
                 found |= improved
