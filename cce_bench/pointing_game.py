@@ -67,11 +67,18 @@ def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict,
 def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
-    logits = batched_logits(model, images, int(cfg.batch_size))
-    # the target: the mapped ImageNet class of the category with the highest score
-    targets = logits.masked_fill(~batch["allowed"].to(device), float("-inf")).argmax(1)
+    allowed = batch["allowed"].to(device)
+
+    def best_mapped_class(classifier) -> torch.Tensor:
+        # the target: the mapped ImageNet class of the category with the highest score
+        logits = batched_logits(classifier, images, int(cfg.batch_size))
+        return logits.masked_fill(~allowed, float("-inf")).argmax(1)
+
+    model_targets = best_mapped_class(model)
     records = []
     for name, explainer in explainers.items():
+        own = explainer.own_classifier
+        targets = model_targets if own is None else best_mapped_class(own)
         seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
         seconds /= len(images)
         proportion = energy_pointing_game(maps, masks)

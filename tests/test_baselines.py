@@ -51,7 +51,8 @@ def test_contrastive_gradcam_weights_are_mean_gradients_of_ce_toward_q(tiny_net,
         logits = tiny_net.fc(F.adaptive_avg_pool2d(torch.relu(acts), 2).flatten(1))
         q = logits[0].clone().detach()
         q[targets[b]] = -float("inf")
-        q = q.argmax().view(1)  # the most likely class other than the target
+        q[logits[0].argmax()] = -float("inf")
+        q = q.argmax().view(1)  # the most likely class other than the target and the top-1
         (grad,) = torch.autograd.grad(F.cross_entropy(logits, q), acts)
         reference = torch.relu((grad.mean((2, 3), keepdim=True) * acts).sum(1))[0].detach()
         torch.testing.assert_close(maps[b], postprocess(reference[None], (16, 12))[0], atol=1e-5, rtol=0)

@@ -2,7 +2,7 @@
 
 Importing this package registers every method: CCE and the nine comparison methods of Table 5.
 """
-from . import appb, calm, contrastive_gradcam, gbp, gradcam_pp, ig, rise, scorecam  # noqa: F401 (registration)
+from . import appb, calm, contrastive_gradcam, fullgrad, gbp, gradcam_pp, ig, rise, scorecam  # noqa: F401 (registration)
 from .base import EXPLAINERS, Explainer, SettingMaps, create_explainer, postprocess, resolve_targets
 from .cce import CCE, ContrastiveMaps
 

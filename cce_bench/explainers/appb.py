@@ -3,11 +3,18 @@
 x' starts at x (normalised space) and minimises
     gamma_p * sum_l MSE(phi_l(x'), phi_l(x)) + MSE(x', x) + (z_t(x') - max_{j != t} z_j(x') - v)^2,
 so that the target's margin reaches v = -2 while the hidden features phi_l stay close (the perceptual
-ball). The map is the root mean square over channels of x' - x, blurred with sigma 2. The official code
-runs L-BFGS on one image; this is the batched per-sample variant: Adam on every image of a chunk at
-once, each image's loss independent of the others (`optimizer=lbfgs` runs L-BFGS one image at a time).
+ball). The map is the root mean square over channels of x' - x, blurred with sigma 2.
+
+As the authors' code (alan-turing-institute/perceptualBall) runs it, by default: MSE terms are *means*
+(torch's MSELoss), summed over the layers and multiplied by gamma_p; torch's L-BFGS with its defaults
+(step 1, no line search) for `steps` = 100 iterations, one image at a time (L-BFGS's curvature history
+would couple the images of a batch); the blur is scipy's gaussian_filter of sigma 2, which reaches
+4 sigma (a 17x17 kernel). `optimizer=adam` is a batched per-image Adam variant (every image of a chunk
+at once), faster, but its maps agree only weakly with L-BFGS's (scripts/compare_appb_optimizers.py).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +38,7 @@ class PerceptualBall(Explainer):
     name = "APPB"
 
     def __init__(self, model, layers: list | None = None, gamma_p: float = 1e4, v: float = -2.0, steps: int = 100,
-                 lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "adam", batch_size: int = 8):
+                 lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "lbfgs", batch_size: int = 8):
         super().__init__(model, batch_size)
         if optimizer not in ("adam", "lbfgs") or int(steps) < 1 or lr <= 0:
             raise UserError(f"APPB needs optimizer adam or lbfgs, steps >= 1 and lr > 0 "
@@ -67,7 +74,7 @@ class PerceptualBall(Explainer):
                     (x_adv.grad,) = torch.autograd.grad(loss, x_adv)
                     opt.step()
             else:
-                opt = torch.optim.LBFGS([x_adv], lr=1.0, max_iter=self.steps, line_search_fn="strong_wolfe")
+                opt = torch.optim.LBFGS([x_adv], max_iter=self.steps)  # the authors' settings: torch's defaults
 
                 def closure():
                     loss = self.per_image_loss(x_adv, images, clean, targets).sum()
@@ -83,5 +90,5 @@ class PerceptualBall(Explainer):
     def _attribute_batch(self, images, targets):
         diff = self.perturb(images, targets) - images
         rms = diff.pow(2).mean(1).sqrt()
-        size = 2 * int(round(3 * self.blur_sigma)) + 1
+        size = 2 * math.ceil(4 * self.blur_sigma) + 1  # scipy's gaussian_filter truncates at 4 sigma
         return gaussian_blur(rms[:, None], kernel_size=[size, size], sigma=[self.blur_sigma] * 2)[:, 0]

@@ -55,6 +55,9 @@ class SettingMaps:
 
 class Explainer:
     name = ""
+    # A method that explains a classifier of its own (CALM) sets this to that classifier, on the
+    # benchmark's input; protocols that let the model choose the class then ask it instead.
+    own_classifier = None
 
     def __init__(self, model, batch_size: int = 16):
         if int(batch_size) < 1:

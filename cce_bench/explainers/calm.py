@@ -67,7 +67,7 @@ def load_calm(path: str | Path, device="cpu") -> CALMNet:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"CALM checkpoint {str(path)!r} does not exist: make one with `cce-bench train-calm "
-                        "data.root=/path/to/imagenet` and pass method.checkpoint=PATH")
+                        "data.root=/path/to/imagenet` and pass its path as the checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         assert isinstance(state, dict) and state.get("arch") == ARCH
@@ -80,10 +80,33 @@ def load_calm(path: str | Path, device="cpu") -> CALMNet:
     return net.eval().to(device)
 
 
+class OnBenchmarkInput(nn.Module):
+    """CALM's classifier on images normalised for the benchmark's model: renormalised with ImageNet's
+    statistics, which CALM was trained with."""
+
+    def __init__(self, calm: CALMNet, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.calm = calm
+        self.register_buffer("mean", mean.view(1, -1, 1, 1))
+        self.register_buffer("std", std.view(1, -1, 1, 1))
+        device = mean.device
+        self.register_buffer("calm_mean", torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1))
+        self.register_buffer("calm_std", torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
+
+    def calm_input(self, images: torch.Tensor) -> torch.Tensor:
+        return (images * self.std + self.mean - self.calm_mean) / self.calm_std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.calm(self.calm_input(images))
+
+
 @EXPLAINERS.register("CALM")
 class CALM(Explainer):
-    """The joint p(y, z | x) of the checkpoint's own classifier for the explained class. Images arrive
-    normalised for the benchmark's model; they are renormalised with ImageNet's statistics for CALM."""
+    """The joint p(y, z | x) of the checkpoint's own classifier for the explained class.
+
+    CALM explains its own retrained classifier, not the benchmark's model, so where the protocol lets
+    the model choose the class (the pointing game: the mapped class with the highest score), CALM's own
+    scores choose it: `own_classifier` is that classifier on the benchmark's input."""
 
     name = "CALM"
 
@@ -91,17 +114,15 @@ class CALM(Explainer):
         super().__init__(model, batch_size)
         if not checkpoint:
             raise NeedsCheckpoint("CALM needs a checkpoint: make one with `cce-bench train-calm "
-                                  "data.root=/path/to/imagenet`, then pass method.checkpoint=PATH")
+                                  "data.root=/path/to/imagenet`, then pass method_knobs.calm.checkpoint=PATH "
+                                  "(method.checkpoint=PATH under sweep)")
         self.checkpoint = checkpoint
         device = next(model.parameters()).device
-        self.calm = load_calm(checkpoint, device)
-        self.mean = getattr(model, "mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).to(device)
-        self.std = getattr(model, "std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)).to(device)
-        self.calm_mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self.calm_std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        mean = getattr(model, "mean", torch.tensor(IMAGENET_MEAN)).to(device).flatten()
+        std = getattr(model, "std", torch.tensor(IMAGENET_STD)).to(device).flatten()
+        self.own_classifier = OnBenchmarkInput(load_calm(checkpoint, device), mean, std)
 
     @torch.inference_mode()
     def _attribute_batch(self, images, targets):
-        pixels = images * self.std.view(1, -1, 1, 1) + self.mean.view(1, -1, 1, 1)
-        joint = self.calm.joint_log_prob((pixels - self.calm_mean) / self.calm_std)
+        joint = self.own_classifier.calm.joint_log_prob(self.own_classifier.calm_input(images))
         return joint[torch.arange(len(targets)), targets].float().exp()

@@ -1,9 +1,7 @@
-"""GCAM+: Grad-CAM++ (Chattopadhay et al., 2018) and FullIG: FullGrad (Srinivas and Fleuret, 2019),
-through pytorch-grad-cam."""
+"""GCAM+: Grad-CAM++ (Chattopadhay et al., 2018), through pytorch-grad-cam."""
 from __future__ import annotations
 
 import torch
-from pytorch_grad_cam import FullGrad as LibFullGrad
 from pytorch_grad_cam import GradCAMPlusPlus as LibGradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -19,9 +17,7 @@ class GradCamLibrary(Explainer):
     def __init__(self, model, target_layer: str | None = None, batch_size: int = 16):
         super().__init__(model, batch_size)
         self.target_layer = target_layer
-        self.layers = [resolve_layer(model, target_layer)] if self.uses_layer else []
-
-    uses_layer = True
+        self.layers = [resolve_layer(model, target_layer)]
 
     def _attribute_batch(self, images, targets):
         # The suite's models have frozen weights: an input that requires grad gives the library its graph.
@@ -35,13 +31,3 @@ class GradCamLibrary(Explainer):
 class GradCAMPlusPlus(GradCamLibrary):
     name = "GCAM+"
     library_class = LibGradCAMPlusPlus
-
-
-@EXPLAINERS.register("FullIG")
-class FullGrad(GradCamLibrary):
-    """FullGrad: input-gradient x input plus the bias-gradients of every conv and BatchNorm layer,
-    each abs'd, min-max normalised and summed by pytorch-grad-cam (its normalisation, recorded here)."""
-
-    name = "FullIG"
-    library_class = LibFullGrad
-    uses_layer = False

@@ -23,6 +23,14 @@ def rise_masks(n: int, size: tuple[int, int], grid: int = 7, keep: float = 0.5, 
     return torch.stack([up[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
 
 
+# (N, grid, keep) where the config leaves them null, by model. ResNet-50: the RISE authors' released
+# PyTorch code (eclique/RISE, Saliency.py: generate_masks(N=6000, s=8, p1=0.1) for torchvision models).
+# Other models: N = 4000 masks of a 7x7 grid kept with probability 0.5, the setting of this suite's first
+# version and of most re-implementations; the RISE paper's own per-model text was not available to check.
+RISE_DEFAULTS = {"resnet50": (6000, 8, 0.1)}
+OTHER_MODELS = (4000, 7, 0.5)
+
+
 @EXPLAINERS.register("RISE")
 class RISE(Explainer):
     """Masks multiply the normalised input (masked pixels become the mean colour); the same seeded masks
@@ -30,8 +38,13 @@ class RISE(Explainer):
 
     name = "RISE"
 
-    def __init__(self, model, N: int = 4000, grid: int = 7, keep: float = 0.5, seed: int = 0, batch_size: int = 16):
+    def __init__(self, model, N: int | None = None, grid: int | None = None, keep: float | None = None, seed: int = 0,
+                 batch_size: int = 16):
         super().__init__(model, batch_size)
+        default_n, default_grid, default_keep = RISE_DEFAULTS.get(getattr(model, "name", None), OTHER_MODELS)
+        N = default_n if N is None else N
+        grid = default_grid if grid is None else grid
+        keep = default_keep if keep is None else keep
         if int(N) < 1 or int(grid) < 1 or not 0 < keep < 1:
             raise UserError(f"RISE needs N >= 1, grid >= 1 and 0 < keep < 1 (got N={N}, grid={grid}, keep={keep})")
         self.N, self.grid, self.keep, self.seed = int(N), int(grid), float(keep), int(seed)

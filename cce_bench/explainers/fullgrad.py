@@ -1,0 +1,72 @@
+"""FullIG: FullGrad (Srinivas and Fleuret, NeurIPS 2019), as the authors' code computes the map.
+
+The full-gradient decomposition of the target logit: the input-gradient x input, plus for every
+convolution and BatchNorm the gradient at its output times its bias (for BatchNorm the effective bias
+b - mean * w / sqrt(var + eps)); for a piecewise-linear network the sum of all terms is the logit
+(completeness, tested). The map post-processes each term as a whole, per image (abs, subtract the
+minimum, divide by the maximum + 1e-6, over channels and positions together), resizes the bias terms
+bilinearly (align_corners=True) to the input, sums over channels and adds everything up.
+
+pytorch-grad-cam's `FullGrad` instead min-max normalises every channel of every term on its own, which
+gives hundreds of weak channels the same peak: a different map.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import EXPLAINERS, Explainer
+from .layers import capture_outputs, network
+
+
+def bias_sites(net: nn.Module) -> list[tuple[nn.Module, torch.Tensor]]:
+    """(module whose output carries the bias, bias vector) for every convolution with a bias and every
+    BatchNorm. timm's BatchNormAct2d applies its activation inside: its linear output is that of `drop`."""
+    sites = []
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d) and module.bias is not None:
+            sites.append((module, module.bias.detach()))
+        elif isinstance(module, nn.BatchNorm2d):
+            bias = module.bias.detach() if module.bias is not None else torch.zeros_like(module.running_mean)
+            weight = module.weight.detach() if module.weight is not None else torch.ones_like(module.running_mean)
+            effective = bias - module.running_mean * weight / torch.sqrt(module.running_var + module.eps)
+            site = module.drop if hasattr(module, "drop") and hasattr(module, "act") else module
+            sites.append((site, effective))
+    return sites
+
+
+def normalise_term(term: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """abs, then per image: minus the minimum, divided by the maximum (+ eps), over C, H, W together."""
+    term = term.abs()
+    flat = term.flatten(1)
+    term = term - flat.amin(1).view(-1, 1, 1, 1)
+    return term / (term.flatten(1).amax(1).view(-1, 1, 1, 1) + eps)
+
+
+@EXPLAINERS.register("FullIG")
+class FullGrad(Explainer):
+    name = "FullIG"
+
+    def __init__(self, model, batch_size: int = 16):
+        super().__init__(model, batch_size)
+        self.sites = bias_sites(network(model))
+
+    def decompose(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """input-gradient x input [B, 3, H, W] and gradient x bias at each site [B, C, h, w]."""
+        with torch.enable_grad(), capture_outputs([module for module, _ in self.sites]) as outputs:
+            x = images.detach().requires_grad_(True)
+            score = self.model(x).gather(1, targets.view(-1, 1)).sum()
+            grads = torch.autograd.grad(score, [x, *outputs])
+        bias_terms = [g * b.to(g.dtype).view(1, -1, *([1] * (g.dim() - 2))) for (_, b), g in zip(self.sites, grads[1:])]
+        return grads[0] * x.detach(), bias_terms
+
+    def _attribute_batch(self, images, targets):
+        input_term, bias_terms = self.decompose(images, targets)
+        size = images.shape[-2:]
+        cam = normalise_term(input_term).sum(1)
+        for term in bias_terms:
+            if term.dim() == 4:
+                resized = F.interpolate(normalise_term(term), size=size, mode="bilinear", align_corners=True)
+                cam = cam + resized.sum(1)
+        return cam
