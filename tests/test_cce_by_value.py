@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from cce_bench.explainers import CCE
-from cce_bench.explainers.cce import ContrastiveMaps, other_top_classes
+from cce_bench.explainers.base import other_top_classes
+from cce_bench.explainers.cce import ContrastiveMaps
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # pixels are the model's input
 

@@ -33,6 +33,21 @@ def resolve_targets(model, images: torch.Tensor, target=None, batch_size: int = 
     return target
 
 
+def other_top_classes(logits: torch.Tensor, targets: torch.Tensor, m: int) -> torch.Tensor:
+    """The m highest-scoring classes other than the target and other than the model's own prediction,
+    per image [B, m]: the contrast classes of CCE and CE.
+
+    Where the explained class is not the top-1 (the pointing game explains the best *mapped* class), the
+    top-1 class would need no change at all: CCE's counterfactual toward it is delta = 0, valid at step 0,
+    with an empty map, and CE's cross-entropy toward it points away from the evidence. A contrast class
+    must need a change, so the top-1 is left out too.
+    """
+    logits = logits.detach()
+    masked = logits.scatter(1, targets.view(-1, 1), float("-inf"))
+    masked = masked.scatter(1, logits.argmax(1, keepdim=True), float("-inf"))
+    return masked.topk(m, dim=1).indices
+
+
 def postprocess(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """relu, bilinear resize to the input size, then min-max per map (a constant map becomes zeros)."""
     maps = maps.float().clamp_min(0)

@@ -22,7 +22,7 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from ..errors import UserError
 from ..metrics.insertion_deletion import batched_logits
 from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput
-from .base import EXPLAINERS, Explainer, SettingMaps, postprocess
+from .base import EXPLAINERS, Explainer, SettingMaps, other_top_classes, postprocess
 
 
 @dataclass
@@ -48,19 +48,6 @@ def normalise_max(maps: torch.Tensor) -> torch.Tensor:
 
 def _channel_values(values) -> tuple:
     return tuple(torch.as_tensor(values, dtype=torch.float32).flatten().tolist())
-
-
-def other_top_classes(logits: torch.Tensor, targets: torch.Tensor, m: int) -> torch.Tensor:
-    """The m highest-scoring classes other than the target and other than the model's own prediction,
-    per image [B, m].
-
-    Where the explained class is not the top-1 (the pointing game explains the best *mapped* class), the
-    top-1 class would need no change at all: its counterfactual is delta = 0, valid at step 0, with an
-    empty map. A contrast class must need a change, so the top-1 is left out too.
-    """
-    masked = logits.scatter(1, targets.view(-1, 1), float("-inf"))
-    masked = masked.scatter(1, logits.argmax(1, keepdim=True), float("-inf"))
-    return masked.topk(m, dim=1).indices
 
 
 @EXPLAINERS.register("CCE")

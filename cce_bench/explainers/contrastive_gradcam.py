@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .base import EXPLAINERS, Explainer
+from .base import EXPLAINERS, Explainer, other_top_classes
 from .layers import capture_outputs, resolve_layer
 
 
@@ -35,9 +35,7 @@ class ContrastiveGradCAM(Explainer):
     def contrast_classes(self, logits, targets) -> torch.Tensor:
         """Q: the (contrast_rank - 1)-th most likely class other than the target and the top-1 class (the
         second most likely class overall for contrast_rank = 2 and a top-1 target)."""
-        others = logits.detach().scatter(1, targets.view(-1, 1), float("-inf"))
-        others = others.scatter(1, logits.detach().argmax(1, keepdim=True), float("-inf"))
-        return others.topk(self.contrast_rank - 1, dim=1).indices[:, -1]
+        return other_top_classes(logits, targets, self.contrast_rank - 1)[:, -1]
 
     def _attribute_batch(self, images, targets, contrast=None):
         with torch.enable_grad(), capture_outputs([self.layer]) as outputs:
