@@ -16,6 +16,18 @@ from matplotlib.colors import Normalize  # noqa: E402
 
 CMAP = "jet"
 MAX_ALPHA = 0.6
+# The colour scale of a panel saturates at this percentile of its map, as captum's visualize_image_attr
+# does (outlier_perc=2): gradient maps (GBP, IG) put their peak on a handful of pixels, and scaled to
+# that peak the rest (on chelsea the 99th percentile is 0.28 of the peak) drew almost transparent.
+DISPLAY_PERCENTILE = 98.0
+
+
+def display_scale(saliency: np.ndarray, percentile: float = DISPLAY_PERCENTILE) -> np.ndarray:
+    """The map divided by its `percentile`-th percentile and clipped to [0, 1] (display only; scores use
+    the map itself). A map whose percentile is 0 falls back to its peak; an all-zero map stays zero."""
+    top = float(np.percentile(saliency, percentile))
+    top = top if top > 0 else float(saliency.max())
+    return np.clip(saliency / top, 0, 1) if top > 0 else np.zeros_like(saliency)
 
 
 def overlay_rgb(image: np.ndarray, saliency: np.ndarray, max_alpha: float = MAX_ALPHA) -> np.ndarray:
@@ -38,8 +50,8 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
         ax_row[0].imshow(row["image"])
         ax_row[0].set_title("\n".join(textwrap.fill(line, 40) for line in row["label"].splitlines()), fontsize=8)
         for ax, (title, saliency) in zip(ax_row[1:], row["panels"]):
-            if saliency is not None and saliency.max() > 0:
-                saliency = saliency / saliency.max()  # each panel on its own scale: 1 is its peak
+            if saliency is not None:
+                saliency = display_scale(saliency)  # each panel on its own scale
             ax.imshow(overlay_rgb(row["image"], saliency) if saliency is not None else row["image"])
             ax.set_title(textwrap.fill(title, 40), fontsize=8)
             fig.colorbar(cm.ScalarMappable(Normalize(0, 1), CMAP), ax=ax, fraction=0.046, pad=0.04)
