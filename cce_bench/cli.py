@@ -8,7 +8,6 @@ without regard to case (`method=cce`).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
@@ -24,38 +23,34 @@ commands:
   report          one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR
 
 Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
-device=cuda`. `cce-bench sweep --cfg job` prints the composed config; `--help` after a command lists its
-config groups.
+device=cuda`, or a preset: `cce-bench sweep experiment=table1_alpha data.root=/data/imagenet`. Methods go
+by one name (cce, gbp, ig, rise, gradcam_pp, scorecam, fullgrad, contrastive_gradcam, appb, calm), their
+knobs as method_knobs.NAME.KNOB=VALUE. `cce-bench sweep --cfg job` prints the composed config; `--help`
+after a command lists its config groups.
 """
 
 
-def _sweep(cfg) -> None:
-    from .sweep import run_sweep
-
-    run_sweep(cfg)
-
-
-def _pointing_game(cfg) -> None:
-    from .pointing_game import run_pointing_game
-
-    run_pointing_game(cfg)
+# Each command: its module under cce_bench/commands/ and that module's entry point, imported when run.
+COMMANDS: dict[str, str] = {"sweep": "run_sweep", "pointing-game": "run_pointing_game", "explain": "run_explain",
+                            "train-calm": "run_train_calm"}
+GROUPS = ("model", "data", "param", "experiment", "metric")
 
 
-def _explain(cfg) -> None:
-    from .explain import run_explain
+def command_function(command: str) -> Callable:
+    import importlib
 
-    run_explain(cfg)
-
-
-def _train_calm(cfg) -> None:
-    from .train_calm import run_train_calm
-
-    run_train_calm(cfg)
+    module = importlib.import_module(f"cce_bench.commands.{command.replace('-', '_')}")
+    return getattr(module, COMMANDS[command])
 
 
-COMMANDS: dict[str, Callable] = {"sweep": _sweep, "pointing-game": _pointing_game, "explain": _explain,
-                                  "train-calm": _train_calm}
-GROUPS = ("model", "data", "method", "param")
+def register_method_knobs() -> None:
+    """The config `method_knobs: all`: every file of configs/method_knobs/ under method_knobs.NAME, so a
+    new method's config is found by existing (Hydra has no glob in a defaults list)."""
+    from hydra.core.config_store import ConfigStore
+
+    names = sorted(p.stem for p in (config_dir() / "method_knobs").glob("*.yaml"))
+    ConfigStore.instance().store(group="method_knobs", name="all",
+                                 node={"defaults": [{f"/method_knobs@{n}": n} for n in names]})
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -98,9 +93,11 @@ def normalise_group_choices(args: list[str]) -> list[str]:
         known = group_options(group)
         sweep = override.is_sweep_override()
         choices = list(override.sweep_string_iterator()) if sweep else [override.get_value_element_as_str()]
+        if group == "experiment":  # an optional group: null means none
+            known = {**known, "null": "null"}
         for choice in choices:
             if str(choice).lower() not in known:
-                raise UserError(f"unknown {group} {choice!r}; known: {', '.join(sorted(set(known.values())))}")
+                raise UserError(f"unknown {group} {choice!r}; known: {', '.join(sorted(set(known.values()) - {'null'}))}")
         fixed = [known[str(c).lower()] for c in choices]
         result.append(text[: text.index("=") + 1] + ",".join(fixed))
     return result
@@ -122,7 +119,7 @@ def _images_as_override(args: list[str]) -> list[str]:
 def _report(args: list[str]) -> None:
     if len(args) != 1 or args[0].startswith("-"):
         fail("usage: cce-bench report RUN_DIR (a folder written by sweep or pointing-game)")
-    from .report import write_report
+    from .commands.report import write_report
 
     try:
         write_report(args[0])
@@ -161,12 +158,14 @@ def main(argv: list[str] | None = None) -> None:
 
     import hydra
 
+    register_method_knobs()
     # out=DIR is where the run's files go: Hydra's own copy of the config goes there too.
     if any(o.startswith("out=") for o in overrides) and not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append("hydra.run.dir=" + next(o for o in overrides if o.startswith("out="))[len("out="):])
     sys.argv = [f"cce-bench {command}", *overrides]
     config_name = command.replace("-", "_")
-    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(_guarded(COMMANDS[command]))
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
+        _guarded(command_function(command)))
     try:
         app()
     except ValueError as exc:  # Hydra's own usage errors (e.g. -m together with --cfg)

@@ -110,7 +110,7 @@ def plot_sweep(folder: str | Path) -> list[Path]:
 def plot_pointing_game(folder: str | Path) -> Path:
     """table5.png: the measured proportion per method beside the paper's."""
     folder = Path(folder)
-    table = pd.read_csv(folder / "table.csv").set_index("Unnamed: 0")
+    table = pd.read_csv(folder / "table.csv", index_col=0)  # the row names are the first column
     methods = list(table.columns)
     measured = pd.to_numeric(table.loc["Proportion (%)"], errors="coerce")
     paper = pd.to_numeric(table.loc["Proportion (paper)"], errors="coerce")

@@ -5,6 +5,7 @@ pixel space; `PixelInput` wraps a classifier so that it takes images in [0, 1] a
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 
 from .errors import UserError
 from .registry import Registry
+from .tensors import channel_list, to_normalised, to_pixels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -23,6 +25,23 @@ MODELS: Registry["Classifier"] = Registry("model")
 def imagenet_categories() -> list[str]:
     # The 1000 ImageNet class names in index order, shipped with torchvision (no download).
     return list(torchvision.models.VGG19_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def class_index(name, categories: list[str]) -> int:
+    """A class by index or by name (case and '_' versus ' ' do not matter): 'tiger_cat' -> 282."""
+    text = str(name).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(categories):
+            raise UserError(f"class index {index} is outside 0..{len(categories) - 1}")
+        return index
+    wanted = text.lower().replace("_", " ")
+    lowered = [c.lower() for c in categories]
+    if wanted in lowered:
+        return lowered.index(wanted)
+    close = difflib.get_close_matches(wanted, lowered, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(categories[lowered.index(c)]) for c in close)}?" if close else ""
+    raise UserError(f"unknown class {name!r}: pass an ImageNet class name or index{hint}")
 
 
 class Classifier(nn.Module):
@@ -47,10 +66,20 @@ class Classifier(nn.Module):
         return self.net(images.contiguous(memory_format=torch.channels_last))
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        return (pixels - self.mean) / self.std
+        return to_normalised(pixels, self.mean, self.std)
 
     def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
-        return images * self.std + self.mean
+        return to_pixels(images, self.mean, self.std)
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """(mean, std) as plain lists, what the data transforms take."""
+        return channel_list(self.mean), channel_list(self.std)
+
+
+@torch.inference_mode()
+def batched_logits(model, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """The model's logits (float32) for `images`, `batch_size` inputs per forward pass."""
+    return torch.cat([model(images[s:s + batch_size]).float() for s in range(0, images.shape[0], batch_size)])
 
 
 class PixelInput(nn.Module):
@@ -64,7 +93,7 @@ class PixelInput(nn.Module):
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model((pixels - self.mean) / self.std)
+        return self.model(to_normalised(pixels, self.mean, self.std))
 
 
 def create_model(name: str, checkpoint: str | None = None, device: str | torch.device = "cpu",
@@ -114,10 +143,18 @@ def _torchvision_weights(name: str, weights, checkpoint: str | None, download: b
         f"or pass model.checkpoint=PATH (or model.download=true on a machine with network)")
 
 
-def _torchvision_classifier(name: str, builder, weights, checkpoint, download) -> Classifier:
+def torchvision_imagenet_network(name: str, checkpoint: str | None = None, download: bool = False) -> nn.Module:
+    """A torchvision network (`vgg19`, `resnet50`) with its ImageNet weights: from `checkpoint`, else
+    torchvision's cache, else (with `download`) the network."""
+    builder, weights = TORCHVISION_NETWORKS[name]
     net = builder(weights=None)
     _load_into(net, _torchvision_weights(name, weights, checkpoint, download), name, checkpoint or "from the cache")
-    return Classifier(name, net, IMAGENET_MEAN, IMAGENET_STD, list(weights.meta["categories"]))
+    return net
+
+
+def _torchvision_classifier(name: str, checkpoint, download) -> Classifier:
+    net = torchvision_imagenet_network(name, checkpoint, download)
+    return Classifier(name, net, IMAGENET_MEAN, IMAGENET_STD, list(TORCHVISION_NETWORKS[name][1].meta["categories"]))
 
 
 class _AvgPoolUnlessSeven(nn.Module):
@@ -132,18 +169,22 @@ class _AvgPoolUnlessSeven(nn.Module):
         return x if x.shape[-2:] == (7, 7) else self.pool(x)
 
 
+TORCHVISION_NETWORKS = {
+    "vgg19": (torchvision.models.vgg19, torchvision.models.VGG19_Weights.IMAGENET1K_V1),
+    "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+}
+
+
 @MODELS.register("vgg19")
 def _vgg19(checkpoint=None, download=False) -> Classifier:
-    weights = torchvision.models.VGG19_Weights.IMAGENET1K_V1
-    model = _torchvision_classifier("vgg19", torchvision.models.vgg19, weights, checkpoint, download)
+    model = _torchvision_classifier("vgg19", checkpoint, download)
     model.net.avgpool = _AvgPoolUnlessSeven(model.net.avgpool)
     return model
 
 
 @MODELS.register("resnet50")
 def _resnet50(checkpoint=None, download=False) -> Classifier:
-    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-    return _torchvision_classifier("resnet50", torchvision.models.resnet50, weights, checkpoint, download)
+    return _torchvision_classifier("resnet50", checkpoint, download)
 
 
 @MODELS.register("efficientnet_lite0")

@@ -10,8 +10,8 @@ import torch
 from cce_bench import create_model
 from cce_bench.data import create_dataset
 from cce_bench.explainers import CCE
-from cce_bench.runtime import resolve_device
-from cce_bench.timing import device_name, timed
+from cce_bench.runs.runtime import resolve_device
+from cce_bench.runs.timing import device_name, timed
 
 
 def main():
@@ -25,8 +25,7 @@ def main():
     args = ap.parse_args()
     device = resolve_device(args.device)
     model = create_model(args.model, checkpoint=args.checkpoint, device=device)
-    data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, model.mean.flatten().tolist(),
-                          model.std.flatten().tolist())
+    data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, *model.channel_stats())
     images = torch.stack([data[i % len(data)]["image"] for i in range(args.images)]).to(device)
     with torch.no_grad():
         targets = model(images).argmax(1)

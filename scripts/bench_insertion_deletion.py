@@ -13,8 +13,8 @@ import math
 import torch
 
 from cce_bench import create_model, insertion_deletion
-from cce_bench.runtime import resolve_device
-from cce_bench.timing import device_name, timed
+from cce_bench.runs.runtime import resolve_device
+from cce_bench.runs.timing import device_name, timed
 
 
 def main():

@@ -10,13 +10,15 @@ import argparse
 import warnings
 
 import torch
+from omegaconf import OmegaConf
 
 from cce_bench import create_model
 from cce_bench.data import create_dataset
-from cce_bench.explainers import TABLE5_METHODS, create_explainer
+from cce_bench.explainers import EXPLAINERS, create_explainer
+from cce_bench.resources import config_dir
 from cce_bench.explainers.layers import capture_outputs
-from cce_bench.runtime import resolve_device
-from cce_bench.timing import device_name, timed
+from cce_bench.runs.runtime import resolve_device
+from cce_bench.runs.timing import device_name, timed
 
 
 @torch.inference_mode()
@@ -38,24 +40,24 @@ def main():
     warnings.filterwarnings("ignore")
     device = resolve_device(args.device)
     model = create_model(args.model, checkpoint=args.checkpoint, device=device)
-    data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, model.mean.flatten().tolist(),
-                          model.std.flatten().tolist())
+    data = create_dataset({"name": "photos", "n_images": min(args.images, 6)}, *model.channel_stats())
     images = torch.stack([data[i % len(data)]["image"] for i in range(args.images)]).to(device)
     with torch.no_grad():
         targets = model(images).argmax(1)
     print(f"device: {device_name(device)}; model {args.model}; {args.images} images; batch {args.batch_size}")
-    knobs = {"RISE": {"N": args.rise_n}}
-    for method in TABLE5_METHODS:
-        if method == "CALM":
+    knobs = {"rise": {"N": args.rise_n}}
+    table5 = OmegaConf.load(config_dir() / "pointing_game.yaml").methods
+    for method in table5:
+        if method == "calm":
             print(f"{method:7s} needs a checkpoint (cce-bench train-calm): not timed")
             continue
         explainer = create_explainer(method, model, **knobs.get(method, {}), batch_size=args.batch_size)
-        if method not in ("RISE", "SCAM", "CCE", "APPB"):  # warm the cheap ones; the slow ones dwarf it
+        if method not in ("rise", "scorecam", "cce", "appb"):  # warm the cheap ones; the slow ones dwarf it
             explainer.attribute(images[:1], targets[:1])
         seconds, _ = timed(lambda: explainer.attribute(images, targets), device)
-        line = f"{method:7s} {seconds / args.images:8.3f} s/img"
-        if method in ("RISE", "SCAM"):
-            if method == "RISE":
+        line = f"{EXPLAINERS.get(method).label:7s} {seconds / args.images:8.3f} s/img"
+        if method in ("rise", "scorecam"):
+            if method == "rise":
                 needed = args.rise_n
             else:
                 with torch.no_grad(), capture_outputs([explainer.layer]) as out:

@@ -34,9 +34,9 @@ from cce_bench import create_model, insertion_deletion
 from cce_bench.data import load_rgb, preprocessing
 from cce_bench.explainers import CCE
 from cce_bench.explainers.base import postprocess
-from cce_bench.runtime import resolve_device, seed_everything
+from cce_bench.runs.runtime import resolve_device, seed_everything
 from cce_bench.tables import to_markdown
-from cce_bench.timing import device_name
+from cce_bench.runs.timing import device_name
 
 # Candidate reconstructions: knobs that differ from the method's defaults. "unit" is the first
 # reconstruction (L_dist in [0, 1] units); "pixel" measures L_dist in 0-255 units, those of epsilon.
@@ -79,7 +79,7 @@ def view(image: Image.Image, how: str) -> Image.Image:
 
 
 def calibration_images(model) -> tuple[torch.Tensor, list[str]]:
-    transform = preprocessing(model.mean.flatten().tolist(), model.std.flatten().tolist())
+    transform = preprocessing(*model.channel_stats())
     images, ids = [], []
     pictures = [(name, load_rgb(str(path))) for name, path in scenes()]
     for how in VIEWS:  # view-major, so that the first N images (--images N) are N distinct scenes

@@ -48,11 +48,10 @@ step "cce-bench sweep param=alpha --cfg job"
 grep -q "name: alpha" job.yaml && grep -q "paper: table1_alpha.csv" job.yaml && echo "composed config: ok"
 
 step "a tiny sweep on device=$device"
-"$bin/cce-bench" sweep param=alpha "device=$device" data.n_images=1 method.steps=2 method.M=2 metric.step=12544 \
-    "param.values=[1.0,0.5]" out=sweep
+"$bin/cce-bench" sweep param=alpha "device=$device" experiment=smoke "param.values=[1.0,0.5]" out=sweep
 step "a tiny pointing game on device=$device"
-"$bin/cce-bench" pointing-game "device=$device" "methods=[GCAM+,CE,CCE]" data.n_images=1 method_knobs.cce.steps=2 \
-    method_knobs.cce.M=2 out=pointing
+"$bin/cce-bench" pointing-game "device=$device" "methods=[gradcam_pp,contrastive_gradcam,cce]" experiment=smoke \
+    out=pointing
 step "train-calm on a tiny labelled folder (random ResNet-50 weights), then the CALM column"
 "$bin/python" - <<'EOF'
 import os
@@ -67,10 +66,10 @@ for wnid in ("n02123045", "n07920052"):  # tabby, espresso
 EOF
 "$bin/cce-bench" train-calm "device=$device" data.root=imagenet backbone_checkpoint=resnet50_random.pth data.resize=64 \
     data.crop=64 batch_size=2 num_workers=0 out=calm checkpoint=calm/calm.pth
-"$bin/cce-bench" pointing-game "device=$device" "methods=[CALM]" data.n_images=1 \
+"$bin/cce-bench" pointing-game "device=$device" "methods=[calm]" experiment=smoke \
     method_knobs.calm.checkpoint=calm/calm.pth out=pointing_calm
 step "explain and report"
-"$bin/cce-bench" explain chelsea "device=$device" method_knobs.cce.steps=2 method_knobs.cce.M=2 out=explain
+"$bin/cce-bench" explain chelsea "device=$device" experiment=smoke out=explain
 "$bin/cce-bench" report sweep
 
 step "checking what they wrote"

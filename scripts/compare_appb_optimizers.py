@@ -23,14 +23,13 @@ def main():
     ap.add_argument("--steps", type=int, default=100)
     args = ap.parse_args()
     model = create_model(args.model)
-    data = create_dataset({"name": "photos", "n_images": args.images}, model.mean.flatten().tolist(),
-                          model.std.flatten().tolist())
+    data = create_dataset({"name": "photos", "n_images": args.images}, *model.channel_stats())
     images = torch.stack([data[i]["image"] for i in range(len(data))])
     with torch.no_grad():
         targets = model(images).argmax(1)
     results = {}
     for optimizer in ("adam", "lbfgs"):
-        explainer = create_explainer("APPB", model, optimizer=optimizer, steps=args.steps)
+        explainer = create_explainer("appb", model, optimizer=optimizer, steps=args.steps)
         start = time.perf_counter()
         maps = explainer.attribute(images, targets)
         seconds = time.perf_counter() - start

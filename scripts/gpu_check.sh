@@ -36,7 +36,7 @@ bin="$work/venv/bin"
 step "determinism: the same sweep twice on device=$device, record by record"
 for run in first second; do
     (cd "$work" && "$bin/cce-bench" sweep param=gamma "device=$device" data.n_images=$det_images "param.values=[5,40]" \
-        method.steps=$det_steps out="det_$run" > /dev/null)
+        method_knobs.cce.steps=$det_steps out="det_$run" > /dev/null)
 done
 "$bin/python" - "$work/det_first" "$work/det_second" <<'EOF'
 import sys

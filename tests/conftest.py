@@ -1,30 +1,12 @@
-import os
+"""Fixtures: the tiny CNN, the real default model and photos, an ImageNet-like folder of real files."""
 import sys
 from pathlib import Path
 
 import pytest
-import torch
-from torch import nn
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests' own helpers module
 
-
-class TinyNet(nn.Module):
-    """A small CNN on normalised input, quick enough for per-step reference loops."""
-
-    def __init__(self, classes: int = 5, seed: int = 0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.conv = nn.Conv2d(3, 6, 3, padding=1)
-        self.fc = nn.Linear(6 * 4, classes)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        self.eval()
-
-    def forward(self, x):
-        h = torch.relu(self.conv(x))
-        return self.fc(nn.functional.adaptive_avg_pool2d(h, 2).flatten(1))
+from helpers import TinyNet, noise  # noqa: E402
 
 
 @pytest.fixture
@@ -44,16 +26,21 @@ def photos(lite0):
     """chelsea and coffee, preprocessed for the real model: (images [2, 3, 224, 224], ids)."""
     from cce_bench.data import create_dataset, image_batches
 
-    dataset = create_dataset({"name": "photos", "n_images": 2}, lite0.mean.flatten().tolist(),
-                              lite0.std.flatten().tolist())
+    dataset = create_dataset({"name": "photos", "n_images": 2}, *lite0.channel_stats())
     batch = next(iter(image_batches(dataset, 2)))
     return batch["image"], batch["id"]
 
 
-def run_cli(*args, env=None, timeout=600):
-    """Run the installed command line the way a user does."""
-    import subprocess
 
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "cce_bench.cli", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=str(ROOT))
+@pytest.fixture
+def image_tree(tmp_path):
+    root = tmp_path / "imagenet" / "val"
+    for wnid in ("n02123045", "n07920052"):
+        (root / wnid).mkdir(parents=True)
+        noise(root / wnid / "a.JPEG")
+    noise(root / "n02123045" / "b.png", mode="L")
+    full = (root / "n02123045" / "a.JPEG").read_bytes()
+    (root / "n07920052" / "truncated.JPEG").write_bytes(full[: len(full) // 2])
+    (root / "n07920052" / "garbage.JPEG").write_bytes(b"not an image at all")
+    return tmp_path / "imagenet"
+

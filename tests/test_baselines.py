@@ -1,4 +1,6 @@
 """The nine comparison methods against independent computations on a tiny model."""
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,12 +8,12 @@ import torch.nn.functional as F
 from cce_bench import UserError, create_explainer
 from cce_bench.explainers import postprocess
 from cce_bench.explainers.rise import rise_masks
-from conftest import TinyNet
+from helpers import TinyNet
 
 LAYER = {"target_layer": "conv"}
 FAST = {
-    "GBP": {}, "IG": {"steps": 8}, "RISE": {"N": 64}, "GCAM+": LAYER, "SCAM": LAYER, "FullIG": {},
-    "CE": LAYER, "APPB": {"layers": ["conv"], "steps": 10}, "CCE": {"M": 2, "steps": 5},
+    "gbp": {}, "ig": {"steps": 8}, "rise": {"N": 64}, "gradcam_pp": LAYER, "scorecam": LAYER, "fullgrad": {},
+    "contrastive_gradcam": LAYER, "appb": {"layers": ["conv"], "steps": 10}, "cce": {"M": 2, "steps": 5},
 }
 
 
@@ -27,7 +29,7 @@ def conv_activations(net, images):
 
 def test_scorecam_weights_are_target_probabilities_of_masked_inputs(tiny_net, batch):
     images, targets = batch
-    maps = create_explainer("SCAM", tiny_net, **LAYER, batch_size=4).attribute(images, targets)
+    maps = create_explainer("scorecam", tiny_net, **LAYER, batch_size=4).attribute(images, targets)
     for b in range(3):
         acts = conv_activations(tiny_net, images[b:b + 1])[0].detach()
         reference = torch.zeros(16, 12)
@@ -44,7 +46,7 @@ def test_scorecam_weights_are_target_probabilities_of_masked_inputs(tiny_net, ba
 
 def test_contrastive_gradcam_weights_are_mean_gradients_of_ce_toward_q(tiny_net, batch):
     images, targets = batch
-    maps = create_explainer("CE", tiny_net, **LAYER).attribute(images, targets)
+    maps = create_explainer("contrastive_gradcam", tiny_net, **LAYER).attribute(images, targets)
     for b in range(3):
         x = images[b:b + 1]
         acts = conv_activations(tiny_net, x)
@@ -60,7 +62,7 @@ def test_contrastive_gradcam_weights_are_mean_gradients_of_ce_toward_q(tiny_net,
 
 def test_rise_is_the_probability_weighted_mean_of_its_masks(tiny_net, batch):
     images, targets = batch
-    maps = create_explainer("RISE", tiny_net, N=40, seed=3, batch_size=7).attribute(images, targets)
+    maps = create_explainer("rise", tiny_net, N=40, seed=3, batch_size=7).attribute(images, targets)
     masks = rise_masks(40, (16, 12), grid=7, keep=0.5, seed=3)
     assert masks.shape == (40, 1, 16, 12) and 0 <= masks.min() and masks.max() <= 1
     for b in range(3):
@@ -92,7 +94,7 @@ def test_maps_change_when_the_weights_are_randomised(batch, name):
     assert (a - b).abs().mean() > 1e-3
 
 
-@pytest.mark.parametrize("name", ["GCAM+", "FullIG", "GBP", "IG"])
+@pytest.mark.parametrize("name", ["gradcam_pp", "fullgrad", "gbp", "ig"])
 def test_library_methods_follow_per_image_targets(tiny_net, batch, name):
     images, _ = batch
     explainer = create_explainer(name, tiny_net, **FAST[name])
@@ -107,7 +109,7 @@ def test_library_methods_follow_per_image_targets(tiny_net, batch, name):
 
 def test_appb_perturbation_moves_the_target_margin_to_v(tiny_net, batch):
     images, targets = batch
-    explainer = create_explainer("APPB", tiny_net, layers=["conv"], steps=60, lr=0.05, gamma_p=1.0)
+    explainer = create_explainer("appb", tiny_net, layers=["conv"], steps=60, lr=0.05, gamma_p=1.0)
     perturbed = explainer.perturb(images, targets)
     with torch.no_grad():
         before, after = tiny_net(images), tiny_net(perturbed)
@@ -122,7 +124,7 @@ def test_appb_perturbation_moves_the_target_margin_to_v(tiny_net, batch):
 
 def test_calm_without_checkpoint_says_how_to_make_one(tiny_net):
     with pytest.raises(UserError, match="cce-bench train-calm"):
-        create_explainer("CALM", tiny_net)
+        create_explainer("calm", tiny_net)
 
 
 def test_calm_em_loss_by_hand():
@@ -135,6 +137,9 @@ def test_calm_em_loss_by_hand():
     torch.testing.assert_close(calm_em_loss(joint, torch.tensor([1])), expected)
 
 
-def test_unknown_method_lists_the_known_ones(tiny_net):
-    with pytest.raises(UserError, match=r"unknown method 'GradCAM'; known: .*gcam\+.*scam"):
-        create_explainer("GradCAM", tiny_net)
+@pytest.mark.parametrize("typed,meant", [("GradCAM", "gradcam_pp"), ("GCAM+", "gradcam_pp"), ("CCE", "cce"),
+                                         ("SCAM", "scorecam"), ("score_cam", "scorecam")])
+def test_a_near_miss_names_the_one_spelling(tiny_net, typed, meant):
+    # one name per method: the paper's label, another case or a typo is refused with the name to use
+    with pytest.raises(UserError, match=rf"unknown method '{re.escape(typed)}' \(did you mean '{meant}'\?\); known: appb, calm, cce,"):
+        create_explainer(typed, tiny_net)

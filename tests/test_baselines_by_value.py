@@ -9,7 +9,6 @@ from torch import nn
 
 from cce_bench import create_explainer
 from cce_bench.explainers import postprocess
-from conftest import TinyNet
 
 
 @pytest.fixture
@@ -54,7 +53,7 @@ def test_ig_of_a_linear_model_is_input_minus_baseline_times_the_weights(batch):
     images, targets = batch
     net = LinearNet()
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-    maps = create_explainer("IG", net, steps=7, mean=mean, std=std).attribute(images, targets)
+    maps = create_explainer("ig", net, steps=7, mean=mean, std=std).attribute(images, targets)
     baseline = (0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     # for f linear, IG_i = (x_i - x'_i) * w_i exactly, whatever the number of steps
     reference = ((images - baseline) * net.weight[targets]).abs().sum(1)
@@ -65,7 +64,7 @@ def test_gbp_is_captums_guided_backprop_called_directly(tiny_net, batch):
     from captum.attr import GuidedBackprop
 
     images, targets = batch
-    maps = create_explainer("GBP", tiny_net).attribute(images, targets)
+    maps = create_explainer("gbp", tiny_net).attribute(images, targets)
     direct = GuidedBackprop(tiny_net).attribute(images.clone().requires_grad_(True), target=targets)
     torch.testing.assert_close(maps, postprocess(direct.abs().amax(1), (16, 12)), atol=1e-6, rtol=0)
 
@@ -75,7 +74,7 @@ def test_gbp_of_a_one_relu_net_by_hand():
     net = nn.Sequential(nn.Flatten(), nn.Linear(12, 5, bias=False), nn.ReLU(), nn.Linear(5, 2, bias=False))
     torch.manual_seed(1)
     x = torch.randn(1, 3, 2, 2)
-    maps = create_explainer("GBP", net).attribute(x, torch.tensor([1]))
+    maps = create_explainer("gbp", net).attribute(x, torch.tensor([1]))
     w1, w2 = net[1].weight.detach(), net[3].weight.detach()[1]
     active = (w1 @ x.flatten()) > 0
     grad = (w1.T @ (torch.relu(w2) * active)).view(3, 2, 2)
@@ -87,7 +86,7 @@ def test_gradcam_plus_plus_is_the_library_called_directly(tiny_net, batch):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     images, targets = batch
-    maps = create_explainer("GCAM+", tiny_net, target_layer="conv").attribute(images, targets)
+    maps = create_explainer("gradcam_pp", tiny_net, target_layer="conv").attribute(images, targets)
     with GradCAMPlusPlus(model=tiny_net, target_layers=[tiny_net.conv]) as cam:
         direct = cam(input_tensor=images.clone().requires_grad_(True),
                      targets=[ClassifierOutputTarget(int(t)) for t in targets])
@@ -97,7 +96,7 @@ def test_gradcam_plus_plus_is_the_library_called_directly(tiny_net, batch):
 def test_fullgrad_decomposition_is_complete():
     """For a piecewise-linear net: sum(input-gradient x input) + sum of all bias terms = the logit."""
     net = ConvBNNet()
-    explainer = create_explainer("FullIG", net)
+    explainer = create_explainer("fullgrad", net)
     torch.manual_seed(2)
     x = torch.randn(2, 3, 8, 8)
     targets = torch.tensor([1, 3])
@@ -143,7 +142,7 @@ def test_fullgrad_map_matches_the_authors_procedure():
     torch.manual_seed(3)
     images = torch.randn(2, 3, 10, 9)
     targets = torch.tensor([2, 0])
-    maps = create_explainer("FullIG", net).attribute(images, targets)
+    maps = create_explainer("fullgrad", net).attribute(images, targets)
     for b in range(2):
         reference = authors_fullgrad(net, images[b:b + 1], int(targets[b]))
         torch.testing.assert_close(maps[b], postprocess(reference[None], (10, 9))[0], atol=1e-5, rtol=0)
@@ -153,7 +152,7 @@ def test_appb_matches_the_authors_lbfgs_loop_one_image_at_a_time(tiny_net, batch
     images, targets = batch
     images = images.double()
     net = tiny_net.double()
-    maps = create_explainer("APPB", net, layers=["conv"], steps=15, gamma_p=10.0).attribute(images, targets)
+    maps = create_explainer("appb", net, layers=["conv"], steps=15, gamma_p=10.0).attribute(images, targets)
     for b in range(3):
         img, target = images[b:b + 1], int(targets[b])
         clean = net.conv(img).detach()
@@ -203,7 +202,7 @@ def test_calm_map_is_the_joint_probability_and_its_own_classifier_chooses():
 
 
 def test_ce_contrast_class_needs_a_change(tiny_net):
-    explainer = create_explainer("CE", tiny_net, target_layer="conv")
+    explainer = create_explainer("contrastive_gradcam", tiny_net, target_layer="conv")
     logits = torch.tensor([[0.1, 0.9, 0.5, 0.7, 0.3]])
     assert explainer.contrast_classes(logits, torch.tensor([1])).tolist() == [3]  # top-1 target: the 2nd
     assert explainer.contrast_classes(logits, torch.tensor([3])).tolist() == [2]  # never the top-1 (1)
@@ -232,11 +231,11 @@ def test_every_method_puts_its_map_on_the_evidence_of_a_planted_object():
     images = torch.rand(2, 3, 16, 16) * 0.2
     images[:, :, :8, :8] += 1.0  # the object
     targets = torch.tensor([0, 0])
-    knobs = {"GBP": {}, "IG": {"steps": 8}, "RISE": {"N": 400, "grid": 4}, "GCAM+": {"target_layer": "conv"},
-             "SCAM": {"target_layer": "conv"}, "FullIG": {}, "CE": {"target_layer": "conv"},
-             "APPB": {"layers": ["conv"], "steps": 20}, "CCE": {"M": 1, "steps": 20, "epsilon": 32, "gamma": 0.5}}
+    knobs = {"gbp": {}, "ig": {"steps": 8}, "rise": {"N": 400, "grid": 4}, "gradcam_pp": {"target_layer": "conv"},
+             "scorecam": {"target_layer": "conv"}, "fullgrad": {}, "contrastive_gradcam": {"target_layer": "conv"},
+             "appb": {"layers": ["conv"], "steps": 20}, "cce": {"M": 1, "steps": 20, "epsilon": 32, "gamma": 0.5}}
     for name, kw in knobs.items():
-        maps = create_explainer(name, net, **kw, **({"mean": (0, 0, 0), "std": (1, 1, 1)} if name == "CCE" else {}))
+        maps = create_explainer(name, net, **kw, **({"mean": (0, 0, 0), "std": (1, 1, 1)} if name == "cce" else {}))
         m = maps.attribute(images, targets)
         inside = m[:, :8, :8].mean((1, 2))
         outside = m[:, 8:, 8:].mean((1, 2))
@@ -246,12 +245,12 @@ def test_every_method_puts_its_map_on_the_evidence_of_a_planted_object():
 
 def test_rise_defaults_by_model_with_the_authors_setting_for_resnet50(tiny_net):
     tiny_net.name = "resnet50"
-    resnet = create_explainer("RISE", tiny_net)
+    resnet = create_explainer("rise", tiny_net)
     assert (resnet.N, resnet.grid, resnet.keep) == (6000, 8, 0.1)  # eclique/RISE Saliency.py
     tiny_net.name = "vgg19"
-    other = create_explainer("RISE", tiny_net)
+    other = create_explainer("rise", tiny_net)
     assert (other.N, other.grid, other.keep) == (4000, 7, 0.5)
-    assert create_explainer("RISE", tiny_net, N=100, keep=0.3).N == 100  # an explicit knob wins
+    assert create_explainer("rise", tiny_net, N=100, keep=0.3).N == 100  # an explicit knob wins
 
 
 @pytest.mark.parametrize("cells,size", [(7, 256), (8, 232), (4, 20), (2, 9)])

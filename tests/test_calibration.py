@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 TINY = ["--images", "2", "--steps", "3", "--gamma", "5", "40", "--epsilon", "8", "--alpha", "1.0", "0.5",
         "--step", "12544", "--candidates", "unit,pixel", "--default-gamma", "40", "--default-alpha", "0.5"]

@@ -4,7 +4,6 @@ kept-iterate rule against an independent replay of the optimisation, and gamma a
 import math
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 

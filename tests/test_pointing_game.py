@@ -1,23 +1,11 @@
-import json
-
-import numpy as np
+"""The energy-based pointing game: the metric by hand, and `cce-bench pointing-game` end to end."""
+import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from cce_bench import UserError
-from cce_bench.data import box_mask, coco_to_imagenet, create_pointing_dataset
+from cce_bench.data.coco import box_mask
 from cce_bench.metrics import energy_pointing_game
-from cce_bench.models import imagenet_categories
-
-
-def test_box_mask_puts_x_on_columns_and_unites_boxes():
-    mask = box_mask([(1, 0, 2, 3), (4, 2, 2, 2)], width=6, height=4)  # [x, y, w, h]
-    expected = torch.tensor([[0, 1, 1, 0, 0, 0],
-                             [0, 1, 1, 0, 0, 0],
-                             [0, 1, 1, 0, 1, 1],
-                             [0, 0, 0, 0, 1, 1]], dtype=torch.bool)
-    assert torch.equal(mask, expected)
+from helpers import run_cli
 
 
 def test_proportion_by_hand_on_a_non_square_map_with_two_boxes():
@@ -39,73 +27,61 @@ def test_constant_map_spreads_its_energy_evenly():
     assert energy_pointing_game(torch.zeros(1, 4, 6), mask[None]).item() == pytest.approx(6 / 24)
 
 
-def test_mapping_names_real_imagenet_classes():
-    mapping = coco_to_imagenet()
-    names = imagenet_categories()
-    assert len(mapping) >= 16 and all(0 <= i < 1000 for classes in mapping.values() for i in classes)
-    assert {names[i] for i in mapping["cat"]} == {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
-    assert {names[i] for i in mapping["cup"]} == {"cup", "coffee mug"}
-    assert names[mapping["airplane"][0]] == "airliner" and "Chihuahua" in {names[i] for i in mapping["dog"]}
+FAST_METHODS = ["experiment=smoke", "method_knobs.scorecam.target_layer=blocks.6"]
 
 
-@pytest.fixture
-def coco_root(tmp_path):
-    """A COCO-format folder made here: a 300x200 image, a mapped and an unmapped category, a crowd box,
-    a box over half the image, and a box outside the image."""
-    (tmp_path / "val2017").mkdir()
-    (tmp_path / "annotations").mkdir()
+@pytest.mark.slow
+def test_pointing_game_writes_table5_with_all_ten_columns(tmp_path):
+    out = tmp_path / "pg"
+    result = run_cli("pointing-game", "data.n_images=2", *FAST_METHODS, f"out={out}")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "table.csv")
+    assert list(table.columns[1:]) == ["GBP", "IG", "RISE", "GCAM+", "SCAM", "FullIG", "CE", "APPB", "CALM", "CCE"]
+    rows = table.set_index(table.columns[0])
+    assert rows.loc["Proportion (%)", "CALM"] == "needs checkpoint"
+    assert float(rows.loc["Proportion (paper)", "CCE"]) == pytest.approx(61.1)
+    measured = rows.loc["Proportion (%)"].drop("CALM").astype(float)
+    assert ((measured >= 0) & (measured <= 100)).all()
+    records = pd.read_csv(out / "records.csv")
+    assert len(records) == 2 * 9 and set(records["pair_id"]) <= {"2:cup", "3:bench", "3:bottle"}
+    for name in ("samples.csv", "skipped.csv", "machine.json", "config.yaml", "run.json", "table.md", "table5.png"):
+        assert (out / name).is_file(), name
+    assert "train-calm" in (out / "table.md").read_text()
+
+
+def test_pointing_game_runs_a_subset_by_name(tmp_path):
+    out = tmp_path / "pg"
+    result = run_cli("pointing-game", "methods=[gradcam_pp,contrastive_gradcam]", "experiment=smoke", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    assert list(pd.read_csv(out / "table.csv").columns[1:]) == ["GCAM+", "CE"]
+
+
+@pytest.mark.slow
+def test_train_calm_then_the_calm_column_is_measured(tmp_path):
+    import numpy as np
+    import torch
+    import torchvision
+    from PIL import Image
+
+    torch_home = tmp_path / "torch"
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(),
+               torch_home / "hub" / "checkpoints" / "resnet50-0676ba61.pth")
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(tmp_path / "val2017" / "a.jpg")
-    Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(tmp_path / "val2017" / "b.jpg")
-    doc = {
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 300, "height": 200},
-                   {"id": 2, "file_name": "b.jpg", "width": 300, "height": 200}],
-        "categories": [{"id": 17, "name": "cat"}, {"id": 1, "name": "person"}, {"id": 18, "name": "dog"}],
-        "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 17, "bbox": [100, 50, 60, 40], "area": 2400, "iscrowd": 0},
-            {"id": 2, "image_id": 1, "category_id": 17, "bbox": [200, 120, 30, 30], "area": 900, "iscrowd": 0},
-            {"id": 3, "image_id": 1, "category_id": 17, "bbox": [0, 0, 300, 200], "area": 60000, "iscrowd": 1},
-            {"id": 4, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0},
-            {"id": 5, "image_id": 2, "category_id": 17, "bbox": [0, 0, 250, 190], "area": 47500, "iscrowd": 0},
-            {"id": 6, "image_id": 2, "category_id": 18, "bbox": [400, 300, 10, 10], "area": 100, "iscrowd": 0},
-        ]}
-    (tmp_path / "annotations" / "instances_val2017.json").write_text(json.dumps(doc))
-    return tmp_path
-
-
-def test_coco_pairs_are_mapped_filtered_and_masked(coco_root):
-    data = create_pointing_dataset({"name": "coco", "root": str(coco_root), "n_images": None}, [0.5] * 3, [0.5] * 3)
-    assert [s.id for s in data.samples] == ["1:cat"]  # person is unmapped; crowd boxes do not count
-    reasons = {row["id"]: row["reason"] for row in data.skipped}
-    assert "more than 0.5" in reasons["2:cat"] and "no box of positive area" in reasons["2:dog"]
-    item = data[0]
-    assert item["image"].shape == (3, 224, 224) and item["mask"].shape == (224, 224)
-    assert item["allowed"].nonzero()[:, 0].tolist() == sorted(coco_to_imagenet()["cat"])
-    # Resize(256): 300x200 -> 384x256 (x scale 1.28); CenterCrop(224): left 80, top 16.
-    # box 1 [100, 50, 60, 40] -> columns 48..124.8, rows 48..99.2; box 2 [200, 120, 30, 30] -> cols 176..214.4, rows 137.6..176
-    mask = item["mask"]
-    rows = mask.any(1).nonzero()[:, 0]
-    cols = mask.any(0).nonzero()[:, 0]
-    assert abs(rows.min().item() - 48) <= 1 and abs(rows.max().item() - 175) <= 1
-    assert abs(cols.min().item() - 48) <= 1 and abs(cols.max().item() - 214) <= 1
-    assert mask[70, 80] and mask[150, 190] and not mask[70, 190] and not mask[150, 80]  # a union, not a hull
-
-
-def test_coco_errors_name_the_problem(coco_root, tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        create_pointing_dataset({"name": "coco", "root": str(tmp_path / "nowhere")}, [0.5] * 3, [0.5] * 3)
-    bad = coco_root / "annotations" / "instances_val2017.json"
-    bad.write_text("{not json")
-    with pytest.raises(UserError, match="not COCO instances JSON"):
-        create_pointing_dataset({"name": "coco", "root": str(coco_root)}, [0.5] * 3, [0.5] * 3)
-    bad.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
-    with pytest.raises(UserError, match="none of the mapped categories"):
-        create_pointing_dataset({"name": "coco", "root": str(coco_root)}, [0.5] * 3, [0.5] * 3)
-
-
-def test_embedded_default_reads_through_pycocotools():
-    data = create_pointing_dataset({"name": "photos_coco"}, [0.5] * 3, [0.5] * 3)
-    assert {s.category for s in data.samples} == {"cup", "bench", "bottle"}
-    assert {row["id"] for row in data.skipped} == {"1:cat", "3:motorcycle", "3:bicycle"}
-    everything = create_pointing_dataset({"name": "photos_coco", "max_box_fraction": 1.0}, [0.5] * 3, [0.5] * 3)
-    assert {"cat", "motorcycle"} <= {s.category for s in everything.samples}
+    for wnid in ("n02123045", "n07920052"):  # tabby, espresso
+        folder = tmp_path / "imagenet" / "train" / wnid
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (80, 90, 3), dtype=np.uint8)).save(folder / f"{i}.JPEG")
+    env = {"TORCH_HOME": str(torch_home)}
+    checkpoint = tmp_path / "calm.pth"
+    trained = run_cli("train-calm", f"data.root={tmp_path / 'imagenet'}", "data.resize=64", "data.crop=64",
+                      "batch_size=2", "num_workers=0", f"checkpoint={checkpoint}", f"out={tmp_path / 'calm'}", env=env)
+    assert trained.returncode == 0, trained.stderr
+    assert checkpoint.is_file()
+    out = tmp_path / "pg"
+    result = run_cli("pointing-game", "methods=[calm]", "experiment=smoke", f"method_knobs.calm.checkpoint={checkpoint}",
+                     f"out={out}", env=env)
+    assert result.returncode == 0, result.stderr
+    value = pd.read_csv(out / "table.csv").set_index("Unnamed: 0").loc["Proportion (%)", "CALM"]
+    assert 0 <= float(value) <= 100

@@ -1,12 +1,17 @@
 """Saliency methods by name, all with the call `attribute(images, target)` -> maps [B, H, W].
 
-Importing this package registers every method: CCE and the nine comparison methods of Table 5.
+Every module of this package is imported here, so a method is registered by existing: a new method is
+one file (a class under `@register`, named after its module) plus its config, configs/method_knobs/NAME.yaml.
 """
-from . import appb, calm, contrastive_gradcam, fullgrad, gbp, gradcam_pp, ig, rise, scorecam  # noqa: F401 (registration)
-from .base import EXPLAINERS, Explainer, SettingMaps, create_explainer, postprocess, resolve_targets
-from .cce import CCE, ContrastiveMaps
+import importlib
+import pkgutil
 
-TABLE5_METHODS = ["GBP", "IG", "RISE", "GCAM+", "SCAM", "FullIG", "CE", "APPB", "CALM", "CCE"]
+from .base import EXPLAINERS, Explainer, MethodUnavailable, SettingMaps, create_explainer, postprocess, register, resolve_targets
 
-__all__ = ["CCE", "ContrastiveMaps", "EXPLAINERS", "Explainer", "SettingMaps", "TABLE5_METHODS",
-           "create_explainer", "postprocess", "resolve_targets"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+from .cce import CCE, ContrastiveMaps  # noqa: E402
+
+__all__ = ["CCE", "ContrastiveMaps", "EXPLAINERS", "Explainer", "MethodUnavailable", "SettingMaps", "create_explainer", "postprocess",
+           "register", "resolve_targets"]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
-from .base import EXPLAINERS, Explainer
+from .base import Explainer, register
 from .layers import capture_outputs, network
 
 # phi_l: ReLU outputs of VGG-19 features 11, 13, 15, 17, 20, 22 (baselines.md); ResNet-50: the outputs of
@@ -33,9 +33,9 @@ PERCEPTUAL_LAYERS = {
 }
 
 
-@EXPLAINERS.register("APPB")
-class PerceptualBall(Explainer):
-    name = "APPB"
+@register
+class APPB(Explainer):
+    label = "APPB"
 
     def __init__(self, model, layers: list | None = None, gamma_p: float = 1e4, v: float = -2.0, steps: int = 100,
                  lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "lbfgs", batch_size: int = 8):

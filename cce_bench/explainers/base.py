@@ -8,17 +8,41 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..metrics.insertion_deletion import batched_logits
+from ..models import batched_logits
 from ..registry import Registry
+from ..tensors import min_max
 
 EXPLAINERS: Registry[type["Explainer"]] = Registry("method")
+
+
+class MethodUnavailable(UserError):
+    """A method that cannot run in this set-up (CALM without a checkpoint): a table shows `short` in its
+    column and the message below the table, instead of failing the whole run."""
+
+    def __init__(self, message: str, short: str):
+        super().__init__(message)
+        self.short = short
+
+
+def register(cls: type["Explainer"]) -> type["Explainer"]:
+    """Registers a method under its module's name (`explainers/score_cam.py` -> `score_cam`), the one
+    name its config file (configs/method_knobs/NAME.yaml), its knobs (method_knobs.NAME) and its records use.
+    The class name spells the same words (ScoreCAM); `label` is only how tables and figures print it."""
+    name = cls.__module__.rsplit(".", 1)[-1]
+    if cls.__name__.lower() != name.replace("_", ""):
+        raise TypeError(f"method class {cls.__name__} in {name}.py: name it after its module "
+                        f"({''.join(w.capitalize() for w in name.split('_'))} or with the same letters in any case)")
+    cls.name = name
+    cls.label = cls.label or name
+    EXPLAINERS.register(name)(cls)
+    return cls
 
 
 def resolve_targets(model, images: torch.Tensor, target=None, batch_size: int = 32) -> torch.Tensor:
@@ -53,9 +77,7 @@ def postprocess(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     maps = maps.float().clamp_min(0)
     if maps.shape[-2:] != tuple(size):
         maps = F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
-    lo = maps.amin(dim=(-2, -1), keepdim=True)
-    span = maps.amax(dim=(-2, -1), keepdim=True) - lo
-    return torch.where(span > 0, (maps - lo) / span.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+    return min_max(maps, constant=0.0)
 
 
 @dataclass
@@ -65,11 +87,12 @@ class SettingMaps:
     setting: dict
     maps: torch.Tensor
     seconds: float
-    extras: dict = field(default_factory=dict)
+    valid: torch.Tensor | None = None  # CCE: per image, the share of its counterfactuals that are valid
 
 
 class Explainer:
-    name = ""
+    name = ""   # set by @register from the module's name
+    label = ""  # the paper's abbreviation, for tables and figures
     # A method that explains a classifier of its own (CALM) sets this to that classifier, on the
     # benchmark's input; protocols that let the model choose the class then ask it instead.
     own_classifier = None
@@ -117,5 +140,6 @@ def create_explainer(name: str, model, **knobs) -> Explainer:
     cls = EXPLAINERS.get(name)
     unknown = sorted(set(knobs) - set(cls.knob_names()))
     if unknown:
-        raise UserError(f"method {cls.name} has no knob {', '.join(unknown)}; its knobs: {', '.join(cls.knob_names())}")
+        raise UserError(f"method {cls.name} has no knob {', '.join(unknown)}; its knobs: {', '.join(cls.knob_names())} "
+                        f"(set them as method_knobs.{cls.name}.KNOB=VALUE)")
     return cls(model, **knobs)

@@ -17,13 +17,10 @@ from torch import nn
 
 from ..errors import UserError
 from ..models import IMAGENET_MEAN, IMAGENET_STD
-from .base import EXPLAINERS, Explainer
+from ..tensors import to_normalised, to_pixels
+from .base import Explainer, MethodUnavailable, register
 
 ARCH = "calm_resnet50"
-
-
-class NeedsCheckpoint(UserError):
-    """CALM was asked for without a trained checkpoint."""
 
 
 class CALMNet(nn.Module):
@@ -94,13 +91,13 @@ class OnBenchmarkInput(nn.Module):
         self.register_buffer("calm_std", torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
 
     def calm_input(self, images: torch.Tensor) -> torch.Tensor:
-        return (images * self.std + self.mean - self.calm_mean) / self.calm_std
+        return to_normalised(to_pixels(images, self.mean, self.std), self.calm_mean, self.calm_std)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.calm(self.calm_input(images))
 
 
-@EXPLAINERS.register("CALM")
+@register
 class CALM(Explainer):
     """The joint p(y, z | x) of the checkpoint's own classifier for the explained class.
 
@@ -108,14 +105,13 @@ class CALM(Explainer):
     the model choose the class (the pointing game: the mapped class with the highest score), CALM's own
     scores choose it: `own_classifier` is that classifier on the benchmark's input."""
 
-    name = "CALM"
+    label = "CALM"
 
     def __init__(self, model, checkpoint: str | None = None, batch_size: int = 16):
         super().__init__(model, batch_size)
         if not checkpoint:
-            raise NeedsCheckpoint("CALM needs a checkpoint: make one with `cce-bench train-calm "
-                                  "data.root=/path/to/imagenet`, then pass method_knobs.calm.checkpoint=PATH "
-                                  "(method.checkpoint=PATH under sweep)")
+            raise MethodUnavailable("CALM needs a checkpoint: make one with `cce-bench train-calm "
+                                    "data.root=/path/to/imagenet`, then pass method_knobs.calm.checkpoint=PATH", "needs checkpoint")
         self.checkpoint = checkpoint
         device = next(model.parameters()).device
         mean = getattr(model, "mean", torch.tensor(IMAGENET_MEAN)).to(device).flatten()

@@ -20,9 +20,9 @@ import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
-from ..metrics.insertion_deletion import batched_logits
-from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput
-from .base import EXPLAINERS, Explainer, SettingMaps, other_top_classes, postprocess
+from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits
+from ..tensors import channel_list, to_pixels
+from .base import Explainer, SettingMaps, other_top_classes, postprocess, register
 
 
 @dataclass
@@ -46,13 +46,9 @@ def normalise_max(maps: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
 
 
-def _channel_values(values) -> tuple:
-    return tuple(torch.as_tensor(values, dtype=torch.float32).flatten().tolist())
-
-
-@EXPLAINERS.register("CCE")
+@register
 class CCE(Explainer):
-    name = "CCE"
+    label = "CCE"
 
     def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
@@ -79,8 +75,8 @@ class CCE(Explainer):
         self.tv_weight, self.tv_sigma, self.blur_sigma = float(tv_weight), float(tv_sigma), float(blur_sigma)
         self.dist_scale = float(dist_scale)
         # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
-        self.mean = _channel_values(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN))
-        self.std = _channel_values(std if std is not None else getattr(model, "std", IMAGENET_STD))
+        self.mean = tuple(channel_list(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN)))
+        self.std = tuple(channel_list(std if std is not None else getattr(model, "std", IMAGENET_STD)))
         self.pixel_model = PixelInput(model, self.mean, self.std)
 
     def images_per_chunk(self) -> int:
@@ -103,8 +99,7 @@ class CCE(Explainer):
 
     def _chunk_maps(self, images, targets, contrast):
         b, m = contrast.shape
-        pixels = (images * torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
-                  + torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)).clamp(0, 1)
+        pixels = to_pixels(images, self.mean, self.std).clamp(0, 1)
         x = pixels.repeat_interleave(m, dim=0)
         p = targets.repeat_interleave(m)
         q = contrast.flatten()
@@ -228,4 +223,4 @@ class CCE(Explainer):
             for setting in members:
                 alpha = setting.get("alpha", self.alpha)
                 yield SettingMaps(setting, postprocess(maps.unified(alpha), images.shape[-2:]), seconds,
-                                  {"valid": maps.valid.float().mean(1), "contrast": maps.contrast})
+                                  valid=maps.valid.float().mean(1))

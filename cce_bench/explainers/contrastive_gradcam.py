@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .base import EXPLAINERS, Explainer, other_top_classes
+from .base import Explainer, other_top_classes, register
 from .layers import capture_outputs, resolve_layer
 
 
-@EXPLAINERS.register("CE")
+@register
 class ContrastiveGradCAM(Explainer):
-    name = "CE"
+    label = "CE"
 
     def __init__(self, model, target_layer: str | None = None, contrast_rank: int = 2, batch_size: int = 16):
         super().__init__(model, batch_size)
@@ -37,11 +37,11 @@ class ContrastiveGradCAM(Explainer):
         second most likely class overall for contrast_rank = 2 and a top-1 target)."""
         return other_top_classes(logits, targets, self.contrast_rank - 1)[:, -1]
 
-    def _attribute_batch(self, images, targets, contrast=None):
+    def _attribute_batch(self, images, targets):
         with torch.enable_grad(), capture_outputs([self.layer]) as outputs:
             logits = self.model(images.detach().requires_grad_(True)).float()
             activations = outputs[0]
-            q = contrast if contrast is not None else self.contrast_classes(logits, targets)
+            q = self.contrast_classes(logits, targets)
             loss = F.cross_entropy(logits, q, reduction="sum")  # per-image terms: batching keeps them apart
             (grads,) = torch.autograd.grad(loss, activations)
         weights = grads.float().mean(dim=(2, 3), keepdim=True)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import EXPLAINERS, Explainer
+from .base import Explainer, register
 from .layers import capture_outputs, network
 
 
@@ -44,9 +44,9 @@ def normalise_term(term: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return term / (term.flatten(1).amax(1).view(-1, 1, 1, 1) + eps)
 
 
-@EXPLAINERS.register("FullIG")
+@register
 class FullGrad(Explainer):
-    name = "FullIG"
+    label = "FullIG"
 
     def __init__(self, model, batch_size: int = 16):
         super().__init__(model, batch_size)

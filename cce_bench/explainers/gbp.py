@@ -5,17 +5,17 @@ import warnings
 
 from captum.attr import GuidedBackprop as CaptumGuidedBackprop
 
-from .base import EXPLAINERS, Explainer
+from .base import Explainer, register
 
 
-@EXPLAINERS.register("GBP")
-class GuidedBackprop(Explainer):
+@register
+class GBP(Explainer):
     """Channels collapse by the maximum of absolute values (the rule of the Score-CAM comparison).
 
     captum overrides the backward of nn.ReLU modules only: ReLU6 (EfficientNet-Lite) passes plain gradients.
     """
 
-    name = "GBP"
+    label = "GBP"
 
     def __init__(self, model, batch_size: int = 16):
         super().__init__(model, batch_size)

@@ -5,7 +5,7 @@ import torch
 from pytorch_grad_cam import GradCAMPlusPlus as LibGradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from .base import EXPLAINERS, Explainer
+from .base import Explainer, register
 from .layers import resolve_layer
 
 
@@ -27,7 +27,7 @@ class GradCamLibrary(Explainer):
         return torch.as_tensor(maps, device=images.device)
 
 
-@EXPLAINERS.register("GCAM+")
-class GradCAMPlusPlus(GradCamLibrary):
-    name = "GCAM+"
+@register
+class GradCAMPP(GradCamLibrary):
+    label = "GCAM+"
     library_class = LibGradCAMPlusPlus

@@ -5,14 +5,15 @@ import torch
 from captum.attr import IntegratedGradients as CaptumIntegratedGradients
 
 from ..errors import UserError
-from .base import EXPLAINERS, Explainer
+from ..tensors import to_normalised
+from .base import Explainer, register
 
 
-@EXPLAINERS.register("IG")
-class IntegratedGradients(Explainer):
+@register
+class IG(Explainer):
     """Baseline: the black image, (0 - mean) / std in normalised space; map: sum of |attribution| over channels."""
 
-    name = "IG"
+    label = "IG"
 
     def __init__(self, model, steps: int = 50, internal_batch_size: int = 16, batch_size: int = 4, mean=None, std=None):
         super().__init__(model, batch_size)
@@ -26,9 +27,7 @@ class IntegratedGradients(Explainer):
     def baseline(self, images):
         if self.mean is None or self.std is None:
             return torch.zeros_like(images)
-        mean = torch.as_tensor(self.mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        return ((0 - mean) / std).expand_as(images)
+        return to_normalised(torch.zeros_like(images), self.mean, self.std)
 
     def _attribute_batch(self, images, targets):
         attributions = self.method.attribute(images, baselines=self.baseline(images), target=targets,

@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..errors import UserError
-from .base import EXPLAINERS, Explainer
+from .base import Explainer, register
 
 
 def upsampling_matrix(cells: int, size: int) -> torch.Tensor:
@@ -52,12 +52,12 @@ RISE_DEFAULTS = {"resnet50": (6000, 8, 0.1)}
 OTHER_MODELS = (4000, 7, 0.5)
 
 
-@EXPLAINERS.register("RISE")
+@register
 class RISE(Explainer):
     """Masks multiply the normalised input (masked pixels become the mean colour); the same seeded masks
     serve every image; masked inputs are made one chunk of `batch_size` at a time."""
 
-    name = "RISE"
+    label = "RISE"
 
     def __init__(self, model, N: int | None = None, grid: int | None = None, keep: float | None = None, seed: int = 0,
                  batch_size: int = 16):

@@ -9,13 +9,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import EXPLAINERS, Explainer
+from .base import Explainer, register
 from .layers import capture_outputs, resolve_layer
 
 
-@EXPLAINERS.register("SCAM")
+@register
 class ScoreCAM(Explainer):
-    name = "SCAM"
+    label = "SCAM"
 
     def __init__(self, model, target_layer: str | None = None, batch_size: int = 16):
         super().__init__(model, batch_size)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter1d
 
 from ..errors import UserError
+from ..models import batched_logits
 
 
 @dataclass
@@ -131,8 +132,3 @@ def insertion_deletion(model, images: torch.Tensor, maps: torch.Tensor, targets=
     curves = scores.view(2, b, n_steps + 1)
     return InsertionDeletion(insertion_auc=auc(curves[1]), deletion_auc=auc(curves[0]),
                              insertion_curve=curves[1], deletion_curve=curves[0])
-
-
-@torch.inference_mode()
-def batched_logits(model, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    return torch.cat([model(images[s:s + batch_size]).float() for s in range(0, images.shape[0], batch_size)])

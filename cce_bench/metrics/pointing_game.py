@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..tensors import min_max
 
 
 def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -21,8 +22,6 @@ def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tenso
     maps = maps.float().clamp_min(0)
     if maps.shape[-2:] != masks.shape[-2:]:
         maps = F.interpolate(maps[:, None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    lo = maps.amin(dim=(1, 2), keepdim=True)
-    hi = maps.amax(dim=(1, 2), keepdim=True)
-    maps = torch.where(hi > lo, (maps - lo) / (hi - lo).clamp_min(1e-12), torch.ones_like(maps))
+    maps = min_max(maps, constant=1.0)
     masks = masks.to(maps.device, torch.float32)
     return (maps * masks).sum(dim=(1, 2)) / maps.sum(dim=(1, 2))

@@ -1,0 +1,128 @@
+"""`cce-bench pointing-game`: Table 5, the energy-based pointing game on COCO for every method.
+
+config -> COCO pairs + model -> each explainer -> maps -> proportion inside the box mask -> per-(image,
+category) records -> the table (methods as columns) beside the paper's row, with the time per image.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from ..errors import UserError
+from ..explainers import EXPLAINERS, MethodUnavailable
+from ..figures import plot_pointing_game
+from ..models import batched_logits
+from ..metrics.pointing_game import energy_pointing_game
+from ..runs.engine import Job, Session, execute
+from ..runs.run_folder import RunFolder, machine_info
+from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
+from ..runs.timing import timed
+from ..tables import read_paper_table, to_markdown
+
+
+def build_explainers(cfg: DictConfig, model) -> tuple[dict, dict]:
+    """The run's explainers by name, and those that cannot run here (name -> MethodUnavailable)."""
+    explainers, unavailable = {}, {}
+    for name in method_names(cfg):
+        try:
+            explainers[name] = build_explainer(cfg, model, name)
+        except MethodUnavailable as exc:
+            unavailable[name] = exc
+    return explainers, unavailable
+
+
+def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None) -> pd.DataFrame:
+    """Methods as columns (by label); rows: the measured proportion (%), the paper's, and seconds per image."""
+    published = dict(zip(paper["method"], paper["proportion"])) if paper is not None else {}
+    labels = [EXPLAINERS.get(name).label for name in methods]
+    rows = {"Proportion (%)": {}, "Proportion (paper)": {}, "s/img": {}}
+    for name, label in zip(methods, labels):
+        if name in unavailable:
+            rows["Proportion (%)"][label] = unavailable[name].short
+            rows["s/img"][label] = unavailable[name].short
+        else:
+            mine = records[records["method"] == name]
+            rows["Proportion (%)"][label] = round(float(mine["proportion"].mean() * 100), 2)
+            rows["s/img"][label] = round(float(mine["seconds"].mean()), 3)
+        rows["Proportion (paper)"][label] = published.get(label)
+    table = pd.DataFrame(rows).T[labels]
+    table.insert(0, "", table.index)
+    return table.reset_index(drop=True)
+
+
+def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
+    device = torch.device(cfg.device)
+    images, masks = batch["image"].to(device), batch["mask"].to(device)
+    allowed = batch["allowed"].to(device)
+
+    def best_mapped_class(classifier) -> torch.Tensor:
+        # the target: the mapped ImageNet class of the category with the highest score
+        logits = batched_logits(classifier, images, int(cfg.batch_size))
+        return logits.masked_fill(~allowed, float("-inf")).argmax(1)
+
+    model_targets = best_mapped_class(model)
+    records = []
+    for name, explainer in explainers.items():
+        own = explainer.own_classifier
+        targets = model_targets if own is None else best_mapped_class(own)
+        seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
+        seconds /= len(images)
+        proportion = energy_pointing_game(maps, masks)
+        records += [{"index": batch["index"][i], "pair_id": pid, "category": batch["category"][i],
+                     "target": int(targets[i]), "target_name": model.categories[int(targets[i])], "method": name,
+                     "proportion": float(proportion[i]), "seconds": seconds}
+                    for i, pid in enumerate(batch["id"])]
+    return records, {}
+
+
+def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with a last row, measured - paper, per method (for `report`)."""
+    rows = table.set_index(table.columns[0])
+    measured = pd.to_numeric(rows.loc["Proportion (%)"], errors="coerce")
+    paper = pd.to_numeric(rows.loc["Proportion (paper)"], errors="coerce")
+    difference = (measured - paper).round(2).astype(object).where((measured - paper).notna(), None)
+    last = pd.DataFrame([["measured - paper", *difference.tolist()]], columns=table.columns)
+    return pd.concat([table, last], ignore_index=True)
+
+
+def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
+    """CCE's records (else the first method's) with their proportion as `score` (for `report`'s examples)."""
+    method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
+    chosen = records[records["method"] == method].assign(score=lambda r: r["proportion"])
+    return chosen, f"{EXPLAINERS.get(method).label} proportion", {"method": method}, "pair_id"
+
+
+def prepare(session: Session) -> Job:
+    cfg, device = session.cfg, session.device
+    model = build_model(cfg)
+    explainers, unavailable = build_explainers(cfg, model)
+    dataset = build_dataset(cfg, model)
+    if not dataset.has_boxes:
+        raise UserError(f"data={dataset.name} has no boxes to point into: the pointing game takes data=coco "
+                        "(data.root=/path/to/coco) or data=photos_coco")
+    methods = method_names(cfg)
+
+    def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
+        unreadable = len(skipped) - len(dataset.skipped)
+        if records.empty and explainers:
+            raise UserError(f"no pair of {dataset.name} could be read ({len(skipped)} skipped, see "
+                            f"{run.path}/skipped.csv)")
+        table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper))
+        markdown = to_markdown(table)
+        header = (f"Energy-based pointing game on {len(dataset) - unreadable} (image, category) pairs of "
+                  f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model.name} on "
+                  f"{machine_info(device)['device_name']}; proportion = 100 x mean share of the map's energy "
+                  "inside the boxes; (paper): Table 5.")
+        notes = "".join(f"\n- {EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
+        run.write_csv("table.csv", table)
+        run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
+        plot_pointing_game(run.path)
+        return {"pairs": len(dataset), "records": len(records), "caption": header}, f"{header}\n\n{markdown}\n{notes}"
+
+    return Job(dataset, lambda batch: score_batch(model, batch, explainers, cfg), write_tables,
+               desc=f"pointing game ({len(explainers)} methods)", unit="pair")
+
+
+def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
+    return execute(cfg, "pointing-game", prepare)

@@ -1,0 +1,149 @@
+"""`cce-bench sweep`: Tables 1-4, a method's knob swept and scored by insertion/deletion.
+
+config -> data + model -> explainer -> maps per setting -> insertion/deletion -> per-image records ->
+the table beside the paper's.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from ..errors import UserError
+from ..figures import plot_sweep
+from ..metrics.insertion_deletion import check_protocol, insertion_deletion
+from ..models import batched_logits
+from ..runs.engine import Job, Session, execute
+from ..runs.run_folder import RunFolder
+from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
+from ..tables import read_paper_table, sweep_table, to_markdown
+
+
+NOT_A_KNOB = "n/a"
+
+
+def sweep_values(cfg: DictConfig, explainer) -> list:
+    """The swept values; a method without that knob (SCAM has no alpha) is scored once, as one row."""
+    if cfg.param.name not in explainer.knob_names():
+        return [NOT_A_KNOB]
+    values = list(cfg.param["values"])
+    if not values:
+        raise UserError(f"param {cfg.param.name} has no values: pass param.values=[...]")
+    return values
+
+
+def sweep_settings(cfg: DictConfig, explainer) -> list[dict]:
+    values = sweep_values(cfg, explainer)
+    if values == [NOT_A_KNOB]:
+        return [{}]
+    settings = [{cfg.param.name: v} for v in values]
+    for setting in settings:
+        explainer.with_knobs(**setting)  # a bad swept value fails here, before any work
+    return settings
+
+
+def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dict]:
+    """Records per (image, setting), and per setting the sums of the batch's insertion/deletion curves."""
+    device = torch.device(cfg.device)
+    images = batch["image"].to(device)
+    probs = batched_logits(model, images, int(cfg.batch_size)).softmax(1)
+    target_prob, targets = probs.max(1)
+    records, curve_sums = [], {}
+    for result in explainer.maps_for_settings(images, targets, settings):
+        scores = insertion_deletion(model, images, result.maps, targets, step=int(cfg.metric.step),
+                                    batch_size=int(cfg.batch_size), blur_size=int(cfg.metric.blur_size),
+                                    blur_sigma=float(cfg.metric.blur_sigma))
+        curve_sums[str(result.setting.get(cfg.param.name, NOT_A_KNOB))] = {
+            "n": len(batch["id"]), "insertion": scores.insertion_curve.sum(0).tolist(),
+            "deletion": scores.deletion_curve.sum(0).tolist()}
+        knobs = {**explainer.knobs(), **result.setting}
+        valid = result.valid
+        for i, image_id in enumerate(batch["id"]):
+            records.append({
+                "index": batch["index"][i],
+                "image_id": image_id,
+                "label": int(batch["label"][i]),
+                "target": int(targets[i]),
+                "target_name": model.categories[int(targets[i])],
+                "target_prob": float(target_prob[i]),
+                "method": explainer.name,
+                "param": cfg.param.name,
+                "value": result.setting.get(cfg.param.name, NOT_A_KNOB),
+                **{k: knobs[k] for k in ("alpha", "M", "gamma", "epsilon") if k in knobs},
+                "ins_auc": float(scores.insertion_auc[i]),
+                "del_auc": float(scores.deletion_auc[i]),
+                "valid": float(valid[i]) if valid is not None else None,
+                "gen_seconds": result.seconds / len(batch["id"]),
+            })
+    return records, {"curves": curve_sums}
+
+
+def mean_curves(run: RunFolder) -> dict:
+    """Mean insertion and deletion curve per swept value, over every finished batch."""
+    totals: dict = {}
+    for entry in run.finished_batches().values():
+        for value, sums in entry.get("summary", {}).get("curves", {}).items():
+            t = totals.setdefault(value, {"n": 0, "insertion": 0, "deletion": 0})
+            t["n"] += sums["n"]
+            t["insertion"] = np.add(t["insertion"], sums["insertion"])
+            t["deletion"] = np.add(t["deletion"], sums["deletion"])
+    return {v: {"n": t["n"], "insertion": (t["insertion"] / t["n"]).tolist(), "deletion": (t["deletion"] / t["n"]).tolist()}
+            for v, t in totals.items()}
+
+
+def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with, beside each published number, measured - paper (for `report`)."""
+    table = table.copy()
+    for col in ("Ins", "Del", "Diff"):
+        if f"{col} (paper)" in table:
+            position = table.columns.get_loc(f"{col} (paper)") + 1
+            table.insert(position, f"{col} - paper", (table[col] - table[f"{col} (paper)"]).round(2))
+    return table
+
+
+def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
+    """The records at the method's own setting with their Diff as `score` (for `report`'s examples)."""
+    values = records["value"].astype(str).unique().tolist()
+    default = str(cfg.method_knobs[cfg.method].get(cfg.param.name, values[0]))
+    value = default if default in values else values[0]
+    chosen = records[records["value"].astype(str) == value].assign(score=lambda r: r["ins_auc"] - r["del_auc"])
+    setting = {cfg.param.name: chosen["value"].iloc[0]} if value != NOT_A_KNOB else {}
+    return chosen, "Diff", setting, "image_id"
+
+
+def prepare(session: Session) -> Job:
+    cfg = session.cfg
+    model = build_model(cfg)
+    (name,) = method_names(cfg)
+    explainer = build_explainer(cfg, model, name)
+    settings = sweep_settings(cfg, explainer)
+    check_protocol(cfg.metric.step, cfg.metric.blur_size, cfg.metric.blur_sigma)
+    dataset = build_dataset(cfg, model)
+
+    def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
+        if records.empty:
+            raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see "
+                            f"{run.path}/skipped.csv)")
+        paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
+        table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
+                            with_time=bool(cfg.param.get("with_time", False)))
+        markdown = to_markdown(table)
+        header = (f"{explainer.label} on {model.name}, {records['image_id'].nunique()} images of {dataset.name} "
+                  f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
+                  f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
+                  f"(paper): the published table ({cfg.param.get('paper')}).")
+        run.write_csv("table.csv", table)
+        run.write_text("table.md", f"{header}\n\n{markdown}\n")
+        run.write_json("curves.json", mean_curves(run))
+        plot_sweep(run.path)
+        extra = {"param": cfg.param.name, "images": int(records["image_id"].nunique()), "records": len(records),
+                 "caption": header}
+        return extra, f"{header}\n\n{markdown}"
+
+    return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, cfg), write_tables,
+               desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img")
+
+
+def run_sweep(cfg: DictConfig) -> RunFolder | None:
+    return execute(cfg, "sweep", prepare)

@@ -1,0 +1,26 @@
+"""Data sets behind one registry, split by source: image files and the bundled photos (`images`), a local
+ImageNet folder (`imagenet`), COCO pairs with boxes (`coco`). Every data set has `name`, `samples`,
+`skipped`, `has_boxes`, `samples_table()` and `collate(items)`."""
+from __future__ import annotations
+
+from torch.utils.data import DataLoader, Dataset
+
+from . import coco, imagenet  # noqa: F401 (registration)
+from .images import BUNDLED_PHOTOS, ImageSet, Sample, bundled_photo_path, image_file, load_rgb, preprocessing, read_or_skip, seeded_sample
+from .registry import DATASETS
+
+
+def create_dataset(data_cfg, mean, std, seed: int = 0) -> Dataset:
+    """The data set named by `data_cfg.name`, with the model's normalisation."""
+    cfg = dict(data_cfg)
+    transform = preprocessing(mean, std, cfg.pop("resize", 256), cfg.pop("crop", 224), cfg.pop("interpolation", "bilinear"))
+    return DATASETS.get(cfg["name"])(transform=transform, seed=seed, **cfg)
+
+
+def image_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      collate_fn=dataset.collate)
+
+
+__all__ = ["BUNDLED_PHOTOS", "DATASETS", "ImageSet", "Sample", "bundled_photo_path", "create_dataset", "image_file", "image_batches",
+           "load_rgb", "preprocessing", "read_or_skip", "seeded_sample"]

@@ -1,0 +1,201 @@
+"""COCO for the pointing game: (image, category) pairs with their box masks, read through pycocotools,
+from a local COCO (`coco`) or the COCO-format file shipped with the suite for the bundled photos
+(`photos_coco`). Categories map to ImageNet classes by the shipped mapping."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import UserError
+from .images import Sample, collate_images, read_or_skip, seeded_sample
+from .registry import DATASETS
+
+
+@dataclass(frozen=True)
+class PointingSample:
+    """One (image, category) pair: the union of the category's boxes is the mask to point into."""
+
+    id: str
+    path: str
+    image_id: int
+    category: str
+    classes: tuple        # ImageNet classes mapped to the category; the target is the best-scoring one
+    boxes: tuple          # COCO [x, y, w, h] in the original image, x the column and y the row
+    width: int
+    height: int
+
+
+def coco_to_imagenet() -> dict[str, list[int]]:
+    """The shipped COCO-category -> ImageNet-classes mapping (see assets/coco_to_imagenet.json)."""
+    import json
+
+    from ..resources import asset_path
+
+    doc = json.loads(asset_path("coco_to_imagenet.json").read_text(encoding="utf-8"))
+    return {**doc["geirhos16"], **doc["added"]}
+
+
+def box_mask(boxes, width: int, height: int) -> torch.Tensor:
+    """[height, width] mask of the union of COCO boxes, by pixel centres (a pixel (row r, column c) is in a
+    box [x, y, w, h] when x <= c + 0.5 < x + w and y <= r + 0.5 < y + h)."""
+    cols = torch.arange(width) + 0.5
+    rows = torch.arange(height) + 0.5
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    for x, y, w, h in boxes:
+        mask |= ((rows >= y) & (rows < y + h))[:, None] & ((cols >= x) & (cols < x + w))[None, :]
+    return mask
+
+
+def load_coco(annotations: str):
+    from pycocotools.coco import COCO
+
+    path = Path(annotations).expanduser()
+    if not path.is_file():
+        raise UserError(f"COCO annotation file {str(path)!r} does not exist: pass data.annotations=PATH "
+                        "(e.g. DIR/annotations/instances_val2017.json)")
+    import contextlib
+    import io
+    import json
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            return COCO(str(path))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError) as exc:
+        raise UserError(f"COCO annotation file {str(path)!r} is not COCO instances JSON ({type(exc).__name__}): "
+                        "pass the instances_val2017.json of COCO") from None
+
+
+def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0.5,
+               skipped: list | None = None) -> list[PointingSample]:
+    """Every (image, mapped category) pair with at least one non-crowd box. A pair is left out (and
+    noted in `skipped`) when one of its boxes covers more than `max_box_fraction` of the image (the
+    Score-CAM filter) or when no box has positive area inside the image."""
+    skipped = [] if skipped is None else skipped
+    by_name = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
+    mapped = {name: classes for name, classes in mapping.items() if name in by_name}
+    if not mapped:
+        raise UserError("the COCO annotation file has none of the mapped categories "
+                        f"({', '.join(sorted(mapping)[:6])}, ...): pass COCO's instances file")
+    pairs = []
+    for name, classes in sorted(mapped.items()):
+        cat_id = by_name[name]
+        for image_id in sorted(coco.getImgIds(catIds=[cat_id])):
+            info = coco.loadImgs(image_id)[0]
+            width, height = int(info["width"]), int(info["height"])
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
+            boxes = []
+            for ann in anns:
+                x, y, w, h = (float(v) for v in ann["bbox"])
+                x0, y0 = max(x, 0.0), max(y, 0.0)
+                x1, y1 = min(x + w, width), min(y + h, height)
+                if x1 > x0 and y1 > y0:
+                    boxes.append((x0, y0, x1 - x0, y1 - y0))
+            pair_id = f"{image_id}:{name}"
+            if not boxes:
+                skipped.append({"id": pair_id, "reason": "no box of positive area inside the image"})
+                continue
+            if max(w * h for _, _, w, h in boxes) > max_box_fraction * width * height:
+                skipped.append({"id": pair_id, "reason": f"a box covers more than {max_box_fraction:g} of the image"})
+                continue
+            pairs.append(PointingSample(pair_id, str(Path(images_dir) / info["file_name"]), image_id, name,
+                                        tuple(classes), tuple(boxes), width, height))
+    return pairs
+
+
+class PointingSet(Dataset):
+    """(image, category) pairs with their box masks, transformed together by the same torchvision ops."""
+
+    has_boxes = True
+
+    def __init__(self, name: str, samples: list[PointingSample], transform, skipped: list):
+        self.name, self.samples, self.transform, self.skipped = name, samples, transform, skipped
+
+    def samples_table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes)}
+                             for s in self.samples])
+
+    @staticmethod
+    def collate(items: list[dict]) -> dict:
+        return collate_pointing(items)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        from torchvision import tv_tensors
+
+        s = self.samples[index]
+        image, skipped = read_or_skip(s.id, s.path)
+        if skipped:
+            return skipped
+        if image.size != (s.width, s.height):
+            return {"id": s.id, "path": s.path, "error": f"{s.path} is {image.size[0]}x{image.size[1]} but the "
+                    f"annotations say {s.width}x{s.height}: is it the image that data.annotations describes?"}
+        mask = tv_tensors.Mask(box_mask(s.boxes, s.width, s.height)[None].to(torch.uint8))
+        image, mask = self.transform(image, mask)
+        allowed = torch.zeros(1000, dtype=torch.bool)
+        allowed[list(s.classes)] = True
+        return {"index": index, "id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
+                "allowed": allowed, "category": s.category}
+
+
+@DATASETS.register("photos_coco")
+def bundled_photos_coco(name: str, transform, seed: int = 0, **cfg) -> PointingSet:
+    """The COCO-format boxes shipped for the bundled photos (assets/photos_coco.json)."""
+    from ..resources import asset_path
+    from .images import bundled_photo_path
+
+    images_dir = str(bundled_photo_path("chelsea").parent)
+    return pointing_pairs(name, str(asset_path("photos_coco.json")), images_dir, transform, seed, **cfg)
+
+
+@DATASETS.register("coco")
+def coco_folder(name: str, transform, seed: int = 0, root: str | None = None,
+                annotations: str = "annotations/instances_val2017.json", images: str = "val2017", **cfg) -> PointingSet:
+    """A local COCO: root/annotations/instances_val2017.json and root/val2017/."""
+    if not root or str(root) == "???":
+        raise UserError("data.root is not set: pass data.root=/path/to/coco (holding val2017/ and annotations/)")
+    if not Path(root).expanduser().is_dir():
+        raise UserError(f"data root {str(root)!r} does not exist: pass data.root=/path/to/coco")
+    base = Path(root).expanduser()
+    return pointing_pairs(name, str(base / annotations), str(base / images), transform, seed, **cfg)
+
+
+def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed: int = 0,
+                   n_images: int | None = None, max_box_fraction: float = 0.5, **_) -> PointingSet:
+    """The evaluable (image, category) pairs: filtered as `coco_pairs` does, then those whose boxes
+    survive the center crop, then (with `n_images`) a seeded sample."""
+    skipped: list = []
+    pairs = coco_pairs(load_coco(annotations), images_dir, coco_to_imagenet(), float(max_box_fraction), skipped)
+    inside = [p for p in pairs if _mask_survives(p, transform)]
+    kept = {p.id for p in inside}
+    skipped += [{"id": p.id, "reason": "the boxes lie outside the center crop"} for p in pairs if p.id not in kept]
+    pairs = inside
+    if not pairs:
+        raise UserError(f"no (image, category) pair of {name} is left to evaluate "
+                        f"({len(skipped)} skipped): raise data.max_box_fraction or check the annotations")
+    if n_images is not None:
+        keep = {s.id for s in seeded_sample([Sample(p.id, p.path, -1) for p in pairs], int(n_images), seed,
+                                            f"the {len(pairs)} evaluable pairs of {name}")}
+        pairs = [p for p in pairs if p.id in keep]
+    return PointingSet(name, pairs, transform, skipped)
+
+
+def _mask_survives(pair: PointingSample, transform) -> bool:
+    from torchvision import tv_tensors
+
+    mask = tv_tensors.Mask(box_mask(pair.boxes, pair.width, pair.height)[None].to(torch.uint8))
+    return bool(transform(mask).any())
+
+
+def collate_pointing(items: list[dict]) -> dict:
+    batch = collate_images(items)
+    good = [it for it in items if "error" not in it]
+    batch["mask"] = torch.stack([it["mask"] for it in good]) if good else torch.empty(0, 0, 0, dtype=torch.bool)
+    batch["allowed"] = torch.stack([it["allowed"] for it in good]) if good else torch.empty(0, 1000, dtype=torch.bool)
+    batch["category"] = [it["category"] for it in good]
+    return batch

@@ -1,0 +1,52 @@
+"""A local ImageNet (or any class-per-folder tree, or a flat folder of images) as a data set."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from ..errors import UserError
+from .images import ImageSet, Sample, seeded_sample
+from .registry import DATASETS
+
+
+def _imagenet_wnids() -> list[str]:
+    import timm.data
+
+    info = timm.data.ImageNetInfo()
+    return [info.index_to_label_name(i) for i in range(1000)]
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+@DATASETS.register("imagenet")
+def imagenet_folder(name: str, transform, root: str | None = None, split: str = "val", n_images: int | None = 1000,
+                    seed: int = 0, **_) -> ImageSet:
+    """ILSVRC2012 images from a local folder: torchvision's layout (root/val/<wnid>/*.JPEG), a plain
+    class-per-folder tree (root/<class>/*), or a flat folder of images (labels unknown)."""
+    if not root or str(root) == "???":
+        raise UserError("data.root is not set: pass data.root=/path/to/imagenet (the folder holding val/)")
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise UserError(f"data root {str(base)!r} does not exist: pass data.root=/path/to/imagenet")
+    if (base / split).is_dir():
+        base = base / split
+    classes = sorted(d.name for d in os.scandir(base) if d.is_dir())
+    wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
+    by_wnid = bool(classes) and all(c in wnid_index for c in classes)
+    samples = []
+    if classes:
+        for ci, cls in enumerate(classes):
+            label = wnid_index[cls] if by_wnid else ci
+            for dirpath, _, files in os.walk(base / cls):
+                samples += [Sample(os.path.relpath(os.path.join(dirpath, f), base), os.path.join(dirpath, f), label)
+                            for f in files if _is_image(f)]
+    else:
+        samples = [Sample(f, str(base / f), -1) for f in os.listdir(base) if _is_image(f)]
+    if not samples:
+        raise UserError(f"no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) under {str(base)!r}: "
+                        "pass data.root=PATH to a folder of class folders of images")
+    return ImageSet(name, seeded_sample(samples, n_images, seed, f"{str(base)!r}"), transform)

@@ -1,0 +1,162 @@
+"""Image files: decoding any photo to RGB, the model's preprocessing, a data set of image files that skips
+unreadable ones, seeded sampling, and the real photos bundled with scikit-image (the offline default).
+
+Each item is a dict: `index`, `id` (stable name), `path`, `image` (normalised [3, H, W] tensor) and
+`label` (the ImageNet index where the data set knows it, else -1); an unreadable file gives an item
+with `error` instead, which the batch leaves out and the run lists in skipped.csv. The explained class
+is decided later, from the model (the top-1 class on the clean image).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
+
+from ..errors import UserError
+from .registry import DATASETS
+
+# Natural photos that scikit-image ships inside its wheel, in the order the default run takes them.
+# What they show is written beside each; the model's top-1 class is what gets explained.
+BUNDLED_PHOTOS = [
+    ("chelsea", "chelsea.png", "a tabby cat"),
+    ("coffee", "coffee.png", "a cup of espresso on a saucer"),
+    ("camera", "camera.png", "a photographer with a camera on a tripod (grayscale)"),
+    ("motorcycle", "motorcycle_left.png", "a motorcycle"),
+    ("rocket", "rocket.jpg", "a rocket on its launch pad"),
+    ("astronaut", "astronaut.png", "an astronaut in front of a flag"),
+]
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    path: str
+    label: int
+
+
+def preprocessing(mean, std, resize=256, crop=224, interpolation="bilinear") -> T.Compose:
+    """Resize(256) + CenterCrop(224) by default; `resize=[224, 224]` gives the RISE variant."""
+    size = int(resize) if isinstance(resize, (int, float)) else [int(s) for s in resize]
+    return T.Compose([
+        T.ToImage(),
+        T.Resize(size, interpolation=InterpolationMode(interpolation), antialias=True),
+        T.CenterCrop(int(crop)),
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(list(mean), list(std)),
+    ])
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Any photo as 8-bit RGB: grayscale and CMYK are converted, 16-bit is scaled (not clipped), and
+    transparency is laid over white."""
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            values = np.asarray(img, dtype=np.float64)
+            top = 65535.0 if values.max() > 255 else 255.0
+            img = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        return img.convert("RGB")
+
+
+def read_or_skip(sample_id: str, path: str) -> tuple[Image.Image | None, dict | None]:
+    """The image, or the item of an image that cannot be read (corrupt, truncated, not an image): the
+    batch goes on without it, and the run records why."""
+    try:
+        return load_rgb(path), None
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for corrupt or truncated files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, {"id": sample_id, "path": path, "error": f"cannot read {path}: {reason}"}
+
+
+class ImageSet(Dataset):
+    has_boxes = False
+
+    def __init__(self, name: str, samples: list[Sample], transform, skipped: list | None = None):
+        self.name = name
+        self.samples = samples
+        self.transform = transform
+        self.skipped = skipped or []  # left out before reading (id, reason)
+
+    def samples_table(self) -> pd.DataFrame:
+        return pd.DataFrame([vars(s) for s in self.samples])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        s = self.samples[index]
+        image, skipped = read_or_skip(s.id, s.path)
+        if skipped:
+            return skipped
+        return {"index": index, "id": s.id, "path": s.path, "label": s.label, "image": self.transform(image)}
+
+    @staticmethod
+    def collate(items: list[dict]) -> dict:
+        return collate_images(items)
+
+
+def seeded_sample(samples: list[Sample], n_images: int | None, seed: int, what: str) -> list[Sample]:
+    """The same `n_images` of a data set for the same seed on any machine (samples sorted by id first)."""
+    samples = sorted(samples, key=lambda s: s.id)
+    if n_images is None or n_images == len(samples):
+        return samples
+    if int(n_images) < 1:
+        raise UserError(f"data.n_images={n_images} must be at least 1")
+    if n_images > len(samples):
+        raise UserError(f"data.n_images={n_images} is larger than the {len(samples)} images in {what}: "
+                        f"pass data.n_images={len(samples)} or less")
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(samples))[: int(n_images)])
+    return [samples[i] for i in chosen]
+
+
+def collate_images(items: list[dict]) -> dict:
+    good = [it for it in items if "error" not in it]
+    return {
+        "index": [it["index"] for it in good],
+        "id": [it["id"] for it in good],
+        "path": [it["path"] for it in good],
+        "label": torch.tensor([it["label"] for it in good], dtype=torch.long),
+        "image": torch.stack([it["image"] for it in good]) if good else torch.empty(0, 3, 0, 0),
+        "skipped": [{"id": it["id"], "reason": it["error"]} for it in items if "error" in it],
+    }
+
+
+@DATASETS.register("photos")
+def bundled_photos(name: str, transform, n_images: int | None = None, seed: int = 0, **_) -> ImageSet:
+    """The first `n_images` of BUNDLED_PHOTOS (a fixed order, so the default run is the same everywhere)."""
+    samples = [Sample(pid, str(bundled_photo_path(pid)), -1) for pid, _, _ in BUNDLED_PHOTOS]
+    if n_images is not None:
+        if not 1 <= int(n_images) <= len(samples):
+            raise UserError(f"data.n_images={n_images} is outside 1..{len(samples)}, the number of bundled photos: "
+                            "pass a smaller data.n_images, or data=imagenet data.root=PATH for more images")
+        samples = samples[: int(n_images)]
+    return ImageSet(name, samples, transform)
+
+
+def bundled_photo_path(name: str) -> Path:
+    """The file of a bundled photo by its id (chelsea, coffee, ...)."""
+    import skimage.data
+
+    return Path(skimage.data.__file__).parent / dict((pid, f) for pid, f, _ in BUNDLED_PHOTOS)[name]
+
+
+def image_file(name: str) -> str:
+    """A file, or the name of a photo bundled with scikit-image (chelsea, coffee, ...)."""
+    if Path(name).expanduser().is_file():
+        return str(Path(name).expanduser())
+    bundled = [pid for pid, _, _ in BUNDLED_PHOTOS]
+    if name in bundled:
+        return str(bundled_photo_path(name))
+    raise UserError(f"image {name!r} does not exist: pass an image file, or a bundled photo "
+                    f"({', '.join(bundled)})")

@@ -1,0 +1,132 @@
+"""The run skeleton every scoring command shares: set up (device, seeds, shard), open the run folder,
+score this process's unfinished batches one by one, then (rank 0) merge the records and let the
+command write its tables.
+
+Batch k holds images [k * images_per_batch, (k + 1) * images_per_batch) of the data set, whatever the
+number of processes or restarts, so each batch is computed the same way in every run.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from . import distributed
+from .distributed import Shard
+from .run_folder import RunFolder, machine_info, now_iso
+from .runtime import resolve, seed_everything
+
+
+@dataclass
+class Session:
+    """One process of a run: its resolved config, its shard and device, and when it started."""
+
+    cfg: DictConfig
+    shard: Shard
+    device: torch.device
+    started: str = field(default_factory=now_iso)
+    wall_start: float = field(default_factory=time.perf_counter)
+
+
+def begin(cfg: DictConfig) -> Session:
+    shard = distributed.current_shard()
+    cfg = resolve(cfg, shard)
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    device = torch.device(cfg.device)
+    distributed.start(shard, device)
+    return Session(cfg, shard, device)
+
+
+def all_shards_done(session: Session) -> bool:
+    """Waits for every process; True in the one (rank 0) that goes on to merge and write the tables."""
+    distributed.barrier(session.shard)
+    if not session.shard.is_main:
+        distributed.stop()
+    return session.shard.is_main
+
+
+def batch_indices(n_items: int, per_batch: int) -> list[list[int]]:
+    return [list(range(first, min(first + per_batch, n_items))) for first in range(0, n_items, per_batch)]
+
+
+def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table) -> RunFolder:
+    """The run folder, checked against this config (all ranks) and stamped with it (rank 0)."""
+    run = RunFolder(cfg.out)
+    resuming = run.check_config(cfg)
+    distributed.barrier(shard)
+    if shard.is_main:
+        if not resuming:
+            for part in (run.path / "parts").glob("rank*.jsonl"):
+                part.unlink()  # batches of an unknown config cannot be trusted
+        run.stamp_config(cfg)
+        run.write_config(cfg)
+        run.write_csv("samples.csv", samples_table)
+    run.write_json("machine.json" if shard.is_main else f"machine.rank{shard.rank}.json", machine_info(device))
+    distributed.barrier(shard)
+    return run
+
+
+def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
+                score_batch: Callable[[dict], tuple[list[dict], dict]], desc: str, unit: str) -> None:
+    """`score_batch(batch)` returns the batch's records and a summary (sums to aggregate over batches)."""
+    batches = batch_indices(len(dataset), int(cfg.images_per_batch))
+    finished = run.finished_batches()
+    mine = [k for k in range(len(batches)) if shard.owns(k)]
+    todo = [k for k in mine if k not in finished]
+    if len(todo) < len(mine):
+        print(f"resuming {run.path}: {len(mine) - len(todo)} of {len(mine)} batches already done", file=sys.stderr)
+    loader = DataLoader(dataset, batch_sampler=[batches[k] for k in todo], num_workers=int(cfg.num_workers),
+                        collate_fn=dataset.collate)
+    label = desc if shard.world == 1 else f"{desc} [rank {shard.rank}/{shard.world}]"
+    with tqdm(total=sum(len(batches[k]) for k in mine), initial=sum(len(batches[k]) for k in mine if k in finished),
+              unit=unit, desc=label, position=shard.rank, dynamic_ncols=True) as bar:
+        for k, batch in zip(todo, loader):
+            records, summary = score_batch(batch) if batch["id"] else ([], {})
+            run.append_batch(shard.rank, k, records, batch["skipped"], summary)
+            for row in batch["skipped"]:
+                print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
+            bar.update(len(batches[k]))
+
+
+def finish_run(run: RunFolder, command: str, session: Session, extra: dict) -> None:
+    run.write_json("run.json", {"status": "complete", "command": command, "seed": int(session.cfg.seed),
+                                "started": session.started, "finished": now_iso(),
+                                "wall_seconds": round(time.perf_counter() - session.wall_start, 1),
+                                "processes": session.shard.world, **extra})
+    distributed.stop()
+
+
+@dataclass
+class Job:
+    """What a command supplies to the skeleton: its data, how to score a batch (-> records, summary), how
+    to turn the merged records into its tables (-> run.json extras and the text printed at the end)."""
+
+    dataset: object
+    score_batch: Callable[[dict], tuple[list[dict], dict]]
+    write_tables: Callable[[RunFolder, "object", "object"], tuple[dict, str]]
+    desc: str
+    unit: str = "img"
+
+
+def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) -> RunFolder | None:
+    """Runs a scoring command: `prepare(session)` builds its Job from the resolved config."""
+    session = begin(cfg)
+    job = prepare(session)
+    run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table())
+    run_batches(session.cfg, run, job.dataset, session.shard, job.score_batch, desc=job.desc, unit=job.unit)
+    if not all_shards_done(session):
+        return None
+    records, unreadable = run.merge()
+    skipped = pd.concat([pd.DataFrame(job.dataset.skipped, columns=["id", "reason"]), unreadable], ignore_index=True)
+    run.write_csv("skipped.csv", skipped)
+    extra, text = job.write_tables(run, records, skipped)
+    finish_run(run, command, session, extra)
+    print(f"\n{text}\n\nwritten to {run.path}")
+    return run

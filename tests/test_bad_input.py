@@ -1,0 +1,45 @@
+"""Bad input: one line naming the problem and the fix, exit 2, no traceback."""
+import pytest
+
+from helpers import run_cli
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda r: r.mkdir(), [], "no images"),
+    (lambda r: (r / "val" / "n02123045").mkdir(parents=True), [], "no images"),
+    (None, ["data.n_images=50"], "data.n_images=50 is larger than the 5 images"),
+    (None, ["method_knobs.cce.gamma=-1"], "gamma=-1 must be >= 0"),
+    (None, ["method=GradCAM"], "unknown method 'GradCAM' (did you mean 'gradcam_pp'?); known: appb, calm, cce"),
+    (None, ["data.n_images=5", "images_per_batch=0"], "images_per_batch=0 must be"),
+])
+def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, message):
+    root = tmp_path / "empty" if make else image_tree
+    if make:
+        make(root)
+    result = run_cli("sweep", "data=imagenet", f"data.root={root}", *args, f"out={tmp_path / 'out'}")
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["method_knobs.cce.alpha=1.5"], "alpha=1.5 is outside [0, 1]"),
+    (["param.values=[0.5,1.2]"], "alpha=1.2 is outside [0, 1]"),
+    (["method_knobs.cce.M=0"], "M=0 must be"),
+    (["method_knobs.cce.epsilon=0"], "epsilon=0 must be > 0"),
+    (["model=vgg"], "unknown model 'vgg'; known: efficientnet_lite0, resnet50, vgg19"),
+    (["param=delta"], "unknown param 'delta'; known:"),
+    (["data=imagenet"], "data.root is not set: pass data.root="),
+    (["data=imagenet", "data.root=/nonexistent/imagenet"], "data root '/nonexistent/imagenet' does not exist"),
+    (["model=vgg19"], "no weights for vgg19"),
+    (["metric.step=0"], "step=0 must be a positive"),
+    (["device=cuda:0"], "torch sees no CUDA GPU"),
+    (["out=/proc/cce-bench-cannot-write"], "cannot be written"),
+])
+def test_bad_values_exit_with_one_line_and_no_traceback(tmp_path, args, message):
+    result = run_cli("sweep", *args, f"hydra.run.dir={tmp_path}/h", env={"TORCH_HOME": str(tmp_path / "torch")})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cce-bench: error: "), result.stderr
+    assert message in lines[0]

@@ -1,0 +1,133 @@
+"""The codebase's own rules: one name per method, methods found by existing, layers that do not reach
+sideways, and the README's worked example of adding a method, run as a user would."""
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from cce_bench.explainers import EXPLAINERS
+from helpers import ROOT
+
+PACKAGE = ROOT / "cce_bench"
+
+
+def test_every_method_has_one_name_for_module_config_knobs_and_class():
+    config_dir = ROOT / "configs" / "method_knobs"
+    assert sorted(p.stem for p in config_dir.glob("*.yaml")) == EXPLAINERS.names()
+    for name in EXPLAINERS.names():
+        cls = EXPLAINERS.get(name)
+        assert cls.name == name and (PACKAGE / "explainers" / f"{name}.py").is_file()
+        assert cls.__name__.lower() == name.replace("_", "") and cls.__module__ == f"cce_bench.explainers.{name}"
+        assert cls.label and cls.label != name  # the paper's abbreviation, for display
+        knobs = OmegaConf.to_container(OmegaConf.load(config_dir / f"{name}.yaml"))
+        assert set(knobs) <= set(cls.knob_names()), f"{name}.yaml sets what is not a knob"
+
+
+def test_the_pointing_game_list_is_the_only_list_of_methods():
+    table5 = OmegaConf.load(ROOT / "configs" / "pointing_game.yaml").methods
+    assert sorted(table5) == EXPLAINERS.names()
+    for path in PACKAGE.rglob("*.py"):
+        assert "TABLE5_METHODS" not in path.read_text(), path
+
+
+def imports_of(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = path.relative_to(ROOT).parent.parts[:len(path.relative_to(ROOT).parent.parts) - node.level + 1]
+                base = ".".join([*package, *([base] if base else [])])
+            yield base, [a.name for a in node.names]
+
+
+def test_no_module_reaches_into_a_command_or_a_private_helper_of_another_module():
+    for path in PACKAGE.rglob("*.py"):
+        here = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for module, names in imports_of(path):
+            if not module.startswith("cce_bench"):
+                continue
+            if module.startswith("cce_bench.commands") and not here.startswith(("cce_bench.commands", "cce_bench.cli")):
+                pytest.fail(f"{here} imports the command {module}")
+            private = [n for n in names if n.startswith("_")]
+            assert not private, f"{here} imports private {private} from {module}"
+        if here.startswith(("cce_bench.explainers", "cce_bench.metrics", "cce_bench.data")):
+            text = path.read_text()
+            assert "cce_bench.runs" not in text and "from ..runs" not in text, f"{here} reaches into the run machinery"
+
+
+def test_every_output_folder_is_ignored_by_git():
+    for folder in ("results/runs/x", "results/multiruns/x", "results/explain/x", "results/calm/x", "outputs/x"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", folder], cwd=ROOT)
+        assert ignored.returncode == 0, f"{folder} is not ignored"
+
+
+def readme_block(after: str, language: str) -> str:
+    """The first fenced block of `language` after the line `after` in the README."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(after)
+    match = re.search(rf"```{language}\n(.*?)```", text[start:], re.S)
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def copy_with_a_new_method(tmp_path_factory):
+    """The package and its configs copied, with exactly the two files the README's example adds."""
+    root = tmp_path_factory.mktemp("copy")
+    shutil.copytree(PACKAGE, root / "cce_bench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "configs", root / "configs")
+    shutil.copytree(ROOT / "results" / "paper", root / "results" / "paper")
+    (root / "cce_bench" / "explainers" / "center_prior.py").write_text(
+        readme_block("`cce_bench/explainers/center_prior.py`:", "python"))
+    (root / "configs" / "method_knobs" / "center_prior.yaml").write_text(
+        readme_block("`configs/method_knobs/center_prior.yaml`:", "yaml"))
+    return root
+
+
+def run_copy(root, *args):
+    return subprocess.run([sys.executable, "-m", "cce_bench.cli", *args], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_method_added_as_the_readme_shows_is_picked_up_by_every_command(copy_with_a_new_method):
+    root = copy_with_a_new_method
+    game = run_copy(root, "pointing-game", "methods=[center_prior,gbp]", "method_knobs.center_prior.sigma=0.3",
+                    "experiment=smoke", f"out={root / 'pg'}")
+    assert game.returncode == 0, game.stderr
+    table = pd.read_csv(root / "pg" / "table.csv", index_col=0)
+    assert list(table.columns) == ["Centre", "GBP"]
+    proportion = float(table.loc["Proportion (%)", "Centre"])
+    assert 0 < proportion < 100
+    records = pd.read_csv(root / "pg" / "records.csv")
+    assert set(records["method"]) == {"center_prior", "gbp"}
+    assert "sigma: 0.3" in (root / "pg" / "config.yaml").read_text()
+
+    sweep = run_copy(root, "sweep", "method=center_prior", "experiment=smoke", f"out={root / 'sweep'}")
+    assert sweep.returncode == 0, sweep.stderr
+    rows = pd.read_csv(root / "sweep" / "table.csv", keep_default_na=False)
+    assert list(rows["alpha"]) == ["n/a"] and rows["images"].tolist() == [1]  # no alpha knob: scored once
+
+
+def test_the_readme_method_computes_its_closed_form(copy_with_a_new_method):
+    code = """
+import torch
+from cce_bench import create_explainer
+from cce_bench.explainers import EXPLAINERS
+maps = create_explainer("center_prior", torch.nn.Identity(), sigma=0.2).attribute(torch.zeros(2, 3, 5, 7), 0)
+rows = torch.linspace(-0.5, 0.5, 5).view(-1, 1); cols = torch.linspace(-0.5, 0.5, 7).view(1, -1)
+bump = torch.exp(-(rows ** 2 + cols ** 2) / (2 * 0.2 ** 2))
+expected = (bump - bump.min()) / (bump.max() - bump.min())
+assert torch.allclose(maps, expected.expand(2, 5, 7), atol=1e-6), maps
+print(EXPLAINERS.get("center_prior").label)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=copy_with_a_new_method, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(copy_with_a_new_method)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Centre"

@@ -1,0 +1,67 @@
+"""Run plots and `cce-bench report`."""
+import json
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "run"
+    result = run_cli("sweep", "data.n_images=2", "param.values=[1.0,0.7]", "method_knobs.cce.M=2", "method_knobs.cce.steps=3",
+                     "metric.step=2240", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.slow
+def test_every_sweep_folder_gets_its_plots_and_mean_curves(finished_sweep):
+    for name in ("curves.png", "metrics.png", "curves.json"):
+        assert (finished_sweep / name).is_file()
+    curves = json.loads((finished_sweep / "curves.json").read_text())
+    records = pd.read_csv(finished_sweep / "records.csv")
+    assert set(curves) == {"1.0", "0.7"} and len(curves["1.0"]["deletion"]) == 24  # ceil(50176 / 2240) + 1
+    for value, curve in curves.items():
+        mine = records[records["value"].astype(str) == value]
+        # both curves meet the clean image's probability: deletion at 0, insertion at 1
+        assert curve["deletion"][0] == pytest.approx(mine["target_prob"].mean(), abs=1e-5)
+        assert curve["insertion"][-1] == pytest.approx(mine["target_prob"].mean(), abs=1e-5)
+        trapezoid = (sum(curve["insertion"]) - curve["insertion"][0] / 2 - curve["insertion"][-1] / 2) / 23
+        assert trapezoid == pytest.approx(mine["ins_auc"].mean(), abs=1e-5)
+
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+def test_report_page_and_its_images_load_in_headless_chromium(finished_sweep, tmp_path):
+    result = run_cli("report", str(finished_sweep))
+    assert result.returncode == 0, result.stderr
+    page = (finished_sweep / "report.html").read_text()
+    markdown = (finished_sweep / "report.md").read_text()
+    assert "Ins - paper" in page and "Ins - paper" in markdown and "Provenance" in page
+    assert "examples.png" in page and "metrics.png" in markdown
+    if chromium() is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", "<script>window.addEventListener('load', () => {"
+                                  "const all = [...document.images];"
+                                  "document.title = 'loaded ' + all.filter(i => i.complete && i.naturalWidth > 0).length"
+                                  " + ' of ' + all.length; });</script></body>"))
+    dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+                          probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    loaded, total = map(int, re.search(r"<title>loaded (\d+) of (\d+)</title>", dom).groups())
+    assert total >= 3 and loaded == total  # metrics, curves and examples, all decoded
+
+
+def test_report_of_an_unfinished_folder_says_so(tmp_path):
+    result = run_cli("report", str(tmp_path))
+    assert result.returncode == 2 and "is not a finished run" in result.stderr

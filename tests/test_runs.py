@@ -1,0 +1,121 @@
+"""Runs that survive: resume after SIGKILL, a refused foreign config, determinism, scale-out, multirun."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from helpers import ROOT, run_cli
+
+
+# Small but real: the real model and photos, CCE with few steps, curves of 24 points.
+FAST = ["experiment=smoke", "param.values=[1.0,0.5]", "metric.step=2240"]  # the smoke preset, curves of 24 points
+
+
+TIMING = ["gen_seconds"]
+
+
+def table_and_records(out):
+    records = pd.read_csv(out / "records.csv").drop(columns=TIMING)
+    return (out / "table.csv").read_bytes(), records
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    args = ["sweep", *FAST, "data.n_images=4"]
+    reference = tmp_path / "reference"
+    assert run_cli(*args, f"out={reference}").returncode == 0
+
+    out = tmp_path / "killed"
+    part = out / "parts" / "rank0.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "cce_bench.cli", *args, f"out={out}"], cwd=str(ROOT),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not part.exists() or len(part.read_text().splitlines()) < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(part.read_text().splitlines())
+    assert 2 <= done_before < 4, "the kill should land mid-run"
+    assert not (out / "run.json").exists() and not (out / "table.csv").exists()  # visibly unfinished
+
+    rerun = run_cli(*args, f"out={out}")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{done_before} of 4 batches already done" in rerun.stderr
+    batches = [json.loads(line)["batch"] for line in part.read_text().splitlines()]
+    assert sorted(batches) == [0, 1, 2, 3]  # every batch once: nothing finished was computed again
+    ref_table, ref_records = table_and_records(reference)
+    table, records = table_and_records(out)
+    assert table == ref_table
+    pd.testing.assert_frame_equal(records, ref_records)
+
+
+def test_a_cut_last_line_is_redone(tmp_path):
+    from cce_bench.runs.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "r")
+    run.append_batch(0, 0, [{"a": 1}], [])
+    with open(run.path / "parts" / "rank0.jsonl", "a") as fh:
+        fh.write('{"batch": 1, "records": [{"a": 2')  # a crash in the middle of a write
+    assert list(run.finished_batches()) == [0]
+
+
+def test_another_config_in_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("sweep", *FAST, "data.n_images=1", f"out={out}").returncode == 0
+    result = run_cli("sweep", *FAST, "data.n_images=1", "method_knobs.cce.steps=4", f"out={out}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "holds a run of another config (differs in method_knobs.cce.steps)" in result.stderr
+    again = run_cli("sweep", *FAST, "data.n_images=1", f"out={out}", "num_workers=1")  # not a result setting
+    assert again.returncode == 0 and "1 of 1 batches already done" in again.stderr
+
+
+@pytest.mark.slow
+def test_same_config_and_seed_give_bitwise_identical_tables(tmp_path):
+    for name in ("a", "b"):
+        assert run_cli("sweep", *FAST, "data.n_images=2", f"out={tmp_path / name}").returncode == 0
+    table_a, records_a = table_and_records(tmp_path / "a")
+    table_b, records_b = table_and_records(tmp_path / "b")
+    assert table_a == table_b
+    pd.testing.assert_frame_equal(records_a, records_b, check_exact=True)
+    config = (tmp_path / "a" / "config.yaml").read_text()
+    assert "seed: 0" in config and "deterministic: true" in config
+    assert json.loads((tmp_path / "a" / "machine.json").read_text())["versions"]["torch"]
+
+
+@pytest.mark.slow
+def test_two_processes_with_gloo_equal_one(tmp_path):
+    args = ["sweep", *FAST, "data.n_images=3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = run_cli(*args, f"out={tmp_path / 'one'}", env={"OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "cce_bench.cli", *args, f"out={tmp_path / 'two'}"],
+                         cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr
+    assert sorted(p.name for p in (tmp_path / "two" / "parts").iterdir()) == ["rank0.jsonl", "rank1.jsonl"]
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["processes"] == 2
+    table_one, records_one = table_and_records(tmp_path / "one")
+    table_two, records_two = table_and_records(tmp_path / "two")
+    assert table_one == table_two
+    pd.testing.assert_frame_equal(records_one, records_two, check_exact=True)
+
+
+def test_multirun_with_the_local_launcher_writes_one_folder_per_point(tmp_path):
+    result = run_cli("sweep", "-m", "method_knobs.cce.steps=2,3", "experiment=smoke", "param.values=[1.0]",
+                     f"hydra.sweep.dir={tmp_path / 'multi'}")
+    assert result.returncode == 0, result.stderr
+    folders = sorted(p for p in (tmp_path / "multi").iterdir() if p.is_dir())
+    assert [f.name.split("_")[0] for f in folders] == ["0", "1"]
+    steps = [json.loads((f / "fingerprint.json").read_text())["settings"]["method_knobs"]["cce"]["steps"] for f in folders]
+    assert steps == [2, 3] and all((f / "table.csv").is_file() for f in folders)
+
+
+def test_slurm_launcher_config_composes():
+    result = run_cli("sweep", "hydra/launcher=slurm", "--cfg", "hydra")
+    assert result.returncode == 0, result.stderr
+    assert "hydra_plugins.hydra_submitit_launcher" in result.stdout and "gpus_per_node" in result.stdout
