@@ -131,3 +131,11 @@ print(EXPLAINERS.get("center_prior").label)
                             env={**os.environ, "PYTHONPATH": str(copy_with_a_new_method)}, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Centre"
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
