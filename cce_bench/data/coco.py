@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from ..errors import UserError
-from .images import Sample, collate_images, read_or_skip, seeded_sample
+from .images import ImageSet, Sample, collate_images, read_or_skip, seeded_sample
 from .registry import DATASETS
 
 
@@ -106,13 +105,10 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
     return pairs
 
 
-class PointingSet(Dataset):
+class PointingSet(ImageSet):
     """(image, category) pairs with their box masks, transformed together by the same torchvision ops."""
 
     has_boxes = True
-
-    def __init__(self, name: str, samples: list[PointingSample], transform, skipped: list):
-        self.name, self.samples, self.transform, self.skipped = name, samples, transform, skipped
 
     def samples_table(self) -> pd.DataFrame:
         return pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes)}
@@ -121,9 +117,6 @@ class PointingSet(Dataset):
     @staticmethod
     def collate(items: list[dict]) -> dict:
         return collate_pointing(items)
-
-    def __len__(self) -> int:
-        return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
         from torchvision import tv_tensors

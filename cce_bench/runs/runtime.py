@@ -17,8 +17,9 @@ from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
 # ones fill a GPU.
-CPU_BATCH = {"batch_size": 16, "method_batch_size": 16, "images_per_batch": 4}
-GPU_BATCH = {"batch_size": 256, "method_batch_size": 64, "images_per_batch": 32}
+CPU_BATCH = {"batch_size": 16, "images_per_batch": 4}
+GPU_BATCH = {"batch_size": 256, "images_per_batch": 32}
+METHOD_BATCH = {"cpu": 16, "cuda": 64}  # each method's own batch_size (model inputs per pass)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -82,8 +83,7 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
     cfg.device = str(device)
     defaults = dict(GPU_BATCH if device.type == "cuda" else CPU_BATCH)
     for name in cfg.get("method_knobs") or {}:
-        defaults[f"method_knobs.{name}.batch_size"] = defaults["method_batch_size"]
-    del defaults["method_batch_size"]
+        defaults[f"method_knobs.{name}.batch_size"] = METHOD_BATCH.get(device.type, METHOD_BATCH["cpu"])
     for key, value in defaults.items():
         if OmegaConf.select(cfg, key, default="absent") is None:  # present and null
             OmegaConf.update(cfg, key, value)
