@@ -19,6 +19,9 @@ commands:
   sweep           Tables 1-4: sweep a knob (param=alpha|M|gamma|epsilon), score by insertion/deletion
   pointing-game   Table 5: the energy-based pointing game on COCO, CCE against nine methods
   explain         figures: why P? why P rather than Q? why is a P while b is Q? (IMAGE [IMAGE] ...)
+  score           score saliency maps made by any tool (maps=FOLDER|FILE.npz|FILE.pt) on the suite's protocols
+  sanity          model-parameter randomisation test (Adebayo et al. 2018) for any of the methods
+  compare         one leaderboard: every method on the same images, all scores, time and sanity
   train-calm      fine-tune CALM (CALM-EM) on a local ImageNet train folder, for the CALM column
   report          one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR
 
@@ -32,8 +35,9 @@ after a command lists its config groups.
 
 # Each command: its module under cce_bench/commands/ and that module's entry point, imported when run.
 COMMANDS: dict[str, str] = {"sweep": "run_sweep", "pointing-game": "run_pointing_game", "explain": "run_explain",
-                            "train-calm": "run_train_calm"}
-GROUPS = ("model", "data", "param", "experiment", "metric")
+                            "train-calm": "run_train_calm", "score": "run_score", "sanity": "run_sanity",
+                            "compare": "run_compare"}
+GROUPS = ("model", "data", "param", "experiment", "metric", "sanity")
 
 
 def command_function(command: str) -> Callable:
@@ -118,7 +122,7 @@ def _images_as_override(args: list[str]) -> list[str]:
 
 def _report(args: list[str]) -> None:
     if len(args) != 1 or args[0].startswith("-"):
-        fail("usage: cce-bench report RUN_DIR (a folder written by sweep or pointing-game)")
+        fail("usage: cce-bench report RUN_DIR (a folder written by sweep, pointing-game, score, sanity or compare)")
     from .commands.report import write_report
 
     try:

@@ -129,3 +129,59 @@ def plot_pointing_game(folder: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_sanity(folder: str | Path) -> Path:
+    """sanity.png, as Adebayo et al. draw it: similarity to the trained model's maps against the blocks
+    randomised from the logits down, one line per method; a row per mode, a column per measure."""
+    folder = Path(folder)
+    table = pd.read_csv(folder / "table.csv")
+    measures = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman", "ssim": "SSIM"}
+    modes = [m for m in ("cascading", "independent") if m in set(table["mode"])]
+    fig, axes = plt.subplots(len(modes), 3, figsize=(15, 4.2 * len(modes)), squeeze=False)
+    for row, mode in zip(axes, modes):
+        part = table[table["mode"] == mode]
+        for ax, (key, title) in zip(row, measures.items()):
+            for method, lines in part.groupby("method", sort=False):
+                ax.plot(lines["step"], lines[key], "o-", label=method, markersize=3)
+            steps = part.drop_duplicates("step").sort_values("step")
+            ax.set_xticks(steps["step"], steps["block"], rotation=60, ha="right", fontsize=6)
+            ax.axhline(0, color="gray", lw=0.5)
+            ax.set(title=f"{title}, {mode}", ylim=(-0.3, 1.05), ylabel="similarity to the trained model's map",
+                   xlabel="randomised down to" if mode == "cascading" else "block randomised alone")
+            ax.grid(alpha=0.3)
+        row[-1].legend(fontsize=7)
+    fig.tight_layout()
+    path = folder / "sanity.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_leaderboard(folder: str | Path) -> Path:
+    """leaderboard.png: per method, Ins, Del and Diff; the pointing-game proportion where measured; the
+    sanity check's similarity after randomisation (lower is better) with its threshold."""
+    folder = Path(folder)
+    table = pd.read_csv(folder / "table.csv")
+    methods = table["method"].tolist()
+    x = np.arange(len(methods))
+    panels = [("insertion / deletion (100 x AUC)", [("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")])]
+    if "Proportion (%)" in table:
+        panels.append(("pointing game (%)", [("Proportion (%)", "tab:blue"), ("Proportion (paper)", "tab:gray")]))
+    if "sanity ρ" in table:
+        panels.append(("sanity: Spearman to the randomised model's map", [("sanity ρ", "tab:purple")]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 0.8 * len(methods)) * len(panels) / 1.5, 4), squeeze=False)
+    for ax, (title, columns) in zip(axes[0], panels):
+        width = 0.8 / len(columns)
+        for k, (column, colour) in enumerate(columns):
+            values = pd.to_numeric(table[column], errors="coerce").fillna(0)
+            ax.bar(x + (k - (len(columns) - 1) / 2) * width, values, width, label=column, color=colour)
+        ax.set_xticks(x, methods, rotation=45, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = folder / "leaderboard.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -56,3 +56,20 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
 def to_markdown(table: pd.DataFrame) -> str:
     # object dtype keeps integers as integers (pandas would hand tabulate float rows)
     return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".2f", missingval="–")
+
+
+def method_table(records: pd.DataFrame, names: list[str], labels: list[str]) -> pd.DataFrame:
+    """One row per method (in `names` order, printed as `labels`): Ins, Del, Diff (100 x mean AUC), the
+    pointing-game proportion (%) where the records have one, and the number of images."""
+    rows = []
+    for name, label in zip(names, labels):
+        mine = records[records["method"] == name] if len(records) else records
+        row = {"method": label}
+        for column, key in (("Ins", "ins_auc"), ("Del", "del_auc")):
+            row[column] = round(float(mine[key].mean() * 100), 2) if len(mine) else None
+        row["Diff"] = None if row["Ins"] is None else round(row["Ins"] - row["Del"], 2)
+        if "proportion" in records:
+            row["Proportion (%)"] = round(float(mine["proportion"].mean() * 100), 2) if len(mine) else None
+        row["images"] = int(mine["image_id"].nunique()) if len(mine) else 0
+        rows.append(row)
+    return pd.DataFrame(rows)

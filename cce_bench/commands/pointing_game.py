@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 from ..errors import UserError
 from ..explainers import EXPLAINERS, MethodUnavailable
 from ..figures import plot_pointing_game
-from ..models import batched_logits
 from ..metrics.pointing_game import energy_pointing_game
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder, machine_info
+from ..runs.scoring import explained_classes
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
 from ..runs.timing import timed
 from ..tables import read_paper_table, to_markdown
@@ -55,17 +55,11 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
     allowed = batch["allowed"].to(device)
-
-    def best_mapped_class(classifier) -> torch.Tensor:
-        # the target: the mapped ImageNet class of the category with the highest score
-        logits = batched_logits(classifier, images, int(cfg.batch_size))
-        return logits.masked_fill(~allowed, float("-inf")).argmax(1)
-
-    model_targets = best_mapped_class(model)
+    model_targets, _ = explained_classes(model, images, allowed, int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
         own = explainer.own_classifier
-        targets = model_targets if own is None else best_mapped_class(own)
+        targets = model_targets if own is None else explained_classes(own, images, allowed, int(cfg.batch_size))[0]
         seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
         seconds /= len(images)
         proportion = energy_pointing_game(maps, masks)

@@ -71,7 +71,7 @@ def write_report(run_dir: str) -> tuple[Path, Path]:
     status = folder / "run.json"
     if not status.is_file():
         raise UserError(f"{str(folder)!r} is not a finished run (no run.json): pass a folder written by "
-                        "`cce-bench sweep` or `cce-bench pointing-game`, or finish it by rerunning with out=DIR")
+                        "a scoring command (sweep, pointing-game, score, sanity, compare), or finish it by rerunning with out=DIR")
     run = json.loads(status.read_text())
     command = run["command"]
     cfg = OmegaConf.load(folder / "config.yaml")
@@ -81,12 +81,15 @@ def write_report(run_dir: str) -> tuple[Path, Path]:
     records = pd.read_csv(folder / "records.csv")
     samples = pd.read_csv(folder / "samples.csv")
 
-    plots = [folder / n for n in ("metrics.png", "curves.png", "table5.png") if (folder / n).is_file()]
-    try:
-        plots.append(example_grid(folder, cfg, command, records))
-        examples_note = "Maps recomputed from the run's config for the best, median and worst examples."
-    except UserError as exc:  # e.g. the model's weights are not on this machine
-        examples_note = f"Examples not drawn: {exc}"
+    plots = sorted(p for p in folder.glob("*.png") if p.name != "examples.png")
+    if not hasattr(command_module(command), "scored_records"):
+        examples_note = f"No example maps: `{command}` has no one score to rank its images by."
+    else:
+        try:
+            plots.append(example_grid(folder, cfg, command, records))
+            examples_note = "Maps recomputed from the run's config for the best, median and worst examples."
+        except UserError as exc:  # e.g. the model's weights are not on this machine
+            examples_note = f"Examples not drawn: {exc}"
 
     title = f"cce-bench {command}: {folder.name}"
     provenance = {"command": command, "seed": run.get("seed"), "started": run.get("started"),

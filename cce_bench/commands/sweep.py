@@ -5,7 +5,6 @@ the table beside the paper's.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
@@ -16,6 +15,7 @@ from ..metrics.insertion_deletion import check_protocol, insertion_deletion
 from ..models import batched_logits
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder
+from ..runs.scoring import mean_curves
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
 from ..tables import read_paper_table, sweep_table, to_markdown
 
@@ -77,19 +77,6 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
                 "gen_seconds": result.seconds / len(batch["id"]),
             })
     return records, {"curves": curve_sums}
-
-
-def mean_curves(run: RunFolder) -> dict:
-    """Mean insertion and deletion curve per swept value, over every finished batch."""
-    totals: dict = {}
-    for entry in run.finished_batches().values():
-        for value, sums in entry.get("summary", {}).get("curves", {}).items():
-            t = totals.setdefault(value, {"n": 0, "insertion": 0, "deletion": 0})
-            t["n"] += sums["n"]
-            t["insertion"] = np.add(t["insertion"], sums["insertion"])
-            t["deletion"] = np.add(t["deletion"], sums["deletion"])
-    return {v: {"n": t["n"], "insertion": (t["insertion"] / t["n"]).tolist(), "deletion": (t["deletion"] / t["n"]).tolist()}
-            for v, t in totals.items()}
 
 
 def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:

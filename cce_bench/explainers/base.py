@@ -105,10 +105,15 @@ class Explainer:
 
     # -- the shared call ---------------------------------------------------------------------------
     def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
+        return postprocess(self.raw_attribute(images, target), images.shape[-2:])
+
+    def raw_attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
+        """The method's own maps [B, h, w] before the shared post-processing (signed where the method's
+        are; the sanity checks compare these with and without absolute values)."""
         targets = resolve_targets(self.model, images, target, self.batch_size)
         step = self.images_per_chunk()
-        maps = [self._attribute_batch(images[s:s + step], targets[s:s + step]) for s in range(0, len(images), step)]
-        return postprocess(torch.cat(maps), images.shape[-2:])
+        return torch.cat([self._attribute_batch(images[s:s + step], targets[s:s + step]).float()
+                          for s in range(0, len(images), step)])
 
     def _attribute_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

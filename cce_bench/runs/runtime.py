@@ -75,7 +75,7 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
         missing = [exc.full_key]
     if missing:
         key = missing[0]
-        hint = "/path/to/imagenet" if key == "data.root" else "VALUE"
+        hint = {"data.root": "/path/to/imagenet", "maps": "FOLDER_OF_NPY|FILE.npz|FILE.pt"}.get(key, "VALUE")
         raise UserError(f"{key} is not set: pass {key}={hint}")
     device = resolve_device(cfg.device, (shard or Shard()).local_rank)
     if device.type == "cuda":

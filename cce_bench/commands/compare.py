@@ -1,0 +1,143 @@
+"""`cce-bench compare`: one leaderboard, every method on the same images and classes.
+
+config -> data + model -> each explainer -> timed maps -> insertion/deletion, the pointing game where the
+data has boxes, and the sanity check (the maps again with every block of the network re-initialised,
+Spearman of magnitudes against the trained model's) -> per-(image, method) records -> one row per method
+beside the paper's numbers where it has them (Table 5's proportions; CCE's insertion/deletion of
+Table 1 at its alpha).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from ..errors import UserError
+from ..explainers import EXPLAINERS, postprocess
+from ..figures import plot_leaderboard, plot_sweep
+from ..metrics.sanity import map_similarities
+from ..runs.engine import Job, Session, execute
+from ..runs.run_folder import RunFolder, machine_info
+from ..runs.runtime import build_dataset, build_model, method_names
+from ..runs.scoring import explained_classes, mean_curves, protocol_scores
+from ..runs.timing import timed
+from ..tables import method_table, read_paper_table, to_markdown
+from .pointing_game import build_explainers
+from .sanity import Randomisers, explained
+
+
+def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers | None, cfg) -> tuple[list[dict], dict]:
+    device = torch.device(cfg.device)
+    images = batch["image"].to(device)
+    allowed, masks = batch.get("allowed"), batch.get("mask")
+    size = images.shape[-2:]
+    records, curves = [], {}
+    for name, explainer in explainers.items():
+        network = explained(explainer, model)
+        targets, target_prob = explained_classes(network, images, allowed, int(cfg.batch_size))
+        seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), device)
+        maps = postprocess(raw, size)
+        per_image, curves[name] = protocol_scores(model, images, maps, targets, cfg, masks)
+        if randomisers is not None:
+            randomiser = randomisers.of(network)
+            with randomiser.randomised(randomiser.blocks):
+                raw_random = explainer.raw_attribute(images, targets)
+            similarity = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
+            per_image["sanity_spearman_abs"] = [s["spearman_abs"] for s in similarity]
+        records += [{"index": batch["index"][i], "image_id": image_id, "target": int(targets[i]),
+                     "target_name": model.categories[int(targets[i])], "target_prob": float(target_prob[i]),
+                     "method": name, **{k: v[i] for k, v in per_image.items()}, "seconds": seconds / len(images)}
+                    for i, image_id in enumerate(batch["id"])]
+    return records, {"curves": curves}
+
+
+def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg: DictConfig, has_boxes: bool) -> pd.DataFrame:
+    """One row per method: the method table, the paper's numbers, seconds per image and the sanity check."""
+    labels = [EXPLAINERS.get(n).label for n in names]
+    table = method_table(records, names, labels)
+    if has_boxes and "Proportion (%)" not in table:
+        table["Proportion (%)"] = None
+    published = read_paper_table(cfg.paper.pointing_game)
+    ins_del = read_paper_table(cfg.paper.insertion_deletion)
+    alpha = float(cfg.method_knobs.cce.alpha)
+    cce_row = ins_del[ins_del["alpha"].astype(float) == alpha]
+    paper_ins = {"cce": float(cce_row["ins"].iloc[0]) if len(cce_row) else None}
+    paper_del = {"cce": float(cce_row["del"].iloc[0]) if len(cce_row) else None}
+    table.insert(table.columns.get_loc("Diff") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
+    table.insert(table.columns.get_loc("Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
+    if has_boxes:
+        proportions = dict(zip(published["method"], published["proportion"]))
+        table.insert(table.columns.get_loc("Proportion (%)") + 1, "Proportion (paper)", [proportions.get(lb) for lb in labels])
+    seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
+    table["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in names]
+    if "sanity_spearman_abs" in records:
+        rho = records.groupby("method")["sanity_spearman_abs"].mean()
+        fail_above = float(cfg.sanity.fail_above)
+        table["sanity ρ"] = [round(float(rho[n]), 3) if n in rho else None for n in names]
+        table["sanity"] = [None if n not in rho else ("FAILS" if rho[n] > fail_above else "passes") for n in names]
+    table = table.astype(object)  # an unavailable method shows why in its row
+    for name in unavailable:
+        row = names.index(name)
+        for column in table.columns[1:]:
+            if column not in ("Ins (paper)", "Del (paper)", "Proportion (paper)"):
+                table.loc[row, column] = unavailable[name].short if column == "Ins" else None
+    return table
+
+
+def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard with, beside each published number, measured - paper (for `report`)."""
+    table = table.copy()
+    for column in ("Ins", "Del", "Proportion"):
+        measured = column if column != "Proportion" else "Proportion (%)"
+        if f"{column} (paper)" in table:
+            difference = pd.to_numeric(table[measured], errors="coerce") - pd.to_numeric(table[f"{column} (paper)"], errors="coerce")
+            table.insert(table.columns.get_loc(f"{column} (paper)") + 1, f"{column} - paper", difference.round(2))
+    return table
+
+
+def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
+    """CCE's records (else the first method's) with their insertion - deletion as `score` (for `report`)."""
+    method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
+    chosen = records[records["method"] == method].assign(score=lambda r: r["ins_auc"] - r["del_auc"])
+    return chosen, f"{EXPLAINERS.get(method).label} Ins - Del", {"method": method}, "image_id"
+
+
+def prepare(session: Session) -> Job:
+    cfg, device = session.cfg, session.device
+    names = method_names(cfg)
+    if not names:
+        raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
+    model = build_model(cfg)
+    explainers, unavailable = build_explainers(cfg, model)
+    dataset = build_dataset(cfg, model)
+    randomisers = Randomisers(int(cfg.seed)) if bool(cfg.sanity.get("enabled", True)) else None
+
+    def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
+        if records.empty:
+            raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see {run.path}/skipped.csv)"
+                            if explainers else "no method of methods=[...] can run here (see the messages above)")
+        table = leaderboard(records, names, unavailable, cfg, dataset.has_boxes)
+        markdown = to_markdown(table)
+        header = (f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
+                  f"skipped), {model.name} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean insertion/"
+                  f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del"
+                  + ("; Proportion = energy-based pointing game (%)" if dataset.has_boxes else "")
+                  + "; s/img = seconds per map; sanity ρ = Spearman (abs) of each map to the map of the same model with "
+                  f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
+                  "(COCO, Score-CAM's protocol) and CCE's insertion/deletion of Table 1 at its alpha (1000 ImageNet "
+                  "images, VGG-19): set beside, not the same data unless the run's is.")
+        notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in unavailable.items())
+        run.write_csv("table.csv", table)
+        run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
+        run.write_json("curves.json", {EXPLAINERS.get(k).label: v for k, v in mean_curves(run).items()})
+        plot_sweep(run.path)
+        plot_leaderboard(run.path)
+        return ({"images": int(records["image_id"].nunique()), "records": len(records), "caption": header},
+                f"{header}\n\n{markdown}\n{notes}")
+
+    return Job(dataset, lambda batch: score_batch(model, batch, explainers, randomisers, cfg), write_tables,
+               desc=f"compare ({len(explainers)} methods)", unit="img")
+
+
+def run_compare(cfg: DictConfig) -> RunFolder | None:
+    return execute(cfg, "compare", prepare)

@@ -1,0 +1,162 @@
+"""`cce-bench sanity`: the model-parameter randomisation test (Adebayo et al., NeurIPS 2018) per method.
+
+config -> data + model -> each explainer -> its maps on the trained model -> the same maps with the
+model's blocks re-initialised from the logits down (cascading, and one at a time) -> Spearman (with and
+without absolute values) and SSIM against the original maps -> per-(image, method, step) records ->
+the similarity per step, a verdict per method, and the plot.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from ..errors import UserError
+from ..explainers import EXPLAINERS, postprocess
+from ..figures import plot_sanity
+from ..metrics.sanity import MODES, Randomiser, map_similarities
+from ..runs.engine import Job, Session, execute
+from ..runs.run_folder import RunFolder
+from ..runs.runtime import build_dataset, build_model, method_names
+from ..runs.scoring import explained_classes
+from ..tables import to_markdown
+from .pointing_game import build_explainers
+
+MEASURES = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman", "ssim": "SSIM"}
+
+
+def check_sanity_config(cfg: DictConfig) -> tuple[list[str], int | None]:
+    modes = [str(m) for m in cfg.sanity.modes]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise UserError(f"sanity.modes={modes} must be a non-empty list of {', '.join(MODES)}")
+    layers = cfg.sanity.get("layers")
+    if layers is not None and (not isinstance(layers, int) or layers < 1):
+        raise UserError(f"sanity.layers={layers} must be a whole number >= 1 (the top N blocks), or null for all")
+    return modes, layers
+
+
+class Randomisers:
+    """One Randomiser per network explained (the run's model; a method's own classifier, CALM's)."""
+
+    def __init__(self, seed: int):
+        self.seed, self._by_model = seed, {}
+
+    def of(self, model) -> Randomiser:
+        if id(model) not in self._by_model:
+            self._by_model[id(model)] = Randomiser(model, self.seed)
+        return self._by_model[id(model)]
+
+
+def explained(explainer, model):
+    """The network an explainer explains: its own classifier where it has one, else the run's model."""
+    return explainer.own_classifier if explainer.own_classifier is not None else model
+
+
+def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers, modes, layers, cfg) -> tuple[list[dict], dict]:
+    device = torch.device(cfg.device)
+    images = batch["image"].to(device)
+    allowed = batch.get("allowed")
+    size = images.shape[-2:]
+    records = []
+    for name, explainer in explainers.items():
+        network = explained(explainer, model)
+        targets, _ = explained_classes(network, images, allowed, int(cfg.batch_size))
+        raw = explainer.raw_attribute(images, targets)
+        maps = postprocess(raw, size)
+        randomiser = randomisers.of(network)
+        for mode in modes:
+            for step, block in enumerate(randomiser.walk(mode, layers), start=1):
+                raw_random = explainer.raw_attribute(images, targets)
+                similarities = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
+                records += [{"index": batch["index"][i], "image_id": image_id, "target": int(targets[i]), "method": name,
+                             "mode": mode, "step": step, "block": block, **similarities[i]}
+                            for i, image_id in enumerate(batch["id"])]
+    return records, {}
+
+
+def similarity_table(records: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Mean similarity per (mode, step, block randomised, method), long form, methods by label."""
+    grouped = records.groupby(["mode", "step", "block", "method"], sort=False)
+    table = grouped[list(MEASURES)].mean().round(3).reset_index()
+    table["images"] = grouped["image_id"].nunique().values
+    table["method"] = pd.Categorical(table["method"], categories=names, ordered=True)
+    table = table.sort_values(["mode", "method", "step"], key=lambda c: c.map({m: i for i, m in enumerate(MODES)})
+                              if c.name == "mode" else c).reset_index(drop=True)
+    table["method"] = [EXPLAINERS.get(n).label for n in table["method"].astype(str)]
+    return table
+
+
+def verdicts(records: pd.DataFrame, names: list[str], fail_above: float) -> pd.DataFrame:
+    """Per method: the similarity after the last cascading step (every block tested randomised) and the
+    verdict: a method whose maps stay above `fail_above` (Spearman of magnitudes) fails the check."""
+    rows = []
+    for name in names:
+        mine = records[(records["method"] == name) & (records["mode"] == "cascading")]
+        if mine.empty:
+            continue
+        last = mine[mine["step"] == mine["step"].max()]
+        rho = float(last["spearman_abs"].mean())
+        rows.append({"method": EXPLAINERS.get(name).label, "randomised down to": last["block"].iloc[0],
+                     "Spearman (abs)": round(rho, 3), "Spearman": round(float(last["spearman"].mean()), 3),
+                     "SSIM": round(float(last["ssim"].mean()), 3),
+                     "verdict": "FAILS: its maps survive the randomisation" if rho > fail_above else "passes"})
+    return pd.DataFrame(rows)
+
+
+def markdown_tables(table: pd.DataFrame, verdict: pd.DataFrame) -> str:
+    parts = []
+    if not verdict.empty:
+        parts.append("Verdict (after the last cascading step):\n\n" + to_markdown(verdict))
+    for mode in [m for m in MODES if m in set(table["mode"])]:
+        for key, title in MEASURES.items():
+            wide = table[table["mode"] == mode].pivot_table(index=["step", "block"], columns="method", values=key, sort=False)
+            wide = wide.reset_index().rename(columns={"block": "randomised" if mode == "independent" else "down to"})
+            parts.append(f"{title}, {mode} randomisation:\n\n{to_markdown(wide)}")
+    return "\n\n".join(parts)
+
+
+def prepare(session: Session) -> Job:
+    cfg = session.cfg
+    modes, layers = check_sanity_config(cfg)
+    model = build_model(cfg)
+    explainers, unavailable = build_explainers(cfg, model)
+    if not method_names(cfg):
+        raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,gbp]")
+    dataset = build_dataset(cfg, model)
+    randomisers = Randomisers(int(cfg.seed))
+    names = [n for n in method_names(cfg) if n in explainers]
+
+    def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
+        if records.empty:
+            raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see {run.path}/skipped.csv)"
+                            if explainers else "no method of methods=[...] can run here (see the messages above)")
+        table = similarity_table(records, names)
+        verdict = verdicts(records, names, float(cfg.sanity.fail_above))
+        blocks = Randomiser(model).blocks
+        header = (f"Model-parameter randomisation test (Adebayo et al. 2018) on {model.name} ({len(blocks)} blocks; "
+                  f"{'all' if layers is None else f'the top {layers}'} randomised from the logits down), "
+                  f"{records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} skipped), seed {cfg.seed}. "
+                  "Similarity of each map to the trained model's: Spearman rank correlation of the method's own maps "
+                  "(with and without absolute values) and SSIM of the maps in [0, 1]; 1 = unchanged. A method fails "
+                  f"when its Spearman (abs) after the last cascading step stays above {cfg.sanity.fail_above}.")
+        notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in unavailable.items())
+        markdown = markdown_tables(table, verdict)
+        run.write_csv("table.csv", table)
+        run.write_csv("verdict.csv", verdict)
+        run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
+        plot_sanity(run.path)
+        return {"images": int(records["image_id"].nunique()), "records": len(records), "caption": header}, \
+            f"{header}\n\n{markdown}\n{notes}"
+
+    return Job(dataset, lambda batch: score_batch(model, batch, explainers, randomisers, modes, layers, cfg), write_tables,
+               desc=f"sanity ({len(explainers)} methods)", unit="img")
+
+
+def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+    return table
+
+
+def run_sanity(cfg: DictConfig) -> RunFolder | None:
+    return execute(cfg, "sanity", prepare)
+

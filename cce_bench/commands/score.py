@@ -1,0 +1,79 @@
+"""`cce-bench score maps=PATH`: saliency maps made by any tool, scored by the suite's protocols.
+
+config -> data + model -> the saved maps of its images -> insertion/deletion (and the pointing game
+where the data has boxes) -> per-image records -> one row of the methods' table. The class a map is
+scored for is the one every method of the suite explains: the model's top-1 class, or for a COCO pair
+the best of the ImageNet classes its category maps to (records: `target`, `target_name`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..data.saved_maps import MapsOnImages, SavedMaps
+from ..errors import UserError
+from ..figures import plot_sweep
+from ..metrics.insertion_deletion import check_protocol
+from ..runs.engine import Job, Session, execute
+from ..runs.run_folder import RunFolder
+from ..runs.runtime import build_dataset, build_model
+from ..runs.scoring import explained_classes, mean_curves, protocol_scores
+from ..tables import method_table, to_markdown
+
+
+def maps_name(cfg: DictConfig) -> str:
+    return str(cfg.name) if cfg.get("name") else Path(str(cfg.maps)).expanduser().name.split(".")[0] or "maps"
+
+
+def score_batch(model, batch: dict, name: str, cfg: DictConfig) -> tuple[list[dict], dict]:
+    device = torch.device(cfg.device)
+    images, maps = batch["image"].to(device), batch["map"].to(device)
+    allowed = batch.get("allowed")
+    targets, target_prob = explained_classes(model, images, allowed, int(cfg.batch_size))
+    masks = batch["mask"] if "mask" in batch else None
+    per_image, curves = protocol_scores(model, images, maps, targets, cfg, masks)
+    records = [{"index": batch["index"][i], "image_id": image_id, "target": int(targets[i]),
+                "target_name": model.categories[int(targets[i])], "target_prob": float(target_prob[i]),
+                "method": name, **{k: v[i] for k, v in per_image.items()}}
+               for i, image_id in enumerate(batch["id"])]
+    return records, {"curves": {name: curves}}
+
+
+def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+    return table
+
+
+def prepare(session: Session) -> Job:
+    cfg = session.cfg
+    check_protocol(cfg.metric.step, cfg.metric.blur_size, cfg.metric.blur_sigma)
+    maps = SavedMaps(cfg.maps, cfg.get("maps_ids"))
+    OmegaConf.update(cfg, "maps_digest", maps.digest(), force_add=True)  # a rerun on changed maps is a new run
+    model = build_model(cfg)
+    data_cfg = OmegaConf.to_container(cfg.data)
+    dataset = MapsOnImages(build_dataset(cfg, model), maps, data_cfg, str(cfg.maps_frame))
+    name = maps_name(cfg)
+
+    def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
+        if records.empty:
+            first = f": {skipped['id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
+            raise UserError(f"no map could be scored ({len(skipped)} skipped, see {run.path}/skipped.csv){first}")
+        table = method_table(records, [name], [name])
+        markdown = to_markdown(table)
+        pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
+        header = (f"Maps {maps.path} scored on {model.name}, {records['image_id'].nunique()} images of {dataset.name} "
+                  f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur {cfg.metric.blur_size}/"
+                  f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}.")
+        run.write_csv("table.csv", table)
+        run.write_text("table.md", f"{header}\n\n{markdown}\n")
+        run.write_json("curves.json", mean_curves(run))
+        plot_sweep(run.path)
+        return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, f"{header}\n\n{markdown}"
+
+    return Job(dataset, lambda batch: score_batch(model, batch, name, cfg), write_tables, desc=f"score {name}", unit="img")
+
+
+def run_score(cfg: DictConfig) -> RunFolder | None:
+    return execute(cfg, "score", prepare)

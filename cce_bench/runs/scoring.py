@@ -1,0 +1,51 @@
+"""What every command that scores maps shares: which class a map explains, and the protocol's scores of
+one batch of maps (insertion/deletion always, the pointing game where the data has boxes)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ..metrics.insertion_deletion import insertion_deletion
+from ..metrics.pointing_game import energy_pointing_game
+from ..models import batched_logits
+
+
+def explained_classes(classifier, images: torch.Tensor, allowed: torch.Tensor | None, batch_size: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(class, its probability) per image: the top-1 class, or for a COCO pair (`allowed`, the ImageNet
+    classes its category maps to) the best of those, as the pointing game of Score-CAM takes it."""
+    logits = batched_logits(classifier, images, batch_size)
+    if allowed is not None:
+        logits_allowed = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+        targets = logits_allowed.argmax(1)
+    else:
+        targets = logits.argmax(1)
+    return targets, logits.softmax(1).gather(1, targets[:, None])[:, 0]
+
+
+def protocol_scores(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, cfg: DictConfig,
+                    masks: torch.Tensor | None = None) -> tuple[dict[str, list[float]], dict]:
+    """Per image `ins_auc`, `del_auc` (and `proportion` with box masks); and the batch's curve sums."""
+    scores = insertion_deletion(model, images, maps, targets, step=int(cfg.metric.step), batch_size=int(cfg.batch_size),
+                                blur_size=int(cfg.metric.blur_size), blur_sigma=float(cfg.metric.blur_sigma))
+    per_image = {"ins_auc": scores.insertion_auc.tolist(), "del_auc": scores.deletion_auc.tolist()}
+    if masks is not None:
+        per_image["proportion"] = energy_pointing_game(maps, masks.to(maps.device)).tolist()
+    curves = {"n": len(images), "insertion": scores.insertion_curve.sum(0).tolist(),
+              "deletion": scores.deletion_curve.sum(0).tolist()}
+    return per_image, curves
+
+
+def mean_curves(run) -> dict:
+    """Mean insertion and deletion curve per key of the batches' curve sums (swept value, method), over
+    every finished batch."""
+    totals: dict = {}
+    for entry in run.finished_batches().values():
+        for value, sums in entry.get("summary", {}).get("curves", {}).items():
+            t = totals.setdefault(value, {"n": 0, "insertion": 0, "deletion": 0})
+            t["n"] += sums["n"]
+            t["insertion"] = np.add(t["insertion"], sums["insertion"])
+            t["deletion"] = np.add(t["deletion"], sums["deletion"])
+    return {v: {"n": t["n"], "insertion": (t["insertion"] / t["n"]).tolist(), "deletion": (t["deletion"] / t["n"]).tolist()}
+            for v, t in totals.items()}
