@@ -35,8 +35,29 @@ def noise(path, size=(40, 30), mode="RGB"):
     Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).convert(mode).save(path)
 
 
-def run_cli(*args, env=None, timeout=600):
+def run_cli(*args, env=None, timeout=600, cwd=None):
     """Run the installed command line the way a user does."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "cce_bench.cli", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=str(ROOT))
+                          env=full_env, timeout=timeout, cwd=str(cwd or ROOT))
+
+
+def readme_command(prefix: str) -> list[str]:
+    """The arguments of the one README command line that starts with `prefix` (its comment dropped), so
+    that a test runs exactly what the README shows."""
+    import shlex
+
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, f"README has {len(lines)} lines starting with {prefix!r}"
+    words = shlex.split(lines[0], comments=True)
+    assert words[0] == "cce-bench"
+    return words[1:]
+
+
+def readme_code(first_line: str) -> str:
+    """The README code block whose first line is `first_line`."""
+    import re
+
+    blocks = re.findall(r"```(?:python|bash)\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    (block,) = [b for b in blocks if b.startswith(first_line)]
+    return block

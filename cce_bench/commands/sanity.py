@@ -75,29 +75,29 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers, 
     return records, {}
 
 
-def similarity_table(records: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+def similarity_table(records: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     """Mean similarity per (mode, step, block randomised, method), long form, methods by label."""
     grouped = records.groupby(["mode", "step", "block", "method"], sort=False)
     table = grouped[list(MEASURES)].mean().round(3).reset_index()
     table["images"] = grouped["image_id"].nunique().values
-    table["method"] = pd.Categorical(table["method"], categories=names, ordered=True)
+    table["method"] = pd.Categorical(table["method"], categories=list(labels), ordered=True)
     table = table.sort_values(["mode", "method", "step"], key=lambda c: c.map({m: i for i, m in enumerate(MODES)})
                               if c.name == "mode" else c).reset_index(drop=True)
-    table["method"] = [EXPLAINERS.get(n).label for n in table["method"].astype(str)]
+    table["method"] = [labels[n] for n in table["method"].astype(str)]
     return table
 
 
-def verdicts(records: pd.DataFrame, names: list[str], fail_above: float) -> pd.DataFrame:
+def verdicts(records: pd.DataFrame, labels: dict[str, str], fail_above: float) -> pd.DataFrame:
     """Per method: the similarity after the last cascading step (every block tested randomised) and the
     verdict: a method whose maps stay above `fail_above` (Spearman of magnitudes) fails the check."""
     rows = []
-    for name in names:
+    for name, label in labels.items():
         mine = records[(records["method"] == name) & (records["mode"] == "cascading")]
         if mine.empty:
             continue
         last = mine[mine["step"] == mine["step"].max()]
         rho = float(last["spearman_abs"].mean())
-        rows.append({"method": EXPLAINERS.get(name).label, "randomised down to": last["block"].iloc[0],
+        rows.append({"method": label, "randomised down to": last["block"].iloc[0],
                      "Spearman (abs)": round(rho, 3), "Spearman": round(float(last["spearman"].mean()), 3),
                      "SSIM": round(float(last["ssim"].mean()), 3),
                      "verdict": "FAILS: its maps survive the randomisation" if rho > fail_above else "passes"})
@@ -125,14 +125,14 @@ def prepare(session: Session) -> Job:
         raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,gbp]")
     dataset = build_dataset(cfg, model)
     randomisers = Randomisers(int(cfg.seed))
-    names = [n for n in method_names(cfg) if n in explainers]
+    labels = {n: explainers[n].label for n in method_names(cfg) if n in explainers}
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         if records.empty:
             raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see {run.path}/skipped.csv)"
                             if explainers else "no method of methods=[...] can run here (see the messages above)")
-        table = similarity_table(records, names)
-        verdict = verdicts(records, names, float(cfg.sanity.fail_above))
+        table = similarity_table(records, labels)
+        verdict = verdicts(records, labels, float(cfg.sanity.fail_above))
         blocks = Randomiser(model).blocks
         header = (f"Model-parameter randomisation test (Adebayo et al. 2018) on {model.name} ({len(blocks)} blocks; "
                   f"{'all' if layers is None else f'the top {layers}'} randomised from the logits down), "

@@ -7,6 +7,7 @@ the best of the ImageNet classes its category maps to (records: `target`, `targe
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +54,12 @@ def prepare(session: Session) -> Job:
     OmegaConf.update(cfg, "maps_digest", maps.digest(), force_add=True)  # a rerun on changed maps is a new run
     model = build_model(cfg)
     data_cfg = OmegaConf.to_container(cfg.data)
-    dataset = MapsOnImages(build_dataset(cfg, model), maps, data_cfg, str(cfg.maps_frame))
+    everything = OmegaConf.merge(cfg, {"data": {"n_images": None}})
+    all_ids = [s.id for s in build_dataset(everything, model).samples]
+    dataset = MapsOnImages(build_dataset(cfg, model), maps, data_cfg, str(cfg.maps_frame), all_ids)
+    if dataset.unused:
+        print(f"note: {dataset.unused} map(s) in {maps.path} are for images outside this run's sample "
+              "(data.n_images, seed): left aside", file=sys.stderr)
     name = maps_name(cfg)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:

@@ -150,7 +150,9 @@ def check_map(value, source: str) -> np.ndarray:
 class MapsOnImages(Dataset):
     """A data set's items, each with its saved map in the model input's frame ([crop, crop])."""
 
-    def __init__(self, dataset, maps: SavedMaps, data_cfg: dict, frame: str = "auto"):
+    def __init__(self, dataset, maps: SavedMaps, data_cfg: dict, frame: str = "auto", all_ids: list[str] | None = None):
+        """`all_ids`: every image id of the data set before sampling (default: the run's), so that maps
+        for images outside the run's sample are left aside rather than taken for a mistake."""
         if frame not in FRAMES:
             raise UserError(f"maps_frame={frame} is not one of {', '.join(FRAMES)}")
         self.dataset, self.maps, self.frame = dataset, maps, frame
@@ -160,22 +162,26 @@ class MapsOnImages(Dataset):
         size = int(resize) if isinstance(resize, (int, float)) else [int(s) for s in resize]
         self.geometry = T.Compose([T.Resize(size, interpolation=InterpolationMode(data_cfg.get("interpolation", "bilinear")),
                                             antialias=True), T.CenterCrop(self.crop)])
-        self.check_ids()
+        self.unused = self.check_ids(all_ids)
 
     @property
     def skipped(self) -> list:
         return self.dataset.skipped
 
-    def check_ids(self) -> None:
+    def check_ids(self, all_ids: list[str] | None) -> int:
+        """Refuses maps that fit no image of the run, or that name images the data set does not have;
+        returns the number of maps left aside (images of the data set outside the run's sample)."""
         ids = [s.id for s in self.samples]
         matched = {self.maps.key(i) for i in ids} - {None}
-        extra = sorted(self.maps.ids - matched)
         if not matched:
             raise UserError(f"none of the {len(ids)} images of {self.name} has a map in {self.maps.path} (image ids look "
                             f"like {ids[0]!r}, the maps' like {sorted(self.maps.ids)[0]!r}): name each map by its image id")
-        if extra:
-            raise UserError(f"{self.maps.path} holds {len(extra)} map(s) for no image of this run (e.g. {extra[0]!r}): score "
-                            f"the images they were made for (data=..., data.n_images=...), or leave those maps out")
+        known = {self.maps.key(i) for i in (all_ids if all_ids is not None else ids)} - {None}
+        foreign = sorted(self.maps.ids - known)
+        if foreign:
+            raise UserError(f"{self.maps.path} holds {len(foreign)} map(s) for no image of {self.name} (e.g. {foreign[0]!r}): "
+                            "pass the data the maps were made for (data=..., data.root=...), or leave those maps out")
+        return len(self.maps.ids - matched)
 
     def samples_table(self):
         return self.dataset.samples_table()

@@ -1,0 +1,78 @@
+"""`cce-bench compare`: one row per method with every score, checked by value against the metrics run
+here on the same maps; the paper's numbers beside; resumed; rendered by `report`."""
+import pandas as pd
+import pytest
+
+from cce_bench import insertion_deletion
+from cce_bench.data import create_dataset
+from cce_bench.explainers import create_explainer, postprocess
+from cce_bench.metrics import energy_pointing_game
+from cce_bench.metrics.sanity import Randomiser, map_similarities
+from cce_bench.runs.scoring import explained_classes
+from helpers import readme_command, run_cli
+
+
+def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
+    out = tmp_path / "compare"
+    args = ("compare", "experiment=smoke", "methods=[gradcam_pp,calm,cce]", f"out={out}")
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "table.csv", keep_default_na=False).set_index("method")
+    assert list(table.index) == ["GCAM+", "CALM", "CCE"]
+    assert list(table.columns) == ["Ins", "Del", "Diff", "Ins (paper)", "Del (paper)", "Proportion (%)",
+                                   "Proportion (paper)", "images", "s/img", "sanity ρ", "sanity"]
+    assert table.loc["CALM", "Ins"] == "needs checkpoint"
+    assert float(table.loc["CCE", "Ins (paper)"]) == pytest.approx(57.9971)  # Table 1, alpha = 0.7
+    assert float(table.loc["GCAM+", "Proportion (paper)"]) == 57.5 and float(table.loc["CCE", "Proportion (paper)"]) == 61.1
+    assert table.loc["GCAM+", "sanity"] in ("passes", "FAILS")
+
+    # Grad-CAM++'s scores, recomputed here on the same pair with the metrics and randomiser called directly
+    dataset = create_dataset({"name": "photos_coco", "n_images": 1}, *lite0.channel_stats())
+    pair = dataset[0]
+    image, mask = pair["image"][None], pair["mask"][None]
+    target, _ = explained_classes(lite0, image, pair["allowed"][None], 16)
+    explainer = create_explainer("gradcam_pp", lite0)
+    raw = explainer.raw_attribute(image, target)
+    maps = postprocess(raw, (224, 224))
+    scores = insertion_deletion(lite0, image, maps, target, step=12544)
+    randomiser = Randomiser(lite0, seed=0)
+    with randomiser.randomised(randomiser.blocks):
+        raw_random = explainer.raw_attribute(image, target)
+    rho = map_similarities(raw, maps, raw_random, postprocess(raw_random, (224, 224)))[0]["spearman_abs"]
+    records = pd.read_csv(out / "records.csv")
+    mine = records[records["method"] == "gradcam_pp"].iloc[0]
+    assert mine["image_id"] == pair["id"] and mine["target"] == int(target)
+    assert mine["ins_auc"] == pytest.approx(float(scores.insertion_auc[0]), abs=1e-4)
+    assert mine["del_auc"] == pytest.approx(float(scores.deletion_auc[0]), abs=1e-4)
+    assert mine["proportion"] == pytest.approx(float(energy_pointing_game(maps, mask)[0]), abs=1e-4)
+    assert mine["sanity_spearman_abs"] == pytest.approx(rho, abs=1e-3)
+    assert float(table.loc["GCAM+", "Ins"]) == pytest.approx(round(mine["ins_auc"] * 100, 2))
+
+    again = run_cli(*args)
+    assert again.returncode == 0 and "1 of 1 batches already done" in again.stderr
+    assert pd.read_csv(out / "records.csv").drop(columns="seconds").equals(records.drop(columns="seconds"))
+
+    report = run_cli("report", str(out))
+    assert report.returncode == 0, report.stderr
+    page = (out / "report.html").read_text()
+    assert "GCAM+" in page and "Proportion - paper" in page and "leaderboard.png" in page
+
+
+def test_readme_compare_command_on_images_without_boxes(tmp_path):
+    out = tmp_path / "compare"
+    result = run_cli(*readme_command("cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos "), f"out={out}")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "table.csv")
+    assert list(table["method"]) == ["GCAM+", "GBP", "IG", "CCE"] and "Proportion (%)" not in table
+    assert table["sanity"].isin(["passes", "FAILS"]).all() and (table["images"] == 1).all()
+    assert (out / "leaderboard.png").is_file() and (out / "curves.png").is_file()
+    off = run_cli("compare", "experiment=smoke", "data=photos", "methods=[gbp]", "sanity.enabled=false",
+                  f"out={tmp_path / 'off'}")
+    assert off.returncode == 0, off.stderr
+    assert "sanity ρ" not in pd.read_csv(tmp_path / "off" / "table.csv")
+
+
+def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path):
+    result = run_cli("compare", "experiment=smoke", "methods=[]", f"out={tmp_path / 'run'}")
+    assert result.returncode == 2 and "methods=[] is empty" in result.stderr
+    assert not (tmp_path / "run" / "run.json").exists()
