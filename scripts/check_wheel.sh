@@ -68,6 +68,12 @@ EOF
     data.crop=64 batch_size=2 num_workers=0 out=calm checkpoint=calm/calm.pth
 "$bin/cce-bench" pointing-game "device=$device" "methods=[calm]" experiment=smoke \
     method_knobs.calm.checkpoint=calm/calm.pth out=pointing_calm
+step "score (maps from a .npz), sanity and compare"
+"$bin/python" -c "import numpy as np; np.savez('maps.npz', chelsea=np.random.default_rng(0).random((56, 56)))"
+"$bin/cce-bench" score maps=maps.npz "device=$device" experiment=smoke out=score
+"$bin/cce-bench" sanity "device=$device" "methods=[gradcam_pp]" experiment=smoke sanity.layers=2 out=sanity
+"$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke out=compare
+"$bin/cce-bench" report compare
 step "explain and report"
 "$bin/cce-bench" explain chelsea "device=$device" experiment=smoke out=explain
 "$bin/cce-bench" report sweep
@@ -90,7 +96,13 @@ for run in ("sweep", "pointing"):
 assert json.load(open("explain/explain.json"))["questions"]
 calm = pd.read_csv("pointing_calm/table.csv", index_col=0)
 assert 0 <= float(calm.loc["Proportion (%)", "CALM"]) <= 100, calm
-for name in ("calm/calm.pth", "explain/explain.png", "sweep/report.html", "sweep/report.md"):
+assert pd.read_csv("score/table.csv")["method"].tolist() == ["maps"]
+assert pd.read_csv("sanity/verdict.csv")["method"].tolist() == ["GCAM+"]
+compare = pd.read_csv("compare/table.csv")
+assert compare["method"].tolist() == ["GCAM+", "CCE"] and compare["Proportion (paper)"].notna().all(), compare
+for run in ("score", "sanity", "compare"):
+    assert json.load(open(f"{run}/run.json"))["status"] == "complete"
+for name in ("compare/report.html", "sanity/sanity.png", "calm/calm.pth", "explain/explain.png", "sweep/report.html", "sweep/report.md"):
     open(name, "rb").close()
-print(f"wheel check passed on {device}: sweep, pointing-game, train-calm, explain and report wrote their outputs")
+print(f"wheel check passed on {device}: sweep, pointing-game, train-calm, score, sanity, compare, explain and report wrote their outputs")
 EOF

@@ -6,7 +6,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests' own helpers module
 
-from helpers import TinyNet, noise  # noqa: E402
+from helpers import TinyNet, WarmCli, noise  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def warm_cli():
+    """`warm_cli.run(*args)`: the command line in one warm process, for commands that stop early."""
+    cli = WarmCli()
+    yield cli
+    cli.close()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Bad input: one line naming the problem and the fix, exit 2, no traceback."""
 import pytest
 
-from helpers import run_cli
 
 
 @pytest.mark.parametrize("make, args, message", [
@@ -12,11 +11,11 @@ from helpers import run_cli
     (None, ["method=GradCAM"], "unknown method 'GradCAM' (did you mean 'gradcam_pp'?); known: appb, calm, cce"),
     (None, ["data.n_images=5", "images_per_batch=0"], "images_per_batch=0 must be"),
 ])
-def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, message):
+def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, message, warm_cli):
     root = tmp_path / "empty" if make else image_tree
     if make:
         make(root)
-    result = run_cli("sweep", "data=imagenet", f"data.root={root}", *args, f"out={tmp_path / 'out'}")
+    result = warm_cli.run("sweep", "data=imagenet", f"data.root={root}", *args, f"out={tmp_path / 'out'}")
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
@@ -36,8 +35,8 @@ def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, mes
     (["device=cuda:0"], "torch sees no CUDA GPU"),
     (["out=/proc/cce-bench-cannot-write"], "cannot be written"),
 ])
-def test_bad_values_exit_with_one_line_and_no_traceback(tmp_path, args, message):
-    result = run_cli("sweep", *args, f"hydra.run.dir={tmp_path}/h", env={"TORCH_HOME": str(tmp_path / "torch")})
+def test_bad_values_exit_with_one_line_and_no_traceback(tmp_path, args, message, warm_cli):
+    result = warm_cli.run("sweep", *args, f"hydra.run.dir={tmp_path}/h", env={"TORCH_HOME": str(tmp_path / "torch")})
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -72,7 +72,7 @@ def test_readme_compare_command_on_images_without_boxes(tmp_path):
     assert "sanity ρ" not in pd.read_csv(tmp_path / "off" / "table.csv")
 
 
-def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path):
-    result = run_cli("compare", "experiment=smoke", "methods=[]", f"out={tmp_path / 'run'}")
+def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path, warm_cli):
+    result = warm_cli.run("compare", "experiment=smoke", "methods=[]", f"out={tmp_path / 'run'}")
     assert result.returncode == 2 and "methods=[] is empty" in result.stderr
     assert not (tmp_path / "run" / "run.json").exists()

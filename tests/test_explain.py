@@ -35,7 +35,7 @@ def test_explain_why_p_writes_the_three_maps(tmp_path):
 
 
 @pytest.mark.slow
-def test_explain_two_images_and_several_targets(tmp_path):
+def test_explain_two_images_and_several_targets(tmp_path, warm_cli):
     pair = run_cli("explain", "chelsea", "coffee", *FAST_CCE, f"out={tmp_path / 'pair'}")
     assert pair.returncode == 0, pair.stderr
     questions = json.loads((tmp_path / "pair" / "explain.json").read_text())["questions"]
@@ -44,5 +44,5 @@ def test_explain_two_images_and_several_targets(tmp_path):
     assert many.returncode == 0, many.stderr
     with Image.open(tmp_path / "many" / "explain.png") as img:
         assert img.size == (int(3.2 * 3 * 100), int(3.4 * 2 * 100))  # a row per method, a map per target
-    bad = run_cli("explain", "no-such-photo.jpg")
+    bad = warm_cli.run("explain", "no-such-photo.jpg")
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr

@@ -62,6 +62,6 @@ def test_report_page_and_its_images_load_in_headless_chromium(finished_sweep, tm
     assert total >= 3 and loaded == total  # metrics, curves and examples, all decoded
 
 
-def test_report_of_an_unfinished_folder_says_so(tmp_path):
-    result = run_cli("report", str(tmp_path))
+def test_report_of_an_unfinished_folder_says_so(tmp_path, warm_cli):
+    result = warm_cli.run("report", str(tmp_path))
     assert result.returncode == 2 and "is not a finished run" in result.stderr

@@ -64,10 +64,10 @@ def test_a_cut_last_line_is_redone(tmp_path):
     assert list(run.finished_batches()) == [0]
 
 
-def test_another_config_in_the_same_folder_is_refused(tmp_path):
+def test_another_config_in_the_same_folder_is_refused(tmp_path, warm_cli):
     out = tmp_path / "run"
     assert run_cli("sweep", *FAST, "data.n_images=1", f"out={out}").returncode == 0
-    result = run_cli("sweep", *FAST, "data.n_images=1", "method_knobs.cce.steps=4", f"out={out}")
+    result = warm_cli.run("sweep", *FAST, "data.n_images=1", "method_knobs.cce.steps=4", f"out={out}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "holds a run of another config (differs in method_knobs.cce.steps)" in result.stderr
     again = run_cli("sweep", *FAST, "data.n_images=1", f"out={out}", "num_workers=1")  # not a result setting
