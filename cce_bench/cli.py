@@ -7,10 +7,13 @@ without regard to case (`method=cce`).
 """
 from __future__ import annotations
 
+import os
+import re
 import sys
+from pathlib import Path
 from typing import Callable
 
-from .errors import UserError
+from .errors import UserError, describe_error
 from .resources import config_dir
 
 USAGE = """usage: cce-bench COMMAND [KEY=VALUE ...] [-m]
@@ -122,58 +125,148 @@ def _images_as_override(args: list[str]) -> list[str]:
 
 def _report(args: list[str]) -> None:
     if len(args) != 1 or args[0].startswith("-"):
-        fail("usage: cce-bench report RUN_DIR (a folder written by sweep, pointing-game, score, sanity or compare)")
+        raise UserError("usage: cce-bench report RUN_DIR (a folder written by sweep, pointing-game, score, sanity or compare)")
     from .commands.report import write_report
 
-    try:
-        write_report(args[0])
-    except UserError as exc:
-        fail(str(exc))
+    write_report(args[0])
 
 
-def _guarded(task: Callable) -> Callable:
+def _guarded(task: Callable, debug: bool) -> Callable:
+    """The task as Hydra runs it: its exceptions go through the same one place as the CLI's own."""
     def run(cfg) -> None:
-        try:
+        with one_line_errors(debug):
             task(cfg)
-        except UserError as exc:
-            fail(str(exc))
-        except KeyboardInterrupt:
-            fail("interrupted; the records finished so far are in the output folder", code=130)
 
     return run
 
 
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun", "--run-name"}
+
+
+def plain_overrides(overrides: list[str]) -> list[str] | None:
+    """The key=value overrides alone (Hydra's flags and their values dropped); None for a multirun, whose
+    jobs are checked one by one when they start."""
+    if any(o in ("-m", "--multirun") for o in overrides):
+        return None
+    return [o for i, o in enumerate(overrides) if not o.startswith("-") and not (i > 0 and overrides[i - 1] in FLAGS_WITH_VALUE)]
+
+
+def compose_checked(command: str, overrides: list[str]):
+    """The command's config composed as Hydra will compose it, with one line for a bad override (a key
+    that does not exist gets the nearest keys) and every knob checked against the schema."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from .schema import leaf_keys, require, suggest, unset_keys, validate
+
+    def composed(items):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose(config_name=command.replace("-", "_"), overrides=items)
+
+    try:
+        cfg = composed(overrides)
+    except HydraException as exc:
+        text = str(exc)
+        first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        bad = re.search(r"Could not override '([^']+)'", text)
+        if bad:
+            key = bad.group(1)
+            rest = [o for o in overrides if not re.match(rf"^[+~]*{re.escape(key)}=", o)]
+            try:
+                hint = suggest(key, leaf_keys(composed(rest)))
+            except HydraException:
+                hint = ""
+            raise UserError(f"unknown key {key!r}{hint}: `cce-bench {command} --cfg job` prints every key") from None
+        hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
+        raise UserError(f"bad override: {first}{hint}") from None
+    validate(cfg)
+    require(unset_keys(cfg))
+    return cfg
+
+
+RUN_MARKERS = ("fingerprint.json", ".cce-bench")  # what a cce-bench output folder holds
+
+
+def check_output_folder(overrides: list[str]) -> None:
+    """out=DIR checked before Hydra creates it: not empty, not a file, not another tool's folder."""
+    given = [o[len("out="):] for o in overrides if o.startswith("out=")]
+    if not given:
+        return
+    text = given[-1]
+    if not text.strip():
+        raise UserError("out= is empty: pass out=DIR (a new folder, or a run's folder to resume it), or leave it out "
+                        "for results/runs/<time>_<run name>")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"out={text} is a file, not a folder: pass out=DIR")
+    if path.is_dir():
+        entries = [e.name for e in path.iterdir() if e.name != ".hydra"]
+        if entries and not any((path / m).exists() for m in RUN_MARKERS):
+            raise UserError(f"out={text} holds files that are not a cce-bench run (e.g. {sorted(entries)[0]!r}): "
+                            "pass a new or empty folder, so that nothing of yours is overwritten")
+
+
+def one_line_errors(debug: bool):
+    """The one place where an exception becomes `cce-bench: error: ...` and an exit code."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - everything the user could see as a traceback
+            if debug and not isinstance(exc, UserError):
+                raise
+            message, code = describe_error(exc)
+            fail(message, code)
+
+    return guard()
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("CCE_BENCH_DEBUG", "") not in ("", "0") or \
+        os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    if debug:
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then lets the task's exception through, with its traceback
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
-    command, overrides = argv[0], argv[1:]
+    with one_line_errors(debug):
+        _dispatch(argv[0], argv[1:], debug)
+
+
+def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     if command == "report":
         return _report(overrides)
+    if command not in COMMANDS:
+        raise UserError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}, report")
     if command == "explain":
         overrides = _images_as_override(overrides)
-    if command not in COMMANDS:
-        fail(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
-    try:
-        overrides = normalise_group_choices(overrides)
-    except UserError as exc:
-        fail(str(exc))
+    overrides = normalise_group_choices(overrides)
 
     import hydra
 
     register_method_knobs()
+    plain = plain_overrides(overrides)
+    if plain is not None and not any(o in ("--help", "-h", "--hydra-help") for o in overrides):
+        compose_checked(command, plain)
+        check_output_folder(plain)
     # out=DIR is where the run's files go: Hydra's own copy of the config goes there too.
     if any(o.startswith("out=") for o in overrides) and not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append("hydra.run.dir=" + next(o for o in overrides if o.startswith("out="))[len("out="):])
     sys.argv = [f"cce-bench {command}", *overrides]
     config_name = command.replace("-", "_")
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
-        _guarded(command_function(command)))
+        _guarded(command_function(command), debug))
     try:
         app()
     except ValueError as exc:  # Hydra's own usage errors (e.g. -m together with --cfg)
-        fail(str(exc).splitlines()[0])
+        raise UserError(str(exc).splitlines()[0]) from None
 
 
 if __name__ == "__main__":

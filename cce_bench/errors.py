@@ -1,5 +1,36 @@
-"""The one exception type that the command line turns into a one-line message."""
+"""Errors as the user sees them: UserError carries a message that names the problem and the fix;
+`describe_error` turns any exception into one such line and an exit code (the CLI's one place)."""
+from __future__ import annotations
+
+BUG_HINT = ("this is a bug in cce-bench, not in your input: rerun the same command with --debug for the "
+            "traceback and report it with the command (README: Reporting a bug)")
 
 
 class UserError(Exception):
     """Bad input or set-up that the user can fix; the message names the problem and the fix."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """(one line, exit code) for any exception: 2 for everything but an interrupt (130)."""
+    import errno
+
+    if isinstance(exc, UserError):
+        return _first_line(exc) if "\n" not in str(exc) else " ".join(str(exc).split()), 2
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; the batches finished so far are in the output folder (rerun with the same out= to go on)", 130
+    allocation = isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("can't allocate memory", "out of memory"))
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or allocation:
+        return ("out of memory: pass a smaller batch_size=, images_per_batch= or method_knobs.NAME.batch_size= "
+                "(or smaller images: data.resize=, data.crop=)"), 2
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left writing {exc.filename or 'the output'}: free some space or pass out=DIR on another disk", 2
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied on {exc.filename or 'a file'}: pass out=DIR (or data.root=) to a place you can use", 2
+    if type(exc).__module__.split(".")[0] in ("hydra", "omegaconf"):
+        return f"bad config: {_first_line(exc)}", 2
+    return f"unexpected {type(exc).__name__}: {_first_line(exc)} -- {BUG_HINT}", 2

@@ -9,7 +9,7 @@ import pytest
     (None, ["data.n_images=50"], "data.n_images=50 is larger than the 5 images"),
     (None, ["method_knobs.cce.gamma=-1"], "gamma=-1 must be >= 0"),
     (None, ["method=GradCAM"], "unknown method 'GradCAM' (did you mean 'gradcam_pp'?); known: appb, calm, cce"),
-    (None, ["data.n_images=5", "images_per_batch=0"], "images_per_batch=0 must be"),
+    (None, ["data.n_images=5", "images_per_batch=0"], "images_per_batch=0 is not valid: it must be a whole number >= 1"),
 ])
 def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, message, warm_cli):
     root = tmp_path / "empty" if make else image_tree
@@ -24,14 +24,14 @@ def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, mes
 @pytest.mark.parametrize("args, message", [
     (["method_knobs.cce.alpha=1.5"], "alpha=1.5 is outside [0, 1]"),
     (["param.values=[0.5,1.2]"], "alpha=1.2 is outside [0, 1]"),
-    (["method_knobs.cce.M=0"], "M=0 must be"),
+    (["method_knobs.cce.M=0"], "method_knobs.cce.M=0 is not valid: it must be a whole number >= 1"),
     (["method_knobs.cce.epsilon=0"], "epsilon=0 must be > 0"),
     (["model=vgg"], "unknown model 'vgg'; known: efficientnet_lite0, resnet50, vgg19"),
     (["param=delta"], "unknown param 'delta'; known:"),
     (["data=imagenet"], "data.root is not set: pass data.root="),
     (["data=imagenet", "data.root=/nonexistent/imagenet"], "data root '/nonexistent/imagenet' does not exist"),
     (["model=vgg19"], "no weights for vgg19"),
-    (["metric.step=0"], "step=0 must be a positive"),
+    (["metric.step=0"], "metric.step=0 is not valid: it must be a whole number >= 1"),
     (["device=cuda:0"], "torch sees no CUDA GPU"),
     (["out=/proc/cce-bench-cannot-write"], "cannot be written"),
 ])

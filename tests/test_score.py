@@ -1,5 +1,7 @@
 """`cce-bench score`: maps from disk (a folder of .npy, a .npz, a .pt) scored as the API scores the same
 arrays; maps on the original image put through the image's own geometry; bad maps skipped or refused."""
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,12 +128,15 @@ def test_bad_maps_are_skipped_one_by_one_with_the_reason(tmp_path, lite0):
 
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
+    ("fifo", "is not a regular file"),
     (b"not a zip", "cannot be read as a .npz"),
     ([1, 2, 3], "holds a list"),
 ])
 def test_a_broken_maps_file_is_one_line_naming_it(content, message, tmp_path):
-    path = tmp_path / ("maps.pt" if isinstance(content, list) else "maps.npz")
-    if isinstance(content, bytes):
+    path = tmp_path / ("maps.pt" if isinstance(content, list) else "maps.npz")  # a FIFO named like a .npz too
+    if content == "fifo":
+        os.mkfifo(path)
+    elif isinstance(content, bytes):
         path.write_bytes(content)
     elif isinstance(content, list):
         torch.save(content, path)

@@ -61,6 +61,9 @@ def run_explain(cfg: DictConfig) -> Path:
         raise UserError("no image given: cce-bench explain photo.jpg (or a bundled photo: chelsea, coffee, ...)")
     if len(cfg.inputs) > 2:
         raise UserError(f"{len(cfg.inputs)} images given: explain takes one image, or two for 'why is a P while b is Q?'")
+    if len(cfg.inputs) == 2 and [str(m) for m in cfg.methods] != ["cce"]:
+        raise UserError("'why is a P while b is Q?' (two images) is CCE's question only: leave methods= out, or explain "
+                        "each image alone with methods=[...]")
     model = build_model(cfg)
     cats = model.categories
     images, pictures = load_images(list(cfg.inputs), model, cfg.data)

@@ -72,7 +72,14 @@ def write_report(run_dir: str) -> tuple[Path, Path]:
     if not status.is_file():
         raise UserError(f"{str(folder)!r} is not a finished run (no run.json): pass a folder written by "
                         "a scoring command (sweep, pointing-game, score, sanity, compare), or finish it by rerunning with out=DIR")
-    run = json.loads(status.read_text())
+    try:
+        run = json.loads(status.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        run = None
+    scoring = ("sweep", "pointing-game", "score", "sanity", "compare")
+    if not isinstance(run, dict) or run.get("command") not in scoring or not (folder / "table.csv").is_file():
+        raise UserError(f"{str(folder)!r} is not a finished cce-bench run (its run.json is not one of ours, or "
+                        f"table.csv is missing): pass a folder written by {', '.join(scoring)}")
     command = run["command"]
     cfg = OmegaConf.load(folder / "config.yaml")
     machine = json.loads((folder / "machine.json").read_text())

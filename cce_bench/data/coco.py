@@ -62,10 +62,41 @@ def load_coco(annotations: str):
 
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-            return COCO(str(path))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError) as exc:
+            coco = COCO(str(path))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError, UnicodeDecodeError) as exc:
         raise UserError(f"COCO annotation file {str(path)!r} is not COCO instances JSON ({type(exc).__name__}): "
                         "pass the instances_val2017.json of COCO") from None
+    problem = coco_structure_problem(coco.dataset)
+    if problem:
+        raise UserError(f"COCO annotation file {str(path)!r} is malformed: {problem}: pass the instances_val2017.json of COCO")
+    return coco
+
+
+def coco_structure_problem(dataset) -> str | None:
+    """What makes a file unusable as a whole (the lists and their keys); single bad entries are skipped later."""
+    if not isinstance(dataset, dict):
+        return f"the top level is a {type(dataset).__name__}, not an object"
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(dataset.get(key), list):
+            return f"it has no list {key!r}"
+    for key, needed in (("images", ("id", "file_name", "width", "height")), ("categories", ("id", "name"))):
+        for entry in dataset[key]:
+            missing = [k for k in needed if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                return f"an entry of {key!r} has no {missing[0]!r}"
+    return None
+
+
+def _sorted_ids(ids) -> list:
+    try:
+        return sorted(ids)
+    except TypeError:  # ids of mixed types in a malformed file
+        return sorted(ids, key=str)
+
+
+def _is_box(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 4 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
 
 
 def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0.5,
@@ -82,10 +113,18 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
     pairs = []
     for name, classes in sorted(mapped.items()):
         cat_id = by_name[name]
-        for image_id in sorted(coco.getImgIds(catIds=[cat_id])):
+        for image_id in _sorted_ids(coco.getImgIds(catIds=[cat_id])):
+            pair_id = f"{image_id}:{name}"
+            if image_id not in coco.imgs:
+                skipped.append({"id": pair_id, "reason": f"an annotation points at image id {image_id}, which the file does not list"})
+                continue
             info = coco.loadImgs(image_id)[0]
             width, height = int(info["width"]), int(info["height"])
             anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
+            bad = [a.get("id") for a in anns if not _is_box(a.get("bbox"))]
+            if bad:
+                skipped.append({"id": pair_id, "reason": f"annotation {bad[0]} has no bbox [x, y, w, h] of numbers"})
+                continue
             boxes = []
             for ann in anns:
                 x, y, w, h = (float(v) for v in ann["bbox"])
@@ -93,7 +132,6 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
                 x1, y1 = min(x + w, width), min(y + h, height)
                 if x1 > x0 and y1 > y0:
                     boxes.append((x0, y0, x1 - x0, y1 - y0))
-            pair_id = f"{image_id}:{name}"
             if not boxes:
                 skipped.append({"id": pair_id, "reason": "no box of positive area inside the image"})
                 continue

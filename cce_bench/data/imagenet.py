@@ -7,7 +7,7 @@ from pathlib import Path
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from ..errors import UserError
-from .images import ImageSet, Sample, seeded_sample
+from .images import ImageSet, Sample, printable, seeded_sample, utf8_or_none
 from .registry import DATASETS
 
 
@@ -37,16 +37,26 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
     classes = sorted(d.name for d in os.scandir(base) if d.is_dir())
     wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
     by_wnid = bool(classes) and all(c in wnid_index for c in classes)
-    samples = []
+    samples, skipped = [], []
+
+    def add(relative: str, label: int) -> None:
+        if utf8_or_none(relative) is None:  # it could not be written to samples.csv or records
+            skipped.append({"id": printable(relative), "reason": "the file name is not valid UTF-8: rename the file"})
+        else:
+            samples.append(Sample(relative, str(base / relative), label))
+
     if classes:
         for ci, cls in enumerate(classes):
             label = wnid_index[cls] if by_wnid else ci
             for dirpath, _, files in os.walk(base / cls):
-                samples += [Sample(os.path.relpath(os.path.join(dirpath, f), base), os.path.join(dirpath, f), label)
-                            for f in files if _is_image(f)]
+                for f in files:
+                    if _is_image(f):
+                        add(os.path.relpath(os.path.join(dirpath, f), base), label)
     else:
-        samples = [Sample(f, str(base / f), -1) for f in os.listdir(base) if _is_image(f)]
+        for f in os.listdir(base):
+            if _is_image(f):
+                add(f, -1)
     if not samples:
         raise UserError(f"no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) under {str(base)!r}: "
                         "pass data.root=PATH to a folder of class folders of images")
-    return ImageSet(name, seeded_sample(samples, n_images, seed, f"{str(base)!r}"), transform)
+    return ImageSet(name, seeded_sample(samples, n_images, seed, f"{str(base)!r}"), transform, skipped)

@@ -8,6 +8,8 @@ is decided later, from the model (the top-1 class on the clean image).
 """
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +71,44 @@ def load_rgb(path: str) -> Image.Image:
         return img.convert("RGB")
 
 
-def read_or_skip(sample_id: str, path: str) -> tuple[Image.Image | None, dict | None]:
-    """The image, or the item of an image that cannot be read (corrupt, truncated, not an image): the
-    batch goes on without it, and the run records why."""
+def not_a_regular_file(path: str) -> str | None:
+    """Why `path` must not be opened as an image (a FIFO would block forever, a device or a folder is
+    no image, a symlink loop or a dangling link cannot be followed), or None for a regular file."""
     try:
-        return load_rgb(path), None
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for corrupt or truncated files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, {"id": sample_id, "path": path, "error": f"cannot read {path}: {reason}"}
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot follow {path}: {exc.strerror}"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a device or socket"
+        return f"{path} is {kind}, not a regular file"
+    return None
+
+
+def read_or_skip(sample_id: str, path: str) -> tuple[Image.Image | None, dict | None]:
+    """The image, or the item of an image that cannot be read (not a regular file, corrupt, truncated,
+    not an image, a decompression bomb): the batch goes on without it, and the run records why."""
+    reason = not_a_regular_file(path)
+    if reason is None:
+        try:
+            return load_rgb(path), None
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is this one file's problem
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = f"cannot read {path}: {type(exc).__name__}: {detail}" if isinstance(exc, Image.DecompressionBombError) \
+                else f"cannot read {path}: {detail}"
+    return None, {"id": sample_id, "path": path, "error": reason}
+
+
+def printable(name: str) -> str:
+    """A file name as text that can be written anywhere (bytes that are not UTF-8 shown as \\xNN)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def utf8_or_none(name: str) -> str | None:
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return None
 
 
 class ImageSet(Dataset):

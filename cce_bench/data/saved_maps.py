@@ -51,6 +51,8 @@ class SavedMaps:
             self.ids = {str(p.relative_to(self.path).with_suffix("")) for p in self.path.rglob("*.npy") if p.is_file()}
             if not self.ids:
                 raise UserError(f"maps={path} holds no .npy file: save one map per image as ID.npy (np.save)")
+        elif not self.path.is_file():  # a FIFO or a device would block or never end
+            raise UserError(f"maps={path} is not a regular file: pass a folder of ID.npy files, a .npz or a .pt")
         elif self.path.suffix == ".npz":
             self.kind = "npz"
             try:

@@ -59,6 +59,8 @@ def batch_indices(n_items: int, per_batch: int) -> list[list[int]]:
 def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table) -> RunFolder:
     """The run folder, checked against this config (all ranks) and stamped with it (rank 0)."""
     run = RunFolder(cfg.out)
+    if shard.is_main:
+        run.lock()
     resuming = run.check_config(cfg)
     distributed.barrier(shard)
     if shard.is_main:

@@ -26,12 +26,17 @@ from .timing import cpu_name
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """The whole file or nothing: written beside, then renamed; the partial copy is removed on failure."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _version(package: str) -> str | None:
@@ -87,12 +92,34 @@ class RunFolder:
         self.path = Path(path)
         try:
             (self.path / "parts").mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
+            (self.path / ".cce-bench").write_text("a cce-bench output folder\n")  # what `out=` checks may be reused
         except OSError as exc:
             raise UserError(f"output folder {str(self.path)!r} cannot be written ({exc.strerror}): pass out=DIR "
                             "to a folder you can write") from None
+        self._lock = None
+
+    def lock(self) -> None:
+        """Refuses a second process writing the same run (both would do every batch and write it twice).
+        The lock is the kernel's (flock), so it ends with its process: a killed run leaves no stale lock."""
+        import fcntl
+
+        handle = open(self.path / ".lock", "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"out={self.path} is being written by {holder}: wait for it to finish, or pass another "
+                            "out=DIR (a rerun with the same out= after it ends resumes it)") from None
+        except OSError:  # a file system without flock (some network mounts): run unguarded
+            print(f"warning: cannot lock {self.path} on this file system; do not run two processes on it",
+                  file=sys.stderr)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
+        handle.flush()
+        self._lock = handle
 
     # -- whole files -------------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:

@@ -11,6 +11,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from ..data import create_dataset
 from ..errors import UserError
+from ..schema import require, validate
 from ..explainers import EXPLAINERS, Explainer, create_explainer
 from ..models import Classifier, create_model
 from .distributed import Shard
@@ -73,10 +74,8 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
         missing = sorted(OmegaConf.missing_keys(cfg))
     except MissingMandatoryValue as exc:
         missing = [exc.full_key]
-    if missing:
-        key = missing[0]
-        hint = {"data.root": "/path/to/imagenet", "maps": "FOLDER_OF_NPY|FILE.npz|FILE.pt"}.get(key, "VALUE")
-        raise UserError(f"{key} is not set: pass {key}={hint}")
+    validate(cfg)  # also for the jobs of a multirun, which the command line does not compose beforehand
+    require(missing)
     device = resolve_device(cfg.device, (shard or Shard()).local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -109,6 +108,11 @@ def build_dataset(cfg: DictConfig, model: Classifier):
 def method_names(cfg: DictConfig) -> list[str]:
     """The run's methods by name (`methods: [...]`, or the sweep's one `method`), each checked to exist."""
     names = list(cfg.methods) if "methods" in cfg else [cfg.method]
+    if not names:
+        raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
+    twice = sorted({str(n) for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"methods names {', '.join(twice)} twice: name each method once")
     for name in names:
         EXPLAINERS.get(str(name))
     return [str(n) for n in names]

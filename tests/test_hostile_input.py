@@ -1,0 +1,186 @@
+"""Inputs a hostile user would try, with real files: every one gets one line and exit 2, or a skip listed
+in skipped.csv, never a traceback, a hang or a half-written file."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cce_bench.cli import main
+from cce_bench.data import bundled_photo_path, create_dataset
+from cce_bench.data.coco import pointing_pairs
+from cce_bench.errors import describe_error
+from helpers import ROOT, run_cli
+
+
+def one_line(result, message):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("cce-bench: error: "), result.stderr
+    assert message in lines[0], lines[0]
+
+
+def test_files_that_are_not_images_are_skipped_and_listed(tmp_path, image_tree):
+    folder = image_tree / "val" / "n02123045"
+    os.mkfifo(folder / "pipe.JPEG")                                  # would block any reader forever
+    os.symlink(folder / "loop2.JPEG", folder / "loop1.JPEG")        # a symlink loop
+    os.symlink(folder / "loop1.JPEG", folder / "loop2.JPEG")
+    Image.new("1", (15000, 15000)).save(folder / "bomb.png")        # 225 Mpx: PIL's decompression-bomb limit
+    (folder / os.fsdecode(b"caf\xe9.JPEG")).write_bytes((folder / "a.JPEG").read_bytes())  # Latin-1 name
+    out = tmp_path / "run"
+    result = run_cli("sweep", "data=imagenet", f"data.root={image_tree}", "method=gradcam_pp", "experiment=smoke",
+                     "data.n_images=null", f"out={out}", timeout=300)
+    assert result.returncode == 0, result.stderr
+    skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
+    reasons = dict(zip(skipped["id"].str.rsplit("/", n=1).str[-1], skipped["reason"]))
+    assert "is a FIFO, not a regular file" in reasons["pipe.JPEG"]
+    assert "cannot follow" in reasons["loop1.JPEG"] and "symbolic links" in reasons["loop1.JPEG"]
+    assert "DecompressionBombError" in reasons["bomb.png"]
+    assert reasons["caf\\xe9.JPEG"].startswith("the file name is not valid UTF-8")
+    records = pd.read_csv(out / "records.csv")
+    assert sorted(records["image_id"]) == ["n02123045/a.JPEG", "n02123045/b.png", "n07920052/a.JPEG"]
+    assert not list(out.glob(".*.tmp")) and json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "out= is empty"),
+    (lambda d: (d / "file.txt").write_text("x"), "is a file, not a folder"),
+    (lambda d: (d / "theirs").mkdir() or (d / "theirs" / "run.json").write_text("{}"),
+     "holds files that are not a cce-bench run (e.g. 'run.json')"),
+])
+def test_the_output_folder_is_checked_before_anything_is_written(tmp_path, make, message, warm_cli):
+    make(tmp_path)
+    target = {"out= is empty": "", "is a file, not a folder": tmp_path / "file.txt"}.get(message, tmp_path / "theirs")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    one_line(warm_cli.run("sweep", f"out={target}"), message)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing created, nothing overwritten
+
+
+def test_a_second_writer_is_refused_and_a_killed_ones_lock_does_not_block_the_resume(tmp_path, warm_cli):
+    out = tmp_path / "run"
+    first = run_cli("sweep", "experiment=smoke", "method=gradcam_pp", f"out={out}")
+    assert first.returncode == 0, first.stderr
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "f.seek(0); f.truncate(); f.write('pid 4242 on a-node since now'); f.flush(); print('held', flush=True); "
+        "time.sleep(120)"), str(out / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        one_line(warm_cli.run("sweep", "experiment=smoke", "method=gradcam_pp", f"out={out}"),
+                 f"out={out} is being written by pid 4242 on a-node since now")
+    finally:
+        holder.send_signal(signal.SIGKILL)  # killed with the lock held: the kernel drops it
+        holder.wait()
+    again = warm_cli.run("sweep", "experiment=smoke", "method=gradcam_pp", f"out={out}")
+    assert again.returncode == 0 and "1 of 1 batches already done" in again.stderr, again.stderr
+
+
+def test_two_runs_started_at_once_on_one_folder_one_is_refused(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "cce_bench.cli", "sweep", "method=gradcam_pp", "data.n_images=1", f"out={out}"]
+    runs = [subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=str(ROOT))
+            for _ in range(2)]
+    results = [(r.wait(timeout=600), r.stderr.read()) for r in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert "is being written by pid" in refused and "Traceback" not in refused
+    records = pd.read_csv(out / "records.csv")
+    assert records["image_id"].tolist() == ["chelsea"]  # the batch written once
+
+
+def coco_folder(tmp_path, dataset: dict):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "val2017").mkdir()
+    (tmp_path / "annotations" / "instances_val2017.json").write_text(json.dumps(dataset))
+    return tmp_path
+
+
+@pytest.mark.parametrize("content, message", [
+    ({}, "is malformed: it has no list 'images'"),
+    ({"images": [{"id": 1}], "annotations": [], "categories": []}, "an entry of 'images' has no 'file_name'"),
+    ([1, 2], "is not COCO instances JSON"),
+])
+def test_a_malformed_coco_file_is_one_line(tmp_path, content, message, warm_cli):
+    root = coco_folder(tmp_path, content)
+    one_line(warm_cli.run("pointing-game", "data=coco", f"data.root={root}", f"out={tmp_path / 'out'}"), message)
+
+
+def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair(tmp_path, lite0):
+    shipped = json.loads((ROOT / "cce_bench" / "assets" / "photos_coco.json").read_text())
+    cup = next(c["id"] for c in shipped["categories"] if c["name"] == "cup")
+    shipped["annotations"] += [{"id": 9001, "image_id": 999, "category_id": cup, "bbox": [1, 1, 5, 5], "iscrowd": 0},
+                               {"id": 9002, "image_id": shipped["images"][0]["id"], "category_id": cup, "bbox": "wide",
+                                "iscrowd": 0}]
+    root = coco_folder(tmp_path, shipped)
+    for info in shipped["images"]:
+        shutil.copy(bundled_photo_path("chelsea").parent / info["file_name"], root / "val2017" / info["file_name"])
+    from cce_bench.data import preprocessing
+
+    pairs = pointing_pairs("coco", str(root / "annotations" / "instances_val2017.json"), str(root / "val2017"),
+                           preprocessing(*lite0.channel_stats()))
+    reasons = {s["id"]: s["reason"] for s in pairs.skipped}
+    assert reasons["999:cup"] == "an annotation points at image id 999, which the file does not list"
+    assert reasons[f"{shipped['images'][0]['id']}:cup"] == "annotation 9002 has no bbox [x, y, w, h] of numbers"
+    expected = {s.id for s in create_dataset({"name": "photos_coco"}, *lite0.channel_stats()).samples}
+    assert {s.id for s in pairs.samples} == expected - {f"{shipped['images'][0]['id']}:cup"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "alpah=0.5"], "unknown key 'alpah' (did you mean method_knobs.cce.alpha?)"),
+    (["sweep", "data.n_imgs=3"], "unknown key 'data.n_imgs' (did you mean data.n_images?)"),
+    (["sweep", "data.n_images=abc"], "data.n_images='abc' is not valid: it must be a whole number >= 1, or null"),
+    (["sweep", "seed=-1"], "seed=-1 is not valid: it must be a whole number >= 0"),
+    (["sweep", "metric.blur_size=4"], "metric.blur_size=4 is not valid: it must be an odd whole number >= 1"),
+    (["sweep", "method_knobs.cce.M=2.5"], "method_knobs.cce.M=2.5 is not valid: it must be a whole number >= 1"),
+    (["sweep", "method_knobs.rise.keep=abc"], "method_knobs.rise.keep='abc' is not valid: it must be a number, or null"),
+    (["sweep", "deterministic=maybe"], "deterministic='maybe' is not valid: it must be true or false"),
+    (["compare", "sanity.modes=[sideways]"], "sanity.modes=['sideways'] is not valid: it must be a list [a,b,...] of cascading, independent"),
+    (["sweep", "model=vgg19,resnet50"], "a list of values needs -m"),
+    (["pointing-game", "methods=[]"], "methods=[] is empty"),
+    (["sanity", "methods=[]"], "methods=[] is empty"),
+    (["pointing-game", "methods=[cce,gbp,cce]"], "methods names cce twice"),
+    (["sweep", "param.values=[abc]"], "param.values: 'abc' is not valid for alpha: it must be a number"),
+    (["sweep", "param=M", "param.values=[0]"], "param.values: 0 is not valid for M: it must be a whole number >= 1"),
+    (["sweep", "seed=1e20"], "it must be a whole number >= 0 and <= 4294967295"),
+    (["sweep", "metric.blur_sigma=inf"], "metric.blur_sigma=inf is not valid: it must be a number > 0"),
+    (["sweep", "data.resize=-5"], "data.resize=-5 is not valid: it must be a whole number >= 1, or [height, width]"),
+    (["explain", "chelsea", "coffee", "methods=[gbp]"], "two images) is CCE's question only"),
+    (["explain", "chelsea", "target=tabby", "contrast=tabby"], "contrast=tabby is the explained class itself"),
+    (["score"], "maps is not set: pass maps="),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+])
+def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message, warm_cli):
+    one_line(warm_cli.run(*args, f"out={tmp_path / 'out'}"), message)
+    assert not (tmp_path / "out").exists() or args[0] == "explain"  # refused before Hydra made the folder
+
+
+def test_an_unexpected_error_is_one_line_that_says_how_to_report_it_and_debug_shows_it(monkeypatch, capsys, tmp_path):
+    message, code = describe_error(TypeError("unsupported operand"))
+    assert code == 2 and message.startswith("unexpected TypeError: unsupported operand") and "--debug" in message
+
+    import cce_bench.cli as cli
+
+    def broken(cfg):
+        raise KeyError("a key nobody expected")
+
+    monkeypatch.setattr(cli, "command_function", lambda command: broken)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", f"out={tmp_path / 'a'}"])
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "unexpected KeyError" in err[0] and "bug in cce-bench" in err[0]
+    with pytest.raises(KeyError):
+        main(["sweep", "--debug", f"out={tmp_path / 'b'}"])
+
+
+@pytest.mark.parametrize("run_json", ['{"status": "complete", "tool": "another"}', "not json at all", "[1, 2]"])
+def test_report_of_another_tools_folder_is_one_line(tmp_path, run_json, warm_cli):
+    (tmp_path / "run.json").write_text(run_json)
+    one_line(warm_cli.run("report", str(tmp_path)), "is not a finished cce-bench run")
