@@ -199,5 +199,16 @@ def validate(cfg) -> None:
             shown = "null" if value is None else (f"'{value}'" if isinstance(value, str) else value)
             raise UserError(f"{key}={shown} is not valid: it must be {rule.describe()}")
     methods = _value(cfg, "methods")
-    if isinstance(methods, (list, ListConfig)) and len(methods) == 0:
-        raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
+    if isinstance(methods, (list, ListConfig)):
+        if len(methods) == 0:
+            raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
+        twice = sorted({str(n) for n in methods if list(methods).count(n) > 1})
+        if twice:
+            raise UserError(f"methods names {', '.join(twice)} twice: name each method once")
+    swept, method, values = _value(cfg, "param.name"), _value(cfg, "method"), _value(cfg, "param.values")
+    if isinstance(swept, str) and isinstance(method, str) and isinstance(values, (list, ListConfig)):
+        from .explainers import EXPLAINERS
+
+        if method in EXPLAINERS:
+            for value in values:
+                check_knob_value(method, swept, value, "param.values")

@@ -45,10 +45,10 @@ def test_resolve_sets_the_indexed_device_for_every_command(fake_gpus):
     for name, shard, expected in [("cuda", Shard(), "cuda:0"), ("auto", Shard(), "cuda:0"),
                                   ("cuda", Shard(rank=1, world=2, local_rank=1), "cuda:1")]:
         cfg = resolve(OmegaConf.create({"device": name, "batch_size": None, "images_per_batch": None,
-                                        "method": {"batch_size": None}}), shard)
+                                        "method_knobs": {"cce": {"batch_size": None}}}), shard)
         assert cfg.device == expected
         assert fake_gpus[-1] == torch.device(expected)
-        assert cfg.batch_size == 256  # GPU defaults
+        assert cfg.batch_size == 256 and cfg.method_knobs.cce.batch_size == 64  # GPU defaults
 
 
 def test_a_gpu_index_beyond_the_visible_ones_is_one_line(fake_gpus):

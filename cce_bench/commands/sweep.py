@@ -10,7 +10,6 @@ import torch
 from omegaconf import DictConfig
 
 from ..errors import UserError
-from ..schema import check_knob_value
 from ..figures import plot_sweep
 from ..metrics.insertion_deletion import check_protocol, insertion_deletion
 from ..models import batched_logits
@@ -38,8 +37,6 @@ def sweep_settings(cfg: DictConfig, explainer) -> list[dict]:
     values = sweep_values(cfg, explainer)
     if values == [NOT_A_KNOB]:
         return [{}]
-    for value in values:
-        check_knob_value(explainer.name, cfg.param.name, value, "param.values")
     settings = [{cfg.param.name: v} for v in values]
     for setting in settings:
         explainer.with_knobs(**setting)  # a bad swept value fails here, before any work

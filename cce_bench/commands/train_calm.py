@@ -4,6 +4,7 @@ ImageNet train folder, and save a checkpoint for the pointing game's `method_kno
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -13,6 +14,7 @@ from ..data import create_dataset, image_batches
 from ..errors import UserError
 from ..explainers.calm import CALMNet, calm_em_loss, save_calm
 from ..models import IMAGENET_MEAN, IMAGENET_STD, torchvision_imagenet_network
+from ..runs.run_folder import mark_output_folder
 from ..runs.runtime import resolve, seed_everything
 
 
@@ -26,6 +28,7 @@ def initial_calm(cfg: DictConfig) -> CALMNet:
 
 def run_train_calm(cfg: DictConfig):
     cfg = resolve(cfg)
+    mark_output_folder(Path(cfg.out))
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     device = torch.device(cfg.device)
     for key in ("epochs", "batch_size"):

@@ -87,12 +87,18 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def mark_output_folder(path: Path) -> None:
+    """Marks a folder as cce-bench's, so that `out=` may reuse it (and refuses folders without the mark)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / ".cce-bench").write_text("a cce-bench output folder\n")
+
+
 class RunFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
             (self.path / "parts").mkdir(parents=True, exist_ok=True)
-            (self.path / ".cce-bench").write_text("a cce-bench output folder\n")  # what `out=` checks may be reused
+            mark_output_folder(self.path)
         except OSError as exc:
             raise UserError(f"output folder {str(self.path)!r} cannot be written ({exc.strerror}): pass out=DIR "
                             "to a folder you can write") from None

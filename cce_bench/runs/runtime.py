@@ -110,9 +110,6 @@ def method_names(cfg: DictConfig) -> list[str]:
     names = list(cfg.methods) if "methods" in cfg else [cfg.method]
     if not names:
         raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
-    twice = sorted({str(n) for n in names if names.count(n) > 1})
-    if twice:
-        raise UserError(f"methods names {', '.join(twice)} twice: name each method once")
     for name in names:
         EXPLAINERS.get(str(name))
     return [str(n) for n in names]
