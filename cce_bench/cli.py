@@ -1,9 +1,11 @@
 """`cce-bench COMMAND [hydra overrides...]`: each command is a Hydra app over configs/COMMAND.yaml.
 
 Everything after the command is handed to Hydra unchanged (overrides, -m/--multirun, --cfg job,
-hydra.* settings), after one check that Hydra does not make well: a config-group choice that does not
-exist (`model=vgg` for `vgg19`) gets one line listing the known choices, and group choices are matched
-without regard to case (`method=cce`).
+hydra.* settings), after the checks Hydra does not make well, done before Hydra creates anything: a
+config-group choice that does not exist gets the known choices (and choices match without regard to
+case); the config is composed once to name an unknown key's nearest keys and to check every knob against
+the schema (cce_bench/schema.py); `out=` is checked. Every exception, here or in the run, becomes one
+line through `one_line_errors` (`--debug` shows the traceback instead).
 """
 from __future__ import annotations
 
@@ -110,12 +112,15 @@ def normalise_group_choices(args: list[str]) -> list[str]:
     return result
 
 
+# Hydra's flags that take the next argument as their value
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun"}
+
+
 def _images_as_override(args: list[str]) -> list[str]:
     """`explain a.jpg b.jpg key=value` -> `key=value inputs=['a.jpg','b.jpg']` (paths quoted for Hydra)."""
-    takes_value = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
-                   "--config-dir", "-cd", "--experimental-rerun"}
     images = [a for i, a in enumerate(args) if "=" not in a and not a.startswith("-")
-              and not (i > 0 and args[i - 1] in takes_value)]
+              and not (i > 0 and args[i - 1] in FLAGS_WITH_VALUE)]
     rest = [a for a in args if a not in images]
     if not images:
         return rest
@@ -138,10 +143,6 @@ def _guarded(task: Callable, debug: bool) -> Callable:
             task(cfg)
 
     return run
-
-
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun", "--run-name"}
 
 
 def plain_overrides(overrides: list[str]) -> list[str] | None:
