@@ -65,6 +65,14 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     return Path(path)
 
 
+def saved(fig, path: Path) -> Path:
+    """Lays out, writes (100 dpi) and closes a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_sweep(folder: str | Path) -> list[Path]:
     """curves.png: the mean insertion and deletion curves per swept value (the curves the AUCs sum up);
     metrics.png: Ins, Del and Diff against the swept value, with the paper's numbers as a second series."""
@@ -124,11 +132,7 @@ def plot_pointing_game(folder: str | Path) -> Path:
     ax.set_xticks(x, methods)
     ax.set(ylabel="proportion (%)", title="energy-based pointing game", ylim=(0, 100))
     ax.legend()
-    fig.tight_layout()
-    path = folder / "table5.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, folder / "table5.png")
 
 
 def plot_sanity(folder: str | Path) -> Path:
@@ -136,7 +140,8 @@ def plot_sanity(folder: str | Path) -> Path:
     randomised from the logits down, one line per method; a row per mode, a column per measure."""
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv")
-    measures = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman", "ssim": "SSIM"}
+    from .metrics.sanity import MEASURES as measures
+
     modes = [m for m in ("cascading", "independent") if m in set(table["mode"])]
     fig, axes = plt.subplots(len(modes), 3, figsize=(15, 4.2 * len(modes)), squeeze=False)
     for row, mode in zip(axes, modes):
@@ -151,16 +156,12 @@ def plot_sanity(folder: str | Path) -> Path:
                    xlabel="randomised down to" if mode == "cascading" else "block randomised alone")
             ax.grid(alpha=0.3)
         row[-1].legend(fontsize=7)
-    fig.tight_layout()
-    path = folder / "sanity.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, folder / "sanity.png")
 
 
 def plot_leaderboard(folder: str | Path) -> Path:
     """leaderboard.png: per method, Ins, Del and Diff; the pointing-game proportion where measured; the
-    sanity check's similarity after randomisation (lower is better) with its threshold."""
+    sanity check's similarity after randomisation (lower is better)."""
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv")
     methods = table["method"].tolist()
@@ -180,8 +181,4 @@ def plot_leaderboard(folder: str | Path) -> Path:
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = folder / "leaderboard.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, folder / "leaderboard.png")

@@ -19,7 +19,7 @@ from ..metrics.sanity import map_similarities
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import build_dataset, build_model, method_names
-from ..runs.scoring import explained_classes, mean_curves, protocol_scores
+from ..runs.scoring import ClassesPerNetwork, mean_curves, protocol_scores
 from ..runs.timing import timed
 from ..tables import method_table, read_paper_table, to_markdown
 from .pointing_game import build_explainers
@@ -31,10 +31,11 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
     images = batch["image"].to(device)
     allowed, masks = batch.get("allowed"), batch.get("mask")
     size = images.shape[-2:]
+    classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records, curves = [], {}
     for name, explainer in explainers.items():
         network = explained(explainer, model)
-        targets, target_prob = explained_classes(network, images, allowed, int(cfg.batch_size))
+        targets, target_prob = classes(network)
         seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), device)
         maps = postprocess(raw, size)
         per_image, curves[name] = protocol_scores(model, images, maps, targets, cfg, masks)
@@ -105,8 +106,6 @@ def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict,
 def prepare(session: Session) -> Job:
     cfg, device = session.cfg, session.device
     names = method_names(cfg)
-    if not names:
-        raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
     dataset = build_dataset(cfg, model)

@@ -15,7 +15,7 @@ from ..figures import plot_pointing_game
 from ..metrics.pointing_game import energy_pointing_game
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.scoring import explained_classes
+from ..runs.scoring import ClassesPerNetwork
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
 from ..runs.timing import timed
 from ..tables import read_paper_table, to_markdown
@@ -55,11 +55,10 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
     allowed = batch["allowed"].to(device)
-    model_targets, _ = explained_classes(model, images, allowed, int(cfg.batch_size))
+    classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
-        own = explainer.own_classifier
-        targets = model_targets if own is None else explained_classes(own, images, allowed, int(cfg.batch_size))[0]
+        targets, _ = classes(explainer.own_classifier if explainer.own_classifier is not None else model)
         seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
         seconds /= len(images)
         proportion = energy_pointing_game(maps, masks)

@@ -14,15 +14,13 @@ from omegaconf import DictConfig
 from ..errors import UserError
 from ..explainers import EXPLAINERS, postprocess
 from ..figures import plot_sanity
-from ..metrics.sanity import MODES, Randomiser, map_similarities
+from ..metrics.sanity import MEASURES, MODES, Randomiser, map_similarities
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_model, method_names
-from ..runs.scoring import explained_classes
+from ..runs.scoring import ClassesPerNetwork
 from ..tables import to_markdown
 from .pointing_game import build_explainers
-
-MEASURES = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman", "ssim": "SSIM"}
 
 
 def check_sanity_config(cfg: DictConfig) -> tuple[list[str], int | None]:
@@ -58,10 +56,11 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers, 
     images = batch["image"].to(device)
     allowed = batch.get("allowed")
     size = images.shape[-2:]
+    classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
         network = explained(explainer, model)
-        targets, _ = explained_classes(network, images, allowed, int(cfg.batch_size))
+        targets, _ = classes(network)
         raw = explainer.raw_attribute(images, targets)
         maps = postprocess(raw, size)
         randomiser = randomisers.of(network)
@@ -121,8 +120,6 @@ def prepare(session: Session) -> Job:
     modes, layers = check_sanity_config(cfg)
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
-    if not method_names(cfg):
-        raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,gbp]")
     dataset = build_dataset(cfg, model)
     randomisers = Randomisers(int(cfg.seed))
     labels = {n: explainers[n].label for n in method_names(cfg) if n in explainers}
@@ -133,7 +130,7 @@ def prepare(session: Session) -> Job:
                             if explainers else "no method of methods=[...] can run here (see the messages above)")
         table = similarity_table(records, labels)
         verdict = verdicts(records, labels, float(cfg.sanity.fail_above))
-        blocks = Randomiser(model).blocks
+        blocks = randomisers.of(model).blocks
         header = (f"Model-parameter randomisation test (Adebayo et al. 2018) on {model.name} ({len(blocks)} blocks; "
                   f"{'all' if layers is None else f'the top {layers}'} randomised from the logits down), "
                   f"{records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} skipped), seed {cfg.seed}. "

@@ -16,13 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data.saved_maps import MapsOnImages, SavedMaps
 from ..errors import UserError
-from ..figures import plot_sweep
 from ..metrics.insertion_deletion import check_protocol
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_model
-from ..runs.scoring import explained_classes, mean_curves, protocol_scores
-from ..tables import method_table, to_markdown
+from ..runs.scoring import explained_classes, protocol_scores, write_curve_tables
+from ..tables import method_table
 
 
 def maps_name(cfg: DictConfig) -> str:
@@ -67,16 +66,12 @@ def prepare(session: Session) -> Job:
             first = f": {skipped['id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
             raise UserError(f"no map could be scored ({len(skipped)} skipped, see {run.path}/skipped.csv){first}")
         table = method_table(records, [name], [name])
-        markdown = to_markdown(table)
         pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
         header = (f"Maps {maps.path} scored on {model.name}, {records['image_id'].nunique()} images of {dataset.name} "
                   f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur {cfg.metric.blur_size}/"
                   f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}.")
-        run.write_csv("table.csv", table)
-        run.write_text("table.md", f"{header}\n\n{markdown}\n")
-        run.write_json("curves.json", mean_curves(run))
-        plot_sweep(run.path)
-        return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, f"{header}\n\n{markdown}"
+        text = write_curve_tables(run, table, header)
+        return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, text
 
     return Job(dataset, lambda batch: score_batch(model, batch, name, cfg), write_tables, desc=f"score {name}", unit="img")
 

@@ -10,14 +10,13 @@ import torch
 from omegaconf import DictConfig
 
 from ..errors import UserError
-from ..figures import plot_sweep
 from ..metrics.insertion_deletion import check_protocol, insertion_deletion
 from ..models import batched_logits
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder
-from ..runs.scoring import mean_curves
+from ..runs.scoring import write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
-from ..tables import read_paper_table, sweep_table, to_markdown
+from ..tables import read_paper_table, sweep_table
 
 
 NOT_A_KNOB = "n/a"
@@ -115,18 +114,14 @@ def prepare(session: Session) -> Job:
         paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
         table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                             with_time=bool(cfg.param.get("with_time", False)))
-        markdown = to_markdown(table)
         header = (f"{explainer.label} on {model.name}, {records['image_id'].nunique()} images of {dataset.name} "
                   f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
                   f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
                   f"(paper): the published table ({cfg.param.get('paper')}).")
-        run.write_csv("table.csv", table)
-        run.write_text("table.md", f"{header}\n\n{markdown}\n")
-        run.write_json("curves.json", mean_curves(run))
-        plot_sweep(run.path)
+        text = write_curve_tables(run, table, header)
         extra = {"param": cfg.param.name, "images": int(records["image_id"].nunique()), "records": len(records),
                  "caption": header}
-        return extra, f"{header}\n\n{markdown}"
+        return extra, text
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, cfg), write_tables,
                desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img")

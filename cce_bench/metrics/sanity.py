@@ -27,6 +27,7 @@ from torch import nn
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 MODES = ("cascading", "independent")
+MEASURES = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman", "ssim": "SSIM"}  # record key -> title
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,20 @@ def explained_classes(classifier, images: torch.Tensor, allowed: torch.Tensor | 
     return targets, logits.softmax(1).gather(1, targets[:, None])[:, 0]
 
 
+class ClassesPerNetwork:
+    """The explained classes of one batch per network, each computed once: the run's model is asked
+    once however many methods explain it; a method with its own classifier (CALM) asks that one."""
+
+    def __init__(self, images: torch.Tensor, allowed: torch.Tensor | None, batch_size: int):
+        self.images, self.allowed, self.batch_size = images, allowed, batch_size
+        self._by_network: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, network) -> tuple[torch.Tensor, torch.Tensor]:
+        if id(network) not in self._by_network:
+            self._by_network[id(network)] = explained_classes(network, self.images, self.allowed, self.batch_size)
+        return self._by_network[id(network)]
+
+
 def protocol_scores(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, cfg: DictConfig,
                     masks: torch.Tensor | None = None) -> tuple[dict[str, list[float]], dict]:
     """Per image `ins_auc`, `del_auc` (and `proportion` with box masks); and the batch's curve sums."""
@@ -49,3 +63,17 @@ def mean_curves(run) -> dict:
             t["deletion"] = np.add(t["deletion"], sums["deletion"])
     return {v: {"n": t["n"], "insertion": (t["insertion"] / t["n"]).tolist(), "deletion": (t["deletion"] / t["n"]).tolist()}
             for v, t in totals.items()}
+
+
+def write_curve_tables(run, table, header: str) -> str:
+    """table.csv, table.md (header + table), curves.json and the curve plots of an insertion/deletion run;
+    returns the text printed at the end."""
+    from ..figures import plot_sweep
+    from ..tables import to_markdown
+
+    text = f"{header}\n\n{to_markdown(table)}"
+    run.write_csv("table.csv", table)
+    run.write_text("table.md", f"{text}\n")
+    run.write_json("curves.json", mean_curves(run))
+    plot_sweep(run.path)
+    return text
