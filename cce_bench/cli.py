@@ -27,6 +27,8 @@ commands:
   score           score saliency maps made by any tool (maps=FOLDER|FILE.npz|FILE.pt) on the suite's protocols
   sanity          model-parameter randomisation test (Adebayo et al. 2018) for any of the methods
   compare         one leaderboard: every method on the same images, all scores, time and sanity
+  user-study      the paper's user study as one offline HTML survey page built from the suite's maps
+  user-study-results  the study's tables from the answer files: cce-bench user-study-results FILES... study=DIR
   train-calm      fine-tune CALM (CALM-EM) on a local ImageNet train folder, for the CALM column
   report          one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR
 
@@ -41,7 +43,8 @@ after a command lists its config groups.
 # Each command: its module under cce_bench/commands/ and that module's entry point, imported when run.
 COMMANDS: dict[str, str] = {"sweep": "run_sweep", "pointing-game": "run_pointing_game", "explain": "run_explain",
                             "train-calm": "run_train_calm", "score": "run_score", "sanity": "run_sanity",
-                            "compare": "run_compare"}
+                            "compare": "run_compare", "user-study": "run_user_study",
+                            "user-study-results": "run_user_study_results"}
 GROUPS = ("model", "data", "param", "experiment", "metric", "sanity")
 
 
@@ -117,7 +120,11 @@ FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-
                     "--config-dir", "-cd", "--experimental-rerun"}
 
 
-def _images_as_override(args: list[str]) -> list[str]:
+# Commands that take files before their overrides, and the key the files become.
+POSITIONAL_KEYS = {"explain": "inputs", "user-study-results": "answers"}
+
+
+def _positional_as_override(args: list[str], key: str) -> list[str]:
     """`explain a.jpg b.jpg key=value` -> `key=value inputs=['a.jpg','b.jpg']` (paths quoted for Hydra)."""
     images = [a for i, a in enumerate(args) if "=" not in a and not a.startswith("-")
               and not (i > 0 and args[i - 1] in FLAGS_WITH_VALUE)]
@@ -125,7 +132,7 @@ def _images_as_override(args: list[str]) -> list[str]:
     if not images:
         return rest
     quoted = ",".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in images)
-    return [*rest, f"inputs=[{quoted}]"]
+    return [*rest, f"{key}=[{quoted}]"]
 
 
 def _report(args: list[str]) -> None:
@@ -246,8 +253,8 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
         return _report(overrides)
     if command not in COMMANDS:
         raise UserError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}, report")
-    if command == "explain":
-        overrides = _images_as_override(overrides)
+    if command in POSITIONAL_KEYS:
+        overrides = _positional_as_override(overrides, POSITIONAL_KEYS[command])
     overrides = normalise_group_choices(overrides)
 
     import hydra

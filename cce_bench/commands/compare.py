@@ -18,7 +18,7 @@ from ..figures import plot_leaderboard, plot_sweep
 from ..metrics.sanity import map_similarities
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.runtime import build_dataset, build_model, method_names
+from ..runs.runtime import build_dataset, build_model, method_names, model_description
 from ..runs.scoring import ClassesPerNetwork, mean_curves, protocol_scores
 from ..runs.timing import timed
 from ..tables import method_table, read_paper_table, to_markdown
@@ -118,7 +118,7 @@ def prepare(session: Session) -> Job:
         table = leaderboard(records, names, unavailable, cfg, dataset.has_boxes)
         markdown = to_markdown(table)
         header = (f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
-                  f"skipped), {model.name} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean insertion/"
+                  f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean insertion/"
                   f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del"
                   + ("; Proportion = energy-based pointing game (%)" if dataset.has_boxes else "")
                   + "; s/img = seconds per map; sanity ρ = Spearman (abs) of each map to the map of the same model with "
@@ -135,7 +135,8 @@ def prepare(session: Session) -> Job:
                 f"{header}\n\n{markdown}\n{notes}")
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, randomisers, cfg), write_tables,
-               desc=f"compare ({len(explainers)} methods)", unit="img")
+               desc=f"compare ({len(explainers)} methods)", unit="img", model=model,
+               explainers=list(explainers.values()))
 
 
 def run_compare(cfg: DictConfig) -> RunFolder | None:

@@ -16,7 +16,7 @@ from ..metrics.pointing_game import energy_pointing_game
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork
-from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
+from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
 from ..runs.timing import timed
 from ..tables import read_paper_table, to_markdown
 
@@ -104,7 +104,7 @@ def prepare(session: Session) -> Job:
         table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper))
         markdown = to_markdown(table)
         header = (f"Energy-based pointing game on {len(dataset) - unreadable} (image, category) pairs of "
-                  f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model.name} on "
+                  f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
                   f"{machine_info(device)['device_name']}; proportion = 100 x mean share of the map's energy "
                   "inside the boxes; (paper): Table 5.")
         notes = "".join(f"\n- {EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
@@ -114,7 +114,8 @@ def prepare(session: Session) -> Job:
         return {"pairs": len(dataset), "records": len(records), "caption": header}, f"{header}\n\n{markdown}\n{notes}"
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, cfg), write_tables,
-               desc=f"pointing game ({len(explainers)} methods)", unit="pair")
+               desc=f"pointing game ({len(explainers)} methods)", unit="pair", model=model,
+               explainers=list(explainers.values()))
 
 
 def run_pointing_game(cfg: DictConfig) -> RunFolder | None:

@@ -17,7 +17,7 @@ from ..figures import plot_sanity
 from ..metrics.sanity import MEASURES, MODES, Randomiser, map_similarities
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import build_dataset, build_model, method_names
+from ..runs.runtime import build_dataset, build_model, method_names, model_description
 from ..runs.scoring import ClassesPerNetwork
 from ..tables import to_markdown
 from .pointing_game import build_explainers
@@ -131,7 +131,7 @@ def prepare(session: Session) -> Job:
         table = similarity_table(records, labels)
         verdict = verdicts(records, labels, float(cfg.sanity.fail_above))
         blocks = randomisers.of(model).blocks
-        header = (f"Model-parameter randomisation test (Adebayo et al. 2018) on {model.name} ({len(blocks)} blocks; "
+        header = (f"Model-parameter randomisation test (Adebayo et al. 2018) on {model_description(cfg)} ({len(blocks)} blocks; "
                   f"{'all' if layers is None else f'the top {layers}'} randomised from the logits down), "
                   f"{records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} skipped), seed {cfg.seed}. "
                   "Similarity of each map to the trained model's: Spearman rank correlation of the method's own maps "
@@ -147,7 +147,8 @@ def prepare(session: Session) -> Job:
             f"{header}\n\n{markdown}\n{notes}"
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, randomisers, modes, layers, cfg), write_tables,
-               desc=f"sanity ({len(explainers)} methods)", unit="img")
+               desc=f"sanity ({len(explainers)} methods)", unit="img", model=model,
+               explainers=list(explainers.values()))
 
 
 def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:

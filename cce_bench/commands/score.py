@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..metrics.insertion_deletion import check_protocol
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import build_dataset, build_model
+from ..runs.runtime import build_dataset, build_model, model_description
 from ..runs.scoring import explained_classes, protocol_scores, write_curve_tables
 from ..tables import method_table
 
@@ -67,13 +67,14 @@ def prepare(session: Session) -> Job:
             raise UserError(f"no map could be scored ({len(skipped)} skipped, see {run.path}/skipped.csv){first}")
         table = method_table(records, [name], [name])
         pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
-        header = (f"Maps {maps.path} scored on {model.name}, {records['image_id'].nunique()} images of {dataset.name} "
+        header = (f"Maps {maps.path} scored on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
                   f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur {cfg.metric.blur_size}/"
                   f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}.")
         text = write_curve_tables(run, table, header)
         return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, text
 
-    return Job(dataset, lambda batch: score_batch(model, batch, name, cfg), write_tables, desc=f"score {name}", unit="img")
+    return Job(dataset, lambda batch: score_batch(model, batch, name, cfg), write_tables, desc=f"score {name}", unit="img",
+               model=model)
 
 
 def run_score(cfg: DictConfig) -> RunFolder | None:

@@ -15,7 +15,7 @@ from ..models import batched_logits
 from ..runs.engine import Job, Session, execute
 from ..runs.run_folder import RunFolder
 from ..runs.scoring import write_curve_tables
-from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
+from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
 from ..tables import read_paper_table, sweep_table
 
 
@@ -114,7 +114,7 @@ def prepare(session: Session) -> Job:
         paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
         table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                             with_time=bool(cfg.param.get("with_time", False)))
-        header = (f"{explainer.label} on {model.name}, {records['image_id'].nunique()} images of {dataset.name} "
+        header = (f"{explainer.label} on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
                   f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
                   f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
                   f"(paper): the published table ({cfg.param.get('paper')}).")
@@ -124,7 +124,8 @@ def prepare(session: Session) -> Job:
         return extra, text
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, cfg), write_tables,
-               desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img")
+               desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img", model=model,
+               explainers=[explainer])
 
 
 def run_sweep(cfg: DictConfig) -> RunFolder | None:

@@ -149,7 +149,8 @@ class CCE(Explainer):
         bound = self.epsilon / 255
         weights = self._edge_weights(x)
         delta = torch.zeros_like(x, requires_grad=True)
-        optimiser = torch.optim.Adam([delta], lr=self.step_size)
+        # fused: one kernel for Adam's update on a GPU instead of a dozen.
+        optimiser = torch.optim.Adam([delta], lr=self.step_size, fused=x.is_cuda)
         best = torch.zeros_like(x)
         best_dist = torch.full((x.shape[0],), float("inf"), device=x.device)
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -163,7 +164,8 @@ class CCE(Explainer):
                 if needs_change is None:  # t = 0: delta = 0, the clean image
                     needs_change = logits.argmax(1) != q
                 improved = (logits.argmax(1) == q) & needs_change & (dist < best_dist)
-                best[improved] = delta[improved]
+                # torch.where, not best[improved] = ...: a boolean index waits for the GPU at every step.
+                best = torch.where(improved.view(-1, 1, 1, 1), delta, best)
                 best_dist = torch.where(improved, dist, best_dist)
                 found |= improved
             if last:
@@ -172,9 +174,8 @@ class CCE(Explainer):
             (grad,) = torch.autograd.grad(loss, delta)  # no parameter gradients, whatever the model
             delta.grad = grad
             optimiser.step()
-            with torch.no_grad():
-                delta.clamp_(-bound, bound)
-                delta.copy_((x + delta).clamp(0, 1) - x)
+            with torch.no_grad():  # project onto |delta| <= bound with x + delta in [0, 1]
+                delta.copy_(torch.clamp(x + delta.clamp(-bound, bound), 0, 1) - x)
         kept = torch.where(found.view(-1, 1, 1, 1), best, delta.detach())
         with torch.no_grad():
             predicted = torch.where(found, q, logits.argmax(1))

@@ -22,9 +22,20 @@ class GradCamLibrary(Explainer):
     def _attribute_batch(self, images, targets):
         # The suite's models have frozen weights: an input that requires grad gives the library its graph.
         inputs = images.detach().requires_grad_(True)
-        with self.library_class(model=self.model, target_layers=self.layers) as cam:
-            maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+        # Under precision=bf16 the layer's output is bfloat16, which the library's NumPy step cannot take:
+        # this hook, registered before the library's, hands it (and the gradient back) as float32.
+        handles = [layer.register_forward_hook(as_float32) for layer in self.layers]
+        try:
+            with self.library_class(model=self.model, target_layers=self.layers) as cam:
+                maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+        finally:
+            for handle in handles:
+                handle.remove()
         return torch.as_tensor(maps, device=images.device)
+
+
+def as_float32(_module, _inputs, output):
+    return output.float()
 
 
 @register

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from . import distributed
 from .distributed import Shard
+from .memory import retrying_on_out_of_memory
 from .run_folder import RunFolder, machine_info, now_iso
 from .runtime import resolve, seed_everything
 
@@ -33,6 +34,7 @@ class Session:
     device: torch.device
     started: str = field(default_factory=now_iso)
     wall_start: float = field(default_factory=time.perf_counter)
+    out_of_memory: list[str] = field(default_factory=list)  # each halving of the inputs per pass
 
 
 def begin(cfg: DictConfig) -> Session:
@@ -76,8 +78,8 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
 
 
 def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
-                score_batch: Callable[[dict], tuple[list[dict], dict]], desc: str, unit: str) -> None:
-    """`score_batch(batch)` returns the batch's records and a summary (sums to aggregate over batches)."""
+                score_batch: Callable[[int, dict], tuple[list[dict], dict]], desc: str, unit: str) -> None:
+    """`score_batch(k, batch)` returns batch k's records and a summary (sums to aggregate over batches)."""
     batches = batch_indices(len(dataset), int(cfg.images_per_batch))
     finished = run.finished_batches()
     mine = [k for k in range(len(batches)) if shard.owns(k)]
@@ -90,7 +92,7 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
     with tqdm(total=sum(len(batches[k]) for k in mine), initial=sum(len(batches[k]) for k in mine if k in finished),
               unit=unit, desc=label, position=shard.rank, dynamic_ncols=True) as bar:
         for k, batch in zip(todo, loader):
-            records, summary = score_batch(batch) if batch["id"] else ([], {})
+            records, summary = score_batch(k, batch) if batch["id"] else ([], {})
             run.append_batch(shard.rank, k, records, batch["skipped"], summary)
             for row in batch["skipped"]:
                 print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
@@ -99,9 +101,11 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
 
 def finish_run(run: RunFolder, command: str, session: Session, extra: dict) -> None:
     run.write_json("run.json", {"status": "complete", "command": command, "seed": int(session.cfg.seed),
+                                "precision": str(session.cfg.get("precision", "tf32")),
                                 "started": session.started, "finished": now_iso(),
                                 "wall_seconds": round(time.perf_counter() - session.wall_start, 1),
-                                "processes": session.shard.world, **extra})
+                                "processes": session.shard.world, "out_of_memory": session.out_of_memory,
+                                **extra})
     distributed.stop()
 
 
@@ -115,6 +119,8 @@ class Job:
     write_tables: Callable[[RunFolder, "object", "object"], tuple[dict, str]]
     desc: str
     unit: str = "img"
+    model: object = None    # its pass counts go into run.json
+    explainers: list = field(default_factory=list)  # their inputs per pass are halved on out-of-memory
 
 
 def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) -> RunFolder | None:
@@ -122,13 +128,16 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) ->
     session = begin(cfg)
     job = prepare(session)
     run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table())
-    run_batches(session.cfg, run, job.dataset, session.shard, job.score_batch, desc=job.desc, unit=job.unit)
+    score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
+    run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit)
     if not all_shards_done(session):
         return None
     records, unreadable = run.merge()
     skipped = pd.concat([pd.DataFrame(job.dataset.skipped, columns=["id", "reason"]), unreadable], ignore_index=True)
     run.write_csv("skipped.csv", skipped)
     extra, text = job.write_tables(run, records, skipped)
+    if job.model is not None and hasattr(job.model, "passes"):
+        extra = {"model_inputs_this_process": job.model.passes.as_dict(), **extra}
     finish_run(run, command, session, extra)
     print(f"\n{text}\n\nwritten to {run.path}")
     return run

@@ -62,14 +62,19 @@ def machine_info(device: torch.device) -> dict:
     return info
 
 
-# Keys that do not change the numbers: a run may resume with other values of these.
-NOT_IN_FINGERPRINT = ("out", "num_workers")
+# Keys that do not change the numbers: a run may resume with other values of these. Model inputs per pass
+# (batch_size, and each method's) are among them: a run that ran out of memory goes on with smaller ones.
+NOT_IN_FINGERPRINT = ("out", "num_workers", "batch_size")
 
 
 def fingerprint(cfg) -> tuple[str, dict]:
     settings = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_IN_FINGERPRINT:
         settings.pop(key, None)
+    for knobs in (settings.get("method_knobs") or {}).values():
+        if isinstance(knobs, dict):
+            knobs.pop("batch_size", None)
+            knobs.pop("internal_batch_size", None)
     if "device" in settings:  # cuda:0 and cuda:1 compute alike; a CPU run is not resumed on a GPU
         settings["device"] = torch.device(settings["device"]).type
     text = json.dumps(settings, sort_keys=True, default=str)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -96,8 +97,19 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
 
 
 def build_model(cfg: DictConfig) -> Classifier:
+    random_init = bool(cfg.model.get("random_init", False))
+    if random_init:
+        print(f"warning: model.random_init=true: {cfg.model.name} has random weights, its maps and scores mean "
+              "nothing (for timing only)", file=sys.stderr)
     return create_model(cfg.model.name, checkpoint=cfg.model.get("checkpoint"), device=cfg.device,
-                        download=bool(cfg.model.get("download", False)))
+                        download=bool(cfg.model.get("download", False)), random_init=random_init,
+                        precision=str(cfg.get("precision", "tf32")))
+
+
+def model_description(cfg: DictConfig) -> str:
+    """The model as tables name it, with what changes its numbers: `vgg19 (tf32)`, `vgg19 (bf16, random weights)`."""
+    notes = [str(cfg.get("precision", "tf32"))] + (["random weights"] if cfg.model.get("random_init") else [])
+    return f"{cfg.model.name} ({', '.join(notes)})"
 
 
 def build_dataset(cfg: DictConfig, model: Classifier):

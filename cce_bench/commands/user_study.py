@@ -1,0 +1,79 @@
+"""`cce-bench user-study`: the survey page of the paper's user study, built from the suite's maps.
+
+For each of `sets` images: the model's answer (its top-1 class) and the next `choices - 1` classes of its
+ranking as the distractors of the guess; one map of each method A and B for the answer; CCE's two maps, where
+the model looks when the class is the answer (M_sup) and when it is not (M_pro, toward the next classes).
+The page (study.html) draws the order of the choices and of A/B/C per set and participant from the seed;
+study.json is what `user-study-results` checks the answers against.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+from omegaconf import DictConfig
+
+from ..errors import UserError
+from ..explainers import CCE, EXPLAINERS, postprocess
+from ..models import batched_logits
+from ..runs.engine import begin, finish_run
+from ..runs.run_folder import RunFolder
+from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
+from ..study.page import jpeg_data_uri, overlay_uri, render_page, study_definition
+
+
+def check_methods(names: list[str], choices: int, n_classes: int) -> None:
+    if len(names) != 2 or CCE.name in names:
+        raise UserError(f"methods={names} must name two methods other than cce for A and B (C is CCE), "
+                        "e.g. methods=[gradcam_pp,ig]")
+    if not 2 <= choices <= n_classes:
+        raise UserError(f"choices={choices} must be at least 2 (the model's answer and a distractor)")
+
+
+def run_user_study(cfg: DictConfig) -> RunFolder:
+    session = begin(cfg)
+    cfg = session.cfg
+    model = build_model(cfg)
+    names = method_names(cfg)
+    check_methods(names, int(cfg.choices), len(model.categories))
+    explainers = {name: build_explainer(cfg, model, name) for name in names}
+    cce = build_explainer(cfg, model, CCE.name)
+    cfg.data.n_images = int(cfg.sets)  # one image per set, whatever a preset says
+    dataset = build_dataset(cfg, model)
+    items = [dataset[i] for i in range(len(dataset))]
+    for item in items:
+        if "error" in item:
+            print(f"warning: skipped {item['id']}: {item['error']}", file=sys.stderr)
+    items = [item for item in items if "error" not in item]
+    if not items:
+        raise UserError(f"no image of {dataset.name} could be read: the study needs at least one")
+    images = torch.stack([item["image"] for item in items]).to(session.device)
+    ranking = batched_logits(model, images, int(cfg.batch_size)).argsort(1, descending=True)[:, : int(cfg.choices)]
+    targets = ranking[:, 0]
+    size = images.shape[-2:]
+    maps = {name: explainer.attribute(images, targets).cpu().numpy() for name, explainer in explainers.items()}
+    contrastive = cce.contrastive_maps(images, targets)
+    maps[CCE.name] = list(zip(postprocess(contrastive.sup, size).cpu().numpy(),
+                              postprocess(contrastive.pro, size).cpu().numpy()))
+    pictures = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    categories = model.categories
+    sets = []
+    for b, item in enumerate(items):
+        sets.append({
+            "image_id": item["id"], "image": jpeg_data_uri(pictures[b]),
+            "answer": categories[int(targets[b])], "choices": [categories[int(c)] for c in ranking[b]],
+            "maps": {**{name: [overlay_uri(pictures[b], maps[name][b])] for name in names},
+                     CCE.name: [overlay_uri(pictures[b], m) for m in maps[CCE.name][b]]},
+        })
+    methods = [*names, CCE.name]
+    definition = study_definition(str(cfg.title), int(cfg.seed), cfg.model.name, methods,
+                                  {m: EXPLAINERS.get(m).label for m in methods}, sets, len(categories))
+    run = RunFolder(cfg.out)
+    run.write_config(cfg)
+    run.write_json("study.json", definition)
+    page = run.write_text("study.html", render_page(definition))
+    finish_run(run, "user-study", session, {"study_id": definition["study_id"], "sets": len(sets),
+                                            "methods": methods})
+    print(f"study {definition['study_id']}: {len(sets)} sets; open {page} in a browser (offline is fine), or send "
+          f"it to participants (a participant number can be fixed with ?participant=N)\n\nwritten to {run.path}")
+    return run
