@@ -74,6 +74,24 @@ step "score (maps from a .npz), sanity and compare"
 "$bin/cce-bench" sanity "device=$device" "methods=[gradcam_pp]" experiment=smoke sanity.layers=2 out=sanity
 "$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke out=compare
 "$bin/cce-bench" report compare
+step "user-study (the page is package data), then its results from an answer file"
+"$bin/cce-bench" user-study "device=$device" experiment=smoke sets=2 out=study
+"$bin/python" - <<'EOF'
+# One participant's answers as the page writes them (the order drawn by the page's generator's Python twin).
+import json
+from cce_bench.study.order import CHOICES, METHODS, shuffled
+study = json.load(open("study/study.json"))
+sets = []
+for i, s in enumerate(study["sets"]):
+    sets.append({"set": i, "image_id": s["image_id"], "guess": s["answer"],
+                 "choices_shown": shuffled(s["choices"], study["seed"], 5, i, CHOICES),
+                 "methods_shown": shuffled(study["methods"], study["seed"], 5, i, METHODS),
+                 "scores": {"A": 3, "B": 4, "C": 5}, "ranks": {"A": 3, "B": 2, "C": 1}})
+json.dump({"format": "cce-bench-user-study-answers/1", "study_id": study["study_id"], "study_seed": study["seed"],
+           "participant_seed": 5, "background": {"gender": "woman", "ml_experience": 3, "knows_interpretability": "yes"},
+           "sets": sets}, open("answers_5.json", "w"))
+EOF
+"$bin/cce-bench" user-study-results answers_5.json study=study out=study_results
 step "explain and report"
 "$bin/cce-bench" explain chelsea "device=$device" experiment=smoke out=explain
 "$bin/cce-bench" report sweep
@@ -100,9 +118,11 @@ assert pd.read_csv("score/table.csv")["method"].tolist() == ["maps"]
 assert pd.read_csv("sanity/verdict.csv")["method"].tolist() == ["GCAM+"]
 compare = pd.read_csv("compare/table.csv")
 assert compare["method"].tolist() == ["GCAM+", "CCE"] and compare["Proportion (paper)"].notna().all(), compare
-for run in ("score", "sanity", "compare"):
+assert "<script" in open("study/study.html").read() and pd.read_csv("study_results/methods.csv")["answers"].tolist() == [2, 2, 2]
+for run in ("score", "sanity", "compare", "study", "study_results"):
     assert json.load(open(f"{run}/run.json"))["status"] == "complete"
 for name in ("compare/report.html", "sanity/sanity.png", "calm/calm.pth", "explain/explain.png", "sweep/report.html", "sweep/report.md"):
     open(name, "rb").close()
-print(f"wheel check passed on {device}: sweep, pointing-game, train-calm, score, sanity, compare, explain and report wrote their outputs")
+print(f"wheel check passed on {device}: sweep, pointing-game, train-calm, score, sanity, compare, user-study, "
+      "user-study-results, explain and report wrote their outputs")
 EOF

@@ -116,17 +116,22 @@ def test_the_page_filled_in_by_a_browser_gives_the_tables_of_its_answers(study, 
     edited = json.loads(files[1].read_text())
     edited["participant_seed"] = 77
     (extra / "edited.json").write_text(json.dumps(edited))
+    unfinished = json.loads(files[1].read_text())
+    unfinished["sets"] = unfinished["sets"][:1]
+    unfinished["participant_seed"] = 55
+    (extra / "unfinished.json").write_text(json.dumps(unfinished))
 
     out = tmp_path / "results"
     result = run_cli("user-study-results", *map(str, files), str(extra), f"study={study}", f"out={out}")
     assert result.returncode == 0, result.stderr
     skipped = pd.read_csv(out / "skipped.csv")
     reasons = dict(zip(skipped["file"].map(lambda f: f.rsplit("/", 1)[-1]), skipped["reason"]))
-    assert set(reasons) == {"copy.json", "broken.json", "other_study.json", "edited.json"}
+    assert set(reasons) == {"copy.json", "broken.json", "other_study.json", "edited.json", "unfinished.json"}
     assert reasons["copy.json"].startswith("a duplicate of answers_")
     assert reasons["broken.json"].startswith("not a JSON answer file")
     assert reasons["other_study.json"].startswith("from another study")
     assert "is not the page's for participant 77" in reasons["edited.json"]
+    assert reasons["unfinished.json"] == "1 sets answered, the study has 3: an unfinished page"
     for name in reasons:
         assert sum(f"skipped {extra / name}:" in line for line in result.stderr.splitlines()) == 1
 
@@ -161,3 +166,10 @@ def test_answers_of_another_study_alone_are_one_line(study, tmp_path, warm_cli):
     assert missing.returncode == 2 and "study" in missing.stderr.splitlines()[-1]
     not_a_study = warm_cli.run("user-study-results", str(other), f"study={tmp_path}", f"out={tmp_path / 'r3'}")
     assert not_a_study.returncode == 2 and "is not a user-study run folder" in not_a_study.stderr
+
+
+def test_methods_for_a_and_b_must_be_two_others_than_cce(tmp_path, warm_cli):
+    for methods in ("[cce,ig]", "[gradcam_pp]"):
+        result = warm_cli.run("user-study", f"methods={methods}", f"out={tmp_path / methods[1:3]}")
+        assert result.returncode == 2
+        assert "must name two methods other than cce for A and B (C is CCE)" in result.stderr.splitlines()[-1]
