@@ -105,10 +105,17 @@ def test_bf16_is_recorded_in_every_output_and_stays_near_fp32(reference_run, tmp
     assert yaml.safe_load((out / "config.yaml").read_text())["precision"] == "bf16"
     assert "efficientnet_lite0 (bf16)" in (out / "table.md").read_text()
     assert "efficientnet_lite0 (tf32)" in (reference_run / "table.md").read_text()
-    bf16, fp32 = aucs(out), aucs(reference_run)
-    difference = (bf16[["ins_auc", "del_auc"]].to_numpy() - fp32[["ins_auc", "del_auc"]].to_numpy())
-    assert abs(difference).max() < 0.05  # AUCs in [0, 1]: bf16 moves them by little...
-    assert abs(difference).max() > 0     # ...but it does move them: autocast really ran
+    # The reference ran at the default, tf32, which on a CPU is float32.
+    columns = ["image_id", "value", "target", "target_prob", "ins_auc", "del_auc"]
+    bf16 = pd.read_csv(out / "records.csv").sort_values(["image_id", "value"])[columns].reset_index(drop=True)
+    reference = pd.read_csv(reference_run / "records.csv").sort_values(["image_id", "value"])[columns].reset_index(drop=True)
+    assert (bf16["target_prob"] - reference["target_prob"]).abs().max() > 0  # autocast really ran...
+    # A near-tie top-1 class may flip (chelsea's does on Lite0: README, Precision); coffee's stays, and there
+    # bf16 moves the AUCs (in [0, 1]) by little.
+    same = bf16["target"] == reference["target"]
+    assert same.any()
+    difference = bf16.loc[same, ["ins_auc", "del_auc"]].to_numpy() - reference.loc[same, ["ins_auc", "del_auc"]].to_numpy()
+    assert abs(difference).max() < 0.05
 
 
 def test_a_run_in_another_precision_is_another_run(reference_run, warm_cli):
