@@ -35,7 +35,8 @@ class GradCamLibrary(Explainer):
 
 
 def as_float32(_module, _inputs, output):
-    return output.float()
+    # Only half-precision outputs: a float64 model (the tests' exact comparisons) keeps its dtype.
+    return output.float() if output.dtype in (torch.bfloat16, torch.float16) else None
 
 
 @register
