@@ -99,7 +99,8 @@ def test_out_of_memory_is_recognised_in_each_form():
 
 def test_bf16_is_recorded_in_every_output_and_stays_near_fp32(reference_run, tmp_path):
     out = tmp_path / "run"
-    result = run_cli(*RUN, "precision=bf16", f"out={out}")
+    # One swept value (bf16 runs ~10x slower than fp32 on a CPU without bfloat16 units).
+    result = run_cli(*[a.replace("[0.5,1.0]", "[1.0]") for a in RUN], "precision=bf16", f"out={out}")
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "run.json").read_text())["precision"] == "bf16"
     assert yaml.safe_load((out / "config.yaml").read_text())["precision"] == "bf16"
@@ -108,7 +109,8 @@ def test_bf16_is_recorded_in_every_output_and_stays_near_fp32(reference_run, tmp
     # The reference ran at the default, tf32, which on a CPU is float32.
     columns = ["image_id", "value", "target", "target_prob", "ins_auc", "del_auc"]
     bf16 = pd.read_csv(out / "records.csv").sort_values(["image_id", "value"])[columns].reset_index(drop=True)
-    reference = pd.read_csv(reference_run / "records.csv").sort_values(["image_id", "value"])[columns].reset_index(drop=True)
+    reference = pd.read_csv(reference_run / "records.csv").query("value == 1.0")
+    reference = reference.sort_values(["image_id", "value"])[columns].reset_index(drop=True)
     assert (bf16["target_prob"] - reference["target_prob"]).abs().max() > 0  # autocast really ran...
     # A near-tie top-1 class may flip (chelsea's does on Lite0: README, Precision); coffee's stays, and there
     # bf16 moves the AUCs (in [0, 1]) by little: on these 5-point smoke curves up to 0.12 (measured), on the
