@@ -42,18 +42,31 @@ from cce_bench.runs.timing import device_name
 # reconstruction (L_dist in [0, 1] units); "pixel" measures L_dist in 0-255 units, those of epsilon.
 # The default run compares unit and pixel (~25 min); the other two are run with --candidates.
 CANDIDATES = {
+    # -- the first rounds: how L_dist is scaled --
     "unit": {"dist_scale": 1.0},
     "pixel": {"dist_scale": 255.0},
     # the step size fixed at the default epsilon's, so that epsilon acts only as the bound
     "pixel_fixed_lr": {"dist_scale": 255.0, "lr": (8 / 255) / 5},
     # a margin: the counterfactual must beat every other class by kappa logits
     "pixel_margin": {"dist_scale": 255.0, "kappa": 2.0},
+    # -- the search of docs/cce_method.md ("which counterfactual"): how the kept counterfactual is chosen,
+    # how delta is parameterised and stepped, which loss gamma weighs --
+    "first_valid": {"keep": "first_valid"},
+    "margin_last": {"kappa": 2.0, "keep": "last"},
+    "ce_last": {"validity": "ce", "keep": "last"},
+    "signed_ce_last": {"validity": "ce", "keep": "last", "step_rule": "signed"},
+    "grid28": {"grid": 28},
+    "grid28_ce_last": {"grid": 28, "validity": "ce", "keep": "last"},
+    "grid14_ce_last": {"grid": 14, "validity": "ce", "keep": "last"},
+    "grid28_signed_ce_last": {"grid": 28, "validity": "ce", "keep": "last", "step_rule": "signed"},
 }
-VIEWS = ("whole", "mirrored", "crop_top_left", "crop_bottom_right")
+VIEWS = ("whole", "crop_top_left", "crop_bottom_right", "mirrored")
 
 
 def scenes() -> list[tuple[str, Path]]:
-    """Every natural RGB photo the installed packages ship (protocols: ~8 distinct scenes)."""
+    """Every natural photo of an ImageNet-like object that the installed packages ship: scikit-image's seven,
+    matplotlib's grace_hopper, and scikit-learn's china and flower where scikit-learn is installed
+    (`pip install scikit-learn`)."""
     import matplotlib
     import skimage.data
 
@@ -63,6 +76,13 @@ def scenes() -> list[tuple[str, Path]]:
         ("motorcycle_left", "motorcycle_left.png"), ("motorcycle_right", "motorcycle_right.png"),
         ("rocket", "rocket.jpg"), ("astronaut", "astronaut.png")]]
     found.append(("grace_hopper", Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
+    try:
+        import sklearn.datasets
+
+        sklearn_images = Path(sklearn.datasets.__file__).parent / "images"
+        found += [("china", sklearn_images / "china.jpg"), ("flower", sklearn_images / "flower.jpg")]
+    except ImportError:
+        pass
     return [(name, path) for name, path in found if path.is_file()]
 
 
@@ -93,8 +113,11 @@ def delta_stats(maps, pixels: torch.Tensor, epsilon: float) -> dict:
     """|delta| in 0-255 units: mean over pairs, spread (sd over pairs), share of values at the bound."""
     delta = (maps.counterfactual - pixels[:, None]) * 255
     per_pair = delta.abs().flatten(2).mean(2)  # [B, M]
+    # a pair "reaches" the bound at 90% of it: a bilinear upsampling of cells at the bound peaks just below it
+    reaches = delta.abs().flatten(2).amax(2) >= 0.9 * epsilon  # [B, M]
     return {"delta_mean": float(per_pair.mean()), "delta_sd": float(per_pair.std()),
             "at_bound": float((delta.abs() >= epsilon - 1e-3).float().mean()),
+            "pairs_at_bound": float(reaches.float().mean()),
             "valid": float(maps.valid.float().mean())}
 
 
@@ -139,7 +162,8 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
                     "Ins": 100 * np.mean(r["ins"]), "Del": 100 * np.mean(r["del"]), "Diff": 100 * diff.mean(),
                     "Diff SE": 100 * diff.std(ddof=1) / math.sqrt(len(diff)), "valid": r["valid"],
                     "|delta| mean": r["delta_mean"], "|delta| sd": r["delta_sd"], "at bound": r["at_bound"],
-                    "M_pro share": r["pro_share"], "gen s": r["seconds"]})
+                    "pairs at bound": r.get("pairs_at_bound", float("nan")),
+                    "M_pro share": r["pro_share"], "gen s/img": r["seconds"] / len(diff)})
     return pd.DataFrame(out).round(4)
 
 
@@ -155,6 +179,46 @@ def paired_gamma_effect(rows: list[dict], args) -> list[str]:
             lines.append(f"- {candidate}: Diff(gamma={hi}) - Diff(gamma={lo}) = {d.mean():+.2f} "
                          f"(SE {d.std(ddof=1) / math.sqrt(len(d)):.2f}, paired over {len(d)} images)")
     return lines
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error of the paired difference a - b (100 x AUC units)."""
+    d = 100 * (a - b)
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
+def criterion(rows: list[dict], args) -> pd.DataFrame:
+    """docs/cce_method.md's criterion, per candidate: the unified map at the default alpha beats alpha = 1
+    and alpha = 0 by more than its paired standard error, and the bound binds at the smallest epsilon (at
+    least half of the counterfactuals reach it)."""
+    out = []
+    small = min(args.epsilon)
+    for candidate in dict.fromkeys(r["candidate"] for r in rows):
+        at = {(r["epsilon"], r["alpha"]): r for r in rows
+              if r["candidate"] == candidate and r["gamma"] == args.default_gamma}
+        default = at.get((args.default_epsilon, args.default_alpha))
+        if default is None:
+            continue
+        diff = {a: np.asarray(r["ins"]) - np.asarray(r["del"]) for (e, a), r in at.items() if e == args.default_epsilon}
+        row = {"candidate": candidate, "Diff": 100 * diff[args.default_alpha].mean(),
+               "Ins": 100 * np.mean(default["ins"]), "Del": 100 * np.mean(default["del"]), "valid": default["valid"],
+               "|delta| mean": default["delta_mean"], "gen s/img": default["seconds"] / len(diff[args.default_alpha])}
+        beats = True
+        for other in (1.0, 0.0):
+            if other in diff:
+                gain, se = paired(diff[args.default_alpha], diff[other])
+                row[f"vs alpha {other:g}"] = f"{gain:+.2f} ({se:.2f})"
+                beats &= gain > se
+            else:
+                beats = False
+        small_row = at.get((small, args.default_alpha))
+        binds = small_row is not None and small_row.get("pairs_at_bound", 0) >= 0.5
+        if small_row is not None:
+            row[f"pairs at bound, eps {small:g}"] = small_row.get("pairs_at_bound", float("nan"))
+            row[f"values at bound, eps {small:g}"] = small_row["at_bound"]
+        row["meets"] = "yes" if beats and binds else "no"
+        out.append(row)
+    return pd.DataFrame(out).round(3)
 
 
 def main():
@@ -214,9 +278,14 @@ def main():
     rows = [r for r in done if r.get("n") == len(ids) and r["candidate"] in args.candidates.split(",")]
     table = summarise(rows)
     table.to_csv(out / "calibration.csv", index=False)
+    verdicts = criterion(rows, args)
+    verdicts.to_csv(out / "criterion.csv", index=False)
     text = (f"CCE calibration: {args.model} on {device_name(device)}, {len(ids)} images of {n_scenes} scenes "
             f"({', '.join(VIEWS)}), M={args.M}, {args.steps} steps, insertion/deletion step {args.step}.\n\n"
-            + to_markdown(table) + "\n\nPaired effect of gamma:\n" + "\n".join(paired_gamma_effect(rows, args)) + "\n")
+            + to_markdown(table) + "\n\nPaired effect of gamma:\n" + "\n".join(paired_gamma_effect(rows, args))
+            + "\n\nCriterion (docs/cce_method.md): Diff at alpha " + f"{args.default_alpha:g}"
+            + " minus Diff at alpha 1 and 0, paired (SE); share of counterfactuals at the bound at the smallest "
+            "epsilon:\n\n" + (to_markdown(verdicts) if len(verdicts) else "(needs alpha 1 and 0 at the default setting)") + "\n")
     (out / "calibration.md").write_text(text, encoding="utf-8")
     print("\n" + text)
 

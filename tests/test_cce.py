@@ -62,12 +62,16 @@ def test_batched_equals_one_pair_at_a_time_on_the_real_model(cce_on_photos):
     assert float((pro - maps.pro).abs().mean()) < 0.03
 
 
-def test_batched_equals_one_pair_at_a_time_exactly_in_float64(tiny_net):
+@pytest.mark.parametrize("search", [
+    {}, {"validity": "ce", "keep": "last"}, {"step_rule": "signed", "keep": "first_valid"},
+    {"grid": 4, "validity": "ce", "keep": "last"},
+])
+def test_batched_equals_one_pair_at_a_time_exactly_in_float64(tiny_net, search):
     net = tiny_net.double()
     torch.manual_seed(0)
     images = torch.randn(3, 3, 12, 12, dtype=torch.float64)
     targets = net(images).argmax(1)
-    explainer = CCE(net, M=3, steps=15, epsilon=32, batch_size=9)
+    explainer = CCE(net, M=3, steps=15, epsilon=32, batch_size=9, **search)
     batched = explainer.contrastive_maps(images, targets)
     single = explainer.with_knobs(M=1, batch_size=1)
     for i in range(3):
@@ -125,7 +129,9 @@ def test_validity_loss_and_distance_by_hand(tiny_net):
 @pytest.mark.parametrize("knobs, message", [
     ({"alpha": 1.5}, "alpha=1.5 is outside"), ({"alpha": -0.1}, "alpha"), ({"M": 0}, "M=0"),
     ({"epsilon": 0}, "epsilon=0"), ({"gamma": -1}, "gamma=-1"), ({"steps": 0}, "steps=0"),
-    ({"nonsense": 1}, "no knob nonsense"),
+    ({"nonsense": 1}, "no knob nonsense"), ({"keep": "best"}, "keep=best is not one of closest_valid"),
+    ({"validity": "margin"}, "validity=margin is not one of hinge, ce"), ({"step_rule": "sgd"}, "step_rule=sgd"),
+    ({"grid": 0}, "grid=0 must be a whole number"),
 ])
 def test_bad_knobs_are_refused(tiny_net, knobs, message):
     with pytest.raises(UserError, match=message):

@@ -4,7 +4,9 @@ kept-iterate rule against an independent replay of the optimisation, and gamma a
 import math
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cce_bench.explainers import CCE
@@ -129,10 +131,12 @@ class Recorder(nn.Module):
         return self.net(x)
 
 
-def test_the_kept_counterfactual_is_the_valid_iterate_with_the_smallest_distance():
+# the last iterate hovers at the boundary where the distance term is strong; with a weak one it stays valid
+@pytest.mark.parametrize("keep, gamma", [("closest_valid", 2.0), ("first_valid", 2.0), ("last", 2.0), ("last", 0.05)])
+def test_the_kept_counterfactual_is_the_iterate_the_keep_rule_names(keep, gamma):
     torch.manual_seed(2)
     net = Linear(torch.randn(3, 3, 5, 5, dtype=torch.float64), torch.tensor([0.0, -0.3, -0.6], dtype=torch.float64))
-    explainer = CCE(net, steps=40, epsilon=40, gamma=2, tv_weight=0.5, **IDENTITY)
+    explainer = CCE(net, steps=40, epsilon=40, gamma=gamma, tv_weight=0.5, keep=keep, **IDENTITY)
     explainer.pixel_model.double()
     recorder = Recorder(explainer.pixel_model)
     explainer.pixel_model = recorder
@@ -147,14 +151,19 @@ def test_the_kept_counterfactual_is_the_valid_iterate_with_the_smallest_distance
         candidates = [(float(explainer.distance(d[pair:pair + 1], tuple(w[pair:pair + 1] for w in weights))), t)
                       for t, d in enumerate(iterates)
                       if int(net(x[pair:pair + 1] + d[pair:pair + 1]).argmax()) == int(q[pair])]
+        if keep == "last":  # valid only if the last iterate is; kept either way
+            last_valid = bool(candidates) and candidates[-1][1] == len(iterates) - 1
+            assert bool(valid[pair]) == last_valid
+            torch.testing.assert_close(kept[pair], iterates[-1, pair])
+            continue
         assert bool(valid[pair]) == bool(candidates)
         if candidates:
-            best = min(candidates)[1]
+            best = min(candidates)[1] if keep == "closest_valid" else candidates[0][1]
             torch.testing.assert_close(kept[pair], iterates[best, pair])
             assert int(predicted[pair]) == int(q[pair])
         else:
             torch.testing.assert_close(kept[pair], iterates[-1, pair])
-    assert valid.any()
+    assert valid.any() or (keep == "last" and gamma > 1)
 
 
 def test_raising_gamma_shrinks_delta_and_keeps_it_valid():
@@ -204,3 +213,69 @@ def test_pointing_game_targets_that_are_not_the_top1_get_real_counterfactuals():
     assert maps.valid.all()
     assert (maps.sup.flatten(1).amax(1) > 0).all() and (maps.pro.flatten(1).amax(1) > 0).all()
     assert math.isfinite(float(maps.unified(0.7).sum()))
+
+
+def test_the_cross_entropy_validity_loss_by_hand():
+    explainer = CCE(Linear(torch.zeros(3, 3, 1, 1), torch.zeros(3)), validity="ce", **IDENTITY)
+    logits = torch.tensor([[3.0, 1.0, 2.0], [0.0, 4.0, 1.0]], dtype=torch.float64)
+    q = torch.tensor([2, 0])
+    # -log(e^z_q / sum e^z)
+    expected = [-(2.0 - math.log(math.exp(3) + math.exp(1) + math.exp(2))),
+                -(0.0 - math.log(1 + math.exp(4) + math.exp(1)))]
+    torch.testing.assert_close(explainer.validity_loss(logits, q), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_a_signed_step_moves_every_value_by_the_pgd_step_against_the_gradient_sign():
+    # Linear model, gamma = 0, hinge active: the gradient of the loss is W_j* - W_q (j* the best other class)
+    torch.manual_seed(6)
+    weight = torch.randn(3, 3, 4, 4, dtype=torch.float64)
+    net = Linear(weight, torch.tensor([5.0, 0.0, 0.0], dtype=torch.float64))  # class 0 leads by far
+    explainer = CCE(net, steps=4, epsilon=2, gamma=0, step_rule="signed", **IDENTITY)
+    recorder = Recorder(explainer.pixel_model)
+    explainer.pixel_model = recorder
+    x = 0.3 + 0.4 * torch.rand(1, 3, 4, 4, dtype=torch.float64)  # no pixel bound is reached
+    explainer.counterfactuals(x, torch.tensor([1]))
+    step = 2.5 * (2 / 255) / 4
+    assert explainer.step_size == step
+    first = recorder.inputs[1] - x
+    torch.testing.assert_close(first, -step * torch.sign(weight[0] - weight[1])[None])
+    second = recorder.inputs[2] - x  # two steps of 0.625 bound each, projected onto the bound
+    torch.testing.assert_close(second, (-2 * step * torch.sign(weight[0] - weight[1])[None]).clamp(-2 / 255, 2 / 255))
+
+
+def test_a_grid_perturbation_is_the_bilinear_upsampling_of_its_cells():
+    torch.manual_seed(7)
+    net = Linear(torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+    x = 0.3 + 0.4 * torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    q = (net(x).argmax(1) + 1) % 3
+    # one cell per side: delta is one value per channel, whatever the pixel
+    one, _, _ = CCE(net, grid=1, steps=10, epsilon=16, **IDENTITY).counterfactuals(x, q)
+    assert float(one.abs().amax()) > 0
+    torch.testing.assert_close(one, one[..., :1, :1].expand_as(one))
+    # 2 x 2 cells: delta is their bilinear upsampling (align_corners=False: the corner pixels are the cells)
+    two, _, _ = CCE(net, grid=2, steps=10, epsilon=16, **IDENTITY).counterfactuals(x, q)
+    cells = two[..., [0, 7], :][..., [0, 7]]
+    assert not torch.allclose(cells[..., 0, 0], cells[..., 1, 1])
+    torch.testing.assert_close(F.interpolate(cells, size=(8, 8), mode="bilinear", align_corners=False), two)
+    assert float(two.abs().amax()) <= 16 / 255 + 1e-12
+    # as many cells as pixels: the same search as one value per pixel
+    full, valid_full, _ = CCE(net, steps=10, epsilon=16, **IDENTITY).counterfactuals(x, q)
+    same, valid_same, _ = CCE(net, grid=8, steps=10, epsilon=16, **IDENTITY).counterfactuals(x, q)
+    torch.testing.assert_close(same, full)
+    assert torch.equal(valid_full, valid_same)
+
+
+def test_the_ce_loss_keeps_growing_delta_where_the_hinge_stops():
+    torch.manual_seed(8)
+    net = Linear(0.05 * torch.randn(3, 3, 16, 16, dtype=torch.float64), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    x = 0.3 + 0.4 * torch.rand(4, 3, 16, 16, dtype=torch.float64)
+    q = torch.tensor([1, 2, 1, 2])
+    sizes, confidence = {}, {}
+    for validity in ("hinge", "ce"):
+        kept, valid, _ = CCE(net, validity=validity, keep="last", gamma=0.01, steps=60, epsilon=16, **IDENTITY).counterfactuals(x, q)
+        assert valid.all()
+        sizes[validity] = float(kept.abs().mean())
+        confidence[validity] = float(net(x + kept).softmax(1).gather(1, q[:, None]).mean())
+    # the hinge stops at the boundary (q barely leads: p(q) about 0.5); cross-entropy goes on toward p(q) = 1
+    assert sizes["ce"] > 1.5 * sizes["hinge"], sizes
+    assert confidence["hinge"] < 0.55 < 0.7 < confidence["ce"], confidence

@@ -139,6 +139,7 @@ def test_coco_errors_name_the_problem(coco_root, tmp_path):
 def test_embedded_default_reads_through_pycocotools():
     data = create_dataset({"name": "photos_coco"}, [0.5] * 3, [0.5] * 3)
     assert {s.category for s in data.samples} == {"cup", "bench", "bottle"}
-    assert {row["id"] for row in data.skipped} == {"1:cat", "3:motorcycle", "3:bicycle"}
+    assert {row["id"] for row in data.skipped} == {"1:cat", "3:motorcycle", "3:bicycle", "5:motorcycle"}
+    assert len(data.samples) == 5  # cup; bench and bottle in both motorcycle photos
     everything = create_dataset({"name": "photos_coco", "max_box_fraction": 1.0}, [0.5] * 3, [0.5] * 3)
     assert {"cat", "motorcycle"} <= {s.category for s in everything.samples}

@@ -46,6 +46,22 @@ def normalise_max(maps: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
 
 
+# The reconstructed choices of the counterfactual search (docs/cce_method.md, "the search").
+VALIDITY_LOSSES = {
+    "hinge": "relu(max_{j != q} z_j - z_q + kappa): zero once q leads by kappa",
+    "ce": "cross-entropy toward q: keeps raising q's probability within the budget",
+}
+KEEP_RULES = {
+    "closest_valid": "the valid iterate with the smallest L_dist",
+    "first_valid": "the first valid iterate",
+    "last": "the last iterate (valid if its prediction is q)",
+}
+STEP_RULES = {
+    "adam": "Adam, lr (epsilon / 255) / 5 unless lr is set",
+    "signed": "signed gradient steps as in PGD, lr 2.5 (epsilon / 255) / steps unless lr is set",
+}
+
+
 @register
 class CCE(Explainer):
     label = "CCE"
@@ -53,7 +69,8 @@ class CCE(Explainer):
     def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
                  tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.02,
-                 dist_scale: float = 255.0, batch_size: int = 16, mean=None, std=None):
+                 dist_scale: float = 255.0, validity: str = "hinge", keep: str = "closest_valid",
+                 step_rule: str = "adam", grid: int | None = None, batch_size: int = 16, mean=None, std=None):
         super().__init__(model, batch_size)
         checks = [
             (0 <= alpha <= 1, f"alpha={alpha} is outside [0, 1]: it weighs M_sup against M_pro"),
@@ -66,6 +83,11 @@ class CCE(Explainer):
             (tv_weight >= 0 and tv_sigma > 0 and blur_sigma >= 0,
              "tv_weight and blur_sigma must be >= 0 and tv_sigma > 0"),
             (dist_scale > 0, f"dist_scale={dist_scale} must be > 0 (255: L_dist in 0-255 pixel units)"),
+            (validity in VALIDITY_LOSSES, f"validity={validity} is not one of {', '.join(VALIDITY_LOSSES)}"),
+            (keep in KEEP_RULES, f"keep={keep} is not one of {', '.join(KEEP_RULES)}"),
+            (step_rule in STEP_RULES, f"step_rule={step_rule} is not one of {', '.join(STEP_RULES)}"),
+            (grid is None or (int(grid) == grid and grid >= 1),
+             f"grid={grid} must be a whole number of cells per side >= 1, or null for one value per pixel"),
         ]
         for ok, message in checks:
             if not ok:
@@ -74,6 +96,8 @@ class CCE(Explainer):
         self.steps, self.lr, self.kappa, self.K = int(steps), lr, float(kappa), int(K)
         self.tv_weight, self.tv_sigma, self.blur_sigma = float(tv_weight), float(tv_sigma), float(blur_sigma)
         self.dist_scale = float(dist_scale)
+        self.validity, self.keep, self.step_rule = validity, keep, step_rule
+        self.grid = None if grid is None else int(grid)
         # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
         self.mean = tuple(channel_list(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN)))
         self.std = tuple(channel_list(std if std is not None else getattr(model, "std", IMAGENET_STD)))
@@ -112,7 +136,11 @@ class CCE(Explainer):
     # -- the counterfactuals -----------------------------------------------------------------------
     @property
     def step_size(self) -> float:
-        return self.lr if self.lr is not None else (self.epsilon / 255) / 5
+        if self.lr is not None:
+            return self.lr
+        bound = self.epsilon / 255
+        # Madry et al.'s PGD step: the whole ball is reachable in steps / 2.5 steps.
+        return 2.5 * bound / self.steps if self.step_rule == "signed" else bound / 5
 
     def _edge_weights(self, x):
         # Content-aware TV: crossing an edge of the clean image is cheap.
@@ -134,23 +162,45 @@ class CCE(Explainer):
         return self.dist_scale * (delta.abs().flatten(1).mean(1) + self.tv_weight * tv)
 
     def validity_loss(self, logits, q) -> torch.Tensor:
-        """relu(max_{j != q} z_j - z_q + kappa) per pair."""
+        """Per pair: relu(max_{j != q} z_j - z_q + kappa) (hinge), or -log softmax(z)_q (ce)."""
+        if self.validity == "ce":
+            return torch.nn.functional.cross_entropy(logits, q, reduction="none")
         z_q = logits.gather(1, q.view(-1, 1))[:, 0]
         others = logits.scatter(1, q.view(-1, 1), float("-inf")).amax(1)
         return torch.relu(others - z_q + self.kappa)
 
+    def _variable(self, x):
+        """The optimised tensor: delta itself, or its grid x grid cells (upsampled bilinearly)."""
+        shape = x.shape if self.grid is None else (*x.shape[:2], self.grid, self.grid)
+        return torch.zeros(shape, dtype=x.dtype, device=x.device, requires_grad=True)
+
+    def _perturbation(self, variable, x):
+        """delta of the variable, with x + delta in [0, 1]."""
+        if self.grid is None:
+            return variable  # projected onto the box after each step
+        up = torch.nn.functional.interpolate(variable, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.clamp(x + up, 0, 1) - x
+
+    def _project(self, variable, x, bound):
+        with torch.no_grad():  # |delta| <= bound (a bilinear upsampling of cells in the bound stays in it)
+            if self.grid is None:
+                variable.copy_(torch.clamp(x + variable.clamp(-bound, bound), 0, 1) - x)
+            else:
+                variable.clamp_(-bound, bound)
+
     def counterfactuals(self, x: torch.Tensor, q: torch.Tensor):
         """Perturbations [P, 3, H, W] toward classes q; validity [P]; predicted class of the kept iterate [P].
 
-        Keeps, per pair, the valid iterate with the smallest L_dist; a pair never valid keeps its last.
-        Valid means that the prediction was changed into q: a pair whose clean image the model already
-        assigns to q needs no change, and is never valid (its map is empty).
+        Keeps, per pair, the iterate that `keep` names: the valid one with the smallest L_dist, the first
+        valid one, or the last one; a pair never valid keeps its last. Valid means that the prediction was
+        changed into q: a pair whose clean image the model already assigns to q needs no change, and is
+        never valid (its map is empty).
         """
         bound = self.epsilon / 255
         weights = self._edge_weights(x)
-        delta = torch.zeros_like(x, requires_grad=True)
+        variable = self._variable(x)
         # fused: one kernel for Adam's update on a GPU instead of a dozen.
-        optimiser = torch.optim.Adam([delta], lr=self.step_size, fused=x.is_cuda)
+        optimiser = torch.optim.Adam([variable], lr=self.step_size, fused=x.is_cuda) if self.step_rule == "adam" else None
         best = torch.zeros_like(x)
         best_dist = torch.full((x.shape[0],), float("inf"), device=x.device)
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -158,12 +208,19 @@ class CCE(Explainer):
         for t in range(self.steps + 1):
             last = t == self.steps  # the final iterate is only evaluated
             with torch.set_grad_enabled(not last):
+                delta = self._perturbation(variable, x)
                 logits = self.pixel_model(x + delta).float()
                 dist = self.distance(delta, weights)
             with torch.no_grad():
                 if needs_change is None:  # t = 0: delta = 0, the clean image
                     needs_change = logits.argmax(1) != q
-                improved = (logits.argmax(1) == q) & needs_change & (dist < best_dist)
+                valid_now = (logits.argmax(1) == q) & needs_change
+                if self.keep == "closest_valid":
+                    improved = valid_now & (dist < best_dist)
+                elif self.keep == "first_valid":
+                    improved = valid_now & ~found
+                else:
+                    improved = valid_now & last
                 # torch.where, not best[improved] = ...: a boolean index waits for the GPU at every step.
                 best = torch.where(improved.view(-1, 1, 1, 1), delta, best)
                 best_dist = torch.where(improved, dist, best_dist)
@@ -171,11 +228,14 @@ class CCE(Explainer):
             if last:
                 break
             loss = (self.validity_loss(logits, q) + self.gamma * dist).sum()
-            (grad,) = torch.autograd.grad(loss, delta)  # no parameter gradients, whatever the model
-            delta.grad = grad
-            optimiser.step()
-            with torch.no_grad():  # project onto |delta| <= bound with x + delta in [0, 1]
-                delta.copy_(torch.clamp(x + delta.clamp(-bound, bound), 0, 1) - x)
+            (grad,) = torch.autograd.grad(loss, variable)  # no parameter gradients, whatever the model
+            if optimiser is not None:
+                variable.grad = grad
+                optimiser.step()
+            else:
+                with torch.no_grad():
+                    variable.sub_(self.step_size * grad.sign())
+            self._project(variable, x, bound)
         kept = torch.where(found.view(-1, 1, 1, 1), best, delta.detach())
         with torch.no_grad():
             predicted = torch.where(found, q, logits.argmax(1))

@@ -1,0 +1,92 @@
+"""Writes the offline comparison set of docs/cce_method.md ("CCE against the nine"): real photos that the
+installed packages ship, as files that `cce-bench compare` reads like a user's own data.
+
+- OUT/images/: one PNG per view of each calibration scene (scripts/calibrate_cce.py's scenes and views:
+  scikit-image's seven photos, matplotlib's grace_hopper, scikit-learn's china and flower where
+  scikit-learn is installed), scored by insertion/deletion of the model's own answer
+  (`data=imagenet data.root=OUT/images`, a flat folder);
+- OUT/coco/: a COCO folder (val2017/ + annotations/instances_val2017.json) of the photos with boxes in the
+  suite's shipped annotation file (cce_bench/assets/photos_coco.json), each also mirrored with its boxes
+  mirrored, for the pointing game (`data=coco data.root=OUT/coco`).
+
+    python scripts/leaderboard_set.py --out results/leaderboard/set --views whole
+    cce-bench compare data=imagenet data.root=results/leaderboard/set/images data.n_images=null
+    cce-bench compare data=coco data.root=results/leaderboard/set/coco
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+from torchvision.transforms.v2 import functional as TF
+
+from cce_bench.data import load_rgb
+from cce_bench.data.images import bundled_photo_path
+from cce_bench.resources import asset_path
+
+
+def calibration_module():
+    spec = importlib.util.spec_from_file_location("calibrate_cce", Path(__file__).with_name("calibrate_cce.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_images(out: Path, views: list[str]) -> int:
+    calibration = calibration_module()
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for name, path in calibration.scenes():
+        picture = load_rgb(str(path))
+        for how in views:
+            calibration.view(picture, how).save(out / f"{name}_{how}.png")
+            n += 1
+    return n
+
+
+def mirrored_annotations(coco: dict) -> dict:
+    """Each image also as a mirrored copy (file NAME_mirrored.png, id + 1000) with its boxes mirrored."""
+    out = copy.deepcopy(coco)
+    next_ann = max(a["id"] for a in coco["annotations"]) + 1
+    for info in coco["images"]:
+        mirror = {**info, "id": info["id"] + 1000, "file_name": Path(info["file_name"]).stem + "_mirrored.png"}
+        out["images"].append(mirror)
+        for ann in coco["annotations"]:
+            if ann["image_id"] == info["id"]:
+                x, y, w, h = ann["bbox"]
+                out["annotations"].append({**ann, "id": next_ann, "image_id": mirror["id"],
+                                           "bbox": [info["width"] - x - w, y, w, h]})
+                next_ann += 1
+    return out
+
+
+def write_coco(out: Path) -> int:
+    coco = json.loads(Path(asset_path("photos_coco.json")).read_text())
+    both = mirrored_annotations(coco)
+    (out / "val2017").mkdir(parents=True, exist_ok=True)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    photos = bundled_photo_path("chelsea").parent
+    for info in coco["images"]:
+        picture = load_rgb(str(photos / info["file_name"]))
+        picture.save(out / "val2017" / info["file_name"])
+        TF.horizontal_flip(picture).save(out / "val2017" / (Path(info["file_name"]).stem + "_mirrored.png"))
+    (out / "annotations" / "instances_val2017.json").write_text(json.dumps(both), encoding="utf-8")
+    return len(both["annotations"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="results/leaderboard/set")
+    ap.add_argument("--views", nargs="+", default=["whole"], help="of whole, crop_top_left, crop_bottom_right, mirrored")
+    args = ap.parse_args()
+    out = Path(args.out)
+    n_images = write_images(out / "images", args.views)
+    n_boxes = write_coco(out / "coco")
+    print(f"{n_images} images in {out / 'images'}; {n_boxes} boxes in {out / 'coco'}")
+
+
+if __name__ == "__main__":
+    main()
