@@ -2,6 +2,10 @@
 
     python scripts/bench_cce.py                                   # CPU, EfficientNet-Lite0, real photos
     python scripts/bench_cce.py --model vgg19 --device cuda --images 16 --steps 50
+    python scripts/bench_cce.py --against keep=closest_valid validity=hinge   # the defaults against other knobs
+
+`--against KNOB=VALUE ...` times the default knobs' generation against the same generation with those knobs
+changed, alternating the two (best of `--repeats`), and prints the ratio: both measured in one run.
 """
 import argparse
 
@@ -14,6 +18,34 @@ from cce_bench.runs.runtime import resolve_device
 from cce_bench.runs.timing import device_name, timed
 
 
+def parse_knob(text: str) -> tuple[str, object]:
+    name, _, value = text.partition("=")
+    if value in ("null", "None"):
+        return name, None
+    for kind in (int, float):
+        try:
+            return name, kind(value)
+        except ValueError:
+            pass
+    return name, value
+
+
+def compare_knobs(default: CCE, images, targets, args, device) -> None:
+    other = default.with_knobs(**dict(parse_knob(k) for k in args.against))
+    times = {"default": [], "against": []}
+    for _ in range(args.repeats):
+        for name, explainer in (("default", default), ("against", other)):
+            seconds, _ = timed(lambda: explainer.contrastive_maps(images, targets), device)
+            times[name].append(seconds)
+    best = {name: min(t) for name, t in times.items()}
+    changed = {k: getattr(other, k) for k, _ in map(parse_knob, args.against)}
+    print(f"device: {device_name(device)}; model {args.model}; {args.images} images x M={args.M}, {args.steps} steps; "
+          f"best of {args.repeats}, alternating")
+    print(f"defaults:             {best['default']:.2f} s ({best['default'] / args.images:.3f} s/img)")
+    print(f"with {changed}: {best['against']:.2f} s ({best['against'] / args.images:.3f} s/img)")
+    print(f"defaults / against:   {best['default'] / best['against']:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet_lite0")
@@ -22,6 +54,8 @@ def main():
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--M", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--against", nargs="+", metavar="KNOB=VALUE", help="time the defaults against these knobs")
+    ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     device = resolve_device(args.device)
     model = create_model(args.model, checkpoint=args.checkpoint, device=device)
@@ -34,6 +68,9 @@ def main():
     batched.with_knobs(steps=1).contrastive_maps(images[:1], targets[:1])  # warm-up
     single = batched.with_knobs(M=1, batch_size=1)
 
+    if args.against:
+        compare_knobs(batched, images, targets, args, device)
+        return
     t_batched, result = timed(lambda: batched.contrastive_maps(images, targets), device)
 
     def one_pair_at_a_time():

@@ -59,6 +59,11 @@ CANDIDATES = {
     "grid28_ce_last": {"grid": 28, "validity": "ce", "keep": "last"},
     "grid14_ce_last": {"grid": 14, "validity": "ce", "keep": "last"},
     "grid28_signed_ce_last": {"grid": 28, "validity": "ce", "keep": "last", "step_rule": "signed"},
+    # a weaker distance term (L_dist in units of 255 / 32 grey levels): gamma 20 then weighs each value's |delta|
+    # at 0.004 per unit, below most of the model's input gradients (0.007-0.07 on these photos), not above
+    "ce_last_s32": {"validity": "ce", "keep": "last", "dist_scale": 32.0},
+    "grid28_ce_last_s32": {"grid": 28, "validity": "ce", "keep": "last", "dist_scale": 32.0},
+    "grid56_ce_last_s32": {"grid": 56, "validity": "ce", "keep": "last", "dist_scale": 32.0},
 }
 VIEWS = ("whole", "crop_top_left", "crop_bottom_right", "mirrored")
 
@@ -154,6 +159,36 @@ def run_setting(model, images, targets, candidate, setting, args) -> list[dict]:
     return rows
 
 
+def reread(explainer: CCE, pixels: torch.Tensor, maps, targets: torch.Tensor, blur_sigma: float):
+    """M_sup and M_pro of the same counterfactuals read off with another blur (M = 1: one pair per image)."""
+    reader = explainer.with_knobs(blur_sigma=blur_sigma)
+    delta = maps.counterfactual[:, 0] - pixels
+    return reader.pair_maps(pixels, delta, targets, maps.contrast[:, 0])
+
+
+def run_blur_variants(model, images, targets, candidate, blurs, args) -> list[dict]:
+    """The candidate's counterfactuals at the default setting, once, read off with each blur of `blurs`,
+    scored at every alpha; recorded as candidate "NAME+blurS"."""
+    setting = {"gamma": args.default_gamma, "epsilon": args.default_epsilon}
+    explainer = CCE(model, M=1, steps=args.steps, batch_size=args.pairs_per_pass, **CANDIDATES[candidate], **setting)
+    start = time.perf_counter()
+    maps = explainer.contrastive_maps(images, targets)
+    seconds = time.perf_counter() - start
+    pixels = model.to_pixels(images).clamp(0, 1)
+    stats = delta_stats(maps, pixels, setting["epsilon"])
+    rows = []
+    for blur in blurs:
+        sup, pro = reread(explainer, pixels, maps, targets, blur)
+        for alpha in args.alpha:
+            mixed = alpha * sup + (1 - alpha) * pro
+            peak = mixed.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+            ins, dele = score(model, images, mixed / peak, targets, args)
+            pro_share = float(((1 - alpha) * pro).sum() / mixed.sum().clamp_min(1e-12))
+            rows.append({"candidate": f"{candidate}+blur{blur:g}", **setting, "alpha": alpha, **stats,
+                         "pro_share": pro_share, "seconds": seconds, "ins": ins.tolist(), "del": dele.tolist()})
+    return rows
+
+
 def summarise(rows: list[dict]) -> pd.DataFrame:
     out = []
     for r in rows:
@@ -193,6 +228,8 @@ def criterion(rows: list[dict], args) -> pd.DataFrame:
     least half of the counterfactuals reach it)."""
     out = []
     small = min(args.epsilon)
+    reference = {r["candidate"]: np.asarray(r["ins"]) - np.asarray(r["del"]) for r in rows
+                 if (r["gamma"], r["epsilon"], r["alpha"]) == (args.default_gamma, args.default_epsilon, args.default_alpha)}
     for candidate in dict.fromkeys(r["candidate"] for r in rows):
         at = {(r["epsilon"], r["alpha"]): r for r in rows
               if r["candidate"] == candidate and r["gamma"] == args.default_gamma}
@@ -211,7 +248,14 @@ def criterion(rows: list[dict], args) -> pd.DataFrame:
                 beats &= gain > se
             else:
                 beats = False
+        if "pixel" in reference and candidate != "pixel":  # the first reconstruction's defaults
+            gain, se = paired(diff[args.default_alpha], reference["pixel"])
+            row["vs pixel"] = f"{gain:+.2f} ({se:.2f})"
         small_row = at.get((small, args.default_alpha))
+        if small_row is None and "+blur" in candidate:  # the blur reads the base's counterfactuals: its bound
+            base = candidate.split("+blur")[0]
+            small_row = next((r for r in rows if r["candidate"] == base and r["gamma"] == args.default_gamma
+                              and r["epsilon"] == small and r["alpha"] == args.default_alpha), None)
         binds = small_row is not None and small_row.get("pairs_at_bound", 0) >= 0.5
         if small_row is not None:
             row[f"pairs at bound, eps {small:g}"] = small_row.get("pairs_at_bound", float("nan"))
@@ -230,6 +274,8 @@ def main():
     ap.add_argument("--default-gamma", type=float, default=20)
     ap.add_argument("--default-epsilon", type=float, default=8)
     ap.add_argument("--default-alpha", type=float, default=0.7)
+    ap.add_argument("--blur", type=float, nargs="+", default=None,
+                    help="also read each candidate's counterfactuals (default setting, M = 1) off with these blur_sigma")
     ap.add_argument("--M", type=int, default=1, help="counterfactuals per image (1 keeps the run under 30 min)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--step", type=int, default=224 * 8, help="insertion/deletion pixels per step (coarse: 28 steps)")
@@ -240,6 +286,8 @@ def main():
     ap.add_argument("--pairs-per-pass", type=int, default=16, help="counterfactual pairs per forward/backward")
     ap.add_argument("--out", default="results/calibration/cce")
     args = ap.parse_args()
+    if args.blur and args.M != 1:
+        sys.exit("calibrate_cce: --blur reads one counterfactual per image: use it with --M 1")
     unknown = set(args.candidates.split(",")) - set(CANDIDATES)
     if unknown:
         sys.exit(f"calibrate_cce: unknown candidate {', '.join(sorted(unknown))}; known: {', '.join(CANDIDATES)}")
@@ -275,7 +323,21 @@ def main():
                   f"valid {rows[0]['valid']:.0%}, |delta| {rows[0]['delta_mean']:.3f}, {rows[0]['seconds']:.0f} s",
                   flush=True)
 
-    rows = [r for r in done if r.get("n") == len(ids) and r["candidate"] in args.candidates.split(",")]
+    blur_names = []
+    for candidate in args.candidates.split(",") if args.blur else []:
+        names = [f"{candidate}+blur{b:g}" for b in args.blur]
+        blur_names += names
+        if all(any(r["candidate"] == n and r.get("n") == len(ids) for r in done) for n in names):
+            continue
+        rows = run_blur_variants(model, images, targets, candidate, args.blur, args)
+        with open(log, "a", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps({**r, "n": len(ids)}) + "\n")
+        done += [{**r, "n": len(ids)} for r in rows]
+        print(f"{candidate} read off with blur {', '.join(f'{b:g}' for b in args.blur)}: done", flush=True)
+
+    chosen = set(args.candidates.split(",")) | set(blur_names)
+    rows = [r for r in done if r.get("n") == len(ids) and r["candidate"] in chosen]
     table = summarise(rows)
     table.to_csv(out / "calibration.csv", index=False)
     verdicts = criterion(rows, args)

@@ -10,8 +10,12 @@ installed packages ship, as files that `cce-bench compare` reads like a user's o
   mirrored, for the pointing game (`data=coco data.root=OUT/coco`).
 
     python scripts/leaderboard_set.py --out results/leaderboard/set --views whole
-    cce-bench compare data=imagenet data.root=results/leaderboard/set/images data.n_images=null
-    cce-bench compare data=coco data.root=results/leaderboard/set/coco
+    cce-bench compare data=imagenet data.root=results/leaderboard/set/images data.n_images=null out=RUN1
+    cce-bench compare data=coco data.root=results/leaderboard/set/coco out=RUN2
+    python scripts/leaderboard_set.py --summarise RUN1 RUN2
+
+`--summarise` reads the runs' records.csv and prints each method's rank with its difference to CCE paired
+over the same images (mean and standard error), for Diff (insertion - deletion) and the pointing game.
 """
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ import argparse
 import copy
 import importlib.util
 import json
+import math
 from pathlib import Path
+
+import pandas as pd
 
 from torchvision.transforms.v2 import functional as TF
 
@@ -77,11 +84,43 @@ def write_coco(out: Path) -> int:
     return len(both["annotations"])
 
 
+def paired_to(records: pd.DataFrame, score: str, reference: str = "cce") -> pd.DataFrame:
+    """Per method: mean score (x 100) with its SE, rank, and the difference to `reference` paired over images."""
+    wide = records.pivot_table(index="image_id", columns="method", values=score)
+    rows = []
+    for method in wide.columns:
+        values = wide[method].dropna()
+        row = {"method": method, score: 100 * values.mean(), "SE": 100 * values.std(ddof=1) / math.sqrt(len(values)),
+               "images": len(values)}
+        if reference in wide and method != reference:
+            d = 100 * (wide[method] - wide[reference]).dropna()
+            row[f"- {reference}"] = d.mean()
+            row[f"- {reference} SE"] = d.std(ddof=1) / math.sqrt(len(d))
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(score, ascending=False)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.round(2)
+
+
+def summarise(folders: list[str]) -> None:
+    for folder in folders:
+        records = pd.read_csv(Path(folder) / "records.csv")
+        records["diff"] = records["ins_auc"] - records["del_auc"]
+        for score in ("diff", "proportion"):
+            if score in records and records[score].notna().any():
+                print(f"\n{folder}: {score} (x 100), ranked; difference to CCE paired over the same images\n")
+                print(paired_to(records, score).to_markdown(index=False, floatfmt=".2f"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="results/leaderboard/set")
     ap.add_argument("--views", nargs="+", default=["whole"], help="of whole, crop_top_left, crop_bottom_right, mirrored")
+    ap.add_argument("--summarise", nargs="+", metavar="RUN", help="compare run folders to rank (writes nothing)")
     args = ap.parse_args()
+    if args.summarise:
+        summarise(args.summarise)
+        return
     out = Path(args.out)
     n_images = write_images(out / "images", args.views)
     n_boxes = write_coco(out / "coco")

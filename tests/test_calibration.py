@@ -1,14 +1,16 @@
 """scripts/calibrate_cce.py at a tiny size: its rows, its statistics and its resume."""
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import ROOT
 
 TINY = ["--images", "2", "--steps", "3", "--gamma", "5", "40", "--epsilon", "8", "--alpha", "1.0", "0.5",
-        "--step", "12544", "--candidates", "unit,pixel", "--default-gamma", "40", "--default-alpha", "0.5"]
+        "--step", "12544", "--candidates", "unit,pixel", "--default-gamma", "40", "--default-alpha", "0.5", "--blur", "0.02", "0.1"]
 
 
 def calibrate(out, *extra):
@@ -21,10 +23,11 @@ def test_calibration_reports_every_candidate_and_knob_and_resumes(tmp_path):
     first = calibrate(tmp_path)
     assert first.returncode == 0, first.stderr
     table = pd.read_csv(tmp_path / "calibration.csv")
-    # per candidate: gamma 5 at alpha 0.5, and the default setting (gamma 40) at alpha 1.0 and 0.5
-    assert set(table["candidate"]) == {"unit", "pixel"}
-    assert len(table) == 2 * 3
-    assert sorted(table[table["gamma"] == 40]["alpha"].tolist()) == [0.5, 0.5, 1.0, 1.0]
+    # per candidate: gamma 5 at alpha 0.5, and the default setting (gamma 40) at alpha 1.0 and 0.5; and the
+    # default setting's counterfactuals read off with blur 0.02 and 0.1 at both alphas
+    assert set(table["candidate"]) == {"unit", "pixel", "unit+blur0.02", "unit+blur0.1", "pixel+blur0.02", "pixel+blur0.1"}
+    assert len(table) == 2 * 3 + 4 * 2
+    assert sorted(table[table["gamma"] == 40]["alpha"].tolist()) == [0.5] * 6 + [1.0] * 6
     assert (table[table["alpha"] == 1.0]["M_pro share"] == 0).all()
     assert ((table["valid"] >= 0) & (table["valid"] <= 1)).all()
     assert (table["|delta| mean"] > 0).all() and (table["at bound"] >= 0).all()
@@ -32,8 +35,24 @@ def test_calibration_reports_every_candidate_and_knob_and_resumes(tmp_path):
     images = pd.read_csv(tmp_path / "images.csv")
     assert images["id"].tolist() == ["chelsea/whole", "coffee/whole"]  # view-major: distinct scenes first
     assert "Paired effect of gamma" in (tmp_path / "calibration.md").read_text()
+    # blur 0.02 is the method's own: reading the same counterfactuals off again gives the same scores
+    default = table[table["gamma"] == 40].set_index(["candidate", "alpha"])
+    for candidate in ("unit", "pixel"):
+        for alpha in (1.0, 0.5):
+            assert default.loc[(f"{candidate}+blur0.02", alpha), "Diff"] == pytest.approx(default.loc[(candidate, alpha), "Diff"], abs=1e-3)
+    # the criterion: Diff at the default alpha minus Diff at alpha 1, paired over the images, by hand
+    rows = [json.loads(line) for line in (tmp_path / "settings.jsonl").read_text().splitlines()]
+    criterion = pd.read_csv(tmp_path / "criterion.csv").set_index("candidate")
+    for candidate in ("unit", "pixel+blur0.1"):
+        diff = {r["alpha"]: np.asarray(r["ins"]) - np.asarray(r["del"]) for r in rows
+                if r["candidate"] == candidate and r["gamma"] == 40}
+        paired = 100 * (diff[0.5] - diff[1.0])
+        mean, se = criterion.loc[candidate, "vs alpha 1"].split(" (")
+        assert float(mean) == pytest.approx(paired.mean(), abs=0.006)
+        assert float(se.rstrip(")")) == pytest.approx(paired.std(ddof=1) / np.sqrt(2), abs=0.006)
+    assert (criterion["meets"] == "no").all()  # no alpha 0 was run: the criterion cannot be met
     # a rerun computes nothing again
     second = calibrate(tmp_path)
     assert second.returncode == 0 and "valid" not in second.stdout.split("CCE calibration")[0].split("metric step")[1]
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "calibration.csv").drop(columns=["gen s"]),
-                                  table.drop(columns=["gen s"]))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "calibration.csv").drop(columns=["gen s/img"]),
+                                  table.drop(columns=["gen s/img"]))

@@ -19,8 +19,8 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "table.csv", keep_default_na=False).set_index("method")
     assert list(table.index) == ["GCAM+", "CALM", "CCE"]
-    assert list(table.columns) == ["Ins", "Del", "Diff", "Ins (paper)", "Del (paper)", "Proportion (%)",
-                                   "Proportion (paper)", "images", "s/img", "sanity ρ", "sanity"]
+    assert list(table.columns) == ["Ins", "Del", "Diff", "Diff SE", "Ins (paper)", "Del (paper)", "Proportion (%)",
+                                   "Proportion SE", "Proportion (paper)", "images", "s/img", "sanity ρ", "sanity"]
     assert table.loc["CALM", "Ins"] == "needs checkpoint"
     assert float(table.loc["CCE", "Ins (paper)"]) == pytest.approx(57.9971)  # Table 1, alpha = 0.7
     assert float(table.loc["GCAM+", "Proportion (paper)"]) == 57.5 and float(table.loc["CCE", "Proportion (paper)"]) == 61.1
@@ -76,3 +76,21 @@ def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path, warm_cli):
     result = warm_cli.run("compare", "experiment=smoke", "methods=[]", f"out={tmp_path / 'run'}")
     assert result.returncode == 2 and "methods=[] is empty" in result.stderr
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_standard_errors_of_the_leaderboard_by_hand():
+    from omegaconf import OmegaConf
+
+    from cce_bench.commands.compare import leaderboard
+
+    records = pd.DataFrame({"method": ["gbp"] * 3 + ["cce"] * 3, "image_id": ["a", "b", "c"] * 2,
+                            "ins_auc": [0.5, 0.6, 0.9, 0.4, 0.4, 0.4], "del_auc": [0.1, 0.1, 0.2, 0.2, 0.1, 0.3],
+                            "proportion": [0.2, 0.4, 0.6, 0.5, 0.5, 0.5], "seconds": [1.0] * 6})
+    cfg = OmegaConf.create({"paper": {"pointing_game": "table5_pointing_game.csv", "insertion_deletion": "table1_alpha.csv"},
+                            "method_knobs": {"cce": {"alpha": 0.7}}, "sanity": {"fail_above": 0.5}})
+    table = leaderboard(records, ["gbp", "cce"], {}, cfg, has_boxes=True).set_index("method")
+    # GBP: Ins - Del per image 0.4, 0.5, 0.7: sd 0.1528, SE 0.0882 -> 8.82; proportions 0.2, 0.4, 0.6: SE 0.1155
+    assert table.loc["GBP", "Diff SE"] == pytest.approx(8.82)
+    assert table.loc["GBP", "Proportion SE"] == pytest.approx(11.55)
+    # CCE: Ins - Del 0.2, 0.3, 0.1: SE 5.77; equal proportions: SE 0
+    assert table.loc["CCE", "Diff SE"] == pytest.approx(5.77) and table.loc["CCE", "Proportion SE"] == 0

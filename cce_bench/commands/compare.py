@@ -58,6 +58,11 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     table = method_table(records, names, labels)
     if has_boxes and "Proportion (%)" not in table:
         table["Proportion (%)"] = None
+    table.insert(table.columns.get_loc("Diff") + 1, "Diff SE",
+                 [standard_error(records, n, lambda r: r["ins_auc"] - r["del_auc"]) for n in names])
+    if has_boxes:
+        table.insert(table.columns.get_loc("Proportion (%)") + 1, "Proportion SE",
+                     [standard_error(records, n, lambda r: r["proportion"]) for n in names])
     published = read_paper_table(cfg.paper.pointing_game)
     ins_del = read_paper_table(cfg.paper.insertion_deletion)
     alpha = float(cfg.method_knobs.cce.alpha)
@@ -83,6 +88,15 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
             if column not in ("Ins (paper)", "Del (paper)", "Proportion (paper)"):
                 table.loc[row, column] = unavailable[name].short if column == "Ins" else None
     return table
+
+
+def standard_error(records: pd.DataFrame, name: str, per_image) -> float | None:
+    """100 x the standard error of the mean of `per_image(records)` over the method's images (None under 2)."""
+    mine = records[records["method"] == name] if len(records) else records
+    values = per_image(mine).dropna() if len(mine) else mine
+    if len(values) < 2:
+        return None
+    return round(float(values.std(ddof=1) / len(values) ** 0.5 * 100), 2)
 
 
 def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
@@ -119,7 +133,7 @@ def prepare(session: Session) -> Job:
         markdown = to_markdown(table)
         header = (f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
                   f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean insertion/"
-                  f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del"
+                  f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del, SE = standard error over the images"
                   + ("; Proportion = energy-based pointing game (%)" if dataset.has_boxes else "")
                   + "; s/img = seconds per map; sanity ρ = Spearman (abs) of each map to the map of the same model with "
                   f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
