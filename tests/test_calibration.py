@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from helpers import ROOT
 
@@ -56,3 +57,47 @@ def test_calibration_reports_every_candidate_and_knob_and_resumes(tmp_path):
     assert second.returncode == 0 and "valid" not in second.stdout.split("CCE calibration")[0].split("metric step")[1]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "calibration.csv").drop(columns=["gen s/img"]),
                                   table.drop(columns=["gen s/img"]))
+
+
+def leaderboard_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("leaderboard_set", ROOT / "scripts" / "leaderboard_set.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_comparison_set_mirrors_boxes_and_reads_through_pycocotools(tmp_path, lite0):
+    from cce_bench.data import create_dataset
+
+    script = leaderboard_script()
+    mirrored = script.mirrored_annotations({"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 50}],
+                                            "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": [10, 5, 30, 20]}],
+                                            "categories": []})
+    assert mirrored["images"][1] == {"id": 1001, "file_name": "a_mirrored.png", "width": 100, "height": 50}
+    assert mirrored["annotations"][1]["bbox"] == [60, 5, 30, 20] and mirrored["annotations"][1]["image_id"] == 1001
+    script.write_coco(tmp_path)
+    pairs = create_dataset({"name": "coco", "root": str(tmp_path)}, *lite0.channel_stats())
+    shipped = create_dataset({"name": "photos_coco"}, *lite0.channel_stats())
+    assert len(pairs.samples) == 2 * len(shipped.samples)
+    by_id = {s.id: s for s in pairs.samples}
+    cup = pairs[[s.id for s in pairs.samples].index("2:cup")]
+    cup_mirrored = pairs[[s.id for s in pairs.samples].index("1002:cup")]
+    # the mirrored photo's box mask is the photo's mask mirrored (after the same resize and crop; a box edge
+    # that falls inside a pixel may round to the other side)
+    differ = (cup_mirrored["mask"] != cup["mask"].flip(-1)).float()
+    assert cup["mask"].float().mean() > 0.1 and differ.mean() < 0.01 and differ.sum(1).max() <= 2  # an edge column
+    assert torch.allclose(cup_mirrored["image"], cup["image"].flip(-1), atol=1e-5)
+    assert set(by_id) >= {"1005:bench", "1005:bottle"}
+
+
+def test_the_leaderboard_summary_pairs_each_method_with_cce_by_hand():
+    script = leaderboard_script()
+    records = pd.DataFrame({"image_id": ["a", "b", "c"] * 2, "method": ["cce"] * 3 + ["gbp"] * 3,
+                            "diff": [0.3, 0.2, 0.4, 0.1, 0.3, 0.2]})
+    table = script.paired_to(records, "diff").set_index("method")
+    assert list(table.index) == ["cce", "gbp"] and table.loc["cce", "rank"] == 1
+    # gbp - cce per image: -0.2, +0.1, -0.2 -> mean -10, sd 17.32, SE 10
+    assert table.loc["gbp", "- cce"] == pytest.approx(-10.0) and table.loc["gbp", "- cce SE"] == pytest.approx(10.0)
+    assert table.loc["cce", "SE"] == pytest.approx(5.77)

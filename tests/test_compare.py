@@ -89,6 +89,8 @@ def test_standard_errors_of_the_leaderboard_by_hand():
     cfg = OmegaConf.create({"paper": {"pointing_game": "table5_pointing_game.csv", "insertion_deletion": "table1_alpha.csv"},
                             "method_knobs": {"cce": {"alpha": 0.7}}, "sanity": {"fail_above": 0.5}})
     table = leaderboard(records, ["gbp", "cce"], {}, cfg, has_boxes=True).set_index("method")
+    assert list(table.columns[:4]) == ["Ins", "Del", "Diff", "Diff SE"]
+    assert list(table.columns[6:9]) == ["Proportion (%)", "Proportion SE", "Proportion (paper)"]
     # GBP: Ins - Del per image 0.4, 0.5, 0.7: sd 0.1528, SE 0.0882 -> 8.82; proportions 0.2, 0.4, 0.6: SE 0.1155
     assert table.loc["GBP", "Diff SE"] == pytest.approx(8.82)
     assert table.loc["GBP", "Proportion SE"] == pytest.approx(11.55)

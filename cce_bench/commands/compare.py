@@ -69,11 +69,11 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     cce_row = ins_del[ins_del["alpha"].astype(float) == alpha]
     paper_ins = {"cce": float(cce_row["ins"].iloc[0]) if len(cce_row) else None}
     paper_del = {"cce": float(cce_row["del"].iloc[0]) if len(cce_row) else None}
-    table.insert(table.columns.get_loc("Diff") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
+    table.insert(table.columns.get_loc("Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
     table.insert(table.columns.get_loc("Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
     if has_boxes:
         proportions = dict(zip(published["method"], published["proportion"]))
-        table.insert(table.columns.get_loc("Proportion (%)") + 1, "Proportion (paper)", [proportions.get(lb) for lb in labels])
+        table.insert(table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(lb) for lb in labels])
     seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
     table["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in names]
     if "sanity_spearman_abs" in records:

@@ -68,7 +68,7 @@ class CCE(Explainer):
 
     def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
-                 tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.02,
+                 tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.05,
                  dist_scale: float = 255.0, validity: str = "hinge", keep: str = "closest_valid",
                  step_rule: str = "adam", grid: int | None = None, batch_size: int = 16, mean=None, std=None):
         super().__init__(model, batch_size)
