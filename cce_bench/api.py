@@ -13,7 +13,7 @@ def explain(model, images: torch.Tensor, method: str = "cce", targets=None, **kn
 
     `model` returns logits; `targets` are class indices (default: the top-1 class). Knobs are the
     method's (for CCE: alpha, M, gamma, epsilon, steps, lr, kappa, K, tv_weight, tv_sigma, blur_sigma,
-    batch_size, and mean/std, the normalisation the model expects, ImageNet's by default).
+    dist_scale, validity, keep, step_rule, grid, batch_size, and mean/std, the normalisation the model expects, ImageNet's by default).
     """
     return create_explainer(method, model, **knobs).attribute(images, targets)
 

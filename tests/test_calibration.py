@@ -36,7 +36,7 @@ def test_calibration_reports_every_candidate_and_knob_and_resumes(tmp_path):
     images = pd.read_csv(tmp_path / "images.csv")
     assert images["id"].tolist() == ["chelsea/whole", "coffee/whole"]  # view-major: distinct scenes first
     assert "Paired effect of gamma" in (tmp_path / "calibration.md").read_text()
-    # blur 0.02 is the method's own: reading the same counterfactuals off again gives the same scores
+    # blur 0.02 is the search's own (SEARCH_BLUR): reading the same counterfactuals off again gives the same scores
     default = table[table["gamma"] == 40].set_index(["candidate", "alpha"])
     for candidate in ("unit", "pixel"):
         for alpha in (1.0, 0.5):

@@ -76,7 +76,7 @@ def test_sup_and_pro_maps_of_a_linear_model_by_hand():
 
 def test_blur_of_an_impulse_is_the_gaussian_of_sigma_blur_sigma_times_h():
     net = Linear(torch.zeros(1, 3, 1, 1), torch.zeros(1))
-    explainer = CCE(net, blur_sigma=0.02, **IDENTITY)  # sigma = 0.02 * 100 = 2 pixels
+    explainer = CCE(net, blur_sigma=0.02, **IDENTITY)  # sigma = 0.02 * 100 = 2 pixels (the search's blur, not the default)
     impulse = torch.zeros(1, 100, 100)
     impulse[0, 50, 50] = 5.0
     blurred = explainer.smooth(impulse)[0]
