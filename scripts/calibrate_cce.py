@@ -34,6 +34,7 @@ from cce_bench import create_model, insertion_deletion
 from cce_bench.data import load_rgb, preprocessing
 from cce_bench.explainers import CCE
 from cce_bench.explainers.base import postprocess
+from cce_bench.explainers.cce import normalise_max
 from cce_bench.runs.runtime import resolve_device, seed_everything
 from cce_bench.tables import to_markdown
 from cce_bench.runs.timing import device_name
@@ -162,11 +163,11 @@ def run_setting(model, images, targets, candidate, setting, args) -> list[dict]:
     return rows
 
 
-def reread(explainer: CCE, pixels: torch.Tensor, maps, targets: torch.Tensor, blur_sigma: float):
-    """M_sup and M_pro of the same counterfactuals read off with another blur (M = 1: one pair per image)."""
-    reader = explainer.with_knobs(blur_sigma=blur_sigma)
+def unblurred_pair_maps(explainer: CCE, pixels: torch.Tensor, maps, targets: torch.Tensor):
+    """S_sup and S_pro of the kept counterfactuals before any blur (M = 1: one pair per image): the path
+    gradients once, whatever blurs are read off them afterwards."""
     delta = maps.counterfactual[:, 0] - pixels
-    return reader.pair_maps(pixels, delta, targets, maps.contrast[:, 0])
+    return explainer.with_knobs(blur_sigma=0).pair_maps(pixels, delta, targets, maps.contrast[:, 0])
 
 
 def run_blur_variants(model, images, targets, candidate, blurs, args) -> list[dict]:
@@ -180,13 +181,16 @@ def run_blur_variants(model, images, targets, candidate, blurs, args) -> list[di
     seconds = time.perf_counter() - start
     pixels = model.to_pixels(images).clamp(0, 1)
     stats = delta_stats(maps, pixels, setting["epsilon"])
+    raw_sup, raw_pro = unblurred_pair_maps(explainer, pixels, maps, targets)
     rows = []
     for blur in blurs:
-        sup, pro = reread(explainer, pixels, maps, targets, blur)
+        # the blur is linear and each map is divided by its maximum after it: blurring the max-normalised
+        # unblurred map gives the method's own map
+        reader = explainer.with_knobs(blur_sigma=blur)
+        sup, pro = reader.smooth(raw_sup), reader.smooth(raw_pro)
         for alpha in args.alpha:
             mixed = alpha * sup + (1 - alpha) * pro
-            peak = mixed.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-            ins, dele = score(model, images, mixed / peak, targets, args)
+            ins, dele = score(model, images, normalise_max(mixed), targets, args)
             pro_share = float(((1 - alpha) * pro).sum() / mixed.sum().clamp_min(1e-12))
             rows.append({"candidate": f"{candidate}+blur{blur:g}", **setting, "alpha": alpha, **stats,
                          "pro_share": pro_share, "seconds": seconds, "ins": ins.tolist(), "del": dele.tolist()})

@@ -93,7 +93,9 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
 def standard_error(records: pd.DataFrame, name: str, per_image) -> float | None:
     """100 x the standard error of the mean of `per_image(records)` over the method's images (None under 2)."""
     mine = records[records["method"] == name] if len(records) else records
-    values = per_image(mine).dropna() if len(mine) else mine
+    if len(mine) < 2:
+        return None
+    values = per_image(mine).dropna()
     if len(values) < 2:
         return None
     return round(float(values.std(ddof=1) / len(values) ** 0.5 * 100), 2)
