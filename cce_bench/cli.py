@@ -124,6 +124,13 @@ FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-
 POSITIONAL_KEYS = {"explain": "inputs", "user-study-results": "answers"}
 
 
+def _hydra_quoted(text: str) -> str:
+    """A path as a Hydra quoted string: in Hydra's grammar a backslash escapes only before a quote (or the
+    closing quote), so only those runs of backslashes are doubled, then quotes escaped."""
+    text = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text)
+    return "'" + text.replace("'", "\\'") + "'"
+
+
 def _positional_as_override(args: list[str], key: str) -> list[str]:
     """`explain a.jpg b.jpg key=value` -> `key=value inputs=['a.jpg','b.jpg']` (paths quoted for Hydra)."""
     images = [a for i, a in enumerate(args) if "=" not in a and not a.startswith("-")
@@ -131,7 +138,7 @@ def _positional_as_override(args: list[str], key: str) -> list[str]:
     rest = [a for a in args if a not in images]
     if not images:
         return rest
-    quoted = ",".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in images)
+    quoted = ",".join(_hydra_quoted(a) for a in images)
     return [*rest, f"{key}=[{quoted}]"]
 
 
@@ -143,11 +150,25 @@ def _report(args: list[str]) -> None:
     write_report(args[0])
 
 
-def _guarded(task: Callable, debug: bool) -> Callable:
-    """The task as Hydra runs it: its exceptions go through the same one place as the CLI's own."""
+def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
+    """The task as Hydra runs it: its exceptions go through the same one place as the CLI's own. A folder
+    that Hydra made for this run (`kept`: the nearest folder that existed before) and that holds no result
+    when the run fails is removed, with the empty folders made above it."""
     def run(cfg) -> None:
-        with one_line_errors(debug):
-            task(cfg)
+        from hydra.core.hydra_config import HydraConfig
+
+        from .runs.run_folder import hold_hydra_record, remove_unfinished_start
+
+        output = Path(HydraConfig.get().runtime.output_dir)
+        made_here = kept is not None and output != kept and not any(output.iterdir())
+        hold_hydra_record(cfg)
+        try:
+            with one_line_errors(debug):
+                task(cfg)
+        except BaseException:
+            if made_here:
+                remove_unfinished_start(output, kept)
+            raise
 
     return run
 
@@ -166,7 +187,7 @@ def compose_checked(command: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from .schema import leaf_keys, require, suggest, unset_keys, validate
+    from .schema import leaf_keys, require, suggest, unset_keys, validate, warnings_for
 
     def composed(items):
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -190,29 +211,86 @@ def compose_checked(command: str, overrides: list[str]):
         raise UserError(f"bad override: {first}{hint}") from None
     validate(cfg)
     require(unset_keys(cfg))
+    for message in warnings_for(cfg):
+        print(f"cce-bench: warning: {message}", file=sys.stderr)
     return cfg
 
 
 RUN_MARKERS = ("fingerprint.json", ".cce-bench")  # what a cce-bench output folder holds
 
 
-def check_output_folder(overrides: list[str]) -> None:
-    """out=DIR checked before Hydra creates it: not empty, not a file, not another tool's folder."""
-    given = [o[len("out="):] for o in overrides if o.startswith("out=")]
-    if not given:
+def nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def output_path(overrides: list[str]) -> Path | None:
+    """Where the run's folder goes: out=, else hydra.run.dir= when literal, else None (the dated default)."""
+    for key in ("out=", "hydra.run.dir="):
+        given = [o[len(key):] for o in overrides if o.startswith(key)]
+        if given and "${" not in given[-1]:
+            return Path(given[-1]).expanduser()
+    return None
+
+
+def check_creatable(path: Path, shown: str) -> None:
+    """A folder can be made (or written) at `path`: probed with a temporary folder in the nearest existing
+    one, removed at once, so that a refused run changes nothing on disk."""
+    import tempfile
+
+    base = nearest_existing(path)
+    if not base.is_dir():
+        raise UserError(f"{shown} cannot be made: {base} is a file, not a folder; pass out=DIR to a folder you can write")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".cce-bench-probe-", dir=base))
+    except OSError as exc:
+        raise UserError(f"{shown} cannot be made in {base} ({exc.strerror}): pass out=DIR to a folder you can "
+                        "write") from None
+
+
+def check_not_locked(path: Path, shown: str) -> None:
+    """Refused before anything is written while another process holds the run's lock (runs/run_folder.py)."""
+    import fcntl
+
+    lock = path / ".lock"
+    if not lock.is_file():
         return
-    text = given[-1]
-    if not text.strip():
+    try:
+        with open(lock, encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip() or "another process"
+                raise UserError(f"{shown} is being written by {holder}: wait for it to finish, or pass another "
+                                "out=DIR (a rerun with the same out= after it ends resumes it)") from None
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return  # unreadable or without flock: the run's own lock says so
+
+
+def check_output_folder(overrides: list[str]) -> None:
+    """The run's folder checked before Hydra creates it: it can be made, it is not a file, not another
+    tool's folder, and no other process is writing it."""
+    given = [o[len("out="):] for o in overrides if o.startswith("out=")]
+    if given and not given[-1].strip():
         raise UserError("out= is empty: pass out=DIR (a new folder, or a run's folder to resume it), or leave it out "
                         "for results/runs/<time>_<run name>")
-    path = Path(text).expanduser()
+    path = output_path(overrides)
+    if path is None:
+        check_creatable(Path("results") / "runs", "the run folder results/runs/...")
+        return
+    shown = f"out={given[-1]}" if given else f"hydra.run.dir={path}"
     if path.exists() and not path.is_dir():
-        raise UserError(f"out={text} is a file, not a folder: pass out=DIR")
+        raise UserError(f"{shown} is a file, not a folder: pass out=DIR")
+    check_creatable(path, shown)
     if path.is_dir():
         entries = [e.name for e in path.iterdir() if e.name != ".hydra"]
         if entries and not any((path / m).exists() for m in RUN_MARKERS):
-            raise UserError(f"out={text} holds files that are not a cce-bench run (e.g. {sorted(entries)[0]!r}): "
+            raise UserError(f"{shown} holds files that are not a cce-bench run (e.g. {sorted(entries)[0]!r}): "
                             "pass a new or empty folder, so that nothing of yours is overwritten")
+        check_not_locked(path, shown)
 
 
 def one_line_errors(debug: bool):
@@ -267,10 +345,12 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     # out=DIR is where the run's files go: Hydra's own copy of the config goes there too.
     if any(o.startswith("out=") for o in overrides) and not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append("hydra.run.dir=" + next(o for o in overrides if o.startswith("out="))[len("out="):])
+    planned = output_path(overrides) if plain is not None else None
+    kept = nearest_existing(planned if planned is not None else Path("results") / "runs") if plain is not None else None
     sys.argv = [f"cce-bench {command}", *overrides]
     config_name = command.replace("-", "_")
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
-        _guarded(command_function(command), debug))
+        _guarded(command_function(command), debug, kept))
     try:
         app()
     except ValueError as exc:  # Hydra's own usage errors (e.g. -m together with --cfg)

@@ -10,6 +10,31 @@ class UserError(Exception):
     """Bad input or set-up that the user can fix; the message names the problem and the fix."""
 
 
+MEMORY_NOTE = "cce-bench memory: "
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    allocation = isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("can't allocate memory", "out of memory"))
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or allocation
+
+
+class memory_asked_by:
+    """`with memory_asked_by("method_knobs.cce.M= (counterfactuals per image)"):` an allocation that fails
+    inside says which knob asked for the memory, instead of the general list."""
+
+    def __init__(self, knobs: str):
+        self.knobs = knobs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        if exc is not None and is_allocation_failure(exc) and not any(
+                n.startswith(MEMORY_NOTE) for n in getattr(exc, "__notes__", [])):
+            exc.add_note(MEMORY_NOTE + self.knobs)
+        return False
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -23,8 +48,10 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         return _first_line(exc) if "\n" not in str(exc) else " ".join(str(exc).split()), 2
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted; the batches finished so far are in the output folder (rerun with the same out= to go on)", 130
-    allocation = isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("can't allocate memory", "out of memory"))
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or allocation:
+    if is_allocation_failure(exc):
+        asked = [n[len(MEMORY_NOTE):] for n in getattr(exc, "__notes__", []) if n.startswith(MEMORY_NOTE)]
+        if asked:
+            return f"out of memory: pass a smaller {asked[0]}", 2
         return ("out of memory: pass a smaller batch_size=, images_per_batch= or method_knobs.NAME.batch_size= "
                 "(or smaller images: data.resize=, data.crop=)"), 2
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -1,6 +1,7 @@
 """Pictures: saliency overlays for `explain` and the report, and the plots every run folder gets."""
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
 from pathlib import Path
@@ -22,6 +23,17 @@ MAX_ALPHA = 0.6
 DISPLAY_PERCENTILE = 98.0
 
 
+def names_as_text(draw):
+    """Draws with mathtext off: labels carry file names, image ids and class names, which are data
+    (a name like `cat_$x^$.JPEG` would otherwise be parsed as a formula, or fail to parse)."""
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
 def display_scale(saliency: np.ndarray, percentile: float = DISPLAY_PERCENTILE) -> np.ndarray:
     """The map divided by its `percentile`-th percentile and clipped to [0, 1] (display only; scores use
     the map itself). A map whose percentile is 0 falls back to its peak; an all-zero map stays zero."""
@@ -39,6 +51,7 @@ def overlay_rgb(image: np.ndarray, saliency: np.ndarray, max_alpha: float = MAX_
     return np.clip(image * (1 - alpha) + colour * alpha, 0, 1)
 
 
+@names_as_text
 def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     """A grid: one row per question or method; the first panel the image, then one overlay per map.
 
@@ -73,6 +86,7 @@ def saved(fig, path: Path) -> Path:
     return path
 
 
+@names_as_text
 def plot_sweep(folder: str | Path) -> list[Path]:
     """curves.png: the mean insertion and deletion curves per swept value (the curves the AUCs sum up);
     metrics.png: Ins, Del and Diff against the swept value, with the paper's numbers as a second series."""
@@ -115,6 +129,7 @@ def plot_sweep(folder: str | Path) -> list[Path]:
     return written
 
 
+@names_as_text
 def plot_pointing_game(folder: str | Path) -> Path:
     """table5.png: the measured proportion per method beside the paper's."""
     folder = Path(folder)
@@ -135,6 +150,7 @@ def plot_pointing_game(folder: str | Path) -> Path:
     return saved(fig, folder / "table5.png")
 
 
+@names_as_text
 def plot_sanity(folder: str | Path) -> Path:
     """sanity.png, as Adebayo et al. draw it: similarity to the trained model's maps against the blocks
     randomised from the logits down, one line per method; a row per mode, a column per measure."""
@@ -159,6 +175,7 @@ def plot_sanity(folder: str | Path) -> Path:
     return saved(fig, folder / "sanity.png")
 
 
+@names_as_text
 def plot_leaderboard(folder: str | Path) -> Path:
     """leaderboard.png: per method, Ins, Del and Diff; the pointing-game proportion where measured; the
     sanity check's similarity after randomisation (lower is better)."""
@@ -184,6 +201,7 @@ def plot_leaderboard(folder: str | Path) -> Path:
     return saved(fig, folder / "leaderboard.png")
 
 
+@names_as_text
 def plot_user_study(folder: str | Path) -> Path:
     """Mean score per method with its interval, and how often each was ranked 1st, 2nd, 3rd."""
     folder = Path(folder)

@@ -1,15 +1,17 @@
 """The config's schema: the type and valid range of every knob, checked on the composed config before any
 work (and before Hydra makes the run folder), each failure one line with the range.
 
-Shared keys are listed in RULES; a method's knobs take their types from its constructor's defaults (an
-int knob takes whole numbers, a float any number, a bool true/false) and their ranges from the method
-itself, which checks them when it is built at the start of the run.
+Shared keys are listed in RULES; a method declares its knobs' rules itself (`knob_ranges` on its class,
+checked here before any work and again when the method is built from Python); a knob it does not declare
+takes its type from the constructor's annotation (int: whole numbers, float: numbers). A few values are
+legal but degenerate: WARNINGS prints a line for each and lets the run go on.
 """
 from __future__ import annotations
 
 import difflib
 import inspect
 import math
+import numbers
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -29,13 +31,14 @@ class Rule:
     nullable: bool = False
     choices: tuple = ()
     low_open: bool = False     # low < value instead of low <= value
+    high_open: bool = False    # value < high instead of value <= high
     odd: bool = False
 
     def describe(self) -> str:
         if self.kind == "bool":
             text = "true or false"
         elif self.kind == "size":
-            text = "a whole number >= 1, or [height, width]"
+            text = f"a whole number in {_number(self.low or 1)}..{_number(self.high)}, or [height, width] of such numbers"
         elif self.kind == "choice":
             text = "one of " + ", ".join(map(str, self.choices))
         elif self.kind == "text":
@@ -48,7 +51,7 @@ class Rule:
             if self.low is not None:
                 bounds.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
             if self.high is not None:
-                bounds.append(f"<= {_number(self.high)}")
+                bounds.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
             text = what + (" " + " and ".join(bounds) if bounds else "")
         return text + (", or null" if self.nullable else "")
 
@@ -65,48 +68,89 @@ class Rule:
             return isinstance(value, (list, ListConfig)) and (not self.choices or all(v in self.choices for v in value))
         if self.kind == "size":  # one side (the shorter one) or [height, width]
             sides = list(value) if isinstance(value, (list, ListConfig)) else [value]
-            return len(sides) in (1, 2) and all(Rule("whole", 1).accepts(v) for v in sides)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return len(sides) in (1, 2) and all(Rule("whole", self.low or 1, self.high).accepts(v) for v in sides)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             return False
         if self.kind == "whole" and (not float(value).is_integer() or (self.odd and int(value) % 2 == 0)):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
-        return self.high is None or value <= self.high
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
 
 WHOLE_OR_NULL = Rule("whole", 1, nullable=True)
+SEED = Rule("whole", 0, 2**32 - 1)
+# Below 32 pixels the models' last feature maps are 1 x 1 and every map is one value; above 4096 one image
+# is 50 M values a channel.
+SIDE = (32, 4096)
 RULES: dict[str, Rule] = {
-    "seed": Rule("whole", 0, 2**32 - 1),
+    "seed": SEED,
     "deterministic": Rule("bool"),
     "precision": Rule("choice", choices=("fp32", "tf32", "bf16")),
     "model.random_init": Rule("bool"),
-    "batch_size": WHOLE_OR_NULL,
-    "images_per_batch": WHOLE_OR_NULL,
-    "num_workers": Rule("whole", 0),
+    "batch_size": Rule("whole", 1, 100_000, nullable=True),
+    "images_per_batch": Rule("whole", 1, 100_000, nullable=True),
+    "num_workers": Rule("whole", 0, 256),
     "data.n_images": WHOLE_OR_NULL,
-    "data.crop": Rule("whole", 1),
-    "data.resize": Rule("size"),
+    "data.crop": Rule("whole", *SIDE),
+    "data.resize": Rule("size", *SIDE),
     "data.max_box_fraction": Rule("number", 0, 1, low_open=True),
     "data.interpolation": Rule("choice", choices=("nearest", "bilinear", "bicubic")),
     "metric.step": Rule("whole", 1),
-    "metric.blur_size": Rule("whole", 1, odd=True),
-    "metric.blur_sigma": Rule("number", 0, low_open=True),
+    "metric.blur_size": Rule("whole", 1, 1001, odd=True),
+    "metric.blur_sigma": Rule("number", 0, 1000, low_open=True),
     "sanity.modes": Rule("list", choices=("cascading", "independent")),
     "sanity.layers": WHOLE_OR_NULL,
     "sanity.fail_above": Rule("number", -1, 1),
     "sanity.enabled": Rule("bool"),
     "maps_frame": Rule("choice", choices=("auto", "input", "image")),
-    "sets": Rule("whole", 1),
+    "sets": Rule("whole", 1, 10_000),
     "choices": Rule("whole", 2, 1000),
     "title": Rule("text"),
     "answers": Rule("list"),
-    "bootstrap": Rule("whole", 1),
-    "confidence": Rule("number", 0, 1, low_open=True),
+    "bootstrap": Rule("whole", 1, 1_000_000),
+    "confidence": Rule("number", 0, 1, low_open=True, high_open=True),
     "methods": Rule("list"),
     "method": Rule("text"),
     "param.values": Rule("list"),
+    # train-calm
+    "epochs": Rule("whole", 1, 10_000),
+    "lr_head": Rule("number", 0, 10, low_open=True),
+    "lr_backbone": Rule("number", 0, 10),          # 0: the backbone stays frozen
+    "momentum": Rule("number", 0, 1, high_open=True),
+    "weight_decay": Rule("number", 0, 1),
 }
+
+
+def _crop_fits_resize(cfg) -> str | None:
+    crop, resize = _value(cfg, "data.crop"), _value(cfg, "data.resize")
+    if not isinstance(crop, int) or isinstance(resize, str) or resize == "<absent>":
+        return None
+    sides = list(resize) if isinstance(resize, (list, ListConfig)) else [resize]
+    if all(isinstance(side, int) for side in sides) and min(sides) < crop:
+        return (f"data.resize={resize} is smaller than data.crop={crop}: the centre crop would be padded with black; "
+                f"pass data.resize >= data.crop (ImageNet's: data.resize=256 data.crop=224)")
+    return None
+
+
+def _few_curve_points(cfg) -> str | None:
+    step, crop = _value(cfg, "metric.step"), _value(cfg, "data.crop")
+    if isinstance(step, int) and isinstance(crop, int) and crop * crop / step < 4:  # fewer than 5 points
+        return (f"metric.step={step} gives {crop * crop // step + 1} points on each insertion/deletion curve: the "
+                "AUC is that of a few straight segments (the paper's step is 224)")
+    return None
+
+
+def _few_bootstrap_draws(cfg) -> str | None:
+    draws = _value(cfg, "bootstrap")
+    if isinstance(draws, int) and draws < 200:
+        return f"bootstrap={draws} resamples: the interval's ends move from one seed to the next (1000 is usual)"
+    return None
+
+
+# Cross-key checks that refuse a run, and values that are legal but degenerate (a warning line each).
+REFUSALS = (_crop_fits_resize,)
+WARNINGS = (_few_curve_points, _few_bootstrap_draws)
 
 
 def leaf_keys(cfg, prefix: str = "") -> list[str]:
@@ -138,22 +182,43 @@ def _value(cfg, key: str):
     return node
 
 
-def knob_rules(name: str) -> dict[str, Rule]:
-    """A method's knobs typed by its constructor's annotations: int -> whole numbers, float -> numbers."""
-    from .explainers import EXPLAINERS
-
+def rules_of(cls) -> dict[str, Rule]:
+    """A method's knob rules: what its class declares (`knob_ranges`), else the type of the constructor's
+    annotation (int -> whole numbers >= 1, float -> numbers, bool, str -> text)."""
     kinds = {"int": "whole", "float": "number", "bool": "bool", "str": "text"}
+    declared = getattr(cls, "knob_ranges", {})
     rules = {}
-    for knob, parameter in inspect.signature(EXPLAINERS.get(name).__init__).parameters.items():
+    for knob, parameter in inspect.signature(cls.__init__).parameters.items():
+        if knob in ("self", "model"):
+            continue
+        if knob in declared:
+            rules[knob] = declared[knob]
+            continue
         annotation = str(parameter.annotation).replace(" ", "")
         kind = kinds.get(annotation.split("|")[0])
-        if knob in ("self", "model") or kind is None:
+        if kind is None:
             continue
-        # batch_size: null takes the device's default (runs/runtime.py)
-        nullable = "None" in annotation.split("|") or parameter.default is None or knob == "batch_size"
-        low = (0 if knob == "seed" else 1) if kind == "whole" else None
-        rules[knob] = Rule(kind, low, nullable=nullable)
+        nullable = "None" in annotation.split("|") or parameter.default is None
+        rules[knob] = Rule(kind, 1 if kind == "whole" else None, nullable=nullable)
     return rules
+
+
+def knob_rules(name: str) -> dict[str, Rule]:
+    from .explainers import EXPLAINERS
+
+    return rules_of(EXPLAINERS.get(name))
+
+
+def check_knobs(cls, values: dict) -> None:
+    """A method's knob values (a constructor's locals()) against its rules: one line for the first bad one."""
+    for knob, rule in rules_of(cls).items():
+        if knob in values and not rule.accepts(values[knob]):
+            raise UserError(f"{cls.label or cls.__name__} {knob}={_shown(values[knob])} is not valid: it must be "
+                            f"{rule.describe()} (method_knobs.{cls.name}.{knob})")
+
+
+def _shown(value) -> str:
+    return "null" if value is None else (f"'{value}'" if isinstance(value, str) else str(value))
 
 
 def method_knob_rules(cfg) -> dict[str, Rule]:
@@ -165,11 +230,10 @@ def method_knob_rules(cfg) -> dict[str, Rule]:
 
 
 def check_knob_value(name: str, knob: str, value, where: str) -> None:
-    """One swept value of a method's knob (param.values=[...]) against the knob's type."""
+    """One swept value of a method's knob (param.values=[...]) against the knob's rule."""
     rule = knob_rules(name).get(knob)
     if rule is not None and not rule.accepts(value):
-        shown = f"'{value}'" if isinstance(value, str) else value
-        raise UserError(f"{where}: {shown} is not valid for {knob}: it must be {rule.describe()}")
+        raise UserError(f"{where}: {_shown(value)} is not valid for {knob}: it must be {rule.describe()}")
 
 
 def unset_keys(cfg, prefix: str = "") -> list[str]:
@@ -204,8 +268,11 @@ def validate(cfg) -> None:
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         if not rule.accepts(value):
-            shown = "null" if value is None else (f"'{value}'" if isinstance(value, str) else value)
-            raise UserError(f"{key}={shown} is not valid: it must be {rule.describe()}")
+            raise UserError(f"{key}={_shown(value)} is not valid: it must be {rule.describe()}")
+    for refusal in REFUSALS:
+        message = refusal(cfg)
+        if message:
+            raise UserError(message)
     methods = _value(cfg, "methods")
     if isinstance(methods, (list, ListConfig)):
         if len(methods) == 0:
@@ -220,3 +287,8 @@ def validate(cfg) -> None:
         if method in EXPLAINERS:
             for value in values:
                 check_knob_value(method, swept, value, "param.values")
+
+
+def warnings_for(cfg) -> list[str]:
+    """One line per legal but degenerate value of the composed config."""
+    return [message for check in WARNINGS if (message := check(cfg))]

@@ -30,6 +30,7 @@ def test_files_that_are_not_images_are_skipped_and_listed(tmp_path, image_tree):
     os.mkfifo(folder / "pipe.JPEG")                                  # would block any reader forever
     os.symlink(folder / "loop2.JPEG", folder / "loop1.JPEG")        # a symlink loop
     os.symlink(folder / "loop1.JPEG", folder / "loop2.JPEG")
+    os.symlink(image_tree / "val" / "loop", image_tree / "val" / "loop")  # a class folder that loops
     Image.new("1", (15000, 15000)).save(folder / "bomb.png")        # 225 Mpx: PIL's decompression-bomb limit
     (folder / os.fsdecode(b"caf\xe9.JPEG")).write_bytes((folder / "a.JPEG").read_bytes())  # Latin-1 name
     out = tmp_path / "run"
@@ -42,6 +43,7 @@ def test_files_that_are_not_images_are_skipped_and_listed(tmp_path, image_tree):
     assert "cannot follow" in reasons["loop1.JPEG"] and "symbolic links" in reasons["loop1.JPEG"]
     assert "DecompressionBombError" in reasons["bomb.png"]
     assert reasons["caf\\xe9.JPEG"].startswith("the file name is not valid UTF-8")
+    assert reasons["loop"] == f"cannot follow {image_tree / 'val' / 'loop'}: Too many levels of symbolic links"
     records = pd.read_csv(out / "records.csv")
     assert sorted(records["image_id"]) == ["n02123045/a.JPEG", "n02123045/b.png", "n07920052/a.JPEG"]
     assert not list(out.glob(".*.tmp")) and json.loads((out / "run.json").read_text())["status"] == "complete"
@@ -138,7 +140,7 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
     (["sweep", "seed=-1"], "seed=-1 is not valid: it must be a whole number >= 0"),
     (["sweep", "metric.blur_size=4"], "metric.blur_size=4 is not valid: it must be an odd whole number >= 1"),
     (["sweep", "method_knobs.cce.M=2.5"], "method_knobs.cce.M=2.5 is not valid: it must be a whole number >= 1"),
-    (["sweep", "method_knobs.rise.keep=abc"], "method_knobs.rise.keep='abc' is not valid: it must be a number, or null"),
+    (["sweep", "method_knobs.rise.keep=abc"], "method_knobs.rise.keep='abc' is not valid: it must be a number > 0 and < 1, or null"),
     (["sweep", "deterministic=maybe"], "deterministic='maybe' is not valid: it must be true or false"),
     (["compare", "sanity.modes=[sideways]"], "sanity.modes=['sideways'] is not valid: it must be a list [a,b,...] of cascading, independent"),
     (["sweep", "model=vgg19,resnet50"], "a list of values needs -m"),
@@ -149,15 +151,61 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
     (["sweep", "param=M", "param.values=[0]"], "param.values: 0 is not valid for M: it must be a whole number >= 1"),
     (["sweep", "seed=1e20"], "it must be a whole number >= 0 and <= 4294967295"),
     (["sweep", "metric.blur_sigma=inf"], "metric.blur_sigma=inf is not valid: it must be a number > 0"),
-    (["sweep", "data.resize=-5"], "data.resize=-5 is not valid: it must be a whole number >= 1, or [height, width]"),
+    (["sweep", "data.resize=-5"], "data.resize=-5 is not valid: it must be a whole number in 32..4096, or [height, width]"),
+    # every knob has a range, checked before any work
+    (["sweep", "param=M", "param.values=[1001]"], "param.values: 1001 is not valid for M: it must be a whole number >= 1 and <= 998"),
+    (["explain", "chelsea", "methods=[gbp]", "data.resize=1"], "data.resize=1 is not valid: it must be a whole number in 32..4096"),
+    (["explain", "chelsea", "methods=[gbp]", "data.resize=100"], "data.resize=100 is smaller than data.crop=224"),
+    (["train-calm", "data.root=/tmp", "lr_head=nan"], "lr_head=nan is not valid: it must be a number > 0 and <= 10"),
+    (["train-calm", "data.root=/tmp", "momentum=5"], "momentum=5 is not valid: it must be a number >= 0 and < 1"),
+    (["sweep", "method_knobs.cce.epsilon=300"], "method_knobs.cce.epsilon=300 is not valid: it must be a number > 0 and <= 255"),
+    (["sweep", "method_knobs.rise.keep=1"], "method_knobs.rise.keep=1 is not valid: it must be a number > 0 and < 1, or null"),
+    (["user-study-results", "a.json", "study=s", "confidence=1"], "confidence=1 is not valid: it must be a number > 0 and < 1"),
+    (["sweep", "num_workers=100000"], "num_workers=100000 is not valid: it must be a whole number >= 0 and <= 256"),
+    (["explain", "chelsea", "methods=[gbp]", "out=/proc/cce-bench"], "out=/proc/cce-bench cannot be made in /proc"),
     (["explain", "chelsea", "coffee", "methods=[gbp]"], "two images) is CCE's question only"),
     (["explain", "chelsea", "target=tabby", "contrast=tabby"], "contrast=tabby is the explained class itself"),
     (["score"], "maps is not set: pass maps="),
     (["frobnicate"], "unknown command 'frobnicate'"),
 ])
 def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message, warm_cli):
-    one_line(warm_cli.run(*args, f"out={tmp_path / 'out'}"), message)
-    assert not (tmp_path / "out").exists() or args[0] == "explain"  # refused before Hydra made the folder
+    out = [] if any(a.startswith("out=") for a in args) else [f"out={tmp_path / 'out'}"]
+    one_line(warm_cli.run(*args, *out), message)
+    assert list(tmp_path.iterdir()) == []  # nothing written: refused before Hydra made the folder, or removed
+
+
+def test_an_output_folder_inside_a_file_is_one_line(tmp_path, warm_cli):
+    (tmp_path / "file").write_text("x")
+    one_line(warm_cli.run("sweep", f"out={tmp_path / 'file' / 'run'}"), f"cannot be made: {tmp_path / 'file'} is a file")
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_a_run_refused_after_its_folder_was_made_leaves_no_folder(tmp_path):
+    """The default folder (results/runs/<time>_explain) is made by Hydra before the run reads its input: a
+    run that stops there removes it, and the folders made above it."""
+    one_line(run_cli("explain", "chelsea", "methods=[gbp]", "target=5000", cwd=tmp_path), "class index 5000 is outside 0..999")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    one_line(run_cli("explain", str(tmp_path / "no_such.png"), "methods=[gbp]", cwd=tmp_path), "does not exist")
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")] == ["results", "results/runs"]
+
+
+def test_a_decompression_bomb_to_explain_is_the_inputs_problem(tmp_path, warm_cli):
+    Image.new("1", (15000, 15000)).save(tmp_path / "bomb.png")
+    result = warm_cli.run("explain", str(tmp_path / "bomb.png"), "methods=[gbp]", f"out={tmp_path / 'out'}")
+    one_line(result, f"cannot read {tmp_path / 'bomb.png'}: DecompressionBombError: Image size (225000000 pixels)")
+    assert "bug in cce-bench" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_names_are_data_not_markup_in_figures(tmp_path):
+    """Matplotlib reads `$...$` as a formula: an image named so is drawn as its name."""
+    for photo, name in (("chelsea", "cat_$\\foo^$.JPEG"), ("coffee", "b_$x$.png")):
+        Image.open(bundled_photo_path(photo)).convert("RGB").save(tmp_path / name)
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    result = run_cli("explain", *files, "method_knobs.cce.M=1", "method_knobs.cce.steps=2", f"out={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    labels = json.loads((tmp_path / "out" / "explain.json").read_text())
+    assert (tmp_path / "out" / "explain.png").stat().st_size > 10_000 and labels
 
 
 def test_an_unexpected_error_is_one_line_that_says_how_to_report_it_and_debug_shows_it(monkeypatch, capsys, tmp_path):

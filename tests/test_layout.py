@@ -139,3 +139,13 @@ def test_every_subpackage_ships_in_the_wheel():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
     assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+
+
+def test_every_knob_of_every_command_and_method_has_a_range_and_the_page_lists_it():
+    from cce_bench.knob_table import knob_table
+    from cce_bench.schema import knob_rules
+
+    for name in EXPLAINERS.names():  # a number without bounds is a range nobody chose
+        for knob, rule in knob_rules(name).items():
+            assert rule.kind not in ("whole", "number") or rule.high is not None, f"{name}.{knob} has no upper bound"
+    assert (ROOT / "docs" / "knobs.md").read_text() == knob_table(), "python -m cce_bench.knob_table > docs/knobs.md"

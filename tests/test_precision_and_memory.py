@@ -97,6 +97,22 @@ def test_out_of_memory_is_recognised_in_each_form():
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
 
+def test_out_of_memory_names_the_knob_that_asked_for_the_memory():
+    from cce_bench.errors import describe_error, memory_asked_by
+    from cce_bench.explainers import EXPLAINERS
+
+    for name, knobs in (("cce", "method_knobs.cce.batch_size= or method_knobs.cce.M="),
+                        ("rise", "method_knobs.rise.batch_size= or method_knobs.rise.N="), ("gbp", "method_knobs.gbp.batch_size=")):
+        with pytest.raises(torch.OutOfMemoryError) as error:
+            with memory_asked_by(EXPLAINERS.get(name).memory_hint()):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+        assert describe_error(error.value) == (f"out of memory: pass a smaller {knobs}", 2)
+    with pytest.raises(ValueError):  # anything else passes through untouched
+        with memory_asked_by("model"):
+            raise ValueError("not memory")
+    assert "batch_size=, images_per_batch=" in describe_error(MemoryError())[0]  # where nothing is known
+
+
 def test_bf16_is_recorded_in_every_output_and_stays_near_fp32(reference_run, tmp_path):
     out = tmp_path / "run"
     # One swept value (bf16 runs ~10x slower than fp32 on a CPU without bfloat16 units).

@@ -41,12 +41,17 @@ def chromium():
 
 @pytest.mark.slow
 def test_report_page_and_its_images_load_in_headless_chromium(finished_sweep, tmp_path):
+    # A file name is data, never markup: a PNG named as an HTML payload is shown as its name.
+    hostile = "<img src=x onerror=document.body.dataset.pwned=1>.png"
+    shutil.copy(finished_sweep / "metrics.png", finished_sweep / hostile)
     result = run_cli("report", str(finished_sweep))
     assert result.returncode == 0, result.stderr
     page = (finished_sweep / "report.html").read_text()
     markdown = (finished_sweep / "report.md").read_text()
     assert "Ins - paper" in page and "Ins - paper" in markdown and "Provenance" in page
     assert "examples.png" in page and "metrics.png" in markdown
+    assert "<img src=x" not in page and "<img src=x" not in markdown
+    assert "<figcaption>&lt;img src=x onerror=document.body.dataset.pwned=1&gt;.png</figcaption>" in page
     if chromium() is None:
         pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
     probe = tmp_path / "probe.html"
@@ -59,7 +64,8 @@ def test_report_page_and_its_images_load_in_headless_chromium(finished_sweep, tm
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
                           probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
     loaded, total = map(int, re.search(r"<title>loaded (\d+) of (\d+)</title>", dom).groups())
-    assert total >= 3 and loaded == total  # metrics, curves and examples, all decoded
+    assert total >= 4 and loaded == total  # metrics, curves, examples and the hostile name's copy, all decoded
+    assert "data-pwned" not in dom  # the name's payload did not run
 
 
 def test_report_of_an_unfinished_folder_says_so(tmp_path, warm_cli):

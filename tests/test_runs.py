@@ -67,9 +67,14 @@ def test_a_cut_last_line_is_redone(tmp_path):
 def test_another_config_in_the_same_folder_is_refused(tmp_path, warm_cli):
     out = tmp_path / "run"
     assert run_cli("sweep", *FAST, "data.n_images=1", f"out={out}").returncode == 0
+    provenance = {p.name: p.read_bytes() for p in (out / ".hydra").iterdir()}
+    assert set(provenance) == {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    assert b"steps: 3" in provenance["config.yaml"] and b"data.n_images=1" in provenance["overrides.yaml"]
     result = warm_cli.run("sweep", *FAST, "data.n_images=1", "method_knobs.cce.steps=4", f"out={out}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "holds a run of another config (differs in method_knobs.cce.steps)" in result.stderr
+    # The refused run changed nothing of the finished run's record (Hydra's own copy included).
+    assert {p.name: p.read_bytes() for p in (out / ".hydra").iterdir()} == provenance
     again = run_cli("sweep", *FAST, "data.n_images=1", f"out={out}", "num_workers=1")  # not a result setting
     assert again.returncode == 0 and "1 of 1 batches already done" in again.stderr
 

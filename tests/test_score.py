@@ -126,6 +126,24 @@ def test_bad_maps_are_skipped_one_by_one_with_the_reason(tmp_path, lite0):
         MapsOnImages(dataset, SavedMaps(str(folder)), {"crop": 224}, all_ids=all_ids)
 
 
+def test_a_map_too_large_to_be_one_is_skipped_from_its_header_alone(tmp_path, lite0):
+    """A zip-bomb member (a header saying 30000 x 30000, a few bytes of data) is one map to skip, read
+    from its header only; the other maps of the file still count."""
+    import zipfile
+
+    dataset = create_dataset({"name": "photos", "n_images": 2}, *lite0.channel_stats())
+    with zipfile.ZipFile(tmp_path / "maps.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("chelsea.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": (30000, 30000)})
+            member.write(bytes(64))
+        with archive.open("coffee.npy", "w") as member:
+            np.save(member, np.ones((224, 224), np.float32))
+    maps = MapsOnImages(dataset, SavedMaps(str(tmp_path / "maps.npz")), {"crop": 224})
+    assert maps[0]["error"] == (f"{tmp_path / 'maps.npz'}[chelsea] has shape (30000, 30000) (900,000,000 values): "
+                                "larger than any map (67,108,864 values at most)")
+    assert "error" not in maps[1]
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
     ("fifo", "is not a regular file"),

@@ -9,6 +9,7 @@ import pytest
 
 from browser import headless_chromium, wait_for_file
 from cce_bench.study.order import CHOICES, METHODS, shuffled
+from cce_bench.study.page import render_page
 from helpers import readme_command, run_cli
 
 # The README's command, with the smoke preset's few CCE and IG steps and three sets (three photos).
@@ -78,6 +79,37 @@ def fill_in(driver, page, who, study_definition):
     return shown
 
 
+# Strings from the data (title, class names, image ids) that would run, or end the page's script, if they
+# were markup: each tries to set a global the test then reads.
+HOSTILE_TITLE = "</script><!--<script>window.pwned='title'</script>__STUDY__ &amp; \u2028\u2029"
+HOSTILE_CLASS = "<img src=x onerror=window.pwned='class'>"
+HOSTILE_ID = "</script><script>window.pwned='id'</script>"
+
+
+def hostile_page_completes_without_running_its_data(definition, tmp_path):
+    hostile = json.loads(json.dumps(definition))
+    hostile["title"] = HOSTILE_TITLE
+    for k, asked in enumerate(hostile["sets"]):
+        renamed = {c: (HOSTILE_CLASS if c == asked["answer"] else f"<b>{c}</b>&lt;") for c in asked["choices"]}
+        asked["choices"] = [renamed[c] for c in asked["choices"]]
+        asked["answer"] = renamed[asked["answer"]]
+        asked["image_id"] = f"{HOSTILE_ID}{k}"
+    page = tmp_path / "hostile.html"
+    page.write_text(render_page(hostile), encoding="utf-8")
+    downloads = tmp_path / "hostile_downloads"
+    downloads.mkdir()
+    driver = headless_chromium(tmp_path / "hostile_profile", downloads)
+    try:
+        fill_in(driver, page, PARTICIPANTS[0], hostile)  # every screen works: the survey completes
+        assert driver.execute_script("return window.pwned") is None
+        assert "<!--<script>window.pwned='title'</script>__STUDY__ &amp;" in driver.title  # shown as text
+        answers = json.loads(wait_for_file(downloads, "answers_*.json").read_text())
+    finally:
+        driver.quit()
+    assert [s["image_id"] for s in answers["sets"]] == [s["image_id"] for s in hostile["sets"]]
+    assert answers["sets"][0]["guess"] in hostile["sets"][0]["choices"]
+
+
 def test_the_page_filled_in_by_a_browser_gives_the_tables_of_its_answers(study, tmp_path):
     definition = json.loads((study / "study.json").read_text())
     page = study / "study.html"
@@ -95,6 +127,7 @@ def test_the_page_filled_in_by_a_browser_gives_the_tables_of_its_answers(study, 
 
     files = sorted(downloads.glob("*.json"))
     assert len(files) == 2
+    hostile_page_completes_without_running_its_data(definition, tmp_path)
     # The order each participant saw is the one the seed gives: the page's generator and Python's agree.
     for who in PARTICIPANTS:
         for i, asked in enumerate(definition["sets"]):
@@ -173,3 +206,54 @@ def test_methods_for_a_and_b_must_be_two_others_than_cce(tmp_path, warm_cli):
         result = warm_cli.run("user-study", f"methods={methods}", f"out={tmp_path / methods[1:3]}")
         assert result.returncode == 2
         assert "must name two methods other than cce for A and B (C is CCE)" in result.stderr.splitlines()[-1]
+
+
+def answers_as_the_page_writes_them(definition, seed):
+    """A complete answer file for participant `seed`, in the order the page draws for it."""
+    sets = []
+    for i, asked in enumerate(definition["sets"]):
+        sets.append({"set": i, "image_id": asked["image_id"], "guess": asked["answer"], "guess_ms": 900,
+                     "choices_shown": shuffled(asked["choices"], definition["seed"], seed, i, CHOICES),
+                     "methods_shown": shuffled(definition["methods"], definition["seed"], seed, i, METHODS),
+                     "scores": {"A": 3, "B": 4, "C": 5}, "ranks": {"A": 3, "B": 2, "C": 1}})
+    return {"format": "cce-bench-user-study-answers/1", "study_id": definition["study_id"],
+            "study_seed": definition["seed"], "participant_seed": seed,
+            "background": {"gender": "woman", "ml_experience": 3, "knows_interpretability": "yes"}, "sets": sets}
+
+
+def test_hostile_answer_files_are_skipped_with_their_reason(study, tmp_path):
+    import os
+
+    definition = json.loads((study / "study.json").read_text())
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    (folder / "good.json").write_text(json.dumps(answers_as_the_page_writes_them(definition, 1)))
+    os.mkfifo(folder / "fifo.json")                                   # would block a reader forever
+    (folder / "deep.json").write_text("[" * 200_000 + "]" * 200_000)  # deeper than Python's parser goes
+    (folder / "huge.json").write_bytes(b" " * 2_000_000)
+    (folder / "folder.json").mkdir()
+    os.symlink(folder / "loop.json", folder / "loop.json")
+    for name, change in {"bool_score.json": lambda a: a["sets"][0]["scores"].update(A=True),
+                         "float_rank.json": lambda a: a["sets"][1]["ranks"].update(A=3.0),
+                         "bool_experience.json": lambda a: a["background"].update(ml_experience=True),
+                         "list_guess.json": lambda a: a["sets"][0].update(guess=[a["sets"][0]["guess"]])}.items():
+        answers = answers_as_the_page_writes_them(definition, 2 + len(list(folder.iterdir())))
+        change(answers)
+        (folder / name).write_text(json.dumps(answers))
+    out = tmp_path / "results"
+    result = run_cli("user-study-results", str(folder), f"study={study}", f"out={out}", timeout=120)
+    assert result.returncode == 0, result.stderr
+    skipped = pd.read_csv(out / "skipped.csv")
+    reasons = dict(zip(skipped["file"].map(lambda f: f.rsplit("/", 1)[-1]), skipped["reason"]))
+    assert reasons == {
+        "fifo.json": "not a regular file (a pipe, socket or device)",
+        "deep.json": "not a JSON answer file (nested too deep)",
+        "huge.json": "2,000,000 bytes: larger than any answer file (1,000,000 bytes at most)",
+        "folder.json": "not a regular file (a folder)",
+        "loop.json": "cannot be read (Too many levels of symbolic links)",
+        "bool_score.json": "set 1: a score is missing or outside 1..5",
+        "float_rank.json": "set 2: the ranks are not 1, 2, 3 once each",
+        "bool_experience.json": "the background answers are missing or out of range",
+        "list_guess.json": "set 1: the guess is not one of the choices",
+    }
+    assert len(pd.read_csv(out / "answers.csv")) == 3 * 3  # the good file alone: 3 sets x 3 methods

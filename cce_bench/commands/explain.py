@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ..data import image_file, load_rgb, preprocessing
-from ..errors import UserError
-from ..explainers import CCE
+from ..data import image_file, preprocessing, read_or_skip
+from ..errors import UserError, memory_asked_by
+from ..explainers import CCE, EXPLAINERS
 from ..figures import explanation_figure
 from ..models import class_index
 from ..runs.run_folder import RunFolder
@@ -27,11 +27,10 @@ def load_images(names: list[str], model, data_cfg) -> tuple[torch.Tensor, list]:
     transform = preprocessing(*model.channel_stats(), data_cfg.resize, data_cfg.crop, data_cfg.interpolation)
     images = []
     for name in names:
-        path = image_file(name)
-        try:
-            images.append(transform(load_rgb(path)))
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise UserError(f"cannot read image {path}: {exc}") from None
+        picture, problem = read_or_skip(name, image_file(name))
+        if problem is not None:  # the input's problem (corrupt, not an image, a decompression bomb, a FIFO)
+            raise UserError(f"{problem['error'].rstrip('.')}: pass an image file that Pillow can open")
+        images.append(transform(picture))
     images = torch.stack(images).to(next(model.parameters()).device)
     pixels = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     return images, list(pixels)
@@ -100,37 +99,38 @@ def run_explain(cfg: DictConfig) -> Path:
         p = class_index(cfg.target, cats) if cfg.target is not None else int(probs[0].argmax())
         target = torch.tensor([p], device=images.device)
         for name in methods:
-            if name == CCE.name:
-                if cfg.contrast is not None:
-                    q = class_index(cfg.contrast, cats)
-                    if q == p:
-                        raise UserError(f"contrast={cfg.contrast} is the explained class itself: pass another class "
-                                        "for 'why P rather than Q?'")
-                    if q == int(probs[0].argmax()):
-                        raise UserError(f"the model already says {cats[q]} for {cfg.inputs[0]}: a contrast class must "
-                                        f"need a change; ask why {cats[q]} rather than {cats[p]} (target={q} "
-                                        f"contrast={p}), or pass another contrast")
-                    maps = CCE(model, **{**cce_knobs, "M": 1}).contrastive_maps(
-                        images, target, contrast=torch.tensor([[q]], device=images.device))
-                    label = f"CCE: why {describe(cats, probs[0], p)} rather than {describe(cats, probs[0], q)}?"
+            with memory_asked_by(EXPLAINERS.get(name).memory_hint()):
+                if name == CCE.name:
+                    if cfg.contrast is not None:
+                        q = class_index(cfg.contrast, cats)
+                        if q == p:
+                            raise UserError(f"contrast={cfg.contrast} is the explained class itself: pass another class "
+                                            "for 'why P rather than Q?'")
+                        if q == int(probs[0].argmax()):
+                            raise UserError(f"the model already says {cats[q]} for {cfg.inputs[0]}: a contrast class must "
+                                            f"need a change; ask why {cats[q]} rather than {cats[p]} (target={q} "
+                                            f"contrast={p}), or pass another contrast")
+                        maps = CCE(model, **{**cce_knobs, "M": 1}).contrastive_maps(
+                            images, target, contrast=torch.tensor([[q]], device=images.device))
+                        label = f"CCE: why {describe(cats, probs[0], p)} rather than {describe(cats, probs[0], q)}?"
+                    else:
+                        maps = CCE(model, **cce_knobs).contrastive_maps(images, target)
+                        label = f"CCE: why {describe(cats, probs[0], p)}?"
+                    rows.append(contrastive_row(label, pictures[0], maps, 0, cats, alpha))
+                    facts["questions"].append({"method": name, "P": cats[p],
+                                               "Q": [cats[int(c)] for c in maps.contrast[0]],
+                                               "valid": maps.valid[0].tolist(),
+                                               "counterfactual": [cats[int(c)] for c in maps.predicted[0]]})
                 else:
-                    maps = CCE(model, **cce_knobs).contrastive_maps(images, target)
-                    label = f"CCE: why {describe(cats, probs[0], p)}?"
-                rows.append(contrastive_row(label, pictures[0], maps, 0, cats, alpha))
-                facts["questions"].append({"method": name, "P": cats[p],
-                                           "Q": [cats[int(c)] for c in maps.contrast[0]],
-                                           "valid": maps.valid[0].tolist(),
-                                           "counterfactual": [cats[int(c)] for c in maps.predicted[0]]})
-            else:
-                explainer = build_explainer(cfg, model, name)
-                saliency = explainer.attribute(images, target)
-                rows.append({"label": f"{explainer.label}: why {describe(cats, probs[0], p)}?", "image": pictures[0],
-                             "panels": [(explainer.label, saliency[0].cpu().numpy())]})
-                facts["questions"].append({"method": name, "P": cats[p]})
+                    explainer = build_explainer(cfg, model, name)
+                    saliency = explainer.attribute(images, target)
+                    rows.append({"label": f"{explainer.label}: why {describe(cats, probs[0], p)}?", "image": pictures[0],
+                                 "panels": [(explainer.label, saliency[0].cpu().numpy())]})
+                    facts["questions"].append({"method": name, "P": cats[p]})
 
     run = RunFolder(cfg.out)
     figure = explanation_figure(rows, run.path / "explain.png")
     run.write_json("explain.json", facts)
-    run.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    run.write_config(cfg)
     print(f"figure written to {figure}")
     return figure

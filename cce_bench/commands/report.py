@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from urllib.parse import quote
 from pathlib import Path
 
 import pandas as pd
@@ -63,7 +64,8 @@ def example_grid(folder: Path, cfg, command: str, records: pd.DataFrame) -> Path
 
 def _image_tag(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{path.name}" src="data:image/png;base64,{data}"><figcaption>{path.name}</figcaption></figure>'
+    name = html.escape(path.name, quote=True)  # a file name is data: never markup
+    return f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
 
 
 def write_report(run_dir: str) -> tuple[Path, Path]:
@@ -107,11 +109,11 @@ def write_report(run_dir: str) -> tuple[Path, Path]:
     config_text = OmegaConf.to_yaml(cfg)
 
     md = [f"# {title}", "", table_md, "", to_markdown(table), "", "## Plots", ""]
-    md += [f"![{p.name}]({p.name})" for p in plots]
+    md += [f"![{html.escape(p.name)}]({quote(p.name)})" for p in plots]
     md += ["", examples_note, "", "## Provenance", ""] + [f"- **{k}**: {v}" for k, v in provenance.items()]
     md += ["", f"Samples: {len(samples)} (samples.csv)", "", "```yaml", config_text, "```", ""]
     markdown_path = folder / "report.md"
-    markdown_path.write_text("\n".join(md))
+    markdown_path.write_text("\n".join(md), encoding="utf-8", errors="backslashreplace")
 
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -131,6 +133,6 @@ img{{max-width:100%}}figure{{margin:1em 0}}pre{{background:#f5f5f5;padding:1em;o
 </body></html>
 """
     html_path = folder / "report.html"
-    html_path.write_text(page)
+    html_path.write_text(page, encoding="utf-8", errors="backslashreplace")
     print(f"report written to {html_path} and {markdown_path}")
     return html_path, markdown_path

@@ -8,7 +8,6 @@ the model's answer was guessed before it was shown), answers.csv (one row per an
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -19,8 +18,12 @@ from ..errors import UserError
 from ..figures import plot_user_study
 from ..runs.engine import begin, finish_run
 from ..runs.run_folder import RunFolder
-from ..study.answers import answer_table, background_table, guess_table, method_table, read_all
+from ..study.answers import (BadAnswers, answer_table, background_table, guess_table, method_table, read_all,
+                             read_json_file)
 from ..study.page import STUDY_FORMAT
+
+# study.json embeds every image and map as a data URI: ~0.5 MB a set.
+MAX_STUDY_BYTES = 2_000_000_000
 
 
 def load_study(path_text: str) -> dict:
@@ -28,10 +31,10 @@ def load_study(path_text: str) -> dict:
     if path.is_dir():
         path = path / "study.json"
     try:
-        study = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise UserError(f"study={path_text} is not a user-study run folder or its study.json: pass the folder "
-                        "`cce-bench user-study` wrote") from None
+        study = read_json_file(path, MAX_STUDY_BYTES)
+    except BadAnswers as exc:
+        raise UserError(f"study={path_text} is not a user-study run folder or its study.json ({exc}): pass the "
+                        "folder `cce-bench user-study` wrote") from None
     if not isinstance(study, dict) or study.get("format") != STUDY_FORMAT:
         raise UserError(f"{path} is not a study written by `cce-bench user-study` (format {STUDY_FORMAT})")
     return study

@@ -34,10 +34,17 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
         raise UserError(f"data root {str(base)!r} does not exist: pass data.root=/path/to/imagenet")
     if (base / split).is_dir():
         base = base / split
-    classes = sorted(d.name for d in os.scandir(base) if d.is_dir())
+    samples, skipped = [], []
+    classes = []
+    for entry in os.scandir(base):
+        try:
+            if entry.is_dir():
+                classes.append(entry.name)
+        except OSError as exc:  # a symlink loop or an unreadable link: that entry is skipped, not the run
+            skipped.append({"id": printable(entry.name), "reason": f"cannot follow {entry.path}: {exc.strerror}"})
+    classes.sort()
     wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
     by_wnid = bool(classes) and all(c in wnid_index for c in classes)
-    samples, skipped = [], []
 
     def add(relative: str, label: int) -> None:
         if utf8_or_none(relative) is None:  # it could not be written to samples.csv or records

@@ -185,7 +185,7 @@ def bundled_photo_path(name: str) -> Path:
 
 def image_file(name: str) -> str:
     """A file, or the name of a photo bundled with scikit-image (chelsea, coffee, ...)."""
-    if Path(name).expanduser().is_file():
+    if os.path.lexists(Path(name).expanduser()):  # read_or_skip says why one that is no regular file cannot be read
         return str(Path(name).expanduser())
     bundled = [pid for pid, _, _ in BUNDLED_PHOTOS]
     if name in bundled:

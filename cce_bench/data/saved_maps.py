@@ -116,8 +116,12 @@ class SavedMaps:
                 path = self.path / f"{key}.npy"
                 if not path.is_file():
                     raise MapSkipped(f"{path} is not a regular file")
+                with open(path, "rb") as handle:
+                    check_stored_size(handle, self.source(key))
                 value = np.load(path, allow_pickle=False)
             elif self.kind == "npz":
+                with self._arrays.zip.open(f"{key}.npy") as handle:
+                    check_stored_size(handle, self.source(key))
                 value = self._arrays[key]
             else:
                 value = self._arrays[key].float().numpy()
@@ -133,6 +137,25 @@ class SavedMaps:
             stat = f.stat()
             h.update(f"{f.relative_to(self.path) if self.kind == 'folder' else f.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return h.hexdigest()[:16]
+
+
+# A map larger than this is no saliency map of an image (8192 x 8192 values); it is skipped before it is
+# read, so that one oversized or zip-bomb member cannot take the machine's memory.
+MAX_MAP_VALUES = 8192 * 8192
+
+
+def check_stored_size(handle, source: str) -> None:
+    """The shape in a .npy header, read without the data: one map too large to be a map is skipped."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, _ = read_header(handle, max_header_size=100_000)
+    except ValueError:
+        return  # not a .npy header: np.load says why
+    values = int(np.prod(shape, dtype=np.float64))
+    if values > MAX_MAP_VALUES:
+        raise MapSkipped(f"{source} has shape {tuple(shape)} ({values:,} values): larger than any map "
+                         f"({MAX_MAP_VALUES:,} values at most)")
 
 
 def check_map(value, source: str) -> np.ndarray:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
+from ..schema import Rule, check_knobs
 from .base import Explainer, register
 from .layers import capture_outputs, network
 
@@ -37,12 +38,15 @@ PERCEPTUAL_LAYERS = {
 class APPB(Explainer):
     label = "APPB"
 
+    knob_ranges = {**Explainer.knob_ranges, "gamma_p": Rule("number", 0, 1e12), "v": Rule("number", -1e4, 1e4),
+                   "steps": Rule("whole", 1, 100_000), "lr": Rule("number", 0, 1, low_open=True),
+                   "blur_sigma": Rule("number", 0, 1000), "optimizer": Rule("choice", choices=("lbfgs", "adam")),
+                   "layers": Rule("list", nullable=True)}
+
     def __init__(self, model, layers: list | None = None, gamma_p: float = 1e4, v: float = -2.0, steps: int = 100,
                  lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "lbfgs", batch_size: int = 8):
         super().__init__(model, batch_size)
-        if optimizer not in ("adam", "lbfgs") or int(steps) < 1 or lr <= 0:
-            raise UserError(f"APPB needs optimizer adam or lbfgs, steps >= 1 and lr > 0 "
-                            f"(got {optimizer!r}, {steps}, {lr})")
+        check_knobs(type(self), locals())
         if layers is None:
             if getattr(model, "name", None) not in PERCEPTUAL_LAYERS:
                 raise UserError("APPB has no default perceptual layers for this model: pass layers=[DOTTED.PATH,...]")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..models import batched_logits
 from ..registry import Registry
+from ..schema import Rule, check_knobs
 from ..tensors import min_max
 
 EXPLAINERS: Registry[type["Explainer"]] = Registry("method")
@@ -96,12 +97,20 @@ class Explainer:
     # A method that explains a classifier of its own (CALM) sets this to that classifier, on the
     # benchmark's input; protocols that let the model choose the class then ask it instead.
     own_classifier = None
+    # Each knob's type and range (schema.Rule), checked before a run starts and when the method is built;
+    # a subclass adds its own: knob_ranges = {**Explainer.knob_ranges, "steps": Rule("whole", 1, 100_000)}.
+    knob_ranges = {"batch_size": Rule("whole", 1, 100_000, nullable=True)}  # null: the device's default
+    # The knobs that set how much memory the method holds at once, named by an out-of-memory line.
+    memory_knobs = ("batch_size",)
+
+    @classmethod
+    def memory_hint(cls) -> str:
+        return " or ".join(f"method_knobs.{cls.name}.{knob}=" for knob in cls.memory_knobs)
 
     def __init__(self, model, batch_size: int = 16):
-        if int(batch_size) < 1:
-            raise UserError(f"batch_size={batch_size} must be at least 1")
+        check_knobs(type(self), {"batch_size": batch_size})
         self.model = model
-        self.batch_size = int(batch_size)
+        self.batch_size = 16 if batch_size is None else int(batch_size)
 
     # -- the shared call ---------------------------------------------------------------------------
     def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:

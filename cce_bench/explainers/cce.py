@@ -22,6 +22,7 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from ..errors import UserError
 from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits
 from ..tensors import channel_list, to_pixels
+from ..schema import Rule, check_knobs
 from .base import Explainer, SettingMaps, other_top_classes, postprocess, register
 
 
@@ -66,32 +67,38 @@ STEP_RULES = {
 class CCE(Explainer):
     label = "CCE"
 
+    memory_knobs = ("batch_size", "M")
+    knob_ranges = {
+        **Explainer.knob_ranges,
+        "alpha": Rule("number", 0, 1),
+        "M": Rule("whole", 1, 998),            # ImageNet's 1000 classes less the explained one and the top-1
+        "gamma": Rule("number", 0, 1e9),
+        "epsilon": Rule("number", 0, 255, low_open=True),   # 0-255 pixel units: 255 is no bound at all
+        "steps": Rule("whole", 1, 100_000),
+        "lr": Rule("number", 0, 1, low_open=True, nullable=True),
+        "kappa": Rule("number", 0, 1e4),       # a negative margin would call a counterfactual valid before it flips
+        "K": Rule("whole", 1, 1000),
+        "tv_weight": Rule("number", 0, 1e9),
+        "tv_sigma": Rule("number", 0, 1e3, low_open=True),
+        "blur_sigma": Rule("number", 0, 1),    # a fraction of the image side
+        "dist_scale": Rule("number", 0, 1e6, low_open=True),
+        "validity": Rule("choice", choices=tuple(VALIDITY_LOSSES)),
+        "keep": Rule("choice", choices=tuple(KEEP_RULES)),
+        "step_rule": Rule("choice", choices=tuple(STEP_RULES)),
+        "grid": Rule("whole", 1, 4096, nullable=True),
+    }
+
     def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
                  tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.05,
                  dist_scale: float = 255.0, validity: str = "hinge", keep: str = "closest_valid",
                  step_rule: str = "adam", grid: int | None = None, batch_size: int = 16, mean=None, std=None):
         super().__init__(model, batch_size)
-        checks = [
-            (0 <= alpha <= 1, f"alpha={alpha} is outside [0, 1]: it weighs M_sup against M_pro"),
-            (int(M) == M and M >= 1, f"M={M} must be a whole number of counterfactuals, at least 1"),
-            (gamma >= 0, f"gamma={gamma} must be >= 0: it weighs the distance loss"),
-            (epsilon > 0, f"epsilon={epsilon} must be > 0 (the perturbation bound in 0-255 pixel units)"),
-            (int(steps) == steps and steps >= 1, f"steps={steps} must be a whole number >= 1"),
-            (lr is None or lr > 0, f"lr={lr} must be > 0, or null for (epsilon / 255) / 5"),
-            (int(K) == K and K >= 1, f"K={K} must be a whole number of path points >= 1"),
-            (tv_weight >= 0 and tv_sigma > 0 and blur_sigma >= 0,
-             "tv_weight and blur_sigma must be >= 0 and tv_sigma > 0"),
-            (dist_scale > 0, f"dist_scale={dist_scale} must be > 0 (255: L_dist in 0-255 pixel units)"),
-            (validity in VALIDITY_LOSSES, f"validity={validity} is not one of {', '.join(VALIDITY_LOSSES)}"),
-            (keep in KEEP_RULES, f"keep={keep} is not one of {', '.join(KEEP_RULES)}"),
-            (step_rule in STEP_RULES, f"step_rule={step_rule} is not one of {', '.join(STEP_RULES)}"),
-            (grid is None or (int(grid) == grid and grid >= 1),
-             f"grid={grid} must be a whole number of cells per side >= 1, or null for one value per pixel"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+        check_knobs(type(self), locals())
+        classes = len(getattr(model, "categories", None) or []) or None
+        if classes is not None and M > classes - 2:
+            raise UserError(f"M={M} counterfactuals but the model has {classes} classes: at most {classes - 2} "
+                            "contrast classes (all but the explained one and the top-1)")
         self.alpha, self.M, self.gamma, self.epsilon = float(alpha), int(M), float(gamma), float(epsilon)
         self.steps, self.lr, self.kappa, self.K = int(steps), lr, float(kappa), int(K)
         self.tv_weight, self.tv_sigma, self.blur_sigma = float(tv_weight), float(tv_sigma), float(blur_sigma)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..schema import Rule, check_knobs
 from .base import Explainer, other_top_classes, register
 from .layers import capture_outputs, resolve_layer
 
@@ -25,10 +25,11 @@ from .layers import capture_outputs, resolve_layer
 class ContrastiveGradCAM(Explainer):
     label = "CE"
 
+    knob_ranges = {**Explainer.knob_ranges, "contrast_rank": Rule("whole", 2, 1000)}  # 2: the second most likely
+
     def __init__(self, model, target_layer: str | None = None, contrast_rank: int = 2, batch_size: int = 16):
         super().__init__(model, batch_size)
-        if int(contrast_rank) < 2:
-            raise UserError(f"CE contrast_rank={contrast_rank} must be >= 2 (2: the second most likely class)")
+        check_knobs(type(self), locals())
         self.target_layer, self.contrast_rank = target_layer, int(contrast_rank)
         self.layer = resolve_layer(model, target_layer)
 

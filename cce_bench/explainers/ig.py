@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from captum.attr import IntegratedGradients as CaptumIntegratedGradients
 
-from ..errors import UserError
 from ..tensors import to_normalised
+from ..schema import Rule, check_knobs
 from .base import Explainer, register
 
 
@@ -15,10 +15,13 @@ class IG(Explainer):
 
     label = "IG"
 
+    memory_knobs = ("internal_batch_size", "batch_size")
+    knob_ranges = {**Explainer.knob_ranges, "steps": Rule("whole", 1, 100_000),
+                   "internal_batch_size": Rule("whole", 1, 100_000)}
+
     def __init__(self, model, steps: int = 50, internal_batch_size: int = 16, batch_size: int = 4, mean=None, std=None):
         super().__init__(model, batch_size)
-        if int(steps) < 1 or int(internal_batch_size) < 1:
-            raise UserError(f"IG steps={steps} and internal_batch_size={internal_batch_size} must be >= 1")
+        check_knobs(type(self), locals())
         self.steps, self.internal_batch_size = int(steps), int(internal_batch_size)
         self.mean = mean if mean is not None else getattr(model, "mean", None)
         self.std = std if std is not None else getattr(model, "std", None)

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..errors import UserError
+from ..schema import Rule, check_knobs
 from .base import Explainer, register
 
 
@@ -59,15 +59,21 @@ class RISE(Explainer):
 
     label = "RISE"
 
+    # null: the model's defaults (RISE_DEFAULTS)
+    memory_knobs = ("batch_size", "N")
+    knob_ranges = {**Explainer.knob_ranges, "N": Rule("whole", 1, 1_000_000, nullable=True),
+                   "grid": Rule("whole", 1, 1024, nullable=True),
+                   "keep": Rule("number", 0, 1, low_open=True, high_open=True, nullable=True),
+                   "seed": Rule("whole", 0, 2**32 - 1)}
+
     def __init__(self, model, N: int | None = None, grid: int | None = None, keep: float | None = None, seed: int = 0,
                  batch_size: int = 16):
         super().__init__(model, batch_size)
+        check_knobs(type(self), locals())
         default_n, default_grid, default_keep = RISE_DEFAULTS.get(getattr(model, "name", None), OTHER_MODELS)
         N = default_n if N is None else N
         grid = default_grid if grid is None else grid
         keep = default_keep if keep is None else keep
-        if int(N) < 1 or int(grid) < 1 or not 0 < keep < 1:
-            raise UserError(f"RISE needs N >= 1, grid >= 1 and 0 < keep < 1 (got N={N}, grid={grid}, keep={keep})")
         self.N, self.grid, self.keep, self.seed = int(N), int(grid), float(keep), int(seed)
         self._masks = None
 

@@ -59,9 +59,10 @@ def retrying_on_out_of_memory(score: Callable[[dict], tuple], cfg: DictConfig, e
                     raise
                 changes = halve_batch_sizes(cfg, explainers)
                 if not changes:
+                    held = "".join(f", {e.memory_hint()}" for e in explainers if set(e.memory_knobs) - {"batch_size"})
                     raise UserError(f"out of memory on batch {k} with one model input per pass: pass a smaller "
-                                    "images_per_batch= or smaller images (data.resize=, data.crop=), or run on a "
-                                    "card with more memory; the finished batches are kept") from None
+                                    f"images_per_batch={held} or smaller images (data.resize=, data.crop=), or run "
+                                    "on a card with more memory; the finished batches are kept") from None
             # Outside the except block, so that the failed attempt's tensors (held by the traceback) are freed.
             free_cached_memory()
             message = f"out of memory on batch {k}: halved {'; '.join(changes)}; batch {k} again"

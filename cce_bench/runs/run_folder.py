@@ -92,6 +92,63 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+# Hydra's own record of a run (the config as composed, Hydra's settings, the overrides), held when the task
+# starts and written into `.hydra/` with the run's config once the run is accepted, so that a refused rerun
+# leaves a finished run's provenance as it was (Hydra itself is told not to write it: output_subdir null).
+_HYDRA_RECORD: dict[str, str] = {}
+
+
+def hold_hydra_record(task_cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    _HYDRA_RECORD.clear()
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        _HYDRA_RECORD.update({"config.yaml": OmegaConf.to_yaml(task_cfg),
+                              "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})),
+                              "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.overrides.task)})
+
+
+# What a run folder holds before its first result: a failed start that leaves only these removes the folder.
+SCAFFOLD = {".cce-bench", ".lock", ".hydra", "parts", "fingerprint.json", "config.yaml", "samples.csv", "machine.json"}
+
+
+def holds_results(path: Path) -> bool:
+    for entry in path.iterdir():
+        if entry.name == "parts":
+            if any(part.stat().st_size for part in entry.iterdir()):
+                return True
+        elif entry.name not in SCAFFOLD and not entry.name.startswith("machine.rank"):
+            return True
+    return False
+
+
+def remove_unfinished_start(path: Path, keep: Path) -> None:
+    """Removes a run folder this process made that holds no result, and the empty folders above it up to
+    `keep` (the nearest one that existed before): a run refused at its start leaves nothing behind."""
+    import fcntl
+    import shutil
+
+    if not path.is_dir() or holds_results(path):
+        return
+    if (path / ".lock").is_file():
+        with open(path / ".lock", encoding="utf-8") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # another process is writing this run (this one was refused for that)
+            shutil.rmtree(path, ignore_errors=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+    for parent in path.parents:
+        if parent == keep or not str(parent).startswith(str(keep)):
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 def mark_output_folder(path: Path) -> None:
     """Marks a folder as cce-bench's, so that `out=` may reuse it (and refuses folders without the mark)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -142,6 +199,11 @@ class RunFolder:
         return self.write_text(name, json.dumps(obj, indent=2, default=str) + "\n")
 
     def write_config(self, cfg) -> Path:
+        """The resolved config, and Hydra's record of the run in .hydra/ (written here, once the run is accepted)."""
+        if _HYDRA_RECORD:
+            (self.path / ".hydra").mkdir(exist_ok=True)
+            for name, text in _HYDRA_RECORD.items():
+                self.write_text(f".hydra/{name}", text)
         return self.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> Path:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ..data import create_dataset
-from ..errors import UserError
+from ..errors import UserError, memory_asked_by
 from ..schema import require, validate
 from ..explainers import EXPLAINERS, Explainer, create_explainer
 from ..models import Classifier, create_model
@@ -101,9 +101,10 @@ def build_model(cfg: DictConfig) -> Classifier:
     if random_init:
         print(f"warning: model.random_init=true: {cfg.model.name} has random weights, its maps and scores mean "
               "nothing (for timing only)", file=sys.stderr)
-    return create_model(cfg.model.name, checkpoint=cfg.model.get("checkpoint"), device=cfg.device,
-                        download=bool(cfg.model.get("download", False)), random_init=random_init,
-                        precision=str(cfg.get("precision", "tf32")))
+    with memory_asked_by(f"model (model={cfg.model.name} does not fit on {cfg.device}: pass another model= or device=)"):
+        return create_model(cfg.model.name, checkpoint=cfg.model.get("checkpoint"), device=cfg.device,
+                            download=bool(cfg.model.get("download", False)), random_init=random_init,
+                            precision=str(cfg.get("precision", "tf32")))
 
 
 def model_description(cfg: DictConfig) -> str:

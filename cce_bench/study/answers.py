@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +34,41 @@ def _require(condition: bool, message: str) -> None:
         raise BadAnswers(message)
 
 
+# An answer file holds ~1 kB per set; anything far larger is not one (and is not read whole).
+MAX_ANSWER_BYTES = 1_000_000
+
+
+def read_json_file(path: Path, limit: int) -> object:
+    """A regular file of at most `limit` bytes, parsed as JSON; BadAnswers says why not. A FIFO or a
+    device is never opened (reading one would wait forever), and nesting too deep to parse is a reason."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise BadAnswers(f"cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
+        raise BadAnswers(f"not a regular file ({kind})")
+    if info.st_size > limit:
+        raise BadAnswers(f"{info.st_size:,} bytes: larger than any answer file ({limit:,} bytes at most)")
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(limit + 1).decode("utf-8")
+        return json.loads(text)
+    except RecursionError:
+        raise BadAnswers("not a JSON answer file (nested too deep)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadAnswers(f"not a JSON answer file ({type(exc).__name__})") from None
+
+
+def _whole(value, allowed) -> bool:
+    """A JSON whole number among `allowed` (true is not 1, 1.0 is not 1)."""
+    return type(value) is int and value in allowed
+
+
 def read_answers(path: Path, study: dict) -> Participant:
     """One file checked against the study: its format, its study, every answer in range, and the order it
     says it showed equal to the order the page draws for its participant seed."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadAnswers(f"not a JSON answer file ({type(exc).__name__})") from None
+    data = read_json_file(path, MAX_ANSWER_BYTES)
     _require(isinstance(data, dict) and data.get("format") == ANSWERS_FORMAT,
              f"not an answer file of this page (format is not {ANSWERS_FORMAT})")
     _require(data.get("study_id") == study["study_id"],
@@ -47,11 +76,12 @@ def read_answers(path: Path, study: dict) -> Participant:
              "a different page or seed")
     _require(data.get("study_seed") == study["seed"], f"study seed {data.get('study_seed')!r} is not this study's {study['seed']}")
     seed = data.get("participant_seed")
-    _require(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= 0xFFFFFFFF,
+    _require(type(seed) is int and 0 <= seed <= 0xFFFFFFFF,
              "participant_seed is missing or not a whole number in 0..4294967295")
     background = data.get("background")
-    _require(isinstance(background, dict) and background.get("gender") in GENDERS
-             and background.get("ml_experience") in (1, 2, 3, 4, 5)
+    _require(isinstance(background, dict) and isinstance(background.get("gender"), str)
+             and background.get("gender") in GENDERS and _whole(background.get("ml_experience"), range(1, 6))
+             and isinstance(background.get("knows_interpretability"), str)
              and background.get("knows_interpretability") in ("yes", "no"),
              "the background answers are missing or out of range")
     sets = data.get("sets")
@@ -66,11 +96,13 @@ def read_answers(path: Path, study: dict) -> Participant:
         order = shuffled(methods, study["seed"], seed, i, METHODS)
         _require(given.get("choices_shown") == choices and given.get("methods_shown") == order,
                  f"set {i + 1}: the order it says was shown is not the page's for participant {seed}")
-        _require(given.get("guess") in asked["choices"], f"set {i + 1}: the guess is not one of the choices")
+        _require(isinstance(given.get("guess"), str) and given["guess"] in asked["choices"],
+                 f"set {i + 1}: the guess is not one of the choices")
         scores, ranks = given.get("scores"), given.get("ranks")
-        _require(isinstance(scores, dict) and all(scores.get(k) in (1, 2, 3, 4, 5) for k in LETTERS),
+        _require(isinstance(scores, dict) and all(_whole(scores.get(k), range(1, 6)) for k in LETTERS),
                  f"set {i + 1}: a score is missing or outside 1..5")
-        _require(isinstance(ranks, dict) and sorted(ranks.get(k, 0) for k in LETTERS) == [1, 2, 3],
+        _require(isinstance(ranks, dict) and all(_whole(ranks.get(k), range(1, 4)) for k in LETTERS)
+                 and sorted(ranks[k] for k in LETTERS) == [1, 2, 3],
                  f"set {i + 1}: the ranks are not 1, 2, 3 once each")
         rows.append({"set": i, "image_id": asked["image_id"], "guess": given["guess"],
                      "correct": given["guess"] == asked["answer"],

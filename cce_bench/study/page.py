@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import io
 import json
+import re
 from importlib import resources
 
 import matplotlib.pyplot as plt
@@ -54,9 +56,20 @@ def study_definition(title: str, seed: int, model: str, methods: list[str], labe
     return definition
 
 
+def script_json(value) -> str:
+    """JSON that stays data inside an HTML <script> element: no "<", ">" or "&" can start a tag, a comment
+    or an entity there (e.g. "<!--<script>" would swallow the rest of the page), and U+2028/U+2029 are
+    escaped for JavaScript parsers older than ES2019."""
+    text = json.dumps(value, ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
 def render_page(definition: dict) -> str:
     template = resources.files("cce_bench.study").joinpath("page.html").read_text(encoding="utf-8")
-    # "</" inside the JSON would end the <script> element early.
-    data = json.dumps(definition).replace("</", "<\\/")
-    html_title = definition["title"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return template.replace("__TITLE__", html_title).replace("__ORDER_JS__", PAGE_JS).replace("__STUDY__", data)
+    fills = {"__TITLE__": html.escape(str(definition["title"])), "__ORDER_JS__": PAGE_JS,
+             "__STUDY__": script_json(definition)}
+    # One pass: a title that spells a placeholder stays text.
+    return re.sub("|".join(fills), lambda match: fills[match.group(0)], template)
