@@ -1,10 +1,27 @@
-"""cce-bench: benchmarks of saliency-map explanations, starting with the tables of the CCE paper."""
-from .api import explain, insertion_deletion
-from .errors import UserError
-from .explainers import EXPLAINERS, create_explainer
-from .models import MODELS, PixelInput, create_model
+"""cce-bench: benchmarks of saliency-map explanations, starting with the tables of the CCE paper.
+
+The public names are imported when first used (PEP 562), so that the command line answers `--help`, a
+typo or a config error without loading torch and the methods first.
+"""
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["EXPLAINERS", "MODELS", "PixelInput", "UserError", "create_explainer", "create_model", "explain",
-           "insertion_deletion", "__version__"]
+_PUBLIC = {"explain": ".api", "insertion_deletion": ".api", "UserError": ".errors", "EXPLAINERS": ".explainers",
+           "create_explainer": ".explainers", "MODELS": ".models", "PixelInput": ".models", "create_model": ".models"}
+
+__all__ = sorted([*_PUBLIC, "__version__"])
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cce_bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

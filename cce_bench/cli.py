@@ -40,6 +40,58 @@ after a command lists its config groups.
 """
 
 
+# `cce-bench COMMAND --help`: what the command does, its main keys, examples (Hydra's own page: --hydra-help).
+COMMON_KEYS = ("model=efficientnet_lite0|vgg19|resnet50   device=auto|cpu|cuda   seed=0   out=DIR (a rerun resumes)\n"
+               "  threads=null (CPU threads; null: the cores this process may use)   --cfg job prints every key")
+COMMAND_HELP: dict[str, tuple[str, list[str], list[str]]] = {
+    "sweep": ("Tables 1-4 of the paper: sweeps one knob of a method (CCE's alpha, M, gamma or epsilon) and scores "
+              "each value by insertion/deletion (100 x AUC, Diff = Ins - Del).",
+              ["param=alpha|M|gamma|epsilon   param.values=[...]   method=cce (any method)",
+               "data=photos|imagenet   data.root=DIR   data.n_images=N   metric.step=224",
+               "experiment=table1_alpha|table2_M|table3_gamma|table4_epsilon|smoke"],
+              ["cce-bench sweep param=alpha", "cce-bench sweep experiment=table1_alpha data.root=/data/imagenet device=cuda"]),
+    "pointing-game": ("Table 5: the energy-based pointing game on COCO pairs (image, mapped class, box), CCE against "
+                      "nine methods.",
+                      ["methods=[cce,gbp,...]   method_knobs.NAME.KNOB=VALUE",
+                       "data=photos_coco|coco   data.root=DIR   data.n_images=N   experiment=table5_pointing_game|smoke"],
+                      ["cce-bench pointing-game methods=[cce,gradcam_pp]",
+                       "cce-bench pointing-game experiment=table5_pointing_game data.root=/data/coco device=cuda"]),
+    "explain": ("Figures: why P? why P rather than Q? why is a P while b is Q? for image files or bundled photos.",
+                ["IMAGE [IMAGE]   target=CLASS   contrast=CLASS   targets=[A,B]   methods=[cce,...]"],
+                ["cce-bench explain chelsea", "cce-bench explain photo.jpg target=tabby contrast=tiger_cat"]),
+    "score": ("Scores saliency maps made by any tool on the suite's protocols (insertion/deletion; the pointing game "
+              "when the data has boxes).",
+              ["maps=FOLDER|FILE.npz|FILE.pt   maps_ids=FILE   maps_frame=auto|input|image   name=LABEL",
+               "data=photos|imagenet|coco   data.root=DIR   data.n_images=N"],
+              ["cce-bench score maps=my_maps data.n_images=1"]),
+    "sanity": ("Model-parameter randomisation test (Adebayo et al. 2018): how much each method's maps change when "
+               "the model's layers are re-initialised.",
+               ["methods=[...]   sanity.modes=[cascading,independent]   sanity.layers=N   sanity.fail_above=0.5"],
+               ["cce-bench sanity methods=[gradcam_pp,gbp] data.n_images=1"]),
+    "compare": ("One leaderboard: every method on the same images, insertion/deletion, the pointing game where the "
+                "data has boxes, time per image and the sanity check.",
+                ["methods=[...]   sanity.enabled=true|false   data=photos_coco|photos|imagenet|coco   data.root=DIR"],
+                ["cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos experiment=smoke"]),
+    "user-study": ("The paper's user study as one offline HTML survey page built from the suite's maps.",
+                   ["methods=[A,B] (C is CCE)   sets=N   choices=4   title=TEXT   data=photos|imagenet"],
+                   ["cce-bench user-study", "cce-bench user-study sets=3 title='Which map explains best?'"]),
+    "user-study-results": ("The user study's tables (scores, ranks, guesses, participants) from the downloaded "
+                           "answer files.",
+                           ["FILES...|FOLDER   study=DIR (the user-study run)   bootstrap=10000   confidence=0.95"],
+                           ["cce-bench user-study-results answers/ study=results/runs/<time>_user-study_efficientnet_lite0"]),
+    "train-calm": ("Fine-tunes CALM (CALM-EM) on a local ImageNet train folder, for CALM's column.",
+                   ["data.root=DIR   epochs=1   lr_head=0.01   lr_backbone=0.001   batch_size=32   checkpoint=PATH"],
+                   ["cce-bench train-calm data.root=/data/imagenet device=cuda"]),
+}
+
+
+def command_help(command: str) -> str:
+    summary, keys, examples = COMMAND_HELP[command]
+    return "\n".join([f"usage: cce-bench {command} [KEY=VALUE ...] [-m]", "", summary, "", "main keys:",
+                      *(f"  {k}" for k in keys), f"  {COMMON_KEYS}", "", "examples:", *(f"  {e}" for e in examples),
+                      "", "Every key with its range: docs/knobs.md in the project; Hydra's own help: --hydra-help"])
+
+
 # Each command: its module under cce_bench/commands/ and that module's entry point, imported when run.
 COMMANDS: dict[str, str] = {"sweep": "run_sweep", "pointing-game": "run_pointing_game", "explain": "run_explain",
                             "train-calm": "run_train_calm", "score": "run_score", "sanity": "run_sanity",
@@ -321,6 +373,14 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then lets the task's exception through, with its traceback
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"cce-bench {__version__}")
+        return
+    if argv[0] in COMMAND_HELP and any(a in ("-h", "--help") for a in argv[1:]):
+        print(command_help(argv[0]))
         return
     with one_line_errors(debug):
         _dispatch(argv[0], argv[1:], debug)

@@ -91,6 +91,7 @@ RULES: dict[str, Rule] = {
     "batch_size": Rule("whole", 1, 100_000, nullable=True),
     "images_per_batch": Rule("whole", 1, 100_000, nullable=True),
     "num_workers": Rule("whole", 0, 256),
+    "threads": Rule("whole", 1, 1024, nullable=True),
     "data.n_images": WHOLE_OR_NULL,
     "data.crop": Rule("whole", *SIDE),
     "data.resize": Rule("size", *SIDE),
@@ -258,8 +259,19 @@ def require(missing: list[str]) -> None:
 
 
 def validate(cfg) -> None:
-    """Raises UserError for the first knob of the wrong type or out of its range."""
-    for key, rule in {**RULES, **method_knob_rules(cfg)}.items():
+    """Raises UserError for the first knob of the wrong type or out of its range: the shared keys first,
+    then the methods' (which imports the methods, and with them torch)."""
+    _check_rules(cfg, RULES)
+    for refusal in REFUSALS:
+        message = refusal(cfg)
+        if message:
+            raise UserError(message)
+    _check_rules(cfg, method_knob_rules(cfg))
+    _check_method_lists(cfg)
+
+
+def _check_rules(cfg, rules: dict[str, Rule]) -> None:
+    for key, rule in rules.items():
         value = _value(cfg, key)
         if value == "<absent>" or (isinstance(value, str) and value.startswith("${")):
             continue
@@ -269,10 +281,9 @@ def validate(cfg) -> None:
             value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         if not rule.accepts(value):
             raise UserError(f"{key}={_shown(value)} is not valid: it must be {rule.describe()}")
-    for refusal in REFUSALS:
-        message = refusal(cfg)
-        if message:
-            raise UserError(message)
+
+
+def _check_method_lists(cfg) -> None:
     methods = _value(cfg, "methods")
     if isinstance(methods, (list, ListConfig)):
         if len(methods) == 0:

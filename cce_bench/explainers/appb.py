@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
+from ..progress import counted
 from ..schema import Rule, check_knobs
 from .base import Explainer, register
 from .layers import capture_outputs, network
@@ -73,7 +74,7 @@ class APPB(Explainer):
         with torch.enable_grad():
             if self.optimizer == "adam":
                 opt = torch.optim.Adam([x_adv], lr=self.lr)
-                for _ in range(self.steps):
+                for _ in counted(range(self.steps), f"APPB: {images.shape[0]} images"):
                     loss = self.per_image_loss(x_adv, images, clean, targets).sum()
                     (x_adv.grad,) = torch.autograd.grad(loss, x_adv)
                     opt.step()

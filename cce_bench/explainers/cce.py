@@ -21,8 +21,9 @@ from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
 from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits
-from ..tensors import channel_list, to_pixels
+from ..progress import counted
 from ..schema import Rule, check_knobs
+from ..tensors import channel_list, to_pixels
 from .base import Explainer, SettingMaps, other_top_classes, postprocess, register
 
 
@@ -212,7 +213,7 @@ class CCE(Explainer):
         best_dist = torch.full((x.shape[0],), float("inf"), device=x.device)
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         needs_change = None
-        for t in range(self.steps + 1):
+        for t in counted(range(self.steps + 1), f"CCE: {x.shape[0]} counterfactuals"):
             last = t == self.steps  # the final iterate is only evaluated
             with torch.set_grad_enabled(not last):
                 delta = self._perturbation(variable, x)

@@ -20,6 +20,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from ..errors import UserError
 from ..models import batched_logits
+from ..progress import counted
 
 
 @dataclass
@@ -122,7 +123,7 @@ def insertion_deletion(model, images: torch.Tensor, maps: torch.Tensor, targets=
     start = torch.stack([images, blurred])
     finish = torch.stack([torch.zeros_like(images), images])
     scores = torch.empty(curve_idx.numel(), device=device)
-    for first in range(0, curve_idx.numel(), int(batch_size)):
+    for first in counted(range(0, curve_idx.numel(), int(batch_size)), f"insertion/deletion: {b} maps", unit="pass"):
         sl = slice(first, first + int(batch_size))
         ci, ii = curve_idx[sl], image_idx[sl]
         changed = ranks[ii] < (k_idx[sl] * int(step)).view(-1, 1, 1, 1)

@@ -104,7 +104,8 @@ def finish_run(run: RunFolder, command: str, session: Session, extra: dict) -> N
                                 "precision": str(session.cfg.get("precision", "tf32")),
                                 "started": session.started, "finished": now_iso(),
                                 "wall_seconds": round(time.perf_counter() - session.wall_start, 1),
-                                "processes": session.shard.world, "out_of_memory": session.out_of_memory,
+                                "processes": session.shard.world, "threads": torch.get_num_threads(),
+                                "out_of_memory": session.out_of_memory,
                                 **extra})
     distributed.stop()
 

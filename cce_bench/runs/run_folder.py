@@ -64,7 +64,7 @@ def machine_info(device: torch.device) -> dict:
 
 # Keys that do not change the numbers: a run may resume with other values of these. Model inputs per pass
 # (batch_size, and each method's) are among them: a run that ran out of memory goes on with smaller ones.
-NOT_IN_FINGERPRINT = ("out", "num_workers", "batch_size")
+NOT_IN_FINGERPRINT = ("out", "num_workers", "batch_size", "threads")
 
 
 def fingerprint(cfg) -> tuple[str, dict]:

@@ -1,9 +1,11 @@
 """From a config to the objects a run needs: device, seeds, batch sizes, then model, data and explainers."""
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +21,7 @@ from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
 # ones fill a GPU.
-CPU_BATCH = {"batch_size": 16, "images_per_batch": 4}
+CPU_BATCH = {"batch_size": 16, "images_per_batch": 1}
 GPU_BATCH = {"batch_size": 256, "images_per_batch": 32}
 METHOD_BATCH = {"cpu": 16, "cuda": 64}  # each method's own batch_size (model inputs per pass)
 
@@ -53,6 +55,35 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", index)
 
 
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice (physical cores), before any run sets it
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity (taskset, SLURM's --cpus-per-task) and the cgroup's
+    CPU quota (docker --cpus, Kubernetes limits), whichever is smaller."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def choose_threads(requested: int | None) -> int:
+    """CPU threads for torch: `threads=` as given, else the usable cores (at most torch's own default, which
+    leaves hyper-threads out). Sets them, says so when the machine is already busy, returns the number."""
+    threads = int(requested) if requested is not None else min(usable_cores(), TORCH_DEFAULT_THREADS)
+    torch.set_num_threads(threads)
+    if requested is None and hasattr(os, "getloadavg"):
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        if load >= cores * 0.75 and threads > 1:
+            print(f"note: this machine is busy (load {load:.1f} on {cores} cores) and the run uses {threads} threads: "
+                  "on a shared machine threads=1 (or the cores that are free) is often faster", file=sys.stderr)
+    return threads
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seeds every generator; with `deterministic`, asks torch for deterministic kernels (cuDNN without
     autotuning, cuBLAS with a fixed workspace) and warns where an op has none."""
@@ -81,6 +112,8 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     cfg.device = str(device)
+    if "threads" in cfg:
+        cfg.threads = choose_threads(cfg.threads)
     defaults = dict(GPU_BATCH if device.type == "cuda" else CPU_BATCH)
     for name in cfg.get("method_knobs") or {}:
         defaults[f"method_knobs.{name}.batch_size"] = METHOD_BATCH.get(device.type, METHOD_BATCH["cpu"])
