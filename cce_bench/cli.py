@@ -78,7 +78,7 @@ COMMAND_HELP: dict[str, tuple[str, list[str], list[str]]] = {
     "user-study-results": ("The user study's tables (scores, ranks, guesses, participants) from the downloaded "
                            "answer files.",
                            ["FILES...|FOLDER   study=DIR (the user-study run)   bootstrap=10000   confidence=0.95"],
-                           ["cce-bench user-study-results answers/ study=results/runs/<time>_user-study_efficientnet_lite0"]),
+                           ["cce-bench user-study-results answers/ study=results/runs/2026-11-26_16-40-00_user-study_efficientnet_lite0"]),
     "train-calm": ("Fine-tunes CALM (CALM-EM) on a local ImageNet train folder, for CALM's column.",
                    ["data.root=DIR   epochs=1   lr_head=0.01   lr_backbone=0.001   batch_size=32   checkpoint=PATH"],
                    ["cce-bench train-calm data.root=/data/imagenet device=cuda"]),
@@ -375,9 +375,9 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     if argv[0] in ("-V", "--version"):
-        from . import __version__
+        import cce_bench
 
-        print(f"cce-bench {__version__}")
+        print(f"cce-bench {cce_bench.__version__}")
         return
     if argv[0] in COMMAND_HELP and any(a in ("-h", "--help") for a in argv[1:]):
         print(command_help(argv[0]))

@@ -97,11 +97,13 @@ def plot_sweep(folder: str | Path) -> list[Path]:
     written = []
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(curves), 1)))
-    for colour, (value, curve) in zip(colours, curves.items()):
+    # Ten qualitative colours, then the line style changes: every swept value is told apart.
+    colours = plt.get_cmap("tab10").colors
+    for k, (value, curve) in enumerate(curves.items()):
+        style = {"color": colours[k % 10], "linestyle": ("-", "--", ":", "-.")[(k // 10) % 4]}
         for ax, kind in zip(axes, ("insertion", "deletion")):
             y = np.asarray(curve[kind])
-            ax.plot(np.linspace(0, 1, len(y)), y, color=colour, label=f"{param}={value}")
+            ax.plot(np.linspace(0, 1, len(y)), y, **style, label=f"{param}={value}")
     for ax, kind in zip(axes, ("insertion", "deletion")):
         ax.set(title=f"mean {kind} curve", xlabel=f"fraction of pixels {'inserted' if kind == 'insertion' else 'deleted'}",
                ylabel="probability of the explained class", ylim=(0, 1))
@@ -118,8 +120,9 @@ def plot_sweep(folder: str | Path) -> list[Path]:
         for column, colour in (("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")):
             ax.plot(values, table[column], "o-", color=colour, label=f"{column} (measured)")
             if f"{column} (paper)" in table and table[f"{column} (paper)"].notna().any():
-                ax.plot(values, table[f"{column} (paper)"], "s--", color=colour, alpha=0.5, label=f"{column} (paper)")
-        ax.set(xlabel=param, ylabel="100 x AUC", title=f"insertion / deletion against {param}")
+                ax.plot(values, table[f"{column} (paper)"], "s--", color=colour, alpha=0.5,
+                        label=f"{column} (paper: VGG-19, 1000 ImageNet images)")
+        ax.set(xlabel=param, ylabel="100 x AUC", title=f"insertion / deletion against {param} (this run's model and images)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -151,7 +154,7 @@ def plot_pointing_game(folder: str | Path) -> Path:
 
 
 @names_as_text
-def plot_sanity(folder: str | Path) -> Path:
+def plot_sanity(folder: str | Path, fail_above: float | None = None) -> Path:
     """sanity.png, as Adebayo et al. draw it: similarity to the trained model's maps against the blocks
     randomised from the logits down, one line per method; a row per mode, a column per measure."""
     folder = Path(folder)
@@ -159,7 +162,12 @@ def plot_sanity(folder: str | Path) -> Path:
     from .metrics.sanity import MEASURES as measures
 
     modes = [m for m in ("cascading", "independent") if m in set(table["mode"])]
-    fig, axes = plt.subplots(len(modes), 3, figsize=(15, 4.2 * len(modes)), squeeze=False)
+    measures = dict(measures)
+    if np.allclose(table["spearman"], table["spearman_abs"], equal_nan=True):
+        # Magnitude maps (all >= 0): the signed panel would repeat the absolute one.
+        del measures["spearman"]
+        measures["spearman_abs"] = "Spearman (maps >= 0: signed = abs)"
+    fig, axes = plt.subplots(len(modes), len(measures), figsize=(5 * len(measures), 4.2 * len(modes)), squeeze=False)
     for row, mode in zip(axes, modes):
         part = table[table["mode"] == mode]
         for ax, (key, title) in zip(row, measures.items()):
@@ -168,10 +176,12 @@ def plot_sanity(folder: str | Path) -> Path:
             steps = part.drop_duplicates("step").sort_values("step")
             ax.set_xticks(steps["step"], steps["block"], rotation=60, ha="right", fontsize=6)
             ax.axhline(0, color="gray", lw=0.5)
+            if key == "spearman_abs" and fail_above is not None:
+                ax.axhline(fail_above, color="tab:red", ls="--", lw=1, label=f"fails above {fail_above:g}")
             ax.set(title=f"{title}, {mode}", ylim=(-0.3, 1.05), ylabel="similarity to the trained model's map",
                    xlabel="randomised down to" if mode == "cascading" else "block randomised alone")
             ax.grid(alpha=0.3)
-        row[-1].legend(fontsize=7)
+        row[0].legend(fontsize=7)
     return saved(fig, folder / "sanity.png")
 
 

@@ -156,6 +156,17 @@ def test_readme_sanity_command(tmp_path, lite0, photos):
     verdict = pd.read_csv(out / "verdict.csv")
     assert verdict["method"].tolist() == ["GCAM+", "GBP"] and (verdict["randomised down to"] == "conv_stem+bn1").all()
     assert (out / "sanity.png").is_file() and "SSIM, independent randomisation" in (out / "table.md").read_text()
+    # For magnitude maps (GCAM+ and GBP here: raw maps >= 0) the signed Spearman equals the absolute one,
+    # and its panel, a copy, is left out; where they differ (signed maps), all three panels are drawn.
+    from PIL import Image
+
+    from cce_bench.figures import plot_sanity
+
+    assert (table["spearman"] == table["spearman_abs"]).all()
+    assert Image.open(out / "sanity.png").size[0] == 1000  # two panels of 5 inches at 100 dpi
+    table.loc[table["method"] == "GBP", "spearman"] *= -1  # as signed maps would give
+    table.to_csv(out / "table.csv", index=False)
+    assert Image.open(plot_sanity(out, 0.5)).size[0] == 1500
 
     # step 1 (the classifier re-initialised), recomputed here with scipy's Spearman
     from cce_bench.explainers import create_explainer, postprocess

@@ -50,6 +50,8 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     assert samples["id"].tolist() == ["chelsea", "coffee"]
     assert "| alpha |" in (out / "table.md").read_text().replace("|   alpha |", "| alpha |")
     assert "Ins (paper)" in result.stdout  # the markdown table is printed at the end
+    # the caption says where the paper's numbers come from
+    assert "VGG-19 on 1000 random ImageNet images" in json.loads((out / "run.json").read_text())["caption"]
 
 
 def test_cfg_job_prints_the_composed_config():

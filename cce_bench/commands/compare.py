@@ -115,8 +115,8 @@ def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
 def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
     """CCE's records (else the first method's) with their insertion - deletion as `score` (for `report`)."""
     method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
-    chosen = records[records["method"] == method].assign(score=lambda r: r["ins_auc"] - r["del_auc"])
-    return chosen, f"{EXPLAINERS.get(method).label} Ins - Del", {"method": method}, "image_id"
+    chosen = records[records["method"] == method].assign(score=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
+    return chosen, f"{EXPLAINERS.get(method).label} Ins - Del (100 x AUC)", {"method": method}, "image_id"
 
 
 def prepare(session: Session) -> Job:

@@ -82,8 +82,8 @@ def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
 def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
     """CCE's records (else the first method's) with their proportion as `score` (for `report`'s examples)."""
     method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
-    chosen = records[records["method"] == method].assign(score=lambda r: r["proportion"])
-    return chosen, f"{EXPLAINERS.get(method).label} proportion", {"method": method}, "pair_id"
+    chosen = records[records["method"] == method].assign(score=lambda r: 100 * r["proportion"])
+    return chosen, f"{EXPLAINERS.get(method).label} proportion (%)", {"method": method}, "pair_id"
 
 
 def prepare(session: Session) -> Job:

@@ -57,7 +57,7 @@ def example_grid(folder: Path, cfg, command: str, records: pd.DataFrame) -> Path
         panels = [(f"{explainer.label} map for {rec['target_name']}", maps[i])]
         if "mask" in it:
             panels.append(("box mask", it["mask"].float().numpy()))
-        rows.append({"label": f"{rec['rank']}: {it['id']}\n{label} = {rec['score']:.3f}", "image": pictures[i],
+        rows.append({"label": f"{rec['rank']}: {it['id']}\n{label} = {rec['score']:.2f}", "image": pictures[i],
                      "panels": panels})
     return explanation_figure(rows, folder / "examples.png")
 

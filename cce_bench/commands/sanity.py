@@ -142,7 +142,7 @@ def prepare(session: Session) -> Job:
         run.write_csv("table.csv", table)
         run.write_csv("verdict.csv", verdict)
         run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
-        plot_sanity(run.path)
+        plot_sanity(run.path, float(cfg.sanity.fail_above))
         return {"images": int(records["image_id"].nunique()), "records": len(records), "caption": header}, \
             f"{header}\n\n{markdown}\n{notes}"
 

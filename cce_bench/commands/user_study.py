@@ -38,7 +38,8 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     check_methods(names, int(cfg.choices), len(model.categories))
     explainers = {name: build_explainer(cfg, model, name) for name in names}
     cce = build_explainer(cfg, model, CCE.name)
-    cfg.data.n_images = int(cfg.sets)  # one image per set, whatever a preset says
+    cap = cfg.data.get("n_images")
+    cfg.data.n_images = int(cfg.sets) if cap is None else min(int(cfg.sets), int(cap))  # one image per set
     dataset = build_dataset(cfg, model)
     items = [dataset[i] for i in range(len(dataset))]
     for item in items:

@@ -76,9 +76,9 @@ def choose_threads(requested: int | None) -> int:
     leaves hyper-threads out). Sets them, says so when the machine is already busy, returns the number."""
     threads = int(requested) if requested is not None else min(usable_cores(), TORCH_DEFAULT_THREADS)
     torch.set_num_threads(threads)
-    if requested is None and hasattr(os, "getloadavg"):
+    if requested is None and hasattr(os, "getloadavg") and sys.stderr.isatty():  # for a person at a terminal
         load, cores = os.getloadavg()[0], os.cpu_count() or 1
-        if load >= cores * 0.75 and threads > 1:
+        if load >= cores / 2 and threads > 1:
             print(f"note: this machine is busy (load {load:.1f} on {cores} cores) and the run uses {threads} threads: "
                   "on a shared machine threads=1 (or the cores that are free) is often faster", file=sys.stderr)
     return threads
