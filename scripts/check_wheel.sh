@@ -75,7 +75,7 @@ step "score (maps from a .npz), sanity and compare"
 "$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke out=compare
 "$bin/cce-bench" report compare
 step "user-study (the page is package data), then its results from an answer file"
-"$bin/cce-bench" user-study "device=$device" experiment=smoke sets=2 out=study
+"$bin/cce-bench" user-study "device=$device" experiment=smoke sets=2 data.n_images=2 out=study
 "$bin/python" - <<'EOF'
 # One participant's answers as the page writes them (the order drawn by the page's generator's Python twin).
 import json

@@ -39,6 +39,9 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     explainers = {name: build_explainer(cfg, model, name) for name in names}
     cce = build_explainer(cfg, model, CCE.name)
     cap = cfg.data.get("n_images")
+    if cap is not None and int(cap) < int(cfg.sets):
+        print(f"warning: data.n_images={cap} (experiment=smoke sets 1) makes {cap} of the sets={cfg.sets} sets: pass "
+              f"data.n_images={cfg.sets} for all", file=sys.stderr)
     cfg.data.n_images = int(cfg.sets) if cap is None else min(int(cfg.sets), int(cap))  # one image per set
     dataset = build_dataset(cfg, model)
     items = [dataset[i] for i in range(len(dataset))]
