@@ -14,6 +14,7 @@ MEMORY_NOTE = "cce-bench memory: "
 
 
 def is_allocation_failure(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA), MemoryError, or the RuntimeError a CPU allocator raises."""
     allocation = isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("can't allocate memory", "out of memory"))
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or allocation
 

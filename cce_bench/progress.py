@@ -30,7 +30,6 @@ def steps(total: int, desc: str, unit: str = "step") -> Iterator[tqdm]:
 
 def counted(items, desc: str, total: int | None = None, unit: str = "step"):
     """`for t in counted(range(n), "CCE: 10 counterfactuals"):` the loop's items, one bar step each."""
-    items = list(items) if total is None and not hasattr(items, "__len__") else items
     with steps(len(items) if total is None else total, desc, unit) as bar:
         for item in items:
             yield item

@@ -31,9 +31,6 @@ def run_train_calm(cfg: DictConfig):
     mark_output_folder(Path(cfg.out))
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     device = torch.device(cfg.device)
-    for key in ("epochs", "batch_size"):
-        if int(cfg[key]) < 1:
-            raise UserError(f"{key}={cfg[key]} must be >= 1")
     net = initial_calm(cfg).to(device)
     dataset = create_dataset(OmegaConf.to_container(cfg.data), IMAGENET_MEAN, IMAGENET_STD, seed=int(cfg.seed))
     if any(s.label < 0 for s in dataset.samples):

@@ -54,8 +54,6 @@ def answer_files(given: list[str]) -> list[Path]:
 
 
 def run_user_study_results(cfg: DictConfig) -> RunFolder:
-    if not 0 < float(cfg.confidence) < 1 or int(cfg.bootstrap) < 1:
-        raise UserError(f"confidence={cfg.confidence} must be in (0, 1) and bootstrap={cfg.bootstrap} >= 1")
     session = begin(cfg)
     cfg = session.cfg
     study = load_study(str(cfg.study))

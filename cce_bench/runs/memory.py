@@ -13,14 +13,11 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig
 
-from ..errors import UserError
+from ..errors import UserError, is_allocation_failure
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A failed allocation: torch's OutOfMemoryError (CUDA), or the RuntimeError a CPU allocator raises."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("out of memory", "can't allocate memory"))
+# A failed allocation: torch's OutOfMemoryError (CUDA), MemoryError, or the RuntimeError a CPU allocator raises.
+is_out_of_memory = is_allocation_failure
 
 
 def halve_batch_sizes(cfg: DictConfig, explainers) -> list[str]:

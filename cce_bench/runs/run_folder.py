@@ -131,14 +131,12 @@ def remove_unfinished_start(path: Path, keep: Path) -> None:
 
     if not path.is_dir() or holds_results(path):
         return
-    if (path / ".lock").is_file():
-        with open(path / ".lock", encoding="utf-8") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return  # another process is writing this run (this one was refused for that)
-            shutil.rmtree(path, ignore_errors=True)
-    else:
+    lock = open(path / ".lock", "a+", encoding="utf-8")  # held while removing, so no writer starts meanwhile
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another process is writing this run (this one was refused for that)
         shutil.rmtree(path, ignore_errors=True)
     for parent in path.parents:
         if parent == keep or not str(parent).startswith(str(keep)):
