@@ -12,14 +12,14 @@ def explain(model, images: torch.Tensor, method: str = "cce", targets=None, **kn
     """Saliency maps [B, H, W] in [0, 1] for `images` (what `model` takes: normalised [B, 3, H, W]).
 
     `model` returns logits; `targets` are class indices (default: the top-1 class). Knobs are the
-    method's (for CCE: alpha, M, gamma, epsilon, steps, lr, kappa, K, tv_weight, tv_sigma, blur_sigma,
-    dist_scale, validity, keep, step_rule, grid, batch_size, and mean/std, the normalisation the model expects, ImageNet's by default).
+    arguments of the method's constructor, listed with their defaults under Args in its docstring:
+    `help(cce_bench.EXPLAINERS.get("cce"))`.
     """
     return create_explainer(method, model, **knobs).attribute(images, targets)
 
 
 def insertion_deletion(model, images: torch.Tensor, maps: torch.Tensor, targets=None, step: int = 224,
                        batch_size: int = 32, blur_size: int = 11, blur_sigma: float = 5.0) -> InsertionDeletion:
-    """Per-image insertion and deletion AUCs and curves (protocols.md); see `metrics.insertion_deletion`."""
+    """Per-image insertion and deletion AUCs and curves (README: The protocol); see `metrics.insertion_deletion`."""
     return _insertion_deletion(model, images, maps, targets, step=step, batch_size=batch_size,
                                blur_size=blur_size, blur_sigma=blur_sigma)

@@ -15,24 +15,17 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .commands import COMMANDS, COMMON_KEYS
 from .errors import UserError, describe_error
 from .resources import config_dir
 
-USAGE = """usage: cce-bench COMMAND [KEY=VALUE ...] [-m]
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = [f"  {name:<{width}}{entry.summary}" for name, entry in COMMANDS.items()]
+    return "\n".join(["usage: cce-bench COMMAND [KEY=VALUE ...] [-m]", "", "commands:", *lines, "", USAGE_NOTES])
 
-commands:
-  sweep           Tables 1-4: sweep a knob (param=alpha|M|gamma|epsilon), score by insertion/deletion
-  pointing-game   Table 5: the energy-based pointing game on COCO, CCE against nine methods
-  explain         figures: why P? why P rather than Q? why is a P while b is Q? (IMAGE [IMAGE] ...)
-  score           score saliency maps made by any tool (maps=FOLDER|FILE.npz|FILE.pt) on the suite's protocols
-  sanity          model-parameter randomisation test (Adebayo et al. 2018) for any of the methods
-  compare         one leaderboard: every method on the same images, all scores, time and sanity
-  user-study      the paper's user study as one offline HTML survey page built from the suite's maps
-  user-study-results  the study's tables from the answer files: cce-bench user-study-results FILES... study=DIR
-  train-calm      fine-tune CALM (CALM-EM) on a local ImageNet train folder, for the CALM column
-  report          one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR
 
-Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
+USAGE_NOTES = """Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
 device=cuda`, or a preset: `cce-bench sweep experiment=table1_alpha data.root=/data/imagenet`. Methods go
 by one name (cce, gbp, ig, rise, gradcam_pp, scorecam, fullgrad, contrastive_gradcam, appb, calm), their
 knobs as method_knobs.NAME.KNOB=VALUE. `cce-bench sweep --cfg job` prints the composed config; `--help`
@@ -40,81 +33,36 @@ after a command lists its config groups.
 """
 
 
-# `cce-bench COMMAND --help`: what the command does, its main keys, examples (Hydra's own page: --hydra-help).
-COMMON_KEYS = ("model=efficientnet_lite0|vgg19|resnet50   device=auto|cpu|cuda   seed=0   out=DIR (a rerun resumes)\n"
-               "  threads=null (CPU threads; null: the cores this process may use)   --cfg job prints every key")
-COMMAND_HELP: dict[str, tuple[str, list[str], list[str]]] = {
-    "sweep": ("Tables 1-4 of the paper: sweeps one knob of a method (CCE's alpha, M, gamma or epsilon) and scores "
-              "each value by insertion/deletion (100 x AUC, Diff = Ins - Del).",
-              ["param=alpha|M|gamma|epsilon   param.values=[...]   method=cce (any method)",
-               "data=photos|imagenet   data.root=DIR   data.n_images=N   metric.step=224",
-               "experiment=table1_alpha|table2_M|table3_gamma|table4_epsilon|smoke"],
-              ["cce-bench sweep param=alpha", "cce-bench sweep experiment=table1_alpha data.root=/data/imagenet device=cuda"]),
-    "pointing-game": ("Table 5: the energy-based pointing game on COCO pairs (image, mapped class, box), CCE against "
-                      "nine methods.",
-                      ["methods=[cce,gbp,...]   method_knobs.NAME.KNOB=VALUE",
-                       "data=photos_coco|coco   data.root=DIR   data.n_images=N   experiment=table5_pointing_game|smoke"],
-                      ["cce-bench pointing-game methods=[cce,gradcam_pp]",
-                       "cce-bench pointing-game experiment=table5_pointing_game data.root=/data/coco device=cuda"]),
-    "explain": ("Figures: why P? why P rather than Q? why is a P while b is Q? for image files or bundled photos.",
-                ["IMAGE [IMAGE]   target=CLASS   contrast=CLASS   targets=[A,B]   methods=[cce,...]"],
-                ["cce-bench explain chelsea", "cce-bench explain photo.jpg target=tabby contrast=tiger_cat"]),
-    "score": ("Scores saliency maps made by any tool on the suite's protocols (insertion/deletion; the pointing game "
-              "when the data has boxes).",
-              ["maps=FOLDER|FILE.npz|FILE.pt   maps_ids=FILE   maps_frame=auto|input|image   name=LABEL",
-               "data=photos|imagenet|coco   data.root=DIR   data.n_images=N"],
-              ["cce-bench score maps=my_maps data.n_images=1"]),
-    "sanity": ("Model-parameter randomisation test (Adebayo et al. 2018): how much each method's maps change when "
-               "the model's layers are re-initialised.",
-               ["methods=[...]   sanity.modes=[cascading,independent]   sanity.layers=N   sanity.fail_above=0.5"],
-               ["cce-bench sanity methods=[gradcam_pp,gbp] data.n_images=1"]),
-    "compare": ("One leaderboard: every method on the same images, insertion/deletion, the pointing game where the "
-                "data has boxes, time per image and the sanity check.",
-                ["methods=[...]   sanity.enabled=true|false   data=photos_coco|photos|imagenet|coco   data.root=DIR"],
-                ["cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos experiment=smoke"]),
-    "user-study": ("The paper's user study as one offline HTML survey page built from the suite's maps.",
-                   ["methods=[A,B] (C is CCE)   sets=N   choices=4   title=TEXT   data=photos|imagenet"],
-                   ["cce-bench user-study", "cce-bench user-study sets=3 title='Which map explains best?'"]),
-    "user-study-results": ("The user study's tables (scores, ranks, guesses, participants) from the downloaded "
-                           "answer files.",
-                           ["FILES...|FOLDER   study=DIR (the user-study run)   bootstrap=10000   confidence=0.95"],
-                           ["cce-bench user-study-results answers/ study=results/runs/2026-11-26_16-40-00_user-study_efficientnet_lite0"]),
-    "train-calm": ("Fine-tunes CALM (CALM-EM) on a local ImageNet train folder, for CALM's column.",
-                   ["data.root=DIR   epochs=1   lr_head=0.01   lr_backbone=0.001   batch_size=32   checkpoint=PATH"],
-                   ["cce-bench train-calm data.root=/data/imagenet device=cuda"]),
-}
-
-
 def command_help(command: str) -> str:
-    summary, keys, examples = COMMAND_HELP[command]
-    return "\n".join([f"usage: cce-bench {command} [KEY=VALUE ...] [-m]", "", summary, "", "main keys:",
-                      *(f"  {k}" for k in keys), f"  {COMMON_KEYS}", "", "examples:", *(f"  {e}" for e in examples),
+    entry = COMMANDS[command]
+    if not entry.hydra:
+        return "\n".join([f"usage: cce-bench {command} {' '.join(k.split()[0] for k in entry.keys)}", "", entry.description,
+                          "", "examples:", *(f"  {e}" for e in entry.examples)])
+    return "\n".join([f"usage: cce-bench {command} [KEY=VALUE ...] [-m]", "", entry.description, "", "main keys:",
+                      *(f"  {k}" for k in entry.keys), f"  {COMMON_KEYS}", "", "examples:",
+                      *(f"  {e}" for e in entry.examples),
                       "", "Every key with its range: docs/knobs.md in the project; Hydra's own help: --hydra-help"])
 
 
-# Each command: its module under cce_bench/commands/ and that module's entry point, imported when run.
-COMMANDS: dict[str, str] = {"sweep": "run_sweep", "pointing-game": "run_pointing_game", "explain": "run_explain",
-                            "train-calm": "run_train_calm", "score": "run_score", "sanity": "run_sanity",
-                            "compare": "run_compare", "user-study": "run_user_study",
-                            "user-study-results": "run_user_study_results"}
 GROUPS = ("model", "data", "param", "experiment", "metric", "sanity")
 
 
-def command_function(command: str) -> Callable:
-    import importlib
-
-    module = importlib.import_module(f"cce_bench.commands.{command.replace('-', '_')}")
-    return getattr(module, COMMANDS[command])
-
-
 def register_method_knobs() -> None:
-    """The config `method_knobs: all`: every file of configs/method_knobs/ under method_knobs.NAME, so a
-    new method's config is found by existing (Hydra has no glob in a defaults list)."""
+    """The config `method_knobs: all`: every method under method_knobs.NAME, its knobs' defaults read from
+    its constructor (cce_bench/knob_defaults.py, without importing it), with what
+    configs/method_knobs/NAME.yaml sets over them. A new method is found by existing (Hydra has no glob in a
+    defaults list)."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
-    names = sorted(p.stem for p in (config_dir() / "method_knobs").glob("*.yaml"))
-    ConfigStore.instance().store(group="method_knobs", name="all",
-                                 node={"defaults": [{f"/method_knobs@{n}": n} for n in names]})
+    from .knob_defaults import method_defaults, method_modules
+
+    node = {}
+    for name in method_modules():
+        path = config_dir() / "method_knobs" / f"{name}.yaml"
+        overrides = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
+        node[name] = {**method_defaults(name), **(overrides or {})}
+    ConfigStore.instance().store(group="method_knobs", name="all", node=node)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -172,10 +120,6 @@ FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-
                     "--config-dir", "-cd", "--experimental-rerun"}
 
 
-# Commands that take files before their overrides, and the key the files become.
-POSITIONAL_KEYS = {"explain": "inputs", "user-study-results": "answers"}
-
-
 def _hydra_quoted(text: str) -> str:
     """A path as a Hydra quoted string: in Hydra's grammar a backslash escapes only before a quote (or the
     closing quote), so only those runs of backslashes are doubled, then quotes escaped."""
@@ -192,14 +136,6 @@ def _positional_as_override(args: list[str], key: str) -> list[str]:
         return rest
     quoted = ",".join(_hydra_quoted(a) for a in images)
     return [*rest, f"{key}=[{quoted}]"]
-
-
-def _report(args: list[str]) -> None:
-    if len(args) != 1 or args[0].startswith("-"):
-        raise UserError("usage: cce-bench report RUN_DIR (a folder written by sweep, pointing-game, score, sanity or compare)")
-    from .commands.report import write_report
-
-    write_report(args[0])
 
 
 def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
@@ -372,14 +308,14 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then lets the task's exception through, with its traceback
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return
     if argv[0] in ("-V", "--version"):
         import cce_bench
 
         print(f"cce-bench {cce_bench.__version__}")
         return
-    if argv[0] in COMMAND_HELP and any(a in ("-h", "--help") for a in argv[1:]):
+    if argv[0] in COMMANDS and any(a in ("-h", "--help") for a in argv[1:]):
         print(command_help(argv[0]))
         return
     with one_line_errors(debug):
@@ -387,12 +323,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
-    if command == "report":
-        return _report(overrides)
     if command not in COMMANDS:
-        raise UserError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}, report")
-    if command in POSITIONAL_KEYS:
-        overrides = _positional_as_override(overrides, POSITIONAL_KEYS[command])
+        raise UserError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+    entry = COMMANDS[command]
+    if not entry.hydra:
+        return entry.load().run(overrides)
+    if entry.positional:
+        overrides = _positional_as_override(overrides, entry.positional)
     overrides = normalise_group_choices(overrides)
 
     import hydra
@@ -410,7 +347,7 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     sys.argv = [f"cce-bench {command}", *overrides]
     config_name = command.replace("-", "_")
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
-        _guarded(command_function(command), debug, kept))
+        _guarded(lambda cfg: entry.load().run(cfg), debug, kept))
     try:
         app()
     except ValueError as exc:  # Hydra's own usage errors (e.g. -m together with --cfg)

@@ -17,6 +17,39 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .errors import UserError
+from .models.precision import PRECISIONS
+
+
+class OwnedChoices:
+    """A choice list kept by the module that acts on it (sanity modes in metrics/sanity.py, map frames in
+    data/saved_maps.py), read from there when a value is first checked: those modules load torch, which
+    the checks of the other keys do without."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def _values(self) -> tuple:
+        import importlib
+
+        return tuple(getattr(importlib.import_module(self.module), self.name))
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __contains__(self, value) -> bool:
+        return value in self._values()
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def __getitem__(self, index):
+        return self._values()[index]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, OwnedChoices) and (self.module, self.name) == (other.module, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.module, self.name))
 
 
 def _number(x: float) -> str:
@@ -33,6 +66,7 @@ class Rule:
     low_open: bool = False     # low < value instead of low <= value
     high_open: bool = False    # value < high instead of value <= high
     odd: bool = False
+    all_or_list: bool = False  # a list, or the one word of `choices` (methods=all)
 
     def describe(self) -> str:
         if self.kind == "bool":
@@ -43,6 +77,8 @@ class Rule:
             text = "one of " + ", ".join(map(str, self.choices))
         elif self.kind == "text":
             text = "a text"
+        elif self.kind == "list" and self.all_or_list:
+            text = f"a list [a,b,...] or {self.choices[0]}"
         elif self.kind == "list":
             text = "a list [a,b,...]" + (" of " + ", ".join(map(str, self.choices)) if self.choices else "")
         else:
@@ -64,6 +100,8 @@ class Rule:
             return isinstance(value, str)
         if self.kind == "choice":
             return value in self.choices
+        if self.kind == "list" and self.all_or_list:
+            return value in self.choices or isinstance(value, (list, ListConfig))
         if self.kind == "list":
             return isinstance(value, (list, ListConfig)) and (not self.choices or all(v in self.choices for v in value))
         if self.kind == "size":  # one side (the shorter one) or [height, width]
@@ -86,7 +124,7 @@ SIDE = (32, 4096)
 RULES: dict[str, Rule] = {
     "seed": SEED,
     "deterministic": Rule("bool"),
-    "precision": Rule("choice", choices=("fp32", "tf32", "bf16")),
+    "precision": Rule("choice", choices=PRECISIONS),
     "model.random_init": Rule("bool"),
     "batch_size": Rule("whole", 1, 100_000, nullable=True),
     "images_per_batch": Rule("whole", 1, 100_000, nullable=True),
@@ -100,18 +138,18 @@ RULES: dict[str, Rule] = {
     "metric.step": Rule("whole", 1),
     "metric.blur_size": Rule("whole", 1, 1001, odd=True),
     "metric.blur_sigma": Rule("number", 0, 1000, low_open=True),
-    "sanity.modes": Rule("list", choices=("cascading", "independent")),
+    "sanity.modes": Rule("list", choices=OwnedChoices("cce_bench.metrics.sanity", "MODES")),
     "sanity.layers": WHOLE_OR_NULL,
     "sanity.fail_above": Rule("number", -1, 1),
     "sanity.enabled": Rule("bool"),
-    "maps_frame": Rule("choice", choices=("auto", "input", "image")),
+    "maps_frame": Rule("choice", choices=OwnedChoices("cce_bench.data.saved_maps", "FRAMES")),
     "sets": Rule("whole", 1, 10_000),
     "choices": Rule("whole", 2, 1000),
     "title": Rule("text"),
     "answers": Rule("list"),
     "bootstrap": Rule("whole", 1, 1_000_000),
     "confidence": Rule("number", 0, 1, low_open=True, high_open=True),
-    "methods": Rule("list"),
+    "methods": Rule("list", choices=("all",), all_or_list=True),
     "method": Rule("text"),
     "param.values": Rule("list"),
     # train-calm
@@ -189,11 +227,13 @@ def rules_of(cls) -> dict[str, Rule]:
     kinds = {"int": "whole", "float": "number", "bool": "bool", "str": "text"}
     declared = getattr(cls, "knob_ranges", {})
     rules = {}
-    for knob, parameter in inspect.signature(cls.__init__).parameters.items():
-        if knob in ("self", "model"):
-            continue
+    parameters = inspect.signature(cls.__init__).parameters
+    for knob in cls.knob_names():
+        parameter = parameters.get(knob)
         if knob in declared:
             rules[knob] = declared[knob]
+            continue
+        if parameter is None:  # a library's argument: the library checks it
             continue
         annotation = str(parameter.annotation).replace(" ", "")
         kind = kinds.get(annotation.split("|")[0])
@@ -271,7 +311,8 @@ def validate(cfg) -> None:
 
 
 def _check_rules(cfg, rules: dict[str, Rule]) -> None:
-    for key, rule in rules.items():
+    owned_last = sorted(rules.items(), key=lambda item: isinstance(item[1].choices, OwnedChoices))
+    for key, rule in owned_last:
         value = _value(cfg, key)
         if value == "<absent>" or (isinstance(value, str) and value.startswith("${")):
             continue

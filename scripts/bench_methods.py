@@ -10,14 +10,12 @@ import argparse
 import warnings
 
 import torch
-from omegaconf import OmegaConf
 
 from cce_bench import create_model
 from cce_bench.data import create_dataset
 from cce_bench.explainers import EXPLAINERS, create_explainer
-from cce_bench.resources import config_dir
 from cce_bench.explainers.layers import capture_outputs
-from cce_bench.runs.runtime import resolve_device
+from cce_bench.runs.runtime import all_methods, resolve_device
 from cce_bench.runs.timing import device_name, timed
 
 
@@ -46,8 +44,7 @@ def main():
         targets = model(images).argmax(1)
     print(f"device: {device_name(device)}; model {args.model}; {args.images} images; batch {args.batch_size}")
     knobs = {"rise": {"N": args.rise_n}}
-    table5 = OmegaConf.load(config_dir() / "pointing_game.yaml").methods
-    for method in table5:
+    for method in all_methods():
         if method == "calm":
             print(f"{method:7s} needs a checkpoint (cce-bench train-calm): not timed")
             continue

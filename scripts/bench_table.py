@@ -29,9 +29,10 @@ import torch
 from PIL import Image
 
 from cce_bench.data.imagenet import _imagenet_wnids
-from cce_bench.explainers import create_explainer
+from cce_bench.explainers import EXPLAINERS, create_explainer
+from cce_bench.knob_defaults import method_defaults
 from cce_bench.models import create_model
-from cce_bench.runs.runtime import CPU_BATCH, GPU_BATCH, METHOD_BATCH, resolve_device, seed_everything
+from cce_bench.runs.runtime import CPU_BATCH, GPU_BATCH, resolve_device, seed_everything
 from cce_bench.runs.timing import device_name, timed
 
 TABLES = {"alpha": "table1_alpha", "M": "table2_M", "gamma": "table3_gamma", "epsilon": "table4_epsilon",
@@ -101,9 +102,9 @@ def floor_seconds(passes: dict, rates: tuple[float, float]) -> float:
     return inputs / forward + passes["backward"] * max(1 / gradient - 1 / forward, 0.0)
 
 
-def generation_ratio(model, device, images: int, rates) -> tuple[float, float, dict]:
+def generation_ratio(model, device, images: int, rates, batch_size: int, m: int) -> tuple[float, float, dict]:
     """(seconds, floor seconds, passes) of one batched CCE generation over images x M pairs."""
-    cce = create_explainer("cce", model, batch_size=METHOD_BATCH[device.type])
+    cce = create_explainer("cce", model, batch_size=batch_size, M=m)
     x = torch.rand(images, 3, 224, 224, device=device)
     targets = torch.zeros(images, dtype=torch.long, device=device)
     cce.with_knobs(steps=1).contrastive_maps(x[:1], targets[:1])  # warm-up (cuDNN plans, allocator)
@@ -124,15 +125,15 @@ def main() -> None:
     precision = override(overrides, "precision", "tf32")
     defaults = GPU_BATCH if device.type == "cuda" else CPU_BATCH
     batch = int(override(overrides, "batch_size", defaults["batch_size"]))
-    method_batch = int(override(overrides, "method_knobs.cce.batch_size", METHOD_BATCH[device.type]))
+    method_batch = int(override(overrides, "method_knobs.cce.batch_size", EXPLAINERS.get("cce").default_batch_size(device.type)))
+    m = int(override(overrides, "method_knobs.cce.M", method_defaults("cce")["M"]))
 
     seed_everything(0)
     model = create_model(args.model, device=device, random_init=True, precision=precision)
     # CCE's passes hold its chunk's pairs: method batch_size // M images x M.
-    m = 5
     pairs = min(args.generation_images, max(1, method_batch // m)) * m
     before = pass_rates(model, device, batch, pairs)
-    gen_seconds, gen_floor, gen_passes = generation_ratio(model, device, args.generation_images, before)
+    gen_seconds, gen_floor, gen_passes = generation_ratio(model, device, args.generation_images, before, method_batch, m)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -33,6 +33,14 @@ bin="$work/venv/bin"
 "$bin/python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'GPU:',
     torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)"
 
+step "each method's batch size on device=$device where its config leaves it null"
+"$bin/python" -c "
+from cce_bench.cli import compose_checked, register_method_knobs
+from cce_bench.runs.runtime import resolve
+register_method_knobs()
+cfg = resolve(compose_checked('compare', ['device=$device']))
+print({name: knobs.batch_size for name, knobs in cfg.method_knobs.items()})"
+
 step "determinism: the same sweep twice on device=$device, record by record"
 for run in first second; do
     (cd "$work" && "$bin/cce-bench" sweep param=gamma "device=$device" data.n_images=$det_images "param.values=[5,40]" \

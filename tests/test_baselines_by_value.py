@@ -244,10 +244,12 @@ def test_every_method_puts_its_map_on_the_evidence_of_a_planted_object():
 
 
 def test_rise_defaults_by_model_with_the_authors_setting_for_resnet50(tiny_net):
-    tiny_net.name = "resnet50"
+    from cce_bench.models import MODELS
+
+    tiny_net.facts = MODELS.get("resnet50").facts  # what create_model gives a ResNet-50
     resnet = create_explainer("rise", tiny_net)
     assert (resnet.N, resnet.grid, resnet.keep) == (6000, 8, 0.1)  # eclique/RISE Saliency.py
-    tiny_net.name = "vgg19"
+    tiny_net.facts = MODELS.get("vgg19").facts
     other = create_explainer("rise", tiny_net)
     assert (other.N, other.grid, other.keep) == (4000, 7, 0.5)
     assert create_explainer("rise", tiny_net, N=100, keep=0.3).N == 100  # an explicit knob wins

@@ -212,12 +212,12 @@ def test_an_unexpected_error_is_one_line_that_says_how_to_report_it_and_debug_sh
     message, code = describe_error(TypeError("unsupported operand"))
     assert code == 2 and message.startswith("unexpected TypeError: unsupported operand") and "--debug" in message
 
-    import cce_bench.cli as cli
-
     def broken(cfg):
         raise KeyError("a key nobody expected")
 
-    monkeypatch.setattr(cli, "command_function", lambda command: broken)
+    from cce_bench.commands import CommandEntry
+
+    monkeypatch.setattr(CommandEntry, "load", lambda entry: type("Broken", (), {"run": staticmethod(broken)}))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", f"out={tmp_path / 'a'}"])

@@ -29,11 +29,37 @@ def test_every_method_has_one_name_for_module_config_knobs_and_class():
         assert set(knobs) <= set(cls.knob_names()), f"{name}.yaml sets what is not a knob"
 
 
-def test_the_pointing_game_list_is_the_only_list_of_methods():
-    table5 = OmegaConf.load(ROOT / "configs" / "pointing_game.yaml").methods
-    assert sorted(table5) == EXPLAINERS.names()
-    for path in PACKAGE.rglob("*.py"):
-        assert "TABLE5_METHODS" not in path.read_text(), path
+def test_all_methods_come_from_the_registry_in_the_papers_column_order():
+    from cce_bench.runs.runtime import all_methods
+
+    for command in ("pointing_game", "compare", "sanity"):  # no config lists the methods
+        assert OmegaConf.load(ROOT / "configs" / f"{command}.yaml").methods == "all"
+    paper = pd.read_csv(ROOT / "results" / "paper" / "table5_pointing_game.csv")
+    assert all_methods() == list(paper["name"])  # the paper's ten, joined on the method's name
+    assert [EXPLAINERS.get(n).label for n in paper["name"]] == list(paper["method"])  # the labels are the paper's
+
+
+def test_each_knob_default_is_written_once_in_the_constructor_and_documented_there():
+    import inspect
+
+    from cce_bench.cli import register_method_knobs
+    from cce_bench.knob_defaults import method_defaults, method_modules
+    from hydra.core.config_store import ConfigStore
+
+    assert method_modules() == EXPLAINERS.names()
+    register_method_knobs()
+    composed = ConfigStore.instance().load("method_knobs/all.yaml").node
+    for name in EXPLAINERS.names():
+        cls = EXPLAINERS.get(name)
+        signature = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k not in ("self", "model")}
+        assert method_defaults(name) == {k: list(v) if isinstance(v, tuple) else v for k, v in signature.items()}
+        assert OmegaConf.to_container(composed[name]) == method_defaults(name)  # what the command line runs with
+        shipped = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "method_knobs" / f"{name}.yaml"))
+        assert shipped == {}, f"configs/method_knobs/{name}.yaml sets {shipped}: defaults belong in the constructor"
+        assert signature["batch_size"] is None  # the device's default, from the class's batch_sizes
+        args = (cls.__doc__ or "").split("Args:")[-1]
+        undocumented = [k for k in signature if not re.search(rf"^\s+{k}[:,]|^\s+\w+, {k}:", args, re.M)]
+        assert "Args:" in (cls.__doc__ or "") and not undocumented, f"{name}: document {undocumented} under Args"
 
 
 def imports_of(path):
@@ -53,8 +79,10 @@ def test_no_module_reaches_into_a_command_or_a_private_helper_of_another_module(
         for module, names in imports_of(path):
             if not module.startswith("cce_bench"):
                 continue
-            if module.startswith("cce_bench.commands") and not here.startswith(("cce_bench.commands", "cce_bench.cli")):
-                pytest.fail(f"{here} imports the command {module}")
+            # the registry (cce_bench.commands) is read by the command line and report; a command module
+            # is imported by nobody, not even another command
+            if module.startswith("cce_bench.commands") and (module != "cce_bench.commands" or set(names) - {"COMMANDS", "COMMON_KEYS"}):
+                pytest.fail(f"{here} imports {module} {names}")
             private = [n for n in names if n.startswith("_")]
             assert not private, f"{here} imports private {private} from {module}"
         if here.startswith(("cce_bench.explainers", "cce_bench.metrics", "cce_bench.data")):
@@ -76,18 +104,20 @@ def readme_block(after: str, language: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture(scope="module")
-def copy_with_a_new_method(tmp_path_factory):
-    """The package and its configs copied, with exactly the two files the README's example adds."""
-    root = tmp_path_factory.mktemp("copy")
+def copy_with_readme_files(root, *paths):
+    """The package and its configs copied to `root`, with exactly the files the README shows under `paths`."""
     shutil.copytree(PACKAGE, root / "cce_bench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "configs", root / "configs")
     shutil.copytree(ROOT / "results" / "paper", root / "results" / "paper")
-    (root / "cce_bench" / "explainers" / "center_prior.py").write_text(
-        readme_block("`cce_bench/explainers/center_prior.py`:", "python"))
-    (root / "configs" / "method_knobs" / "center_prior.yaml").write_text(
-        readme_block("`configs/method_knobs/center_prior.yaml`:", "yaml"))
+    for path in paths:
+        (root / path).write_text(readme_block(f"`{path}`:", "python" if path.endswith(".py") else "yaml"))
     return root
+
+
+@pytest.fixture(scope="module")
+def copy_with_a_new_method(tmp_path_factory):
+    return copy_with_readme_files(tmp_path_factory.mktemp("copy"), "cce_bench/explainers/center_prior.py",
+                                  "configs/method_knobs/center_prior.yaml")
 
 
 def run_copy(root, *args):
@@ -131,6 +161,34 @@ print(EXPLAINERS.get("center_prior").label)
                             env={**os.environ, "PYTHONPATH": str(copy_with_a_new_method)}, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Centre"
+
+
+@pytest.fixture(scope="module")
+def copy_with_a_new_model(tmp_path_factory):
+    return copy_with_readme_files(tmp_path_factory.mktemp("copy_model"), "cce_bench/models/resnet18.py",
+                                  "configs/model/resnet18.yaml")
+
+
+def test_a_model_added_as_the_readme_shows_runs_with_its_facts(copy_with_a_new_model):
+    root = copy_with_a_new_model
+    code = """
+from cce_bench import create_model
+from cce_bench.explainers import create_explainer
+model = create_model("resnet18", random_init=True)
+cam = create_explainer("gradcam_pp", model)
+assert cam.layers[0] is model.net.layer4[1], cam.layers
+assert create_explainer("appb", model).layers == ["layer2", "layer3"]
+assert create_explainer("rise", model).N == 4000  # ModelFacts' default mask setting
+print("facts ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert result.returncode == 0 and "facts ok" in result.stdout, result.stderr
+    game = run_copy(root, "pointing-game", "model=resnet18", "model.random_init=true", "methods=[gradcam_pp]",
+                    "experiment=smoke", f"out={root / 'pg'}")
+    assert game.returncode == 0, game.stderr
+    assert "resnet18" in (root / "pg" / "table.md").read_text()
+    assert list(pd.read_csv(root / "pg" / "records.csv")["method"]) == ["gradcam_pp"]
 
 
 def test_every_subpackage_ships_in_the_wheel():

@@ -43,7 +43,7 @@ def test_pointing_game_writes_table5_with_all_ten_columns(tmp_path):
     measured = rows.loc["Proportion (%)"].drop("CALM").astype(float)
     assert ((measured >= 0) & (measured <= 100)).all()
     records = pd.read_csv(out / "records.csv")
-    assert len(records) == 2 * 9 and set(records["pair_id"]) <= {"2:cup", "3:bench", "3:bottle", "5:bench", "5:bottle"}
+    assert len(records) == 2 * 9 and set(records["image_id"]) <= {"2:cup", "3:bench", "3:bottle", "5:bench", "5:bottle"}
     for name in ("samples.csv", "skipped.csv", "machine.json", "config.yaml", "run.json", "table.md", "table5.png"):
         assert (out / name).is_file(), name
     assert "train-calm" in (out / "table.md").read_text()

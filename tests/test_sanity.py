@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 from torch import nn
 
-from cce_bench.commands.sanity import Randomisers, score_batch, verdicts
+from cce_bench.commands.sanity import score_batch, verdicts
+from cce_bench.runs.scoring import Randomisers
 from cce_bench.explainers import Explainer
 from cce_bench.metrics.sanity import Randomiser, randomisation_blocks, spearman
 from helpers import TinyNet, readme_command, run_cli

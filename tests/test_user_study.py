@@ -1,5 +1,6 @@
 """The user study for real: the page built by `user-study`, filled in by headless Chromium through selenium,
 its downloaded answers tabulated by `user-study-results` and checked against the answers the browser gave."""
+import html
 import json
 import shutil
 
@@ -188,6 +189,19 @@ def test_the_page_filled_in_by_a_browser_gives_the_tables_of_its_answers(study, 
     assert guesses.loc["all", "correct (%)"] == pytest.approx(100 * np.mean(right), abs=0.05)
     assert len(pd.read_csv(out / "answers.csv")) == 2 * 3 * 3
     assert (out / "user_study.png").stat().st_size > 10_000 and "C is CCE" in (out / "table.md").read_text()
+
+    # `report` renders both folders: the study's sets with their maps named, and the results' tables.
+    from cce_bench.commands.report import write_report
+
+    page, _ = write_report(str(study))
+    text = page.read_text()
+    for item in definition["sets"]:
+        assert html.escape(item["image_id"]) in text and item["image"] in text
+        for method, uris in item["maps"].items():
+            assert all(uri in text for uri in uris), method
+    assert 'href="study.html"' in text and all(label in text for label in definition["labels"].values())
+    _, markdown = write_report(str(out))
+    assert f"{methods.loc['cce', 'mean score']:.2f}" in markdown.read_text() and "Participants" in markdown.read_text()
 
 
 def test_answers_of_another_study_alone_are_one_line(study, tmp_path, warm_cli):

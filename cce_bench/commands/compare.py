@@ -12,18 +12,15 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from ..errors import UserError
 from ..explainers import EXPLAINERS, postprocess
 from ..figures import plot_leaderboard, plot_sweep
 from ..metrics.sanity import map_similarities
-from ..runs.engine import Job, Session, execute
+from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.runtime import build_dataset, build_model, method_names, model_description
-from ..runs.scoring import ClassesPerNetwork, mean_curves, protocol_scores
+from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
+from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network, mean_curves, protocol_scores
 from ..runs.timing import timed
 from ..tables import method_table, read_paper_table, to_markdown
-from .pointing_game import build_explainers
-from .sanity import Randomisers, explained
 
 
 def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers | None, cfg) -> tuple[list[dict], dict]:
@@ -34,7 +31,7 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
     classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records, curves = [], {}
     for name, explainer in explainers.items():
-        network = explained(explainer, model)
+        network = explained_network(explainer, model)
         targets, target_prob = classes(network)
         seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), device)
         maps = postprocess(raw, size)
@@ -45,10 +42,7 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
                 raw_random = explainer.raw_attribute(images, targets)
             similarity = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
             per_image["sanity_spearman_abs"] = [s["spearman_abs"] for s in similarity]
-        records += [{"index": batch["index"][i], "image_id": image_id, "target": int(targets[i]),
-                     "target_name": model.categories[int(targets[i])], "target_prob": float(target_prob[i]),
-                     "method": name, **{k: v[i] for k, v in per_image.items()}, "seconds": seconds / len(images)}
-                    for i, image_id in enumerate(batch["id"])]
+        records += batch_records(batch, model, targets, name, per_image, target_prob, seconds=seconds / len(images))
     return records, {"curves": curves}
 
 
@@ -72,8 +66,8 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     table.insert(table.columns.get_loc("Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
     table.insert(table.columns.get_loc("Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
     if has_boxes:
-        proportions = dict(zip(published["method"], published["proportion"]))
-        table.insert(table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(lb) for lb in labels])
+        proportions = dict(zip(published["name"], published["proportion"]))
+        table.insert(table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names])
     seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
     table["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in names]
     if "sanity_spearman_abs" in records:
@@ -101,7 +95,7 @@ def standard_error(records: pd.DataFrame, name: str, per_image) -> float | None:
     return round(float(values.std(ddof=1) / len(values) ** 0.5 * 100), 2)
 
 
-def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard with, beside each published number, measured - paper (for `report`)."""
     table = table.copy()
     for column in ("Ins", "Del", "Proportion"):
@@ -112,11 +106,11 @@ def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
+def examples(records: pd.DataFrame, cfg) -> Examples:
     """CCE's records (else the first method's) with their insertion - deletion as `score` (for `report`)."""
     method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
     chosen = records[records["method"] == method].assign(score=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
-    return chosen, f"{EXPLAINERS.get(method).label} Ins - Del (100 x AUC)", {"method": method}, "image_id"
+    return Examples(chosen, f"{EXPLAINERS.get(method).label} Ins - Del (100 x AUC)", {"method": method})
 
 
 def prepare(session: Session) -> Job:
@@ -124,13 +118,12 @@ def prepare(session: Session) -> Job:
     names = method_names(cfg)
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
+    if not explainers:
+        raise none_can_run(unavailable)
     dataset = build_dataset(cfg, model)
     randomisers = Randomisers(int(cfg.seed)) if bool(cfg.sanity.get("enabled", True)) else None
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        if records.empty:
-            raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see {run.path}/skipped.csv)"
-                            if explainers else "no method of methods=[...] can run here (see the messages above)")
         table = leaderboard(records, names, unavailable, cfg, dataset.has_boxes)
         markdown = to_markdown(table)
         header = (f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
@@ -155,5 +148,4 @@ def prepare(session: Session) -> Job:
                explainers=list(explainers.values()))
 
 
-def run_compare(cfg: DictConfig) -> RunFolder | None:
-    return execute(cfg, "compare", prepare)
+COMMAND = ScoringCommand("compare", prepare, examples=examples, beside_paper=beside_paper)

@@ -21,6 +21,7 @@ from ..figures import explanation_figure
 from ..models import class_index
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_explainer, build_model, method_knobs, method_names, resolve, seed_everything
+from ..runs.engine import PlainCommand
 
 
 def load_images(names: list[str], model, data_cfg) -> tuple[torch.Tensor, list]:
@@ -134,3 +135,6 @@ def run_explain(cfg: DictConfig) -> Path:
     run.write_config(cfg)
     print(f"figure written to {figure}")
     return figure
+
+
+COMMAND = PlainCommand("explain", run_explain)

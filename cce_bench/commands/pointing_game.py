@@ -7,34 +7,22 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig
 
 from ..errors import UserError
-from ..explainers import EXPLAINERS, MethodUnavailable
+from ..explainers import EXPLAINERS
 from ..figures import plot_pointing_game
 from ..metrics.pointing_game import energy_pointing_game
-from ..runs.engine import Job, Session, execute
+from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.scoring import ClassesPerNetwork
-from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
+from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
+from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
 from ..runs.timing import timed
 from ..tables import read_paper_table, to_markdown
 
 
-def build_explainers(cfg: DictConfig, model) -> tuple[dict, dict]:
-    """The run's explainers by name, and those that cannot run here (name -> MethodUnavailable)."""
-    explainers, unavailable = {}, {}
-    for name in method_names(cfg):
-        try:
-            explainers[name] = build_explainer(cfg, model, name)
-        except MethodUnavailable as exc:
-            unavailable[name] = exc
-    return explainers, unavailable
-
-
 def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None) -> pd.DataFrame:
     """Methods as columns (by label); rows: the measured proportion (%), the paper's, and seconds per image."""
-    published = dict(zip(paper["method"], paper["proportion"])) if paper is not None else {}
+    published = dict(zip(paper["name"], paper["proportion"])) if paper is not None else {}
     labels = [EXPLAINERS.get(name).label for name in methods]
     rows = {"Proportion (%)": {}, "Proportion (paper)": {}, "s/img": {}}
     for name, label in zip(methods, labels):
@@ -45,7 +33,7 @@ def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict,
             mine = records[records["method"] == name]
             rows["Proportion (%)"][label] = round(float(mine["proportion"].mean() * 100), 2)
             rows["s/img"][label] = round(float(mine["seconds"].mean()), 3)
-        rows["Proportion (paper)"][label] = published.get(label)
+        rows["Proportion (paper)"][label] = published.get(name)
     table = pd.DataFrame(rows).T[labels]
     table.insert(0, "", table.index)
     return table.reset_index(drop=True)
@@ -58,18 +46,15 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
-        targets, _ = classes(explainer.own_classifier if explainer.own_classifier is not None else model)
+        targets, _ = classes(explained_network(explainer, model))
         seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
-        seconds /= len(images)
         proportion = energy_pointing_game(maps, masks)
-        records += [{"index": batch["index"][i], "pair_id": pid, "category": batch["category"][i],
-                     "target": int(targets[i]), "target_name": model.categories[int(targets[i])], "method": name,
-                     "proportion": float(proportion[i]), "seconds": seconds}
-                    for i, pid in enumerate(batch["id"])]
+        records += batch_records(batch, model, targets, name, {"category": batch["category"],
+                                 "proportion": proportion.tolist()}, seconds=seconds / len(images))
     return records, {}
 
 
-def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     """The table with a last row, measured - paper, per method (for `report`)."""
     rows = table.set_index(table.columns[0])
     measured = pd.to_numeric(rows.loc["Proportion (%)"], errors="coerce")
@@ -79,11 +64,11 @@ def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, last], ignore_index=True)
 
 
-def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
+def examples(records: pd.DataFrame, cfg) -> Examples:
     """CCE's records (else the first method's) with their proportion as `score` (for `report`'s examples)."""
     method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
     chosen = records[records["method"] == method].assign(score=lambda r: 100 * r["proportion"])
-    return chosen, f"{EXPLAINERS.get(method).label} proportion (%)", {"method": method}, "pair_id"
+    return Examples(chosen, f"{EXPLAINERS.get(method).label} proportion (%)", {"method": method})
 
 
 def prepare(session: Session) -> Job:
@@ -98,9 +83,6 @@ def prepare(session: Session) -> Job:
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         unreadable = len(skipped) - len(dataset.skipped)
-        if records.empty and explainers:
-            raise UserError(f"no pair of {dataset.name} could be read ({len(skipped)} skipped, see "
-                            f"{run.path}/skipped.csv)")
         table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper))
         markdown = to_markdown(table)
         header = (f"Energy-based pointing game on {len(dataset) - unreadable} (image, category) pairs of "
@@ -115,8 +97,7 @@ def prepare(session: Session) -> Job:
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, cfg), write_tables,
                desc=f"pointing game ({len(explainers)} methods)", unit="pair", model=model,
-               explainers=list(explainers.values()))
+               explainers=list(explainers.values()), can_score=bool(explainers))
 
 
-def run_pointing_game(cfg: DictConfig) -> RunFolder | None:
-    return execute(cfg, "pointing-game", prepare)
+COMMAND = ScoringCommand("pointing-game", prepare, examples=examples, beside_paper=beside_paper)

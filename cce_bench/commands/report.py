@@ -1,13 +1,16 @@
 """`cce-bench report RUN_DIR`: one page for a finished run, as self-contained HTML and as markdown.
 
-The tables measured against the paper with the difference, the run's plots, a grid of example images
-with their maps (best, median and worst by the run's score), and the run's provenance.
+A scoring run (sweep, pointing-game, score, sanity, compare): its table beside the paper with the
+difference, its plots, a grid of example images with their maps (best, median and worst by the score its
+command declares) and its provenance. A user study: its sets as the participants see them, and a link to
+the page. The study's results: their tables and plots.
 """
 from __future__ import annotations
 
 import base64
 import html
 import json
+from dataclasses import dataclass, field
 from urllib.parse import quote
 from pathlib import Path
 
@@ -18,24 +21,19 @@ from omegaconf import OmegaConf
 from ..errors import UserError
 from ..figures import explanation_figure
 from ..tables import to_markdown
+from ..runs.engine import PlainCommand
+from . import COMMANDS
 
 
-def command_module(command: str):
-    """The module of the command that wrote a run: it knows its own table and how to pick examples."""
-    import importlib
-
-    return importlib.import_module(f"cce_bench.commands.{command.replace('-', '_')}")
-
-
-def pick_examples(records: pd.DataFrame, command: str, cfg) -> tuple[pd.DataFrame, str, dict]:
-    """Best, median and worst records by the command's own score (`scored_records`)."""
-    chosen, label, setting, key = command_module(command).scored_records(records, cfg)
-    ordered = chosen.sort_values("score", ascending=False).reset_index(drop=True)
+def pick_examples(records: pd.DataFrame, command, cfg) -> tuple[pd.DataFrame, str, dict]:
+    """Best, median and worst records by the command's own score (its declared `examples`)."""
+    chosen = command.examples(records, cfg)
+    ordered = chosen.records.sort_values("score", ascending=False).reset_index(drop=True)
     picks = ordered.iloc[[0, len(ordered) // 2, len(ordered) - 1]].assign(rank=["best", "median", "worst"])
-    return picks.drop_duplicates(key), label, setting
+    return picks.drop_duplicates("image_id"), chosen.label, dict(chosen.setting)
 
 
-def example_grid(folder: Path, cfg, command: str, records: pd.DataFrame) -> Path:
+def example_grid(folder: Path, cfg, command, records: pd.DataFrame) -> Path:
     """Recomputes the maps of the picked examples with the run's own config (model, data, method)."""
     from ..runs.runtime import build_dataset, build_explainer, build_model
 
@@ -45,7 +43,7 @@ def example_grid(folder: Path, cfg, command: str, records: pd.DataFrame) -> Path
     dataset = build_dataset(cfg, model)
     method = setting.pop("method", None) or cfg.method
     explainer = build_explainer(cfg, model, method).with_knobs(**setting)
-    ids = picks["image_id" if "image_id" in picks else "pair_id"].tolist()
+    ids = picks["image_id"].tolist()
     index = {s.id: i for i, s in enumerate(dataset.samples)}
     items = [dataset[index[i]] for i in ids if i in index]
     images = torch.stack([it["image"] for it in items]).to(cfg.device)
@@ -68,71 +66,163 @@ def _image_tag(path: Path) -> str:
     return f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
 
 
-def write_report(run_dir: str) -> tuple[Path, Path]:
-    folder = Path(run_dir).expanduser()
+def read_run(folder: Path) -> dict:
     status = folder / "run.json"
     if not status.is_file():
         raise UserError(f"{str(folder)!r} is not a finished run (no run.json): pass a folder written by "
-                        "a scoring command (sweep, pointing-game, score, sanity, compare), or finish it by rerunning with out=DIR")
+                        f"{', '.join(COMMANDS)}, or finish it by rerunning with out=DIR")
     try:
         run = json.loads(status.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         run = None
-    scoring = ("sweep", "pointing-game", "score", "sanity", "compare")
-    if not isinstance(run, dict) or run.get("command") not in scoring or not (folder / "table.csv").is_file():
-        raise UserError(f"{str(folder)!r} is not a finished cce-bench run (its run.json is not one of ours, or "
-                        f"table.csv is missing): pass a folder written by {', '.join(scoring)}")
+    reportable = [name for name, entry in COMMANDS.items() if entry.reported]
+    if not isinstance(run, dict) or run.get("command") not in reportable:
+        raise UserError(f"{str(folder)!r} is not a finished cce-bench run that has a report (its run.json is not "
+                        f"one of ours): pass a folder written by {', '.join(reportable)}")
+    return run
+
+
+def run_report(args: list[str]) -> tuple[Path, Path]:
+    """`cce-bench report RUN_DIR`."""
+    if len(args) != 1 or args[0].startswith("-"):
+        raise UserError("usage: cce-bench report RUN_DIR (a folder written by a command: sweep, compare, user-study, ...)")
+    return write_report(args[0])
+
+
+def write_report(run_dir: str) -> tuple[Path, Path]:
+    folder = Path(run_dir).expanduser()
+    run = read_run(folder)
     command = run["command"]
-    cfg = OmegaConf.load(folder / "config.yaml")
-    machine = json.loads((folder / "machine.json").read_text())
-    table = command_module(command).table_with_differences(pd.read_csv(folder / "table.csv"))
-    table_md = run.get("caption", "")
-    records = pd.read_csv(folder / "records.csv")
-    samples = pd.read_csv(folder / "samples.csv")
-
-    plots = sorted(p for p in folder.glob("*.png") if p.name != "examples.png")
-    if not hasattr(command_module(command), "scored_records"):
-        examples_note = f"No example maps: `{command}` has no one score to rank its images by."
+    if COMMANDS[command].scoring:
+        page = scoring_page(folder, run, COMMANDS[command].load())
+    elif command == "user-study":
+        page = study_page(folder)
     else:
-        try:
-            plots.append(example_grid(folder, cfg, command, records))
-            examples_note = "Maps recomputed from the run's config for the best, median and worst examples."
-        except UserError as exc:  # e.g. the model's weights are not on this machine
-            examples_note = f"Examples not drawn: {exc}"
+        page = results_page(folder, run)
+    page.title = f"cce-bench {command}: {folder.name}"
+    page.provenance = {"command": command, "seed": run.get("seed"), "started": run.get("started"),
+                       "finished": run.get("finished"), "wall time (s)": run.get("wall_seconds"),
+                       "processes": run.get("processes", 1), **page.provenance}
+    machine_file = folder / "machine.json"
+    if machine_file.is_file():
+        machine = json.loads(machine_file.read_text())
+        page.provenance["device"] = f"{machine['device']} ({machine['device_name']})"
+        page.provenance["versions"] = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
+    page.config_text = OmegaConf.to_yaml(OmegaConf.load(folder / "config.yaml"))
+    markdown_path, html_path = folder / "report.md", folder / "report.html"
+    markdown_path.write_text(page.markdown(), encoding="utf-8", errors="backslashreplace")
+    html_path.write_text(page.html(), encoding="utf-8", errors="backslashreplace")
+    print(f"report written to {html_path} and {markdown_path}")
+    return html_path, markdown_path
 
-    title = f"cce-bench {command}: {folder.name}"
-    provenance = {"command": command, "seed": run.get("seed"), "started": run.get("started"),
-                  "finished": run.get("finished"), "wall time (s)": run.get("wall_seconds"),
-                  "processes": run.get("processes", 1), "device": f"{machine['device']} ({machine['device_name']})",
-                  "versions": ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v),
-                  "images/pairs": len(samples)}
-    config_text = OmegaConf.to_yaml(cfg)
 
-    md = [f"# {title}", "", table_md, "", to_markdown(table), "", "## Plots", ""]
-    md += [f"![{html.escape(p.name)}]({quote(p.name)})" for p in plots]
-    md += ["", examples_note, "", "## Provenance", ""] + [f"- **{k}**: {v}" for k, v in provenance.items()]
-    md += ["", f"Samples: {len(samples)} (samples.csv)", "", "```yaml", config_text, "```", ""]
-    markdown_path = folder / "report.md"
-    markdown_path.write_text("\n".join(md), encoding="utf-8", errors="backslashreplace")
+@dataclass
+class Page:
+    """What a report shows, whatever the command: written as markdown and as self-contained HTML."""
 
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+    caption: str = ""
+    tables: list = field(default_factory=list)       # (title, DataFrame)
+    plots: list = field(default_factory=list)        # PNG paths
+    note: str = ""
+    pictures: list = field(default_factory=list)     # (caption, [(label, data URI)]): a user study's sets
+    links: list = field(default_factory=list)        # (text, file name in the folder)
+    samples: pd.DataFrame | None = None
+    provenance: dict = field(default_factory=dict)
+    title: str = ""
+    config_text: str = ""
+
+    def markdown(self) -> str:
+        md = [f"# {self.title}", "", self.caption, ""]
+        for title, table in self.tables:
+            md += ([f"## {title}", ""] if title else []) + [to_markdown(table), ""]
+        md += [f"- [{html.escape(text)}]({quote(name)})" for text, name in self.links]
+        if self.pictures:
+            md += ["", f"{len(self.pictures)} sets: see report.html for the pictures.", ""]
+        if self.plots:
+            md += ["## Plots", ""] + [f"![{html.escape(p.name)}]({quote(p.name)})" for p in self.plots]
+        md += ["", self.note, "", "## Provenance", ""] + [f"- **{k}**: {v}" for k, v in self.provenance.items()]
+        if self.samples is not None:
+            md += ["", f"Samples: {len(self.samples)} (samples.csv)"]
+        return "\n".join(md + ["", "```yaml", self.config_text, "```", ""])
+
+    def html(self) -> str:
+        tables = "".join((f"<h2>{html.escape(title)}</h2>" if title else "")
+                         + table.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.2f}")
+                         for title, table in self.tables)
+        links = "".join(f'<p><a href="{html.escape(quote(name), quote=True)}">{html.escape(text)}</a></p>'
+                        for text, name in self.links)
+        pictures = "".join(f"<figure><figcaption>{html.escape(caption)}</figcaption>"
+                           + "".join(f'<img alt="{html.escape(label, quote=True)}" title="{html.escape(label, quote=True)}" '
+                                     f'src="{html.escape(uri, quote=True)}" style="width:180px;margin:2px">'
+                                     for label, uri in images) + "</figure>"
+                           for caption, images in self.pictures)
+        samples = "" if self.samples is None else \
+            f"<details><summary>Samples ({len(self.samples)})</summary>{self.samples.to_html(index=False)}</details>"
+        plots = f"<h2>Plots</h2>{''.join(_image_tag(p) for p in self.plots)}" if self.plots else ""
+        return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
 img{{max-width:100%}}figure{{margin:1em 0}}pre{{background:#f5f5f5;padding:1em;overflow:auto}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<p>{html.escape(table_md)}</p>
-{table.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.2f}")}
-<h2>Plots</h2>
-{''.join(_image_tag(p) for p in plots)}
-<p>{html.escape(examples_note)}</p>
+<body><h1>{html.escape(self.title)}</h1>
+<p>{html.escape(self.caption)}</p>
+{tables}{links}{pictures}
+{plots}
+<p>{html.escape(self.note)}</p>
 <h2>Provenance</h2>
-<ul>{''.join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in provenance.items())}</ul>
-<details><summary>Samples ({len(samples)})</summary>{samples.to_html(index=False)}</details>
-<details><summary>Config</summary><pre>{html.escape(config_text)}</pre></details>
+<ul>{''.join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in self.provenance.items())}</ul>
+{samples}
+<details><summary>Config</summary><pre>{html.escape(self.config_text)}</pre></details>
 </body></html>
 """
-    html_path = folder / "report.html"
-    html_path.write_text(page, encoding="utf-8", errors="backslashreplace")
-    print(f"report written to {html_path} and {markdown_path}")
-    return html_path, markdown_path
+
+
+def scoring_page(folder: Path, run: dict, command) -> Page:
+    if not (folder / "table.csv").is_file():
+        raise UserError(f"{str(folder)!r} has no table.csv: pass a finished run's folder (a rerun with its out= finishes it)")
+    cfg = OmegaConf.load(folder / "config.yaml")
+    table = command.beside_paper(pd.read_csv(folder / "table.csv"))
+    records = pd.read_csv(folder / "records.csv")
+    samples = pd.read_csv(folder / "samples.csv")
+    plots = sorted(p for p in folder.glob("*.png") if p.name != "examples.png")
+    if command.examples is None:
+        note = f"No example maps: `{command.name}` has no one score to rank its images by."
+    else:
+        try:
+            plots.append(example_grid(folder, cfg, command, records))
+            note = "Maps recomputed from the run's config for the best, median and worst examples."
+        except UserError as exc:  # e.g. the model's weights are not on this machine
+            note = f"Examples not drawn: {exc}"
+    return Page(caption=run.get("caption", ""), tables=[("", table)], plots=plots, note=note, samples=samples,
+                provenance={"images/pairs": len(samples)})
+
+
+def study_page(folder: Path) -> Page:
+    """A user study: each set's picture and its maps under the methods' labels (the page hides them)."""
+    study = json.loads((folder / "study.json").read_text(encoding="utf-8"))
+    labels = study.get("labels", {})
+    pictures = []
+    for number, item in enumerate(study["sets"], start=1):
+        images = [("the image", item["image"])]
+        for method, uris in item["maps"].items():
+            images += [(f"{labels.get(method, method)} {k + 1}" if len(uris) > 1 else labels.get(method, method), uri)
+                       for k, uri in enumerate(uris)]
+        pictures.append((f"set {number}: {item['image_id']} (the model's answer: {item['answer']}; choices: "
+                         f"{', '.join(item['choices'])})", images))
+    caption = (f"User study {study['study_id']} on {study['model']}: {len(study['sets'])} sets, methods "
+               f"{', '.join(labels.get(m, m) for m in study['methods'])}. Below, each set with its maps named; "
+               "participants see them as A, B, C in an order that changes per set.")
+    return Page(caption=caption, pictures=pictures, links=[("Open the study page", "study.html")],
+                provenance={"study": study["study_id"], "sets": len(study["sets"])})
+
+
+def results_page(folder: Path, run: dict) -> Page:
+    """The user study's results: its tables (participants, methods, guesses) and plots."""
+    tables = [(title, pd.read_csv(folder / name)) for title, name in
+              (("Participants", "background.csv"), ("Methods", "methods.csv"), ("Guesses", "guesses.csv"))
+              if (folder / name).is_file()]
+    return Page(caption=run.get("caption", ""), tables=tables, plots=sorted(folder.glob("*.png")),
+                provenance={"participants": run.get("participants"), "files skipped": run.get("skipped")})
+
+
+COMMAND = PlainCommand("report", run_report)

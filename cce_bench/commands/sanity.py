@@ -14,13 +14,12 @@ from omegaconf import DictConfig
 from ..errors import UserError
 from ..explainers import EXPLAINERS, postprocess
 from ..figures import plot_sanity
-from ..metrics.sanity import MEASURES, MODES, Randomiser, map_similarities
-from ..runs.engine import Job, Session, execute
+from ..metrics.sanity import MEASURES, MODES, map_similarities
+from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import build_dataset, build_model, method_names, model_description
-from ..runs.scoring import ClassesPerNetwork
+from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
+from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network
 from ..tables import to_markdown
-from .pointing_game import build_explainers
 
 
 def check_sanity_config(cfg: DictConfig) -> tuple[list[str], int | None]:
@@ -34,23 +33,6 @@ def check_sanity_config(cfg: DictConfig) -> tuple[list[str], int | None]:
     return modes, layers
 
 
-class Randomisers:
-    """One Randomiser per network explained (the run's model; a method's own classifier, CALM's)."""
-
-    def __init__(self, seed: int):
-        self.seed, self._by_model = seed, {}
-
-    def of(self, model) -> Randomiser:
-        if id(model) not in self._by_model:
-            self._by_model[id(model)] = Randomiser(model, self.seed)
-        return self._by_model[id(model)]
-
-
-def explained(explainer, model):
-    """The network an explainer explains: its own classifier where it has one, else the run's model."""
-    return explainer.own_classifier if explainer.own_classifier is not None else model
-
-
 def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers, modes, layers, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
@@ -59,7 +41,7 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers, 
     classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
-        network = explained(explainer, model)
+        network = explained_network(explainer, model)
         targets, _ = classes(network)
         raw = explainer.raw_attribute(images, targets)
         maps = postprocess(raw, size)
@@ -68,9 +50,8 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers, 
             for step, block in enumerate(randomiser.walk(mode, layers), start=1):
                 raw_random = explainer.raw_attribute(images, targets)
                 similarities = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
-                records += [{"index": batch["index"][i], "image_id": image_id, "target": int(targets[i]), "method": name,
-                             "mode": mode, "step": step, "block": block, **similarities[i]}
-                            for i, image_id in enumerate(batch["id"])]
+                per_image = {key: [s[key] for s in similarities] for key in similarities[0]} if similarities else {}
+                records += batch_records(batch, model, targets, name, per_image, mode=mode, step=step, block=block)
     return records, {}
 
 
@@ -120,14 +101,13 @@ def prepare(session: Session) -> Job:
     modes, layers = check_sanity_config(cfg)
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
+    if not explainers:
+        raise none_can_run(unavailable)
     dataset = build_dataset(cfg, model)
     randomisers = Randomisers(int(cfg.seed))
     labels = {n: explainers[n].label for n in method_names(cfg) if n in explainers}
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        if records.empty:
-            raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see {run.path}/skipped.csv)"
-                            if explainers else "no method of methods=[...] can run here (see the messages above)")
         table = similarity_table(records, labels)
         verdict = verdicts(records, labels, float(cfg.sanity.fail_above))
         blocks = randomisers.of(model).blocks
@@ -151,10 +131,4 @@ def prepare(session: Session) -> Job:
                explainers=list(explainers.values()))
 
 
-def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
-    return table
-
-
-def run_sanity(cfg: DictConfig) -> RunFolder | None:
-    return execute(cfg, "sanity", prepare)
-
+COMMAND = ScoringCommand("sanity", prepare)  # no one score to rank example images by

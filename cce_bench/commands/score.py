@@ -15,12 +15,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.saved_maps import MapsOnImages, SavedMaps
-from ..errors import UserError
 from ..metrics.insertion_deletion import check_protocol
-from ..runs.engine import Job, Session, execute
+from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_model, model_description
-from ..runs.scoring import explained_classes, protocol_scores, write_curve_tables
+from ..runs.scoring import batch_records, explained_classes, protocol_scores, write_curve_tables
 from ..tables import method_table
 
 
@@ -35,15 +34,7 @@ def score_batch(model, batch: dict, name: str, cfg: DictConfig) -> tuple[list[di
     targets, target_prob = explained_classes(model, images, allowed, int(cfg.batch_size))
     masks = batch["mask"] if "mask" in batch else None
     per_image, curves = protocol_scores(model, images, maps, targets, cfg, masks)
-    records = [{"index": batch["index"][i], "image_id": image_id, "target": int(targets[i]),
-                "target_name": model.categories[int(targets[i])], "target_prob": float(target_prob[i]),
-                "method": name, **{k: v[i] for k, v in per_image.items()}}
-               for i, image_id in enumerate(batch["id"])]
-    return records, {"curves": {name: curves}}
-
-
-def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
-    return table
+    return batch_records(batch, model, targets, name, per_image, target_prob), {"curves": {name: curves}}
 
 
 def prepare(session: Session) -> Job:
@@ -62,9 +53,6 @@ def prepare(session: Session) -> Job:
     name = maps_name(cfg)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        if records.empty:
-            first = f": {skipped['id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
-            raise UserError(f"no map could be scored ({len(skipped)} skipped, see {run.path}/skipped.csv){first}")
         table = method_table(records, [name], [name])
         pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
         header = (f"Maps {maps.path} scored on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
@@ -77,5 +65,4 @@ def prepare(session: Session) -> Job:
                model=model)
 
 
-def run_score(cfg: DictConfig) -> RunFolder | None:
-    return execute(cfg, "score", prepare)
+COMMAND = ScoringCommand("score", prepare)  # maps from files: nothing to recompute examples with

@@ -10,11 +10,11 @@ import torch
 from omegaconf import DictConfig
 
 from ..errors import UserError
-from ..metrics.insertion_deletion import check_protocol, insertion_deletion
+from ..metrics.insertion_deletion import check_protocol
 from ..models import batched_logits
-from ..runs.engine import Job, Session, execute
+from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
-from ..runs.scoring import write_curve_tables
+from ..runs.scoring import batch_records, protocol_scores, write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
 from ..tables import read_paper_table, sweep_table
 
@@ -50,35 +50,19 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
     target_prob, targets = probs.max(1)
     records, curve_sums = [], {}
     for result in explainer.maps_for_settings(images, targets, settings):
-        scores = insertion_deletion(model, images, result.maps, targets, step=int(cfg.metric.step),
-                                    batch_size=int(cfg.batch_size), blur_size=int(cfg.metric.blur_size),
-                                    blur_sigma=float(cfg.metric.blur_sigma))
-        curve_sums[str(result.setting.get(cfg.param.name, NOT_A_KNOB))] = {
-            "n": len(batch["id"]), "insertion": scores.insertion_curve.sum(0).tolist(),
-            "deletion": scores.deletion_curve.sum(0).tolist()}
+        value = result.setting.get(cfg.param.name, NOT_A_KNOB)
+        per_image, curve_sums[str(value)] = protocol_scores(model, images, result.maps, targets, cfg)
         knobs = {**explainer.knobs(), **result.setting}
-        valid = result.valid
-        for i, image_id in enumerate(batch["id"]):
-            records.append({
-                "index": batch["index"][i],
-                "image_id": image_id,
-                "label": int(batch["label"][i]),
-                "target": int(targets[i]),
-                "target_name": model.categories[int(targets[i])],
-                "target_prob": float(target_prob[i]),
-                "method": explainer.name,
-                "param": cfg.param.name,
-                "value": result.setting.get(cfg.param.name, NOT_A_KNOB),
-                **{k: knobs[k] for k in ("alpha", "M", "gamma", "epsilon") if k in knobs},
-                "ins_auc": float(scores.insertion_auc[i]),
-                "del_auc": float(scores.deletion_auc[i]),
-                "valid": float(valid[i]) if valid is not None else None,
-                "gen_seconds": result.seconds / len(batch["id"]),
-            })
+        valid = [float(v) for v in result.valid] if result.valid is not None else [None] * len(images)
+        records += batch_records(batch, model, targets, explainer.name,
+                                 {"label": [int(v) for v in batch["label"]], **per_image, "valid": valid}, target_prob,
+                                 param=cfg.param.name, value=value,
+                                 **{k: knobs[k] for k in ("alpha", "M", "gamma", "epsilon") if k in knobs},
+                                 gen_seconds=result.seconds / len(images))
     return records, {"curves": curve_sums}
 
 
-def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
+def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     """The table with, beside each published number, measured - paper (for `report`)."""
     table = table.copy()
     for col in ("Ins", "Del", "Diff"):
@@ -88,14 +72,14 @@ def table_with_differences(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def scored_records(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str, dict, str]:
+def examples(records: pd.DataFrame, cfg) -> Examples:
     """The records at the method's own setting with their Diff as `score` (for `report`'s examples)."""
     values = records["value"].astype(str).unique().tolist()
     default = str(cfg.method_knobs[cfg.method].get(cfg.param.name, values[0]))
     value = default if default in values else values[0]
     chosen = records[records["value"].astype(str) == value].assign(score=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
     setting = {cfg.param.name: chosen["value"].iloc[0]} if value != NOT_A_KNOB else {}
-    return chosen, "Diff (100 x AUC)", setting, "image_id"
+    return Examples(chosen, "Diff (100 x AUC)", setting)
 
 
 def prepare(session: Session) -> Job:
@@ -108,9 +92,6 @@ def prepare(session: Session) -> Job:
     dataset = build_dataset(cfg, model)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        if records.empty:
-            raise UserError(f"no image of {dataset.name} could be read ({len(skipped)} skipped, see "
-                            f"{run.path}/skipped.csv)")
         paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
         table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                             with_time=bool(cfg.param.get("with_time", False)))
@@ -129,5 +110,4 @@ def prepare(session: Session) -> Job:
                explainers=[explainer])
 
 
-def run_sweep(cfg: DictConfig) -> RunFolder | None:
-    return execute(cfg, "sweep", prepare)
+COMMAND = ScoringCommand("sweep", prepare, examples=examples, beside_paper=beside_paper)

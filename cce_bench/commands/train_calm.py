@@ -16,6 +16,7 @@ from ..explainers.calm import CALMNet, calm_em_loss, save_calm
 from ..models import IMAGENET_MEAN, IMAGENET_STD, torchvision_imagenet_network
 from ..runs.run_folder import mark_output_folder
 from ..runs.runtime import resolve, seed_everything
+from ..runs.engine import PlainCommand
 
 
 def initial_calm(cfg: DictConfig) -> CALMNet:
@@ -59,3 +60,6 @@ def run_train_calm(cfg: DictConfig):
     print(f"CALM checkpoint written to {path} (first loss {losses[0]:.3f}, last {losses[-1]:.3f}); "
           f"use it with: cce-bench pointing-game method_knobs.calm.checkpoint={path}")
     return path
+
+
+COMMAND = PlainCommand("train-calm", run_train_calm)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import sys
 
-import torch
 from omegaconf import DictConfig
 
 from ..errors import UserError
 from ..explainers import CCE, EXPLAINERS, postprocess
 from ..models import batched_logits
-from ..runs.engine import begin, finish_run
+from ..runs.engine import PlainCommand, begin, finish_run
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
 from ..study.page import jpeg_data_uri, overlay_uri, render_page, study_definition
@@ -44,14 +43,12 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
               f"data.n_images={cfg.sets} for all", file=sys.stderr)
     cfg.data.n_images = int(cfg.sets) if cap is None else min(int(cfg.sets), int(cap))  # one image per set
     dataset = build_dataset(cfg, model)
-    items = [dataset[i] for i in range(len(dataset))]
-    for item in items:
-        if "error" in item:
-            print(f"warning: skipped {item['id']}: {item['error']}", file=sys.stderr)
-    items = [item for item in items if "error" not in item]
-    if not items:
+    batch = dataset.collate([dataset[i] for i in range(len(dataset))])
+    for row in batch["skipped"]:
+        print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
+    if not batch["id"]:
         raise UserError(f"no image of {dataset.name} could be read: the study needs at least one")
-    images = torch.stack([item["image"] for item in items]).to(session.device)
+    images = batch["image"].to(session.device)
     ranking = batched_logits(model, images, int(cfg.batch_size)).argsort(1, descending=True)[:, : int(cfg.choices)]
     targets = ranking[:, 0]
     size = images.shape[-2:]
@@ -62,9 +59,9 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     pictures = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     categories = model.categories
     sets = []
-    for b, item in enumerate(items):
+    for b, image_id in enumerate(batch["id"]):
         sets.append({
-            "image_id": item["id"], "image": jpeg_data_uri(pictures[b]),
+            "image_id": image_id, "image": jpeg_data_uri(pictures[b]),
             "answer": categories[int(targets[b])], "choices": [categories[int(c)] for c in ranking[b]],
             "maps": {**{name: [overlay_uri(pictures[b], maps[name][b])] for name in names},
                      CCE.name: [overlay_uri(pictures[b], m) for m in maps[CCE.name][b]]},
@@ -81,3 +78,6 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     print(f"study {definition['study_id']}: {len(sets)} sets; open {page} in a browser (offline is fine), or send "
           f"it to participants (a participant number can be fixed with ?participant=N)\n\nwritten to {run.path}")
     return run
+
+
+COMMAND = PlainCommand("user-study", run_user_study)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from ..errors import UserError
 from ..figures import plot_user_study
-from ..runs.engine import begin, finish_run
+from ..runs.engine import PlainCommand, begin, finish_run
 from ..runs.run_folder import RunFolder
 from ..study.answers import (BadAnswers, answer_table, background_table, guess_table, method_table, read_all,
                              read_json_file)
@@ -87,3 +87,6 @@ def run_user_study_results(cfg: DictConfig) -> RunFolder:
                                                     "skipped": len(skipped), "caption": header})
     print(f"\n{text}\n\nwritten to {run.path}")
     return run
+
+
+COMMAND = PlainCommand("user-study-results", run_user_study_results)

@@ -1,13 +1,19 @@
 """Data sets behind one registry, split by source: image files and the bundled photos (`images`), a local
 ImageNet folder (`imagenet`), COCO pairs with boxes (`coco`). Every data set has `name`, `samples`,
-`skipped`, `has_boxes`, `samples_table()` and `collate(items)`."""
+`skipped`, `has_boxes`, `samples_table()` and `collate(items)`. Every module of this package is imported
+here, so a source is registered by existing (one module plus configs/data/NAME.yaml)."""
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from torch.utils.data import DataLoader, Dataset
 
-from . import coco, imagenet  # noqa: F401 (registration)
 from .images import BUNDLED_PHOTOS, ImageSet, Sample, bundled_photo_path, image_file, load_rgb, preprocessing, read_or_skip, seeded_sample
 from .registry import DATASETS
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def create_dataset(data_cfg, mean, std, seed: int = 0) -> Dataset:

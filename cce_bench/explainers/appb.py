@@ -22,22 +22,32 @@ from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
 from ..progress import counted
+from ..models import facts_of
 from ..schema import Rule, check_knobs
 from .base import Explainer, register
 from .layers import capture_outputs, network
 
-# phi_l: ReLU outputs of VGG-19 features 11, 13, 15, 17, 20, 22 (baselines.md); ResNet-50: the outputs of
-# layer2 and layer3 and EfficientNet-Lite0: of blocks 2 and 4 (assumptions of this suite, documented).
-PERCEPTUAL_LAYERS = {
-    "vgg19": ["features.11", "features.13", "features.15", "features.17", "features.20", "features.22"],
-    "resnet50": ["layer2", "layer3"],
-    "efficientnet_lite0": ["blocks.2", "blocks.4"],
-}
-
-
 @register
 class APPB(Explainer):
+    """Adversarial perturbations within a perceptual ball (Elliott, Law and Russell, CVPR 2021), as the
+    authors' code runs it: mean-squared-error terms, L-BFGS with torch's defaults (step 1, no line search),
+    one image at a time; map = RMS over channels of x' - x, Gaussian blur (4-sigma kernel).
+
+    Args:
+        layers: the perceptual layers phi_l (dotted paths); None: the model's facts (VGG-19 features
+            11, 13, 15, 17, 20, 22 = the authors' vgg19_bn ReLUs 16..32; ResNet-50 layer2, layer3;
+            Lite0 blocks 2, 4).
+        gamma_p: the weight of the perceptual terms (the authors' 1e4).
+        v: the target margin (the authors' -2).
+        steps: optimiser iterations (the authors' example: 100).
+        lr: Adam's step, for optimizer="adam" only.
+        blur_sigma: sigma of the map's Gaussian blur, in pixels.
+        optimizer: "lbfgs" (the authors') or "adam" (a batched variant; scripts/compare_appb_optimizers.py).
+        batch_size: images optimised together with optimizer="adam" (L-BFGS takes one at a time); None: 8 on a CPU, 64 on a GPU.
+    """
+
     label = "APPB"
+    batch_sizes = {"cpu": 8, "cuda": 64}  # images optimised together (optimizer=adam; L-BFGS takes one at a time)
 
     knob_ranges = {**Explainer.knob_ranges, "gamma_p": Rule("number", 0, 1e12), "v": Rule("number", -1e4, 1e4),
                    "steps": Rule("whole", 1, 100_000), "lr": Rule("number", 0, 1, low_open=True),
@@ -45,13 +55,13 @@ class APPB(Explainer):
                    "layers": Rule("list", nullable=True)}
 
     def __init__(self, model, layers: list | None = None, gamma_p: float = 1e4, v: float = -2.0, steps: int = 100,
-                 lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "lbfgs", batch_size: int = 8):
+                 lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "lbfgs", batch_size: int | None = None):
         super().__init__(model, batch_size)
         check_knobs(type(self), locals())
         if layers is None:
-            if getattr(model, "name", None) not in PERCEPTUAL_LAYERS:
+            layers = facts_of(model).perceptual_layers  # the model's phi_l
+            if layers is None:
                 raise UserError("APPB has no default perceptual layers for this model: pass layers=[DOTTED.PATH,...]")
-            layers = PERCEPTUAL_LAYERS[model.name]
         self.layers, self.gamma_p, self.v, self.steps = list(layers), float(gamma_p), float(v), int(steps)
         self.lr, self.blur_sigma, self.optimizer = float(lr), float(blur_sigma), optimizer
         self.modules = [network(model).get_submodule(path) for path in self.layers]

@@ -66,6 +66,31 @@ STEP_RULES = {
 
 @register
 class CCE(Explainer):
+    """CCE (docs/cce_method.md): for each image and each of its M contrast classes, a bounded perturbation
+    toward that class; the map mixes the perturbations' support and their averaged gradients.
+    DOC: documented by the paper; REC: reconstructed (a knob, its default chosen by measurement).
+
+    Args:
+        alpha: DOC, M_p = alpha * M_sup + (1 - alpha) * M_pro.
+        M: DOC, counterfactuals per image (contrast classes: the M next-highest classes).
+        gamma: DOC, L = L_valid + gamma * L_dist.
+        epsilon: DOC, |delta|_inf <= epsilon / 255 (0-255 pixel units).
+        steps: REC, Adam steps per counterfactual.
+        lr: REC, Adam's step size; None: (epsilon / 255) / 5.
+        kappa: REC, margin of L_valid = relu(max_{j != q} z_j - z_q + kappa).
+        K: REC, path points of the averaged gradients.
+        tv_weight: REC, lambda_tv of the content-aware total variation in L_dist.
+        tv_sigma: REC, sigma_c of the edge weights exp(-|x_i - x_j|^2 / (2 sigma_c^2)).
+        blur_sigma: REC, map smoothing, sigma = blur_sigma * H (0.05 * 224 = 11 pixels).
+        dist_scale: REC, L_dist in 0-255 pixel units, those of epsilon (1: [0, 1] units, where gamma is inert).
+        validity: REC, L_valid: "hinge" (relu(max_{j != q} z_j - z_q + kappa)) or "ce" (cross-entropy toward q).
+        keep: REC, the kept iterate: "closest_valid", "first_valid" or "last".
+        step_rule: REC, "adam", or "signed" (PGD's signed steps, lr 2.5 (epsilon / 255) / steps).
+        grid: REC, None: one delta value per pixel; N: delta on N x N cells, upsampled bilinearly.
+        batch_size: counterfactual pairs per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
+        mean, std: the normalisation the model expects; None: the model's own (ImageNet's for a bare network).
+    """
+
     label = "CCE"
 
     memory_knobs = ("batch_size", "M")
@@ -93,7 +118,7 @@ class CCE(Explainer):
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
                  tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.05,
                  dist_scale: float = 255.0, validity: str = "hinge", keep: str = "closest_valid",
-                 step_rule: str = "adam", grid: int | None = None, batch_size: int = 16, mean=None, std=None):
+                 step_rule: str = "adam", grid: int | None = None, batch_size: int | None = None, mean=None, std=None):
         super().__init__(model, batch_size)
         check_knobs(type(self), locals())
         classes = len(getattr(model, "categories", None) or []) or None

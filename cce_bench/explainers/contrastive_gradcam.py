@@ -23,11 +23,20 @@ from .layers import capture_outputs, resolve_layer
 
 @register
 class ContrastiveGradCAM(Explainer):
+    """Contrastive explanations (Prabhushankar et al., ICIP 2020): Grad-CAM of the cross-entropy toward a
+    contrast class Q.
+
+    Args:
+        target_layer: dotted path of the layer; None: the model's facts (its last convolutional block).
+        contrast_rank: Q is the contrast_rank-th most likely class (2: the second most likely).
+        batch_size: images per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
+    """
+
     label = "CE"
 
     knob_ranges = {**Explainer.knob_ranges, "contrast_rank": Rule("whole", 2, 1000)}  # 2: the second most likely
 
-    def __init__(self, model, target_layer: str | None = None, contrast_rank: int = 2, batch_size: int = 16):
+    def __init__(self, model, target_layer: str | None = None, contrast_rank: int = 2, batch_size: int | None = None):
         super().__init__(model, batch_size)
         check_knobs(type(self), locals())
         self.target_layer, self.contrast_rank = target_layer, int(contrast_rank)

@@ -2,8 +2,10 @@
 
 The full-gradient decomposition of the target logit: the input-gradient x input, plus for every
 convolution and BatchNorm the gradient at its output times its bias (for BatchNorm the effective bias
-b - mean * w / sqrt(var + eps)); for a piecewise-linear network the sum of all terms is the logit
-(completeness, tested). The map post-processes each term as a whole, per image (abs, subtract the
+b - mean * w / sqrt(var + eps)); for a network of ReLUs (VGG-19, ResNet-50) the sum of all terms plus
+the final layer's bias is the logit (completeness, tested). It does not hold for EfficientNet-Lite0, the
+default model: ReLU6's ceiling at 6 acts as a hidden bias no term carries (measured on chelsea: logit 9.27,
+terms plus the final bias 3.04), so there the map is the full-gradient recipe without its guarantee. The map post-processes each term as a whole, per image (abs, subtract the
 minimum, divide by the maximum + 1e-6, over channels and positions together), resizes the bias terms
 bilinearly (align_corners=True) to the input, sums over channels and adds everything up.
 
@@ -46,9 +48,19 @@ def normalise_term(term: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 @register
 class FullGrad(Explainer):
+    """FullGrad ("FullIG" in the paper), as the authors' code (idiap/fullgrad-saliency) computes the map:
+    each term (input-gradient x input, gradient x bias of every conv and BatchNorm) post-processed as a
+    whole per image (abs, min-max over all channels and positions), bias terms resized bilinearly with
+    align_corners=True, channels summed, terms added. pytorch-grad-cam's FullGrad normalises every channel
+    on its own instead (a different map).
+
+    Args:
+        batch_size: images per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
+    """
+
     label = "FullIG"
 
-    def __init__(self, model, batch_size: int = 16):
+    def __init__(self, model, batch_size: int | None = None):
         super().__init__(model, batch_size)
         self.sites = bias_sites(network(model))
 

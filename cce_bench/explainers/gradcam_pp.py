@@ -14,24 +14,31 @@ class GradCamLibrary(Explainer):
 
     library_class = None
 
-    def __init__(self, model, target_layer: str | None = None, batch_size: int = 16):
+    def __init__(self, model, target_layer: str | None = None, batch_size: int | None = None):
         super().__init__(model, batch_size)
         self.target_layer = target_layer
         self.layers = [resolve_layer(model, target_layer)]
 
     def _attribute_batch(self, images, targets):
-        # The suite's models have frozen weights: an input that requires grad gives the library its graph.
-        inputs = images.detach().requires_grad_(True)
-        # Under precision=bf16 the layer's output is bfloat16, which the library's NumPy step cannot take:
-        # this hook, registered before the library's, hands it (and the gradient back) as float32.
-        handles = [layer.register_forward_hook(as_float32) for layer in self.layers]
-        try:
-            with self.library_class(model=self.model, target_layers=self.layers) as cam:
-                maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets])
-        finally:
-            for handle in handles:
-                handle.remove()
-        return torch.as_tensor(maps, device=images.device)
+        return cam_maps(self.library_class, self.model, self.layers, images, targets)
+
+
+def cam_maps(library_class, model, layers, images, targets, constructor: dict | None = None,
+             call: dict | None = None) -> torch.Tensor:
+    """A pytorch-grad-cam method's maps [B, H, W], one target per image (fewer targets silently give zero
+    maps); `constructor` and `call` are the library's own further arguments."""
+    # The suite's models have frozen weights: an input that requires grad gives the library its graph.
+    inputs = images.detach().requires_grad_(True)
+    # Under precision=bf16 the layer's output is bfloat16, which the library's NumPy step cannot take:
+    # this hook, registered before the library's, hands it (and the gradient back) as float32.
+    handles = [layer.register_forward_hook(as_float32) for layer in layers]
+    try:
+        with library_class(model=model, target_layers=layers, **(constructor or {})) as cam:
+            maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets], **(call or {}))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return torch.as_tensor(maps, device=images.device)
 
 
 def as_float32(_module, _inputs, output):
@@ -41,5 +48,13 @@ def as_float32(_module, _inputs, output):
 
 @register
 class GradCAMPP(GradCamLibrary):
+    """GCAM+: Grad-CAM++ through pytorch-grad-cam, one target per image.
+
+    Args:
+        target_layer: dotted path of the layer; None: the model's facts (VGG-19 features.35, ResNet-50
+            layer4.2, EfficientNet-Lite0 bn2).
+        batch_size: images per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
+    """
+
     label = "GCAM+"
     library_class = LibGradCAMPlusPlus

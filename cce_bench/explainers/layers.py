@@ -1,4 +1,5 @@
-"""Target layers of the CAM-style methods, by model, and a hook that keeps a layer's output."""
+"""A model's layers by dotted path (its default target layer from its facts), and a hook that keeps a
+layer's output."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -6,10 +7,7 @@ from contextlib import contextmanager
 from torch import nn
 
 from ..errors import UserError
-
-# The last convolutional block of each model (baselines.md: VGG-19 features[35], ResNet-50 layer4[-1];
-# EfficientNet-Lite0: its last BatchNorm + ReLU6, the 1280-channel 7x7 map before pooling).
-DEFAULT_TARGET_LAYERS = {"vgg19": "features.35", "resnet50": "layer4.2", "efficientnet_lite0": "bn2"}
+from ..models import facts_of
 
 
 def network(model: nn.Module) -> nn.Module:
@@ -18,13 +16,14 @@ def network(model: nn.Module) -> nn.Module:
 
 
 def resolve_layer(model: nn.Module, path: str | None) -> nn.Module:
-    """A submodule by dotted path (`layer4.2`), or the model's default target layer when `path` is null."""
+    """A submodule by dotted path (`layer4.2`), or the model's default target layer (its facts) when `path`
+    is null."""
     if path is None:
-        name = getattr(model, "name", None)
-        if name not in DEFAULT_TARGET_LAYERS:
+        path = facts_of(model).target_layer
+        if path is None:
+            name = getattr(model, "name", None)
             raise UserError(f"no default target layer for model {name or type(model).__name__}: "
                             "pass the method's target_layer=DOTTED.PATH (e.g. layer4.2)")
-        path = DEFAULT_TARGET_LAYERS[name]
     try:
         return network(model).get_submodule(str(path))
     except AttributeError:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..errors import UserError
 from . import distributed
 from .distributed import Shard
 from .memory import retrying_on_out_of_memory
@@ -110,6 +111,44 @@ def finish_run(run: RunFolder, command: str, session: Session, extra: dict) -> N
     distributed.stop()
 
 
+@dataclass(frozen=True)
+class Examples:
+    """The records a scoring command ranks its example maps by: `score` per record (higher is better), the
+    score's label, and the knobs the maps are drawn with (the method; the swept value)."""
+
+    records: pd.DataFrame
+    label: str
+    setting: dict
+
+
+def no_paper_columns(table: pd.DataFrame) -> pd.DataFrame:
+    return table
+
+
+@dataclass(frozen=True)
+class ScoringCommand:
+    """A command that scores maps through the shared skeleton, declared once: what it prepares (its Job:
+    data, scoring of a batch, tables), how `report` sets its table beside the paper (`beside_paper`: the
+    table with measured - paper columns) and which records its example figure shows (`examples`; None: no
+    single score to rank images by)."""
+
+    name: str
+    prepare: Callable[[Session], "Job"]
+    examples: Callable[[pd.DataFrame, DictConfig], Examples] | None = None
+    beside_paper: Callable[[pd.DataFrame], pd.DataFrame] = no_paper_columns
+
+    def run(self, cfg: DictConfig) -> RunFolder | None:
+        return execute(cfg, self.name, self.prepare)
+
+
+@dataclass(frozen=True)
+class PlainCommand:
+    """A command with a run of its own (explain, user-study, train-calm, ...)."""
+
+    name: str
+    run: Callable[[DictConfig], object]
+
+
 @dataclass
 class Job:
     """What a command supplies to the skeleton: its data, how to score a batch (-> records, summary), how
@@ -122,6 +161,7 @@ class Job:
     unit: str = "img"
     model: object = None    # its pass counts go into run.json
     explainers: list = field(default_factory=list)  # their inputs per pass are halved on out-of-memory
+    can_score: bool = True  # False: no method can run here, and the tables say why (no records expected)
 
 
 def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) -> RunFolder | None:
@@ -136,6 +176,11 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) ->
     records, unreadable = run.merge()
     skipped = pd.concat([pd.DataFrame(job.dataset.skipped, columns=["id", "reason"]), unreadable], ignore_index=True)
     run.write_csv("skipped.csv", skipped)
+    if records.empty and job.can_score:
+        first = f": {skipped['id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
+        what = "pair" if job.unit == "pair" else "image"
+        raise UserError(f"no {what} of {job.dataset.name} could be scored ({len(skipped)} skipped, see "
+                        f"{run.path}/skipped.csv){first}")
     extra, text = job.write_tables(run, records, skipped)
     if job.model is not None and hasattr(job.model, "passes"):
         extra = {"model_inputs_this_process": job.model.passes.as_dict(), **extra}

@@ -15,15 +15,14 @@ from omegaconf.errors import MissingMandatoryValue
 from ..data import create_dataset
 from ..errors import UserError, memory_asked_by
 from ..schema import require, validate
-from ..explainers import EXPLAINERS, Explainer, create_explainer
+from ..explainers import EXPLAINERS, Explainer, MethodUnavailable, create_explainer
 from ..models import Classifier, create_model
 from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
-# ones fill a GPU.
+# ones fill a GPU. Each method's own batch_size (model inputs per pass) is its class's `batch_sizes`.
 CPU_BATCH = {"batch_size": 16, "images_per_batch": 1}
 GPU_BATCH = {"batch_size": 256, "images_per_batch": 32}
-METHOD_BATCH = {"cpu": 16, "cuda": 64}  # each method's own batch_size (model inputs per pass)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -114,18 +113,15 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
     cfg.device = str(device)
     if "threads" in cfg:
         cfg.threads = choose_threads(cfg.threads)
+    if cfg.get("methods") == "all":  # the run's config records which methods `all` meant
+        cfg.methods = all_methods()
     defaults = dict(GPU_BATCH if device.type == "cuda" else CPU_BATCH)
     for name in cfg.get("method_knobs") or {}:
-        defaults[f"method_knobs.{name}.batch_size"] = METHOD_BATCH.get(device.type, METHOD_BATCH["cpu"])
+        if name in EXPLAINERS:
+            defaults[f"method_knobs.{name}.batch_size"] = EXPLAINERS.get(name).default_batch_size(device.type)
     for key, value in defaults.items():
         if OmegaConf.select(cfg, key, default="absent") is None:  # present and null
             OmegaConf.update(cfg, key, value)
-    for key in ("batch_size", "images_per_batch"):
-        value = cfg.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise UserError(f"{key}={value} must be a whole number >= 1")
-    if int(cfg.get("num_workers", 0)) < 0:
-        raise UserError(f"num_workers={cfg.num_workers} must be >= 0")
     return cfg
 
 
@@ -151,9 +147,20 @@ def build_dataset(cfg: DictConfig, model: Classifier):
     return create_dataset(OmegaConf.to_container(cfg.data), mean, std, seed=int(cfg.seed))
 
 
+def all_methods() -> list[str]:
+    """Every registered method: the paper's Table 5 columns in its order, then the others by name."""
+    from ..tables import read_paper_table
+
+    paper = [name for name in read_paper_table("table5_pointing_game.csv")["name"] if name in EXPLAINERS]
+    return paper + [name for name in EXPLAINERS.names() if name not in paper]
+
+
 def method_names(cfg: DictConfig) -> list[str]:
-    """The run's methods by name (`methods: [...]`, or the sweep's one `method`), each checked to exist."""
-    names = list(cfg.methods) if "methods" in cfg else [cfg.method]
+    """The run's methods by name (`methods: [...]` or `all`, or the sweep's one `method`), each checked to exist."""
+    if "methods" not in cfg:
+        names = [cfg.method]
+    else:
+        names = all_methods() if cfg.methods == "all" else list(cfg.methods)
     if not names:
         raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
     for name in names:
@@ -169,3 +176,21 @@ def method_knobs(cfg: DictConfig, name: str) -> dict:
 
 def build_explainer(cfg: DictConfig, model: Classifier, name: str) -> Explainer:
     return create_explainer(name, model, **method_knobs(cfg, name))
+
+
+def build_explainers(cfg: DictConfig, model: Classifier) -> tuple[dict, dict]:
+    """The run's explainers by name, and those that cannot run here (name -> MethodUnavailable)."""
+    explainers, unavailable = {}, {}
+    for name in method_names(cfg):
+        try:
+            explainers[name] = build_explainer(cfg, model, name)
+        except MethodUnavailable as exc:
+            unavailable[name] = exc
+    return explainers, unavailable
+
+
+def none_can_run(unavailable: dict) -> UserError:
+    """The error of a run none of whose methods can run here, each method's reason in it."""
+    reasons = "; ".join(f"{EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
+    return UserError(f"no method of methods=[...] can run here ({reasons}): add one that can, e.g. methods=[gradcam_pp,cce]")
+

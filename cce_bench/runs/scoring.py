@@ -1,5 +1,6 @@
-"""What every command that scores maps shares: which class a map explains, and the protocol's scores of
-one batch of maps (insertion/deletion always, the pointing game where the data has boxes)."""
+"""What every command that scores maps shares: which class a map explains (and on which network), the
+protocol's scores of one batch of maps (insertion/deletion always, the pointing game where the data has
+boxes), the one record schema, and the randomised copies of a network for the sanity check."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,7 @@ from omegaconf import DictConfig
 
 from ..metrics.insertion_deletion import insertion_deletion
 from ..metrics.pointing_game import energy_pointing_game
+from ..metrics.sanity import Randomiser
 from ..models import batched_logits
 
 
@@ -24,6 +26,11 @@ def explained_classes(classifier, images: torch.Tensor, allowed: torch.Tensor | 
     return targets, logits.softmax(1).gather(1, targets[:, None])[:, 0]
 
 
+def explained_network(explainer, model):
+    """The network an explainer explains: its own classifier where it has one (CALM), else the run's model."""
+    return explainer.own_classifier if explainer.own_classifier is not None else model
+
+
 class ClassesPerNetwork:
     """The explained classes of one batch per network, each computed once: the run's model is asked
     once however many methods explain it; a method with its own classifier (CALM) asks that one."""
@@ -36,6 +43,39 @@ class ClassesPerNetwork:
         if id(network) not in self._by_network:
             self._by_network[id(network)] = explained_classes(network, self.images, self.allowed, self.batch_size)
         return self._by_network[id(network)]
+
+
+def batch_records(batch: dict, model, targets: torch.Tensor, method: str, per_image: dict | None = None,
+                  target_prob: torch.Tensor | None = None, **shared) -> list[dict]:
+    """One record per item of a batch, the schema every scoring command writes to records.csv:
+    `index` (position in the data set), `image_id` (the data set's id; for a COCO pair `image:category`),
+    `target` and `target_name` (the class explained), `target_prob` where known, `method`, then `shared`
+    (the same for the whole batch) and `per_image` (name -> one value per item)."""
+    categories = getattr(model, "categories", None)
+    records = []
+    for i, image_id in enumerate(batch["id"]):
+        target = int(targets[i])
+        record = {"index": batch["index"][i], "image_id": image_id, "target": target,
+                  "target_name": categories[target] if categories else str(target)}
+        if target_prob is not None:
+            record["target_prob"] = float(target_prob[i])
+        record["method"] = method
+        record.update(shared)
+        record.update({key: values[i] for key, values in (per_image or {}).items()})
+        records.append(record)
+    return records
+
+
+class Randomisers:
+    """One Randomiser per network explained (the run's model; a method's own classifier, CALM's)."""
+
+    def __init__(self, seed: int):
+        self.seed, self._by_model = seed, {}
+
+    def of(self, model) -> Randomiser:
+        if id(model) not in self._by_model:
+            self._by_model[id(model)] = Randomiser(model, self.seed)
+        return self._by_model[id(model)]
 
 
 def protocol_scores(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, cfg: DictConfig,

@@ -1,0 +1,104 @@
+"""The wrapper every model runs in: a network on normalised input with its normalisation and class names.
+
+The suite's metrics work in the model's normalised input space (README: The protocol), while CCE perturbs in
+pixel space; `PixelInput` wraps a classifier so that it takes images in [0, 1] and normalises inside.
+"""
+from __future__ import annotations
+
+import difflib
+
+import torch
+import torchvision
+from torch import nn
+
+from ..errors import UserError
+from ..tensors import channel_list, to_normalised, to_pixels
+from .passes import CountBackward, PassCount
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_categories() -> list[str]:
+    # The 1000 ImageNet class names in index order, shipped with torchvision (no download).
+    return list(torchvision.models.VGG19_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def class_index(name, categories: list[str]) -> int:
+    """A class by index or by name (case and '_' versus ' ' do not matter): 'tiger_cat' -> 282."""
+    text = str(name).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(categories):
+            raise UserError(f"class index {index} is outside 0..{len(categories) - 1}")
+        return index
+    wanted = text.lower().replace("_", " ")
+    lowered = [c.lower() for c in categories]
+    if wanted in lowered:
+        return lowered.index(wanted)
+    close = difflib.get_close_matches(wanted, lowered, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(categories[lowered.index(c)]) for c in close)}?" if close else ""
+    raise UserError(f"unknown class {name!r}: pass an ImageNet class name or index{hint}")
+
+
+class Classifier(nn.Module):
+    """A network on normalised input, with what is needed to feed and read it."""
+
+    def __init__(self, name: str, net: nn.Module, mean, std, categories: list[str]):
+        super().__init__()
+        self.name = name
+        self.net = net.eval().to(memory_format=torch.channels_last)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        for module in self.net.modules():
+            # Gradient methods hook activations (captum, pytorch-grad-cam): in-place ones break the hooks.
+            if getattr(module, "inplace", False):
+                module.inplace = False
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.categories = categories
+        self.autocast_dtype: torch.dtype | None = None  # set_precision(model, "bf16") sets bfloat16
+        self.passes = PassCount()
+        self.facts = None  # the model's ModelFacts, set by create_model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with_gradient = torch.is_grad_enabled() and images.requires_grad
+        self.passes.add(images.shape[0], with_gradient)
+        # channels_last runs the convolutions 2-4x faster on CPU and is the fast path on GPU too.
+        images = images.contiguous(memory_format=torch.channels_last)
+        if self.autocast_dtype is None:
+            logits = self.net(images)
+        else:
+            with torch.autocast(images.device.type, dtype=self.autocast_dtype):
+                logits = self.net(images).float()  # softmax, losses and argmax stay in float32
+        return CountBackward.apply(logits, self.passes) if with_gradient else logits
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        return to_normalised(pixels, self.mean, self.std)
+
+    def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        return to_pixels(images, self.mean, self.std)
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """(mean, std) as plain lists, what the data transforms take."""
+        return channel_list(self.mean), channel_list(self.std)
+
+
+@torch.inference_mode()
+def batched_logits(model, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """The model's logits (float32) for `images`, `batch_size` inputs per forward pass."""
+    return torch.cat([model(images[s:s + batch_size]).float() for s in range(0, images.shape[0], batch_size)])
+
+
+class PixelInput(nn.Module):
+    """Takes images in [0, 1] and normalises inside, so that perturbations live in pixel space."""
+
+    def __init__(self, model: nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        device = next(model.parameters()).device
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(to_normalised(pixels, self.mean, self.std))

@@ -1,0 +1,74 @@
+"""The model registry and each model's facts: what a method needs to know about a network that the
+network cannot say itself. A model module registers its builder with its facts in one place:
+
+    @register_model("vgg19", ModelFacts(target_layer="features.35", perceptual_layers=(...)))
+    def vgg19(checkpoint=None, download=False, random_init=False) -> Classifier: ...
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+
+from ..registry import Registry
+
+MODELS: Registry = Registry("model")
+
+# The modules of this package that are pieces of the machinery, not models.
+PIECES = {"classifier", "facts", "passes", "precision", "weights"}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Per-model facts the methods read (None: the model has no default; the method then asks for a knob).
+
+    target_layer: the CAM methods' layer (Grad-CAM++, Score-CAM, contrastive Grad-CAM), a dotted path
+        into the network: the last convolutional block, whose output is pooled into the logits.
+    perceptual_layers: APPB's phi_l, the layers whose outputs its perceptual distance compares.
+    rise: RISE's (N masks, grid cells per side, keep probability) for this model. The default, 4000
+        masks of a 7x7 grid kept with probability 0.5, is the common re-implementation setting (e.g.
+        xplique's); the RISE paper's own per-model text was not available to check.
+    """
+
+    target_layer: str | None = None
+    perceptual_layers: tuple[str, ...] | None = None
+    rise: tuple[int, int, float] = (4000, 7, 0.5)
+
+
+def register_model(name: str, facts: ModelFacts):
+    """Registers a model builder `(checkpoint, download, random_init) -> Classifier` with its facts."""
+    def add(builder):
+        builder.facts = facts
+        return MODELS.register(name)(builder)
+
+    return add
+
+
+def discover() -> None:
+    """Imports every model module of this package, so that a model is registered by existing."""
+    for module in pkgutil.iter_modules(importlib.import_module(__package__).__path__):
+        if module.name not in PIECES:
+            importlib.import_module(f"{__package__}.{module.name}")
+
+
+def facts_of(model) -> ModelFacts:
+    """The facts of a Classifier (set when it is built); a bare network gets the defaults (no layers)."""
+    facts = getattr(model, "facts", None)
+    return facts if isinstance(facts, ModelFacts) else ModelFacts()
+
+
+def create_model(name: str, checkpoint: str | None = None, device="cpu", download: bool = False,
+                 random_init: bool = False, precision: str | None = None):
+    """Look a classifier up by name (`efficientnet_lite0`, `vgg19`, `resnet50`) and load its weights;
+    `random_init` keeps the architecture's own random initialisation (for timing without weights);
+    `precision` (PRECISIONS) is set when given, else torch's settings are left as they are."""
+    from .precision import set_precision
+
+    discover()
+    builder = MODELS.get(name)
+    model = builder(checkpoint=checkpoint, download=download, random_init=random_init)
+    model.facts = builder.facts
+    if precision is not None:
+        set_precision(model, precision)
+    return model.to(device)
+
