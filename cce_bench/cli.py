@@ -27,8 +27,9 @@ def usage() -> str:
 
 USAGE_NOTES = """Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
 device=cuda`, or a preset: `cce-bench sweep experiment=table1_alpha data.root=/data/imagenet`. Methods go
-by one name (cce, gbp, ig, rise, gradcam_pp, scorecam, fullgrad, contrastive_gradcam, appb, calm), their
-knobs as method_knobs.NAME.KNOB=VALUE. `cce-bench sweep --cfg job` prints the composed config; `--help`
+by one name (cce, gbp, ig, rise, gradcam_pp, scorecam, fullgrad, contrastive_gradcam, appb, calm, and any
+method of captum or pytorch-grad-cam as captum_NAME, gradcam_NAME: `cce-bench methods`), their knobs as
+method_knobs.NAME.KNOB=VALUE. `cce-bench sweep --cfg job` prints the composed config; `--help`
 after a command lists its config groups.
 """
 
@@ -113,6 +114,16 @@ def normalise_group_choices(args: list[str]) -> list[str]:
         fixed = [known[str(c).lower()] for c in choices]
         result.append(text[: text.index("=") + 1] + ",".join(fixed))
     return result
+
+
+def library_knob_as_addition(text: str) -> str:
+    """`method_knobs.captum_Occlusion.strides=[3,8,8]` -> `+method_knobs...`: a library method's knobs are not in
+    the composed defaults (they are the library's arguments, checked against its signatures), so Hydra is
+    told to add them."""
+    from .knob_defaults import is_library_method
+
+    match = re.match(r"^method_knobs\.(\w+)\.\w+=", text)
+    return "+" + text if match and is_library_method(match.group(1)) else text
 
 
 # Hydra's flags that take the next argument as their value
@@ -331,6 +342,7 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     if entry.positional:
         overrides = _positional_as_override(overrides, entry.positional)
     overrides = normalise_group_choices(overrides)
+    overrides = [library_knob_as_addition(o) for o in overrides]
 
     import hydra
 

@@ -13,12 +13,20 @@ from functools import lru_cache
 from pathlib import Path
 
 EXPLAINERS_DIR = Path(__file__).resolve().parent / "explainers"
+# Libraries whose methods go by PREFIX_ClassName (cce_bench/explainers/libraries.py); their knobs are set as
+# +method_knobs.PREFIX_ClassName.KNOB (the command line adds the +: they are not in the composed defaults).
+LIBRARY_PREFIXES = ("captum", "gradcam")
 NOT_METHODS = {"__init__", "base", "layers", "libraries"}  # the package's modules that are machinery, not methods
 
 
 def method_modules() -> list[str]:
     """The method names, one per module of cce_bench/explainers (what the registry will hold)."""
     return sorted(p.stem for p in EXPLAINERS_DIR.glob("*.py") if p.stem not in NOT_METHODS)
+
+
+def is_library_method(name: str) -> bool:
+    """`captum_DeepLift`, `gradcam_EigenCAM`: a library's method (the suite's own `gradcam_pp` is not)."""
+    return name.partition("_")[0] in LIBRARY_PREFIXES and name not in method_modules()
 
 
 @lru_cache(maxsize=None)

@@ -19,6 +19,8 @@ def knob_table() -> str:
               "## Each method's knobs (`method_knobs.NAME.KNOB=`)", "", "| key | valid values |", "| --- | --- |"]
     for name in sorted(EXPLAINERS.names()):
         lines += [f"| `method_knobs.{name}.{knob}` | {rule.describe()} |" for knob, rule in knob_rules(name).items()]
+    lines += ["", "The methods of captum and pytorch-grad-cam (`captum_NAME`, `gradcam_NAME`: `cce-bench methods`) take",
+              "the library's own arguments, checked by name against its signatures; the library checks their values."]
     return "\n".join(lines) + "\n"
 
 

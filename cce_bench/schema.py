@@ -306,8 +306,28 @@ def validate(cfg) -> None:
         message = refusal(cfg)
         if message:
             raise UserError(message)
+    _check_library_knob_names(cfg)
     _check_rules(cfg, method_knob_rules(cfg))
     _check_method_lists(cfg)
+
+
+def _check_library_knob_names(cfg) -> None:
+    """A library method's knobs (method_knobs.captum_X.KNOB, not in the composed defaults) against the
+    library's signatures; a library method that does not exist, with the nearest name."""
+    knobs = cfg.get("method_knobs") or {}
+    from .knob_defaults import is_library_method
+
+    for name in knobs:
+        if not is_library_method(str(name)):
+            continue
+        from .explainers import EXPLAINERS
+
+        cls = EXPLAINERS.get(str(name))  # an unknown member: one line with the nearest name
+        given = OmegaConf.to_container(knobs[name]) if isinstance(knobs[name], DictConfig) else {}
+        unknown = cls.unknown_knobs(given)
+        if unknown:
+            raise UserError(f"method_knobs.{name} has no knob {', '.join(unknown)}: {cls.label}'s knobs are "
+                            f"{', '.join(cls.knob_names())} (the library's arguments)")
 
 
 def _check_rules(cfg, rules: dict[str, Rule]) -> None:
@@ -332,6 +352,10 @@ def _check_method_lists(cfg) -> None:
         twice = sorted({str(n) for n in methods if list(methods).count(n) > 1})
         if twice:
             raise UserError(f"methods names {', '.join(twice)} twice: name each method once")
+        from .explainers import EXPLAINERS
+
+        for name in methods:
+            EXPLAINERS.get(str(name))  # an unknown name: one line with the nearest
     swept, method, values = _value(cfg, "param.name"), _value(cfg, "method"), _value(cfg, "param.values")
     if isinstance(swept, str) and isinstance(method, str) and isinstance(values, (list, ListConfig)):
         from .explainers import EXPLAINERS

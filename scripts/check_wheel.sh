@@ -72,7 +72,9 @@ step "score (maps from a .npz), sanity and compare"
 "$bin/python" -c "import numpy as np; np.savez('maps.npz', chelsea=np.random.default_rng(0).random((56, 56)))"
 "$bin/cce-bench" score maps=maps.npz "device=$device" experiment=smoke out=score
 "$bin/cce-bench" sanity "device=$device" "methods=[gradcam_pp]" experiment=smoke sanity.layers=2 out=sanity
-"$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke out=compare
+"$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,captum_DeepLift,gradcam_EigenCAM,cce]" experiment=smoke \
+    method_knobs.captum_DeepLift.eps=1e-9 out=compare
+"$bin/cce-bench" methods > methods.md
 "$bin/cce-bench" report compare
 step "user-study (the page is package data), then its results from an answer file"
 "$bin/cce-bench" user-study "device=$device" experiment=smoke sets=2 data.n_images=2 out=study
@@ -117,7 +119,9 @@ assert 0 <= float(calm.loc["Proportion (%)", "CALM"]) <= 100, calm
 assert pd.read_csv("score/table.csv")["method"].tolist() == ["maps"]
 assert pd.read_csv("sanity/verdict.csv")["method"].tolist() == ["GCAM+"]
 compare = pd.read_csv("compare/table.csv")
-assert compare["method"].tolist() == ["GCAM+", "CCE"] and compare["Proportion (paper)"].notna().all(), compare
+assert compare["method"].tolist() == ["GCAM+", "DeepLift (captum)", "EigenCAM (grad-cam)", "CCE"], compare
+assert compare.set_index("method").loc[["GCAM+", "CCE"], "Proportion (paper)"].notna().all(), compare
+assert "| captum_NoiseTunnel " in open("methods.md").read() and "| gradcam_HiResCAM " in open("methods.md").read()
 assert "<script" in open("study/study.html").read() and pd.read_csv("study_results/methods.csv")["answers"].tolist() == [2, 2, 2]
 for run in ("score", "sanity", "compare", "study", "study_results"):
     assert json.load(open(f"{run}/run.json"))["status"] == "complete"

@@ -88,6 +88,13 @@ COMMANDS: dict[str, CommandEntry] = {entry.name: entry for entry in [
         keys=('FILES...|FOLDER   study=DIR (the user-study run)   bootstrap=10000   confidence=0.95',),
         examples=('cce-bench user-study-results answers/ study=results/runs/2026-11-26_16-40-00_user-study_efficientnet_lite0',), positional='answers'),
     CommandEntry(
+        'methods', 'every method by name: the suite\'s ten and those of captum and pytorch-grad-cam, with their cost',
+        "Lists every method the commands take by name: the suite's ten, and each method of captum (captum_NAME) and "
+        "pytorch-grad-cam (gradcam_NAME), with what a map costs and whether it runs on the model with its default knobs.",
+        keys=('model=efficientnet_lite0|vgg19|resnet50',),
+        examples=('cce-bench methods', 'cce-bench methods model=vgg19'),
+        reported=False, hydra=False),
+    CommandEntry(
         'report', 'one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR',
         "One page for a finished run, as self-contained HTML and markdown: its table beside the paper, plots, "
         "example maps, provenance (a user study: its sets and a link to the page).",

@@ -47,6 +47,8 @@ class APPB(Explainer):
     """
 
     label = "APPB"
+    cost = "optimisation"
+    needs = ("perceptual_layers",)
     batch_sizes = {"cpu": 8, "cuda": 64}  # images optimised together (optimizer=adam; L-BFGS takes one at a time)
 
     knob_ranges = {**Explainer.knob_ranges, "gamma_p": Rule("number", 0, 1e12), "v": Rule("number", -1e4, 1e4),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..models import batched_logits
+from ..models import batched_logits, facts_of
 from ..registry import Registry
 from ..schema import Rule, check_knobs
 from ..tensors import min_max
@@ -94,6 +94,7 @@ class SettingMaps:
 class Explainer:
     name = ""   # set by @register from the module's name
     label = ""  # the paper's abbreviation, for tables and figures
+    cost = ""   # what a map costs in passes of the model (a key of explainers.libraries.COST_CLASSES)
     # A method that explains a classifier of its own (CALM) sets this to that classifier, on the
     # benchmark's input; protocols that let the model choose the class then ask it instead.
     own_classifier = None
@@ -103,12 +104,22 @@ class Explainer:
     # batch_size where it is null, by the model's device: small batches are fastest on a CPU (cache),
     # large ones fill a GPU. A method whose batch means more work per input declares smaller ones.
     batch_sizes = {"cpu": 16, "cuda": 64}
+    # The model's facts the method reads when its knobs leave them null (models/facts.py: "target_layer",
+    # "perceptual_layers"): a model without them cannot run it with the defaults.
+    needs: tuple = ()
     # The knobs that set how much memory the method holds at once, named by an out-of-memory line.
     memory_knobs = ("batch_size",)
 
     @classmethod
     def memory_hint(cls) -> str:
         return " or ".join(f"method_knobs.{cls.name}.{knob}=" for knob in cls.memory_knobs)
+
+    @classmethod
+    def unavailable_on(cls, model) -> str | None:
+        """Why the method cannot run on `model` with its default knobs (None: it can)."""
+        facts = facts_of(model)
+        missing = [fact for fact in cls.needs if getattr(facts, fact) is None]
+        return f"the model's facts have no {' or '.join(missing)}: set the method's layer knob" if missing else None
 
     @classmethod
     def default_batch_size(cls, device_type: str) -> int:
@@ -142,6 +153,10 @@ class Explainer:
     def knob_names(cls) -> list[str]:
         return [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "model")]
 
+    @classmethod
+    def unknown_knobs(cls, knobs: dict) -> list[str]:
+        return sorted(set(knobs) - set(cls.knob_names()))
+
     def knobs(self) -> dict:
         return {n: getattr(self, n) for n in self.knob_names()}
 
@@ -165,7 +180,7 @@ def device_type(model) -> str:
 
 def create_explainer(name: str, model, **knobs) -> Explainer:
     cls = EXPLAINERS.get(name)
-    unknown = sorted(set(knobs) - set(cls.knob_names()))
+    unknown = cls.unknown_knobs(knobs)
     if unknown:
         raise UserError(f"method {cls.name} has no knob {', '.join(unknown)}; its knobs: {', '.join(cls.knob_names())} "
                         f"(set them as method_knobs.{cls.name}.KNOB=VALUE)")

@@ -113,6 +113,11 @@ class CALM(Explainer):
     """
 
     label = "CALM"
+    cost = "forward"
+
+    @classmethod
+    def unavailable_on(cls, model) -> str | None:
+        return "needs a checkpoint: cce-bench train-calm, then method_knobs.calm.checkpoint=PATH"
 
     def __init__(self, model, checkpoint: str | None = None, batch_size: int | None = None):
         super().__init__(model, batch_size)

@@ -92,6 +92,7 @@ class CCE(Explainer):
     """
 
     label = "CCE"
+    cost = "optimisation"
 
     memory_knobs = ("batch_size", "M")
     knob_ranges = {

@@ -33,6 +33,8 @@ class ContrastiveGradCAM(Explainer):
     """
 
     label = "CE"
+    cost = "gradient"
+    needs = ("target_layer",)
 
     knob_ranges = {**Explainer.knob_ranges, "contrast_rank": Rule("whole", 2, 1000)}  # 2: the second most likely
 

@@ -59,6 +59,7 @@ class FullGrad(Explainer):
     """
 
     label = "FullIG"
+    cost = "gradient"
 
     def __init__(self, model, batch_size: int | None = None):
         super().__init__(model, batch_size)

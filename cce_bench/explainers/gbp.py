@@ -19,6 +19,7 @@ class GBP(Explainer):
     """
 
     label = "GBP"
+    cost = "gradient"
 
     def __init__(self, model, batch_size: int | None = None):
         super().__init__(model, batch_size)

@@ -13,6 +13,7 @@ class GradCamLibrary(Explainer):
     """Calls a pytorch-grad-cam method with one target per image (fewer targets silently give zero maps)."""
 
     library_class = None
+    needs = ("target_layer",)
 
     def __init__(self, model, target_layer: str | None = None, batch_size: int | None = None):
         super().__init__(model, batch_size)
@@ -57,4 +58,5 @@ class GradCAMPP(GradCamLibrary):
     """
 
     label = "GCAM+"
+    cost = "gradient"
     library_class = LibGradCAMPlusPlus

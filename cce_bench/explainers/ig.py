@@ -21,6 +21,7 @@ class IG(Explainer):
     """
 
     label = "IG"
+    cost = "path"
 
     batch_sizes = {"cpu": 4, "cuda": 16}  # images per call; each takes `steps` inputs in chunks of internal_batch_size
     memory_knobs = ("internal_batch_size", "batch_size")

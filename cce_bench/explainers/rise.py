@@ -69,6 +69,7 @@ class RISE(Explainer):
     """
 
     label = "RISE"
+    cost = "masks"
 
     # N, grid, keep null: the model's (its facts' `rise`)
     memory_knobs = ("batch_size", "N")

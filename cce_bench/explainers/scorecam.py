@@ -24,6 +24,8 @@ class ScoreCAM(Explainer):
     """
 
     label = "SCAM"
+    cost = "masks"
+    needs = ("target_layer",)
 
     def __init__(self, model, target_layer: str | None = None, batch_size: int | None = None):
         super().__init__(model, batch_size)

@@ -1,0 +1,43 @@
+"""`cce-bench methods [model=NAME]`: every method a command can take, by name: the suite's ten, and each
+method of captum and pytorch-grad-cam (explainers/libraries.py), with what a map costs and whether it runs
+on the chosen model with its default knobs (the model's architecture is built without weights to tell)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..errors import UserError
+from ..explainers import EXPLAINERS
+from ..explainers.libraries import COST_CLASSES
+from ..models import MODELS, create_model
+from ..runs.engine import PlainCommand
+from ..runs.runtime import all_methods
+from ..tables import to_markdown
+
+
+def method_table(model) -> pd.DataFrame:
+    rows = []
+    for source, names in (("cce-bench", all_methods()), ("captum", EXPLAINERS.family_names("captum")),
+                          ("pytorch-grad-cam", EXPLAINERS.family_names("gradcam"))):
+        for name in names:
+            cls = EXPLAINERS.get(name)
+            why_not = cls.unavailable_on(model)
+            rows.append({"name": name, "label": cls.label, "from": source, "cost": cls.cost,
+                         f"on {model.name}": "runs" if why_not is None else why_not})
+    return pd.DataFrame(rows)
+
+
+def run_methods(args: list[str]) -> pd.DataFrame:
+    model_name = "efficientnet_lite0"
+    for arg in args:
+        if not arg.startswith("model=") or not arg[len("model="):]:
+            raise UserError(f"cce-bench methods takes model=NAME only, not {arg!r}: e.g. cce-bench methods model=vgg19")
+        model_name = arg[len("model="):]
+    MODELS.get(model_name)  # an unknown model: one line with the known ones
+    table = method_table(create_model(model_name, random_init=True))
+    costs = "\n".join(f"- {name}: {text}" for name, text in COST_CLASSES.items())
+    print(f"Methods by name (methods=[...], method=...; knobs as method_knobs.NAME.KNOB=VALUE):\n\n{to_markdown(table)}\n\n"
+          f"Cost classes:\n{costs}\n\nThe library methods' knobs are the library's own arguments (README: Library methods).")
+    return table
+
+
+COMMAND = PlainCommand("methods", run_methods)

@@ -1,0 +1,390 @@
+"""Every attribution method of captum and pytorch-grad-cam, by name, with the call every method of the
+suite has: `captum_DeepLift`, `captum_NoiseTunnel`, `gradcam_EigenCAM`, ... (the library's prefix, then
+its class name exactly). They run in every command that takes methods, beside the suite's own.
+
+How a library's attribution becomes a map is one rule, the one the suite's own captum and pytorch-grad-cam
+methods follow (so `captum_IntegratedGradients` gives `ig`'s map and `gradcam_GradCAMPlusPlus` gives
+`gradcam_pp`'s):
+
+- an attribution at the input, [B, 3, H, W]: the sum over channels of its absolute values (IG's rule;
+  the suite's `gbp` keeps the Score-CAM comparison's maximum of absolute values instead);
+- an attribution at a layer, [B, C, h, w]: the sum over channels, signed (Grad-CAM's rule);
+- a map, [B, h, w] (pytorch-grad-cam's, already at the input's size): as it is;
+
+then the post-processing every method shares: relu, bilinear resize to the input, min-max per map.
+
+Knobs are the library's own arguments (of the class and of its call), by their names, with the library's
+defaults, plus what the suite decides for every method alike:
+- `layer` (captum's layer methods and GuidedGradCam) and `target_layer` (pytorch-grad-cam): a dotted path;
+  null: the model's target layer (its facts), as for the suite's CAM methods;
+- `baselines`: "black" (the black image, the suite's IG baseline; the default), "white", "zero" (zeros of
+  the normalised input: the mean colour); methods that take a distribution of baselines (DeepLiftShap,
+  GradientShap and their layer forms) get black and white by default ("black_white");
+- `feature_cell`: the side in pixels of the square cells the perturbation methods that need a feature mask
+  (FeatureAblation, ShapleyValueSampling, Lime, KernelShap) perturb together (16: 196 cells at 224 x 224);
+- `batch_size`: images per call for the gradient methods; for the others (paths, samples, perturbations)
+  the model inputs per pass, passed to the library as internal_batch_size, perturbations_per_eval or
+  nt_samples_batch_size where those are left unset;
+- NoiseTunnel's `method`: the captum method it wraps (default Saliency: SmoothGrad), whose knobs it takes.
+"""
+from __future__ import annotations
+
+import inspect
+import warnings
+from functools import lru_cache
+
+import torch
+
+from ..errors import UserError
+from ..models import facts_of
+from ..schema import Rule, check_knobs
+from .base import EXPLAINERS, Explainer
+from .gradcam_pp import cam_maps
+from .layers import resolve_layer
+
+# captum's attribution methods that explain one image classifier's class per image, by cost class (what a
+# map costs in passes of the model). Left out: Neuron* (they explain a neuron, not a class),
+# FeaturePermutation (it permutes features across the batch: a map would depend on the other images),
+# ShapleyValues (exact: 2^features passes), DataLoaderAttribution and the LLM ones.
+CAPTUM_METHODS = {
+    "Saliency": "gradient", "InputXGradient": "gradient", "GuidedBackprop": "gradient",
+    "Deconvolution": "gradient", "DeepLift": "gradient", "LRP": "gradient", "GuidedGradCam": "gradient",
+    "IntegratedGradients": "path", "DeepLiftShap": "samples", "GradientShap": "samples", "NoiseTunnel": "samples",
+    "Occlusion": "perturbation", "FeatureAblation": "perturbation", "ShapleyValueSampling": "perturbation",
+    "Lime": "perturbation", "KernelShap": "perturbation",
+    "LayerGradCam": "gradient", "LayerGradientXActivation": "gradient", "LayerActivation": "forward",
+    "LayerDeepLift": "gradient", "LayerLRP": "gradient", "LayerConductance": "path",
+    "LayerIntegratedGradients": "path", "InternalInfluence": "path", "LayerDeepLiftShap": "samples",
+    "LayerGradientShap": "samples", "LayerFeatureAblation": "perturbation",
+}
+COST_CLASSES = {
+    "forward": "one forward pass per image",
+    "gradient": "one forward and backward pass per image",
+    "path": "n_steps forward and backward passes per image",
+    "samples": "one forward and backward pass per sample or baseline",
+    "perturbation": "one forward pass per perturbed input (windows, cells or samples)",
+    "optimisation": "an optimisation: many forward and backward passes per image",
+    "masks": "one forward pass per random or activation mask",
+}
+
+# Arguments the suite supplies itself (the model, the images, the class, a feature mask), never knobs.
+SUPPLIED = {"self", "forward_func", "model", "layer", "device_ids", "inputs", "target", "additional_forward_args",
+            "return_convergence_delta", "show_progress", "verbose", "kwargs", "grad_kwargs", "feature_mask",
+            "layer_mask", "custom_attribution_func", "attribution_method", "baselines", "target_layers",
+            "input_tensor", "targets", "reshape_transform", "return_input_shape", "interpretable_model",
+            "similarity_func", "perturb_func", "use_cuda"}
+BATCHING = ("internal_batch_size", "perturbations_per_eval", "nt_samples_batch_size")
+SUITE_DEFAULTS = {"Occlusion": {"sliding_window_shapes": (3, 16, 16), "strides": (3, 8, 8)}}
+DISTRIBUTION_BASELINES = {"DeepLiftShap", "GradientShap", "LayerDeepLiftShap", "LayerGradientShap"}
+FEATURE_MASKS = {"FeatureAblation", "ShapleyValueSampling", "Lime", "KernelShap"}
+BASELINES = ("black", "white", "zero", "black_white")
+
+
+def library_arguments(function) -> dict:
+    """A library function's arguments that are knobs, with their defaults (None where it has none)."""
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: (None if p.default is inspect.Parameter.empty else p.default) for p in parameters
+            if p.name not in SUPPLIED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def shown(value) -> str:
+    return f"'{value}'" if isinstance(value, str) else str(value)
+
+
+class LibraryMethod(Explainer):
+    """What the captum and pytorch-grad-cam adapters share: knobs split into the library's constructor and
+    call arguments, checked by name against the library's signatures, and the library's refusals of a
+    value turned into one line naming the knob."""
+
+    library = ""           # "captum" or "gradcam"
+    member = ""            # the library's class name
+    cost = ""
+    suite_knobs: dict = {}  # the suite's own knobs of this method and their defaults
+
+    @classmethod
+    def library_class(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def constructor_knobs(cls) -> dict:
+        # the suite's batch_size is the library's where it takes one (AblationCAM)
+        return {k: v for k, v in library_arguments(cls.library_class().__init__).items() if k != "batch_size"}
+
+    @classmethod
+    def call_knobs(cls) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def knob_names(cls) -> list[str]:
+        return [*cls.suite_knobs, *cls.constructor_knobs(), *cls.call_knobs()]
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {**cls.constructor_knobs(), **cls.call_knobs(), **SUITE_DEFAULTS.get(cls.member, {}), **cls.suite_knobs}
+
+    def __init__(self, model, **knobs):
+        unknown = self.unknown_knobs(knobs)
+        if unknown:
+            raise UserError(f"{self.label} has no knob {', '.join(unknown)}: its knobs are {', '.join(self.knob_names())} "
+                            f"(the library's arguments; set them as method_knobs.{self.name}.KNOB=VALUE)")
+        super().__init__(model, knobs.pop("batch_size", None))
+        self.settings = {k: v for k, v in {**self.defaults(), **knobs}.items() if k != "batch_size"}
+        check_knobs(type(self), self.settings)  # the suite's knobs (baselines, feature_cell) by their rules
+
+    def knobs(self) -> dict:
+        return {**self.settings, "batch_size": self.batch_size}
+
+    def split(self, names) -> dict:
+        return {k: self.settings[k] for k in names if k in self.settings}
+
+    def refused(self, exc: Exception) -> UserError:
+        given = ", ".join(f"{k}={shown(v)}" for k, v in self.settings.items() if v is not None)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return UserError(f"{self.library} {self.member} failed on this model with these knobs ({first}); knobs: "
+                         f"{given or 'the defaults'} (method_knobs.{self.name}.KNOB=VALUE)")
+
+    def run_library(self, call):
+        """The library's call; its failure (a value it refuses, a layer type it has no rule for) as one line.
+        Out of memory goes on to the run's halving of the inputs per pass."""
+        try:
+            with warnings.catch_warnings():  # captum's notices about the hooks it sets, once per call
+                warnings.filterwarnings("ignore", message=r"Setting (forward|backward)")
+                return call()
+        except (torch.OutOfMemoryError, UserError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the library raises is about its arguments or the model
+            raise self.refused(exc) from None
+
+
+class CaptumMethod(LibraryMethod):
+    library = "captum"
+    knob_ranges = {**Explainer.knob_ranges, "baselines": Rule("choice", choices=BASELINES),
+                   "feature_cell": Rule("whole", 1, 4096)}
+
+    @classmethod
+    def library_class(cls):
+        import captum.attr
+
+        return getattr(captum.attr, cls.member)
+
+    @classmethod
+    def wrapped(cls, knobs: dict | None = None) -> str:
+        return str((knobs or {}).get("method") or "Saliency") if cls.member == "NoiseTunnel" else cls.member
+
+    @classmethod
+    def call_knobs(cls) -> dict:
+        own = library_arguments(cls.library_class().attribute)
+        if cls.member == "NoiseTunnel":  # and the knobs of the method it wraps, those of Saliency by default
+            import captum.attr
+
+            own = {**library_arguments(getattr(captum.attr, cls.wrapped()).attribute), **own}
+        return own
+
+    @classmethod
+    def unknown_knobs(cls, knobs: dict) -> list[str]:
+        if cls.member != "NoiseTunnel":
+            return super().unknown_knobs(knobs)
+        import captum.attr
+
+        method = cls.wrapped(knobs)
+        if method not in CAPTUM_METHODS or CAPTUM_METHODS[method] not in ("gradient", "path") or method.startswith("Layer"):
+            return [f"method={method} (NoiseTunnel wraps captum's input gradient methods: Saliency, "
+                    "InputXGradient, IntegratedGradients, DeepLift, GuidedBackprop, ...)"]
+        wrapped = library_arguments(getattr(captum.attr, method).attribute)
+        return sorted(set(knobs) - set(cls.knob_names()) - set(wrapped))
+
+    @classmethod
+    def needs_layer(cls) -> bool:
+        return "layer" in inspect.signature(cls.library_class().__init__).parameters
+
+    @classmethod
+    def unavailable_on(cls, model) -> str | None:
+        if cls.needs_layer() and facts_of(model).target_layer is None:
+            return "the model's facts have no target_layer: set layer="
+        if cls.member in ("LRP", "LayerLRP"):
+            from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LINEAR_LAYERS
+
+            supported = (*SUPPORTED_LAYERS_WITH_RULES, *SUPPORTED_NON_LINEAR_LAYERS)
+            leaves = [m for m in getattr(model, "net", model).modules() if not list(m.children())]
+            unsupported = sorted({type(m).__name__ for m in leaves if not isinstance(m, supported)})
+            if unsupported:
+                return f"captum's LRP has no rule for {', '.join(unsupported[:3])}"
+        return None
+
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        import captum.attr
+
+        self.layer = resolve_layer(model, self.settings.get("layer")) if self.needs_layer() else None
+        network = [self.layer] if self.layer is not None else []
+        constructor = self.split(self.constructor_knobs())
+        if self.member == "NoiseTunnel":
+            inner = getattr(captum.attr, self.wrapped(self.settings))(model)
+            self.method = captum.attr.NoiseTunnel(inner)
+        else:
+            self.method = self.run_library(lambda: self.library_class()(model, *network, **constructor))
+
+    def images_per_chunk(self) -> int:
+        return self.batch_size if self.cost in ("gradient", "forward") else 1
+
+    def baselines(self, images: torch.Tensor):
+        choice = self.settings.get("baselines")
+        mean = getattr(self.model, "mean", None)
+        std = getattr(self.model, "std", None)
+
+        def image_of(value: float) -> torch.Tensor:
+            if mean is None or std is None:
+                return torch.full_like(images, value)
+            return (torch.full_like(images, value) - mean.to(images.device)) / std.to(images.device)
+
+        if choice == "zero":
+            return torch.zeros_like(images)
+        if choice == "black_white":
+            return torch.cat([image_of(0.0)[:1], image_of(1.0)[:1]])
+        return image_of(1.0 if choice == "white" else 0.0)
+
+    def layer_positions(self, images: torch.Tensor) -> torch.Tensor:
+        """LayerFeatureAblation's mask: each position of the layer's output is one feature (all channels
+        together), so that its cost is the layer's positions (49 at a 7 x 7 map), not its neurons."""
+        from .layers import capture_outputs
+
+        with torch.no_grad(), capture_outputs([self.layer]) as outputs:
+            self.model(images[:1])
+        h, w = outputs[0].shape[-2:]
+        return torch.arange(h * w, device=images.device).view(1, 1, h, w)
+
+    def feature_mask(self, images: torch.Tensor) -> torch.Tensor:
+        cell = int(self.settings["feature_cell"])
+        h, w = images.shape[-2:]
+        rows = torch.arange(h, device=images.device) // cell
+        cols = torch.arange(w, device=images.device) // cell
+        mask = rows[:, None] * ((w + cell - 1) // cell) + cols[None, :]
+        return mask.expand(1, 1, h, w)
+
+    def call_arguments(self, images: torch.Tensor) -> dict:
+        parameters = self.attribute_parameters()
+        own = set(self.suite_knobs) | set(self.constructor_knobs())
+        arguments = {k: v for k, v in self.settings.items() if k in parameters and k not in own and v is not None}
+        if "baselines" in parameters:
+            arguments["baselines"] = self.baselines(images)
+        if "feature_mask" in parameters:
+            arguments["feature_mask"] = self.feature_mask(images)
+        for name in BATCHING:
+            if name in parameters and arguments.get(name) is None:
+                arguments[name] = self.batch_size
+        if "layer_mask" in parameters and self.member == "LayerFeatureAblation":
+            arguments["layer_mask"] = self.layer_positions(images)
+        for name in ("sliding_window_shapes", "strides"):
+            if isinstance(arguments.get(name), list):
+                arguments[name] = tuple(arguments[name])
+        return arguments
+
+    def attribute_parameters(self) -> set:
+        """The call's parameters (NoiseTunnel: and those of the method it wraps, which it passes on)."""
+        names = set(inspect.signature(self.method.attribute).parameters)
+        if self.member == "NoiseTunnel":
+            names |= set(inspect.signature(self.method.attribution_method.attribute).parameters)
+        return names - {"kwargs"}
+
+    def _attribute_batch(self, images, targets):
+        inputs = images.detach().requires_grad_(True)
+        arguments = self.call_arguments(images)
+        if "target" in inspect.signature(self.method.attribute).parameters or self.member == "NoiseTunnel":
+            arguments["target"] = targets
+        attribution = self.run_library(lambda: self.method.attribute(inputs, **arguments))
+        return map_of(attribution, images.shape[-2:])
+
+
+def map_of(attribution: torch.Tensor, size) -> torch.Tensor:
+    """The rule: [B, 3, H, W] at the input -> sum of |.| over channels; [B, C, h, w] at a layer -> sum over
+    channels; [B, h, w] -> as is. (Resize, relu and min-max follow in the shared post-processing.)"""
+    attribution = torch.as_tensor(attribution).detach().float()
+    if attribution.dim() == 3:
+        return attribution
+    if attribution.dim() != 4:
+        raise UserError(f"the library returned an attribution of shape {tuple(attribution.shape)}, not a map per image")
+    if tuple(attribution.shape[-2:]) == tuple(size) and attribution.shape[1] == 3:
+        return attribution.abs().sum(1)
+    return attribution.sum(1)
+
+
+class GradCamMethod(LibraryMethod):
+    library = "gradcam"
+
+    @classmethod
+    def library_class(cls):
+        import pytorch_grad_cam
+
+        return getattr(pytorch_grad_cam, cls.member)
+
+    @classmethod
+    def call_knobs(cls) -> dict:
+        from pytorch_grad_cam.base_cam import BaseCAM
+
+        return library_arguments(BaseCAM.__call__)
+
+    needs = ("target_layer",)
+
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        self.layers = [resolve_layer(model, self.settings.get("target_layer"))]
+
+    def _attribute_batch(self, images, targets):
+        constructor = self.split(self.constructor_knobs())
+        if "batch_size" in inspect.signature(self.library_class().__init__).parameters:
+            constructor["batch_size"] = self.batch_size
+        call = self.split(self.call_knobs())
+        return self.run_library(lambda: cam_maps(self.library_class(), self.model, self.layers, images, targets,
+                                                 constructor, call))
+
+
+@lru_cache(maxsize=None)
+def gradcam_methods() -> list[str]:
+    """pytorch-grad-cam's CAM methods: every class it exports that is a BaseCAM with its call, except
+    SegEigenCAM (for segmentation models) and ShapleyCAM (it differentiates through the weights, which the
+    suite's models hold frozen)."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+    return [name for name in dir(pytorch_grad_cam) if isinstance(getattr(pytorch_grad_cam, name), type)
+            and issubclass(getattr(pytorch_grad_cam, name), BaseCAM) and name not in ("SegEigenCAM", "ShapleyCAM")]
+
+
+def captum_methods() -> list[str]:
+    import captum.attr
+
+    return [name for name in CAPTUM_METHODS if hasattr(captum.attr, name)]
+
+
+def make_captum(member: str) -> type:
+    suite = {"baselines": "black_white" if member in DISTRIBUTION_BASELINES else "black", "batch_size": None}
+    cls = type(f"Captum{member}", (CaptumMethod,), {"member": member, "cost": CAPTUM_METHODS[member]})
+    if "baselines" not in inspect.signature(cls.library_class().attribute).parameters and member != "NoiseTunnel":
+        suite.pop("baselines")
+    if cls.needs_layer():
+        suite = {"layer": None, **suite}
+    if member in FEATURE_MASKS:
+        suite["feature_cell"] = 16
+    if member == "NoiseTunnel":
+        suite = {"method": "Saliency", **suite}
+    return named(cls, "captum", member, suite)
+
+
+def make_gradcam(member: str) -> type:
+    cost = {"ScoreCAM": "masks", "AblationCAM": "masks", "EigenCAM": "forward", "RandomCAM": "forward",
+            "KPCA_CAM": "forward"}.get(member, "gradient")
+    cls = type(f"GradCam{member}", (GradCamMethod,), {"member": member, "cost": cost})
+    return named(cls, "gradcam", member, {"target_layer": None, "batch_size": None})
+
+
+def named(cls: type, library: str, member: str, suite_knobs: dict) -> type:
+    cls.name = f"{library}_{member}"
+    cls.label = f"{member} ({'captum' if library == 'captum' else 'grad-cam'})"
+    cls.suite_knobs = suite_knobs
+    cls.__doc__ = (f"{library} {member} through the suite's call ({cls.__module__}: the map rule, the knobs). "
+                   f"Knobs: {', '.join(suite_knobs)} and the library's own arguments.")
+    return cls
+
+
+EXPLAINERS.add_family("captum", captum_methods, make_captum)  # the prefixes of knob_defaults.LIBRARY_PREFIXES
+EXPLAINERS.add_family("gradcam", gradcam_methods, make_gradcam)
