@@ -122,11 +122,7 @@ class LibraryMethod(Explainer):
     def defaults(cls) -> dict:
         return {**cls.constructor_knobs(), **cls.call_knobs(), **SUITE_DEFAULTS.get(cls.member, {}), **cls.suite_knobs}
 
-    def __init__(self, model, **knobs):
-        unknown = self.unknown_knobs(knobs)
-        if unknown:
-            raise UserError(f"{self.label} has no knob {', '.join(unknown)}: its knobs are {', '.join(self.knob_names())} "
-                            f"(the library's arguments; set them as method_knobs.{self.name}.KNOB=VALUE)")
+    def __init__(self, model, **knobs):  # knob names are checked by create_explainer (unknown_knobs)
         super().__init__(model, knobs.pop("batch_size", None))
         self.settings = {k: v for k, v in {**self.defaults(), **knobs}.items() if k != "batch_size"}
         check_knobs(type(self), self.settings)  # the suite's knobs (baselines, feature_cell) by their rules
@@ -248,10 +244,13 @@ class CaptumMethod(LibraryMethod):
         together), so that its cost is the layer's positions (49 at a 7 x 7 map), not its neurons."""
         from .layers import capture_outputs
 
-        with torch.no_grad(), capture_outputs([self.layer]) as outputs:
-            self.model(images[:1])
-        h, w = outputs[0].shape[-2:]
-        return torch.arange(h * w, device=images.device).view(1, 1, h, w)
+        size = tuple(images.shape[-2:])
+        if getattr(self, "_positions", (None,))[0] != size:  # one forward per input size, not per image
+            with torch.no_grad(), capture_outputs([self.layer]) as outputs:
+                self.model(images[:1])
+            h, w = outputs[0].shape[-2:]
+            self._positions = (size, torch.arange(h * w, device=images.device).view(1, 1, h, w))
+        return self._positions[1]
 
     def feature_mask(self, images: torch.Tensor) -> torch.Tensor:
         cell = int(self.settings["feature_cell"])
