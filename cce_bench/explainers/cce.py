@@ -25,6 +25,7 @@ from ..progress import counted
 from ..schema import Rule, check_knobs
 from ..tensors import channel_list, to_pixels
 from .base import Explainer, SettingMaps, other_top_classes, postprocess, register
+from .layers import capture_outputs, resolve_layer
 
 
 @dataclass
@@ -62,6 +63,17 @@ STEP_RULES = {
     "adam": "Adam, lr (epsilon / 255) / 5 unless lr is set",
     "signed": "signed gradient steps as in PGD, lr 2.5 (epsilon / 255) / steps unless lr is set",
 }
+# How S_sup and S_pro are read off one counterfactual x' = x + delta (docs/cce_method.md, "the read-off").
+# A is the output of the model's target layer (the `target_layer` knob), z_c a logit.
+READOFFS = {
+    "input": "relu(-sum_c delta * g_p) and relu(sum_c delta * g_q), g the input gradients averaged on x -> x', blurred",
+    "magnitude": "sum_c |delta|, blurred, for both maps",
+    "layer_contrast": "relu(sum_k w_k^p (A_k(x) - A_k(x'))), w^p Grad-CAM's weights of p at x; M_pro with q's at x' "
+                      "and A(x') - A(x); upsampled",
+    "layer_path": "relu(sum_k (A_k(x) - A_k(x')) * mean_t dz_p/dA_k) along A(x') -> A(x) (integrated gradients at the "
+                  "layer, baseline x'); M_pro with z_q along A(x) -> A(x'); upsampled",
+}
+LAYER_READOFFS = ("layer_contrast", "layer_path")
 
 
 @register
@@ -87,6 +99,10 @@ class CCE(Explainer):
         keep: REC, the kept iterate: "closest_valid", "first_valid" or "last".
         step_rule: REC, "adam", or "signed" (PGD's signed steps, lr 2.5 (epsilon / 255) / steps).
         grid: REC, None: one delta value per pixel; N: delta on N x N cells, upsampled bilinearly.
+        readoff: REC, how the maps are read off each counterfactual: "input", "magnitude", "layer_contrast" or
+            "layer_path" (docs/cce_method.md, the read-off).
+        target_layer: REC, dotted path of the layer the layer read-offs use; None: the model's facts (the CAM
+            methods' layer).
         batch_size: counterfactual pairs per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
         mean, std: the normalisation the model expects; None: the model's own (ImageNet's for a bare network).
     """
@@ -113,13 +129,16 @@ class CCE(Explainer):
         "keep": Rule("choice", choices=tuple(KEEP_RULES)),
         "step_rule": Rule("choice", choices=tuple(STEP_RULES)),
         "grid": Rule("whole", 1, 4096, nullable=True),
+        "readoff": Rule("choice", choices=tuple(READOFFS)),
+        "target_layer": Rule("text", nullable=True),
     }
 
     def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
                  tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.05,
                  dist_scale: float = 255.0, validity: str = "hinge", keep: str = "closest_valid",
-                 step_rule: str = "adam", grid: int | None = None, batch_size: int | None = None, mean=None, std=None):
+                 step_rule: str = "adam", grid: int | None = None, readoff: str = "input", target_layer: str | None = None,
+                 batch_size: int | None = None, mean=None, std=None):
         super().__init__(model, batch_size)
         check_knobs(type(self), locals())
         classes = len(getattr(model, "categories", None) or []) or None
@@ -132,6 +151,9 @@ class CCE(Explainer):
         self.dist_scale = float(dist_scale)
         self.validity, self.keep, self.step_rule = validity, keep, step_rule
         self.grid = None if grid is None else int(grid)
+        self.readoff, self.target_layer = readoff, target_layer
+        # the layer read-offs' module, looked up once (None for the input read-offs, which need no layer)
+        self._layer_module = resolve_layer(model, target_layer) if readoff in LAYER_READOFFS else None
         # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
         self.mean = tuple(channel_list(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN)))
         self.std = tuple(channel_list(std if std is not None else getattr(model, "std", IMAGENET_STD)))
@@ -297,11 +319,85 @@ class CCE(Explainer):
         return normalise_max(maps)
 
     def pair_maps(self, x, delta, p, q):
-        """S_sup = relu(-sum_c delta * g_p), S_pro = relu(sum_c delta * g_q), each smoothed [P, H, W]."""
+        """S_sup and S_pro of each pair [P, H, W], each divided by its maximum, by the `readoff` knob."""
+        return getattr(self, f"_{self.readoff}_maps")(x, delta, p, q)
+
+    def _input_maps(self, x, delta, p, q):
+        """S_sup = relu(-sum_c delta * g_p), S_pro = relu(sum_c delta * g_q), each smoothed."""
         g_p, g_q = self.path_gradients(x, delta, [p, q])
         s_sup = torch.relu(-(delta * g_p).sum(1))
         s_pro = torch.relu((delta * g_q).sum(1))
         return self.smooth(s_sup), self.smooth(s_pro)
+
+    def _magnitude_maps(self, x, delta, p, q):
+        """Where the counterfactual changed the image: sum_c |delta|, smoothed, for both maps."""
+        s = self.smooth(delta.abs().sum(1))
+        return s, s.clone()
+
+    def _layer_contrast_maps(self, x, delta, p, q):
+        """S_sup = relu(sum_k w_k^p (A_k(x) - A_k(x'))), w^p the spatial mean of dz_p/dA at x (Grad-CAM's
+        weights); S_pro = relu(sum_k w_k^q (A_k(x') - A_k(x))), w^q at x'. Upsampled to the image."""
+        a_x, g_p = self.layer_gradient(x, p)
+        a_cf, g_q = self.layer_gradient(x + delta, q)
+        w_p, w_q = g_p.mean((2, 3), keepdim=True), g_q.mean((2, 3), keepdim=True)
+        s_sup = torch.relu((w_p * (a_x - a_cf)).sum(1))
+        s_pro = torch.relu((w_q * (a_cf - a_x)).sum(1))
+        return self.upsampled(s_sup, x), self.upsampled(s_pro, x)
+
+    def _layer_path_maps(self, x, delta, p, q):
+        """Integrated gradients at the layer with the counterfactual as the baseline: S_sup =
+        relu(sum_k (A_k(x) - A_k(x')) * mean_t dz_p/dA_k(A(x') + t (A(x) - A(x')))), so that the unrectified
+        map sums to z_p(x) - z_p(x') (up to the K-point rule); S_pro likewise for z_q from A(x) to A(x'),
+        which passes through the same K midpoints."""
+        a_x, a_cf = self.layer_output(x), self.layer_output(x + delta)
+        change = a_x - a_cf
+        g_p, g_q = self.layer_path_gradients(x, a_cf, change, [p, q])
+        s_sup = torch.relu((change * g_p).sum(1))
+        s_pro = torch.relu((-change * g_q).sum(1))
+        return self.upsampled(s_sup, x), self.upsampled(s_pro, x)
+
+    # -- the layer read-offs' pieces ----------------------------------------------------------------
+    def layer_output(self, pixels) -> torch.Tensor:
+        """A: the layer's output for images in pixel space [P, K, h, w] (no graph)."""
+        with torch.no_grad(), capture_outputs([self._layer_module]) as outputs:
+            self.pixel_model(pixels)
+        return outputs[0].detach()
+
+    def layer_gradient(self, pixels, classes) -> tuple[torch.Tensor, torch.Tensor]:
+        """A and dz_c/dA at the layer, for the class c of each pair."""
+        with torch.enable_grad(), capture_outputs([self._layer_module]) as outputs:
+            # the input needs a graph so that the layer's output has one, whatever the parameters' requires_grad
+            logits = self.pixel_model(pixels.detach().requires_grad_(True))
+            activations = outputs[0]
+            (grad,) = torch.autograd.grad(logits.gather(1, classes.view(-1, 1)).sum(), activations)
+        return activations.detach(), grad
+
+    def layer_path_gradients(self, pixels, start, change, classes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """mean_k dz_c/dA at A = start + ((k - 0.5) / K) * change, the layer's output replaced by that
+        point (the rest of the network runs on it), for each class vector c [P]."""
+        total = [torch.zeros_like(start) for _ in classes]
+        for k in range(1, self.K + 1):
+            point = (start + ((k - 0.5) / self.K) * change).requires_grad_(True)
+            handle = self._layer_module.register_forward_hook(lambda _m, _i, _o, point=point: point)
+            try:
+                with torch.enable_grad():
+                    logits = self.pixel_model(pixels)
+                    for i, c in enumerate(classes):
+                        (g,) = torch.autograd.grad(logits.gather(1, c.view(-1, 1)).sum(), point,
+                                                   retain_graph=i < len(classes) - 1)
+                        total[i] += g / self.K
+            finally:
+                handle.remove()
+        return total
+
+    @staticmethod
+    def upsampled(maps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Layer maps [P, h, w] at the image's size (bilinear), divided by their maximum, in its dtype."""
+        maps = maps.to(like.dtype)
+        if maps.shape[-2:] != like.shape[-2:]:
+            maps = torch.nn.functional.interpolate(maps[:, None], size=like.shape[-2:], mode="bilinear",
+                                                   align_corners=False)[:, 0]
+        return normalise_max(maps)
 
     # -- sweeps ------------------------------------------------------------------------------------
     def maps_for_settings(self, images, targets, settings) -> Iterator[SettingMaps]:
