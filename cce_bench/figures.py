@@ -134,22 +134,38 @@ def plot_sweep(folder: str | Path) -> list[Path]:
 
 @names_as_text
 def plot_pointing_game(folder: str | Path) -> Path:
-    """table5.png: the measured proportion per method beside the paper's."""
+    """table5.png: per method, the measured proportion with its standard error beside the paper's; in the
+    contrastive game, the contrastive share too (50%: no preference between P and Q)."""
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv", index_col=0)  # the row names are the first column
     methods = list(table.columns)
-    measured = pd.to_numeric(table.loc["Proportion (%)"], errors="coerce")
-    paper = pd.to_numeric(table.loc["Proportion (paper)"], errors="coerce")
+
+    def row(name):
+        return pd.to_numeric(table.loc[name], errors="coerce") if name in table.index else pd.Series(np.nan, index=methods)
+
+    bars = [("Contrastive (%)", "contrastive share", "tab:orange")] if "Contrastive (%)" in table.index else []
+    bars += [("Proportion (%)", "proportion", "tab:blue")]
+    paper = row("Proportion (paper)")
+    if paper.notna().any():
+        bars.append(("Proportion (paper)", "paper (VGG-19, COCO)", "tab:gray"))
     x = np.arange(len(methods))
+    width = 0.8 / len(bars)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(methods)), 4))
-    ax.bar(x - 0.2, measured.fillna(0), 0.4, label="measured", color="tab:blue")
-    ax.bar(x + 0.2, paper.fillna(0), 0.4, label="paper", color="tab:gray", alpha=0.6)
+    for k, (name, label, colour) in enumerate(bars):
+        se_name = f"{name.split(' (')[0]} SE"
+        se = row(se_name) if se_name in table.index else None
+        ax.bar(x + (k - (len(bars) - 1) / 2) * width, row(name).fillna(0), width, label=label, color=colour,
+               yerr=None if se is None else se.fillna(0), capsize=3, alpha=0.6 if name.endswith("(paper)") else 1)
+    measured = row("Proportion (%)")
     for i, name in enumerate(methods):
         if pd.isna(measured[name]):
-            ax.text(i - 0.2, 1, "needs\ncheckpoint", ha="center", va="bottom", fontsize=6, rotation=90)
+            ax.text(i, 1, str(table.loc["Proportion (%)", name]), ha="center", va="bottom", fontsize=6, rotation=90)
+    if "Contrastive (%)" in table.index:
+        ax.axhline(50, color="tab:orange", linestyle=":", linewidth=1)
     ax.set_xticks(x, methods)
-    ax.set(ylabel="proportion (%)", title="energy-based pointing game", ylim=(0, 100))
-    ax.legend()
+    title = "contrastive pointing game: why P rather than Q?" if "Contrastive (%)" in table.index else "energy-based pointing game"
+    ax.set(ylabel="% (bars: standard error)", title=title, ylim=(0, 100))
+    ax.legend(fontsize=7)
     return saved(fig, folder / "table5.png")
 
 
@@ -196,6 +212,8 @@ def plot_leaderboard(folder: str | Path) -> Path:
     panels = [("insertion / deletion (100 x AUC)", [("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")])]
     if "Proportion (%)" in table:
         panels.append(("pointing game (%)", [("Proportion (%)", "tab:blue"), ("Proportion (paper)", "tab:gray")]))
+    if "Class dev" in table:
+        panels.append(("class deviation (1 - similarity of two classes' maps)", [("Class dev", "tab:orange")]))
     if "sanity ρ" in table:
         panels.append(("sanity: Spearman to the randomised model's map", [("sanity ρ", "tab:purple")]))
     fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 0.8 * len(methods)) * len(panels) / 1.5, 4), squeeze=False)
@@ -203,7 +221,10 @@ def plot_leaderboard(folder: str | Path) -> Path:
         width = 0.8 / len(columns)
         for k, (column, colour) in enumerate(columns):
             values = pd.to_numeric(table[column], errors="coerce").fillna(0)
-            ax.bar(x + (k - (len(columns) - 1) / 2) * width, values, width, label=column, color=colour)
+            se_column = next((c for c in (f"{column} SE", f"{column.split(' (')[0]} SE") if c in table), None)
+            errors = pd.to_numeric(table[se_column], errors="coerce").fillna(0) if se_column else None
+            ax.bar(x + (k - (len(columns) - 1) / 2) * width, values, width, label=column, color=colour,
+                   yerr=errors, capsize=2)
         ax.set_xticks(x, methods, rotation=45, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")

@@ -66,9 +66,11 @@ CANDIDATES = {
     "grid28_ce_last_s32": {"grid": 28, "validity": "ce", "keep": "last", "dist_scale": 32.0},
     "grid56_ce_last_s32": {"grid": 56, "validity": "ce", "keep": "last", "dist_scale": 32.0},
 }
-# Every candidate is read off at the first reconstruction's blur (0.02 H), whatever the method's default now is,
-# so that reruns reproduce the recorded rows; --blur reads the same counterfactuals off with other blurs.
+# Every candidate is read off as the first reconstruction read it (the input read-off, blur 0.02 H), whatever the
+# method's defaults now are, so that reruns reproduce the recorded rows; --blur reads the same counterfactuals off
+# with other blurs (scripts/choose_readoff.py compares the read-offs).
 SEARCH_BLUR = 0.02
+SEARCH_READOFF = "input"
 VIEWS = ("whole", "crop_top_left", "crop_bottom_right", "mirrored")
 
 
@@ -145,7 +147,7 @@ def settings(args) -> list[dict]:
 
 def run_setting(model, images, targets, candidate, setting, args) -> list[dict]:
     explainer = CCE(model, M=args.M, steps=args.steps, batch_size=args.pairs_per_pass,
-                    **{"blur_sigma": SEARCH_BLUR, **CANDIDATES[candidate]}, **setting)
+                    **{"blur_sigma": SEARCH_BLUR, "readoff": SEARCH_READOFF, **CANDIDATES[candidate]}, **setting)
     start = time.perf_counter()
     maps = explainer.contrastive_maps(images, targets)
     seconds = time.perf_counter() - start
@@ -175,7 +177,7 @@ def run_blur_variants(model, images, targets, candidate, blurs, args) -> list[di
     scored at every alpha; recorded as candidate "NAME+blurS"."""
     setting = {"gamma": args.default_gamma, "epsilon": args.default_epsilon}
     explainer = CCE(model, M=1, steps=args.steps, batch_size=args.pairs_per_pass,
-                    **{"blur_sigma": SEARCH_BLUR, **CANDIDATES[candidate]}, **setting)
+                    **{"blur_sigma": SEARCH_BLUR, "readoff": SEARCH_READOFF, **CANDIDATES[candidate]}, **setting)
     start = time.perf_counter()
     maps = explainer.contrastive_maps(images, targets)
     seconds = time.perf_counter() - start

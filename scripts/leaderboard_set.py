@@ -12,10 +12,13 @@ installed packages ship, as files that `cce-bench compare` reads like a user's o
     python scripts/leaderboard_set.py --out results/leaderboard/set --views whole
     cce-bench compare data=imagenet data.root=results/leaderboard/set/images data.n_images=null out=RUN1
     cce-bench compare data=coco data.root=results/leaderboard/set/coco out=RUN2
-    python scripts/leaderboard_set.py --summarise RUN1 RUN2
+    cce-bench pointing-game game=contrastive data=coco data.root=results/leaderboard/set/coco out=RUN3
+    python scripts/leaderboard_set.py --summarise RUN1 RUN2 RUN3
 
 `--summarise` reads the runs' records.csv and prints each method's rank with its difference to CCE paired
-over the same images (mean and standard error), for Diff (insertion - deletion) and the pointing game.
+over the same images (mean and standard error), for Diff (insertion - deletion), the pointing game, the
+contrastive pointing game (`cce-bench pointing-game game=contrastive`) and the class deviation, where the
+runs have them. Several runs of the same data (the nine in one run, CCE in another) are merged first.
 """
 from __future__ import annotations
 
@@ -102,13 +105,17 @@ def paired_to(records: pd.DataFrame, score: str, reference: str = "cce") -> pd.D
     return table.round(2)
 
 
-def summarise(folders: list[str]) -> None:
-    for folder in folders:
-        records = pd.read_csv(Path(folder) / "records.csv")
-        records["diff"] = records["ins_auc"] - records["del_auc"]
-        for score in ("diff", "proportion"):
+def summarise(groups: list[str]) -> None:
+    """Each argument a run folder, or several joined by commas (one data set, methods split over runs)."""
+    for group in groups:
+        folders = [Path(f) for f in group.split(",")]
+        records = pd.concat([pd.read_csv(f / "records.csv") for f in folders], ignore_index=True)
+        if "ins_auc" in records:
+            records["diff"] = records["ins_auc"] - records["del_auc"]
+        name = " + ".join(f.name for f in folders)
+        for score in ("diff", "proportion", "contrastive", "class_deviation"):
             if score in records and records[score].notna().any():
-                print(f"\n{folder}: {score} (x 100), ranked; difference to CCE paired over the same images\n")
+                print(f"\n{name}: {score} (x 100), ranked; difference to CCE paired over the same images\n")
                 print(paired_to(records, score).to_markdown(index=False, floatfmt=".2f"))
 
 
@@ -116,7 +123,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="results/leaderboard/set")
     ap.add_argument("--views", nargs="+", default=["whole"], help="of whole, crop_top_left, crop_bottom_right, mirrored")
-    ap.add_argument("--summarise", nargs="+", metavar="RUN", help="compare run folders to rank (writes nothing)")
+    ap.add_argument("--summarise", nargs="+", metavar="RUN[,RUN]", help="run folders to rank (writes nothing); "
+                    "folders joined by commas are merged")
     args = ap.parse_args()
     if args.summarise:
         summarise(args.summarise)

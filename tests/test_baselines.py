@@ -13,7 +13,7 @@ from helpers import TinyNet
 LAYER = {"target_layer": "conv"}
 FAST = {
     "gbp": {}, "ig": {"steps": 8}, "rise": {"N": 64}, "gradcam_pp": LAYER, "scorecam": LAYER, "fullgrad": {},
-    "contrastive_gradcam": LAYER, "appb": {"layers": ["conv"], "steps": 10}, "cce": {"M": 2, "steps": 5},
+    "contrastive_gradcam": LAYER, "appb": {"layers": ["conv"], "steps": 10}, "cce": {"M": 2, "steps": 5, "target_layer": "conv"},
 }
 
 

@@ -233,7 +233,9 @@ def test_every_method_puts_its_map_on_the_evidence_of_a_planted_object():
     targets = torch.tensor([0, 0])
     knobs = {"gbp": {}, "ig": {"steps": 8}, "rise": {"N": 400, "grid": 4}, "gradcam_pp": {"target_layer": "conv"},
              "scorecam": {"target_layer": "conv"}, "fullgrad": {}, "contrastive_gradcam": {"target_layer": "conv"},
-             "appb": {"layers": ["conv"], "steps": 20}, "cce": {"M": 1, "steps": 20, "epsilon": 32, "gamma": 0.5}}
+             "appb": {"layers": ["conv"], "steps": 20},
+             # CCE's "why P?" map is M_sup (alpha 1); its M_pro lies on the contrast class's evidence (tests/test_contrast.py)
+             "cce": {"M": 1, "steps": 20, "epsilon": 32, "gamma": 0.5, "target_layer": "conv", "alpha": 1.0}}
     for name, kw in knobs.items():
         maps = create_explainer(name, net, **kw, **({"mean": (0, 0, 0), "std": (1, 1, 1)} if name == "cce" else {}))
         m = maps.attribute(images, targets)

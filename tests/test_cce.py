@@ -59,9 +59,10 @@ def test_batched_equals_one_pair_at_a_time_on_the_real_model(cce_on_photos):
             pro[i] += r.pro[0] / 2
     # float32 convolutions round differently at other batch sizes, and near the validity boundary a
     # rounding can change which iterate is kept; the logic itself is exact (float64, below)
-    # measured: 0.014 (M_sup) and 0.017 (M_pro) on chelsea and coffee
-    assert float((sup - maps.sup).abs().mean()) < 0.03
-    assert float((pro - maps.pro).abs().mean()) < 0.03
+    # measured with the default read-off (layer_contrast, maps not blurred): 0.038 (M_pro) on chelsea and coffee;
+    # with readoff=input (blurred): 0.014 (M_sup) and 0.017 (M_pro)
+    assert float((sup - maps.sup).abs().mean()) < 0.05
+    assert float((pro - maps.pro).abs().mean()) < 0.05
 
 
 @pytest.mark.parametrize("search", [
@@ -73,7 +74,7 @@ def test_batched_equals_one_pair_at_a_time_exactly_in_float64(tiny_net, search):
     torch.manual_seed(0)
     images = torch.randn(3, 3, 12, 12, dtype=torch.float64)
     targets = net(images).argmax(1)
-    explainer = CCE(net, M=3, steps=15, epsilon=32, batch_size=9, **search)
+    explainer = CCE(net, M=3, steps=15, epsilon=32, batch_size=9, target_layer="conv", **search)
     batched = explainer.contrastive_maps(images, targets)
     single = explainer.with_knobs(M=1, batch_size=1)
     for i in range(3):
@@ -94,7 +95,7 @@ class CountingCCE(CCE):
 def test_alpha_sweep_generates_the_counterfactuals_once(tiny_net):
     images = torch.randn(2, 3, 10, 10)
     targets = tiny_net(images).argmax(1)
-    explainer = CountingCCE(tiny_net, M=2, steps=3, batch_size=4)  # 2 images x 2 pairs: one chunk
+    explainer = CountingCCE(tiny_net, M=2, steps=3, batch_size=4, target_layer="conv")  # 2 images x 2 pairs: one chunk
     CountingCCE.generations = 0
     results = list(explainer.maps_for_settings(images, targets, [{"alpha": a} for a in (1.0, 0.7, 0.1)]))
     assert CountingCCE.generations == 1
@@ -113,7 +114,7 @@ def test_alpha_mixes_sup_and_pro(cce_on_photos):
 
 
 def test_validity_loss_and_distance_by_hand(tiny_net):
-    explainer = CCE(tiny_net, kappa=0.5, tv_weight=2.0)
+    explainer = CCE(tiny_net, kappa=0.5, tv_weight=2.0, target_layer="conv")
     logits = torch.tensor([[3.0, 1.0, 2.0], [0.0, 4.0, 1.0]])
     # pair 0, q=2: max other 3 -> relu(3 - 2 + 0.5) = 1.5; pair 1, q=1: relu(1 - 4 + 0.5) = 0
     torch.testing.assert_close(explainer.validity_loss(logits, torch.tensor([2, 1])), torch.tensor([1.5, 0.0]))

@@ -13,7 +13,8 @@ from cce_bench.explainers import CCE
 from cce_bench.explainers.base import other_top_classes
 from cce_bench.explainers.cce import ContrastiveMaps
 
-IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # pixels are the model's input
+# pixels are the model's input; these models have no layer, so the maps are read off the input
+IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "readoff": "input"}
 
 
 class Linear(nn.Module):

@@ -7,6 +7,7 @@ from cce_bench import insertion_deletion
 from cce_bench.data import create_dataset
 from cce_bench.explainers import create_explainer, postprocess
 from cce_bench.metrics import energy_pointing_game
+from cce_bench.metrics.class_sensitivity import class_deviation, other_classes
 from cce_bench.metrics.sanity import Randomiser, map_similarities
 from cce_bench.runs.scoring import explained_classes
 from helpers import readme_command, run_cli
@@ -20,7 +21,8 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     table = pd.read_csv(out / "table.csv", keep_default_na=False).set_index("method")
     assert list(table.index) == ["GCAM+", "CALM", "CCE"]
     assert list(table.columns) == ["Ins", "Del", "Diff", "Diff SE", "Ins (paper)", "Del (paper)", "Proportion (%)",
-                                   "Proportion SE", "Proportion (paper)", "images", "s/img", "sanity ρ", "sanity"]
+                                   "Proportion SE", "Proportion (paper)", "images", "Class dev", "Class dev SE", "s/img",
+                                   "sanity ρ", "sanity"]
     assert table.loc["CALM", "Ins"] == "needs checkpoint"
     assert float(table.loc["CCE", "Ins (paper)"]) == pytest.approx(57.9971)  # Table 1, alpha = 0.7
     assert float(table.loc["GCAM+", "Proportion (paper)"]) == 57.5 and float(table.loc["CCE", "Proportion (paper)"]) == 61.1
@@ -39,6 +41,9 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     with randomiser.randomised(randomiser.blocks):
         raw_random = explainer.raw_attribute(image, target)
     rho = map_similarities(raw, maps, raw_random, postprocess(raw_random, (224, 224)))[0]["spearman_abs"]
+    # class deviation: 1 - SSIM of the maps for the explained class and the second class (the default)
+    other = other_classes(lite0(image), target, "second")
+    deviation = class_deviation(maps, explainer.attribute(image, other))
     records = pd.read_csv(out / "records.csv")
     mine = records[records["method"] == "gradcam_pp"].iloc[0]
     assert mine["image_id"] == pair["id"] and mine["target"] == int(target)
@@ -46,6 +51,8 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     assert mine["del_auc"] == pytest.approx(float(scores.deletion_auc[0]), abs=1e-4)
     assert mine["proportion"] == pytest.approx(float(energy_pointing_game(maps, mask)[0]), abs=1e-4)
     assert mine["sanity_spearman_abs"] == pytest.approx(rho, abs=1e-3)
+    assert mine["other_class"] == int(other[0]) and mine["class_deviation"] == pytest.approx(float(deviation[0]), abs=1e-4)
+    assert float(table.loc["GCAM+", "Class dev"]) == pytest.approx(round(mine["class_deviation"], 3))
     assert float(table.loc["GCAM+", "Ins"]) == pytest.approx(round(mine["ins_auc"] * 100, 2))
 
     again = run_cli(*args)

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from ..explainers import EXPLAINERS, postprocess
 from ..figures import plot_leaderboard, plot_sweep
+from ..metrics.class_sensitivity import class_deviation, other_classes
 from ..metrics.sanity import map_similarities
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder, machine_info
@@ -36,6 +37,12 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
         seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), device)
         maps = postprocess(raw, size)
         per_image, curves[name] = protocol_scores(model, images, maps, targets, cfg, masks)
+        sensitivity = cfg.get("class_sensitivity") or {}
+        if sensitivity.get("enabled", False):
+            others = other_classes(classes.logits(network), targets, str(sensitivity.other), int(cfg.seed), batch["id"])
+            other_maps = postprocess(explainer.raw_attribute(images, others), size)
+            per_image["class_deviation"] = class_deviation(maps, other_maps, str(sensitivity.similarity)).tolist()
+            per_image["other_class"] = others.tolist()
         if randomisers is not None:
             randomiser = randomisers.of(network)
             with randomiser.randomised(randomiser.blocks):
@@ -68,6 +75,10 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     if has_boxes:
         proportions = dict(zip(published["name"], published["proportion"]))
         table.insert(table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names])
+    if "class_deviation" in records:
+        deviation = records.groupby("method")["class_deviation"].mean()
+        table["Class dev"] = [round(float(deviation[n]), 3) if n in deviation else None for n in names]
+        table["Class dev SE"] = [standard_error(records, n, lambda r: r["class_deviation"], scale=1, digits=3) for n in names]
     seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
     table["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in names]
     if "sanity_spearman_abs" in records:
@@ -84,15 +95,15 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     return table
 
 
-def standard_error(records: pd.DataFrame, name: str, per_image) -> float | None:
-    """100 x the standard error of the mean of `per_image(records)` over the method's images (None under 2)."""
+def standard_error(records: pd.DataFrame, name: str, per_image, scale: float = 100, digits: int = 2) -> float | None:
+    """`scale` x the standard error of the mean of `per_image(records)` over the method's images (None under 2)."""
     mine = records[records["method"] == name] if len(records) else records
     if len(mine) < 2:
         return None
     values = per_image(mine).dropna()
     if len(values) < 2:
         return None
-    return round(float(values.std(ddof=1) / len(values) ** 0.5 * 100), 2)
+    return round(float(values.std(ddof=1) / len(values) ** 0.5 * scale), digits)
 
 
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
@@ -130,6 +141,9 @@ def prepare(session: Session) -> Job:
                   f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean insertion/"
                   f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del, SE = standard error over the images"
                   + ("; Proportion = energy-based pointing game (%)" if dataset.has_boxes else "")
+                  + (f"; Class dev = class deviation, 1 - {cfg.class_sensitivity.similarity} of the maps for the explained "
+                     f"class and the {cfg.class_sensitivity.other} class (0: the same map whatever the class)"
+                     if cfg.get("class_sensitivity", {}).get("enabled", False) else "")
                   + "; s/img = seconds per map; sanity ρ = Spearman (abs) of each map to the map of the same model with "
                   f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
                   "(COCO, Score-CAM's protocol) and CCE's insertion/deletion of Table 1 at its alpha (1000 ImageNet "

@@ -1,7 +1,9 @@
-"""`cce-bench pointing-game`: Table 5, the energy-based pointing game on COCO for every method.
+"""`cce-bench pointing-game`: Table 5, the energy-based pointing game on COCO for every method; with
+`game=contrastive`, the contrastive pointing game.
 
-config -> COCO pairs + model -> each explainer -> maps -> proportion inside the box mask -> per-(image,
-category) records -> the table (methods as columns) beside the paper's row, with the time per image.
+config -> COCO pairs (or (image, P, Q) questions) + model -> each explainer -> maps -> proportion inside
+the box mask (and the share on P's boxes against Q's) -> per-(image, category) records -> the table
+(methods as columns) beside the paper's row, with standard errors and the time per image.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 from ..errors import UserError
 from ..explainers import EXPLAINERS
 from ..figures import plot_pointing_game
-from ..metrics.pointing_game import energy_pointing_game
+from ..metrics.pointing_game import contrastive_share, energy_pointing_game
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
@@ -20,18 +22,27 @@ from ..runs.timing import timed
 from ..tables import read_paper_table, to_markdown
 
 
-def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None) -> pd.DataFrame:
-    """Methods as columns (by label); rows: the measured proportion (%), the paper's, and seconds per image."""
-    published = dict(zip(paper["name"], paper["proportion"])) if paper is not None else {}
+def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None,
+                   contrastive: bool = False) -> pd.DataFrame:
+    """Methods as columns (by label); rows: the contrastive share (%) and its SE (contrastive game), the
+    measured proportion (%) and its SE, the paper's proportion, and seconds per image."""
+    published = dict(zip(paper["name"], paper["proportion"])) if paper is not None and not contrastive else {}
     labels = [EXPLAINERS.get(name).label for name in methods]
-    rows = {"Proportion (%)": {}, "Proportion (paper)": {}, "s/img": {}}
+    scores = (["contrastive"] if contrastive else []) + ["proportion"]
+    names = {"contrastive": "Contrastive", "proportion": "Proportion"}
+    rows: dict = {f"{names[k]}{suffix}": {} for k in scores for suffix in (" (%)", " SE")}
+    rows.update({"Proportion (paper)": {}, "s/img": {}})
     for name, label in zip(methods, labels):
         if name in unavailable:
-            rows["Proportion (%)"][label] = unavailable[name].short
-            rows["s/img"][label] = unavailable[name].short
+            for row in rows:
+                rows[row][label] = None if row == "Proportion (paper)" else unavailable[name].short
         else:
             mine = records[records["method"] == name]
-            rows["Proportion (%)"][label] = round(float(mine["proportion"].mean() * 100), 2)
+            for k in scores:
+                values = mine[k].dropna()
+                rows[f"{names[k]} (%)"][label] = round(float(values.mean() * 100), 2)
+                rows[f"{names[k]} SE"][label] = (round(float(values.std(ddof=1) / len(values) ** 0.5 * 100), 2)
+                                                 if len(values) > 1 else None)
             rows["s/img"][label] = round(float(mine["seconds"].mean()), 3)
         rows["Proportion (paper)"][label] = published.get(name)
     table = pd.DataFrame(rows).T[labels]
@@ -43,20 +54,31 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
     allowed = batch["allowed"].to(device)
+    contrastive = cfg.get("game", "energy") == "contrastive"
     classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
-        targets, _ = classes(explained_network(explainer, model))
-        seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
-        proportion = energy_pointing_game(maps, masks)
-        records += batch_records(batch, model, targets, name, {"category": batch["category"],
-                                 "proportion": proportion.tolist()}, seconds=seconds / len(images))
+        network = explained_network(explainer, model)
+        targets, _ = classes(network)
+        per_image = {"category": batch["category"]}
+        if contrastive:  # "why P rather than Q?", Q the best class of the other category
+            contrast, _ = classes(network, allowed=batch["contrast_allowed"].to(device))
+            seconds, maps = timed(lambda: explainer.attribute_contrast(images, targets, contrast), device)
+            share = contrastive_share(maps, masks, batch["contrast_mask"].to(device))
+            per_image.update(contrast_category=batch["contrast_category"], contrast=contrast.tolist(),
+                             contrastive=share.tolist())
+        else:
+            seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
+        per_image["proportion"] = energy_pointing_game(maps, masks).tolist()
+        records += batch_records(batch, model, targets, name, per_image, seconds=seconds / len(images))
     return records, {}
 
 
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     """The table with a last row, measured - paper, per method (for `report`)."""
     rows = table.set_index(table.columns[0])
+    if "Proportion (paper)" not in rows.index:
+        return table
     measured = pd.to_numeric(rows.loc["Proportion (%)"], errors="coerce")
     paper = pd.to_numeric(rows.loc["Proportion (paper)"], errors="coerce")
     difference = (measured - paper).round(2).astype(object).where((measured - paper).notna(), None)
@@ -65,17 +87,20 @@ def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def examples(records: pd.DataFrame, cfg) -> Examples:
-    """CCE's records (else the first method's) with their proportion as `score` (for `report`'s examples)."""
+    """CCE's records (else the first method's) with their proportion (the contrastive game: their share on P)
+    as `score` (for `report`'s examples)."""
     method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
-    chosen = records[records["method"] == method].assign(score=lambda r: 100 * r["proportion"])
-    return Examples(chosen, f"{EXPLAINERS.get(method).label} proportion (%)", {"method": method})
+    score = "contrastive" if "contrastive" in records else "proportion"
+    chosen = records[records["method"] == method].assign(score=lambda r: 100 * r[score])
+    return Examples(chosen, f"{EXPLAINERS.get(method).label} {score} (%)", {"method": method})
 
 
 def prepare(session: Session) -> Job:
     cfg, device = session.cfg, session.device
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
-    dataset = build_dataset(cfg, model)
+    contrastive = cfg.get("game", "energy") == "contrastive"
+    dataset = build_dataset(cfg, model, **({"contrastive": True} if contrastive else {}))
     if not dataset.has_boxes:
         raise UserError(f"data={dataset.name} has no boxes to point into: the pointing game takes data=coco "
                         "(data.root=/path/to/coco) or data=photos_coco")
@@ -83,12 +108,21 @@ def prepare(session: Session) -> Job:
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         unreadable = len(skipped) - len(dataset.skipped)
-        table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper))
+        table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper), contrastive)
         markdown = to_markdown(table)
-        header = (f"Energy-based pointing game on {len(dataset) - unreadable} (image, category) pairs of "
-                  f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
-                  f"{machine_info(device)['device_name']}; proportion = 100 x mean share of the map's energy "
-                  "inside the boxes; (paper): Table 5.")
+        where = (f"{len(dataset) - unreadable} {'(image, P, Q) questions' if contrastive else '(image, category) pairs'} of "
+                 f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
+                 f"{machine_info(device)['device_name']}")
+        if contrastive:
+            contrastive_methods = ", ".join(EXPLAINERS.get(n).label for n in methods if EXPLAINERS.get(n).contrastive)
+            header = (f"Contrastive pointing game on {where}: \"why P rather than Q?\" for two annotated categories of one "
+                      "image; Contrastive = 100 x mean share of the map's energy in P's boxes among its energy in P's and "
+                      f"Q's boxes (50: no preference); {contrastive_methods or 'no method here'} answer with their map for "
+                      "P against Q, every other method with its map for P; Proportion = the energy-based pointing game "
+                      "of the same map on P's boxes; SE = standard error over the questions.")
+        else:
+            header = (f"Energy-based pointing game on {where}; proportion = 100 x mean share of the map's energy "
+                      "inside the boxes, SE its standard error over the pairs; (paper): Table 5.")
         notes = "".join(f"\n- {EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
         run.write_csv("table.csv", table)
         run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")

@@ -40,7 +40,8 @@ def example_grid(folder: Path, cfg, command, records: pd.DataFrame) -> Path:
     cfg = OmegaConf.merge(cfg, {"device": "cuda" if torch.cuda.is_available() and "cuda" in cfg.device else "cpu"})
     picks, label, setting = pick_examples(records, command, cfg)
     model = build_model(cfg)
-    dataset = build_dataset(cfg, model)
+    contrastive = "contrast" in picks  # the contrastive pointing game: questions (image, P, Q)
+    dataset = build_dataset(cfg, model, **({"contrastive": True} if contrastive else {}))
     method = setting.pop("method", None) or cfg.method
     explainer = build_explainer(cfg, model, method).with_knobs(**setting)
     ids = picks["image_id"].tolist()
@@ -48,13 +49,19 @@ def example_grid(folder: Path, cfg, command, records: pd.DataFrame) -> Path:
     items = [dataset[index[i]] for i in ids if i in index]
     images = torch.stack([it["image"] for it in items]).to(cfg.device)
     targets = torch.tensor(picks["target"].tolist()[: len(items)], device=images.device)
-    maps = explainer.attribute(images, targets).cpu().numpy()
+    if contrastive:
+        contrast = torch.tensor(picks["contrast"].tolist()[: len(items)], device=images.device)
+        maps = explainer.attribute_contrast(images, targets, contrast).cpu().numpy()
+    else:
+        maps = explainer.attribute(images, targets).cpu().numpy()
     pictures = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     rows = []
     for i, (it, (_, rec)) in enumerate(zip(items, picks.iterrows())):
         panels = [(f"{explainer.label} map for {rec['target_name']}", maps[i])]
         if "mask" in it:
             panels.append(("box mask", it["mask"].float().numpy()))
+        if "contrast_mask" in it:
+            panels.append((f"box mask of Q ({it['contrast_category']})", it["contrast_mask"].float().numpy()))
         rows.append({"label": f"{rec['rank']}: {it['id']}\n{label} = {rec['score']:.2f}", "image": pictures[i],
                      "panels": panels})
     return explanation_figure(rows, folder / "examples.png")

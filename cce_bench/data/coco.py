@@ -28,6 +28,33 @@ class PointingSample:
     height: int
 
 
+@dataclass(frozen=True)
+class ContrastSample(PointingSample):
+    """"Why P rather than Q?" on one image: P's pair (the fields above) with a second category Q of the
+    same image, its mapped classes and boxes."""
+
+    contrast_category: str = ""
+    contrast_classes: tuple = ()
+    contrast_boxes: tuple = ()
+
+
+def contrast_pairs(pairs: list[PointingSample]) -> list[ContrastSample]:
+    """Every ordered (P, Q) of two evaluable pairs of one image whose categories map to disjoint ImageNet
+    classes: each is asked both ways ("why bench rather than bottle?" and "why bottle rather than bench?")."""
+    by_image: dict = {}
+    for pair in pairs:
+        by_image.setdefault(pair.image_id, []).append(pair)
+    out = []
+    for image_pairs in by_image.values():
+        for p in image_pairs:
+            for q in image_pairs:
+                if p is not q and not set(p.classes) & set(q.classes):
+                    out.append(ContrastSample(f"{p.image_id}:{p.category}-vs-{q.category}", p.path, p.image_id,
+                                              p.category, p.classes, p.boxes, p.width, p.height,
+                                              q.category, q.classes, q.boxes))
+    return out
+
+
 def coco_to_imagenet() -> dict[str, list[int]]:
     """The shipped COCO-category -> ImageNet-classes mapping (see assets/coco_to_imagenet.json)."""
     import json
@@ -149,7 +176,9 @@ class PointingSet(ImageSet):
     has_boxes = True
 
     def samples_table(self) -> pd.DataFrame:
-        return pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes)}
+        return pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes),
+                              **({"contrast_category": s.contrast_category, "contrast_boxes": list(s.contrast_boxes)}
+                                 if isinstance(s, ContrastSample) else {})}
                              for s in self.samples])
 
     @staticmethod
@@ -168,10 +197,20 @@ class PointingSet(ImageSet):
                     f"annotations say {s.width}x{s.height}: is it the image that data.annotations describes?"}
         mask = tv_tensors.Mask(box_mask(s.boxes, s.width, s.height)[None].to(torch.uint8))
         image, mask = self.transform(image, mask)
-        allowed = torch.zeros(1000, dtype=torch.bool)
-        allowed[list(s.classes)] = True
-        return {"index": index, "id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
-                "allowed": allowed, "category": s.category}
+        item = {"index": index, "id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
+                "allowed": class_set(s.classes), "category": s.category}
+        if isinstance(s, ContrastSample):
+            contrast = tv_tensors.Mask(box_mask(s.contrast_boxes, s.width, s.height)[None].to(torch.uint8))
+            item.update(contrast_mask=self.transform(contrast)[0].bool(), contrast_allowed=class_set(s.contrast_classes),
+                        contrast_category=s.contrast_category)
+        return item
+
+
+def class_set(classes) -> torch.Tensor:
+    """The 1000 ImageNet classes as a mask, true for `classes`."""
+    allowed = torch.zeros(1000, dtype=torch.bool)
+    allowed[list(classes)] = True
+    return allowed
 
 
 @DATASETS.register("photos_coco")
@@ -197,9 +236,11 @@ def coco_folder(name: str, transform, seed: int = 0, root: str | None = None,
 
 
 def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed: int = 0,
-                   n_images: int | None = None, max_box_fraction: float = 0.5, **_) -> PointingSet:
+                   n_images: int | None = None, max_box_fraction: float = 0.5, contrastive: bool = False,
+                   **_) -> PointingSet:
     """The evaluable (image, category) pairs: filtered as `coco_pairs` does, then those whose boxes
-    survive the center crop, then (with `n_images`) a seeded sample."""
+    survive the center crop, then (with `n_images`) a seeded sample. `contrastive`: instead of the pairs,
+    every (image, P, Q) of two of them (`contrast_pairs`), sampled likewise."""
     skipped: list = []
     pairs = coco_pairs(load_coco(annotations), images_dir, coco_to_imagenet(), float(max_box_fraction), skipped)
     inside = [p for p in pairs if _mask_survives(p, transform)]
@@ -209,9 +250,15 @@ def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed
     if not pairs:
         raise UserError(f"no (image, category) pair of {name} is left to evaluate "
                         f"({len(skipped)} skipped): raise data.max_box_fraction or check the annotations")
+    if contrastive:
+        pairs = contrast_pairs(pairs)
+        if not pairs:
+            raise UserError(f"no image of {name} has two evaluable categories mapped to ImageNet: the contrastive "
+                            "game needs images with two annotated objects (COCO has many; raise data.max_box_fraction)")
+    what = "(image, P, Q) questions" if contrastive else "evaluable pairs"
     if n_images is not None:
         keep = {s.id for s in seeded_sample([Sample(p.id, p.path, -1) for p in pairs], int(n_images), seed,
-                                            f"the {len(pairs)} evaluable pairs of {name}")}
+                                            f"the {len(pairs)} {what} of {name}")}
         pairs = [p for p in pairs if p.id in keep]
     return PointingSet(name, pairs, transform, skipped)
 
@@ -229,4 +276,8 @@ def collate_pointing(items: list[dict]) -> dict:
     batch["mask"] = torch.stack([it["mask"] for it in good]) if good else torch.empty(0, 0, 0, dtype=torch.bool)
     batch["allowed"] = torch.stack([it["allowed"] for it in good]) if good else torch.empty(0, 1000, dtype=torch.bool)
     batch["category"] = [it["category"] for it in good]
+    if good and "contrast_mask" in good[0]:
+        batch["contrast_mask"] = torch.stack([it["contrast_mask"] for it in good])
+        batch["contrast_allowed"] = torch.stack([it["contrast_allowed"] for it in good])
+        batch["contrast_category"] = [it["contrast_category"] for it in good]
     return batch

@@ -109,6 +109,9 @@ class Explainer:
     needs: tuple = ()
     # The knobs that set how much memory the method holds at once, named by an out-of-memory line.
     memory_knobs = ("batch_size",)
+    # A method with its own answer to "why P rather than Q?" (CCE, CE) sets this and overrides
+    # `_contrast_batch`; any other method answers that question with its map for P.
+    contrastive = False
 
     @classmethod
     def memory_hint(cls) -> str:
@@ -143,6 +146,19 @@ class Explainer:
                           for s in range(0, len(images), step)])
 
     def _attribute_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def attribute_contrast(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+        """Maps [B, H, W] in [0, 1] answering "why targets rather than contrast?" (one class of each per image):
+        the method's contrastive map where it has one (`contrastive`), else its map for the target."""
+        if not self.contrastive:
+            return self.attribute(images, targets)
+        step = self.batch_size  # one contrast class per image: a chunk of batch_size images is batch_size pairs
+        raw = torch.cat([self._contrast_batch(images[s:s + step], targets[s:s + step], contrast[s:s + step]).float()
+                         for s in range(0, len(images), step)])
+        return postprocess(raw, images.shape[-2:])
+
+    def _contrast_batch(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def images_per_chunk(self) -> int:

@@ -20,7 +20,7 @@ import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
-from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits
+from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits, facts_of
 from ..progress import counted
 from ..schema import Rule, check_knobs
 from ..tensors import channel_list, to_pixels
@@ -109,6 +109,8 @@ class CCE(Explainer):
 
     label = "CCE"
     cost = "optimisation"
+    contrastive = True
+    needs = ("target_layer",)  # the default read-off's layer (readoff=input needs none)
 
     memory_knobs = ("batch_size", "M")
     knob_ranges = {
@@ -137,7 +139,7 @@ class CCE(Explainer):
                  steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
                  tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.05,
                  dist_scale: float = 255.0, validity: str = "hinge", keep: str = "closest_valid",
-                 step_rule: str = "adam", grid: int | None = None, readoff: str = "input", target_layer: str | None = None,
+                 step_rule: str = "adam", grid: int | None = None, readoff: str = "layer_contrast", target_layer: str | None = None,
                  batch_size: int | None = None, mean=None, std=None):
         super().__init__(model, batch_size)
         check_knobs(type(self), locals())
@@ -153,7 +155,7 @@ class CCE(Explainer):
         self.grid = None if grid is None else int(grid)
         self.readoff, self.target_layer = readoff, target_layer
         # the layer read-offs' module, looked up once (None for the input read-offs, which need no layer)
-        self._layer_module = resolve_layer(model, target_layer) if readoff in LAYER_READOFFS else None
+        self._layer_module = self._readoff_layer(model, target_layer) if readoff in LAYER_READOFFS else None
         # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
         self.mean = tuple(channel_list(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN)))
         self.std = tuple(channel_list(std if std is not None else getattr(model, "std", IMAGENET_STD)))
@@ -162,9 +164,21 @@ class CCE(Explainer):
     def images_per_chunk(self) -> int:
         return max(1, self.batch_size // self.M)
 
+    def _readoff_layer(self, model, target_layer):
+        if target_layer is None and facts_of(model).target_layer is None:
+            name = getattr(model, "name", None) or type(model).__name__
+            raise UserError(f"CCE's readoff={self.readoff} reads the maps off a layer, and model {name} names none: pass "
+                            "method_knobs.cce.target_layer=DOTTED.PATH (its last convolutional block, e.g. layer4.2) "
+                            "or method_knobs.cce.readoff=input")
+        return resolve_layer(model, target_layer)
+
     # -- the map -----------------------------------------------------------------------------------
     def _attribute_batch(self, images, targets):
         return self.contrastive_maps(images, targets).unified(self.alpha)
+
+    def _contrast_batch(self, images, targets, contrast):
+        """Question 2, "why P rather than Q?": the unified map of the one counterfactual toward Q."""
+        return self.contrastive_maps(images, targets, contrast=contrast.view(-1, 1)).unified(self.alpha)
 
     def contrastive_maps(self, images: torch.Tensor, targets: torch.Tensor,
                          contrast: torch.Tensor | None = None) -> ContrastiveMaps:
@@ -172,7 +186,7 @@ class CCE(Explainer):
         highest-scoring classes other than the target, i.e. the question "why P?")."""
         if contrast is None:
             contrast = other_top_classes(batched_logits(self.model, images, self.batch_size), targets, self.M)
-        chunk = self.images_per_chunk()
+        chunk = max(1, self.batch_size // contrast.shape[1])  # batch_size pairs per pass
         parts = [self._chunk_maps(images[s:s + chunk], targets[s:s + chunk], contrast[s:s + chunk])
                  for s in range(0, len(images), chunk)]
         return ContrastiveMaps(*[torch.cat(tensors) for tensors in zip(*parts)])

@@ -34,6 +34,7 @@ class ContrastiveGradCAM(Explainer):
 
     label = "CE"
     cost = "gradient"
+    contrastive = True
     needs = ("target_layer",)
 
     knob_ranges = {**Explainer.knob_ranges, "contrast_rank": Rule("whole", 2, 1000)}  # 2: the second most likely
@@ -50,10 +51,14 @@ class ContrastiveGradCAM(Explainer):
         return other_top_classes(logits, targets, self.contrast_rank - 1)[:, -1]
 
     def _attribute_batch(self, images, targets):
+        return self._contrast_batch(images, targets, None)
+
+    def _contrast_batch(self, images, targets, contrast):
+        """The map of Q = `contrast` (None: the contrast_rank rule's class)."""
         with torch.enable_grad(), capture_outputs([self.layer]) as outputs:
             logits = self.model(images.detach().requires_grad_(True)).float()
             activations = outputs[0]
-            q = self.contrast_classes(logits, targets)
+            q = self.contrast_classes(logits, targets) if contrast is None else contrast.to(logits.device)
             loss = F.cross_entropy(logits, q, reduction="sum")  # per-image terms: batching keeps them apart
             (grads,) = torch.autograd.grad(loss, activations)
         weights = grads.float().mean(dim=(2, 3), keepdim=True)

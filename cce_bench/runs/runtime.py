@@ -142,9 +142,10 @@ def model_description(cfg: DictConfig) -> str:
     return f"{cfg.model.name} ({', '.join(notes)})"
 
 
-def build_dataset(cfg: DictConfig, model: Classifier):
+def build_dataset(cfg: DictConfig, model: Classifier, **options):
+    """The run's data set; `options` are the command's own (the pointing game's `contrastive=True`)."""
     mean, std = model.channel_stats()
-    return create_dataset(OmegaConf.to_container(cfg.data), mean, std, seed=int(cfg.seed))
+    return create_dataset({**OmegaConf.to_container(cfg.data), **options}, mean, std, seed=int(cfg.seed))
 
 
 def all_methods() -> list[str]:

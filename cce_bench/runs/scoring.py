@@ -17,10 +17,13 @@ def explained_classes(classifier, images: torch.Tensor, allowed: torch.Tensor | 
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """(class, its probability) per image: the top-1 class, or for a COCO pair (`allowed`, the ImageNet
     classes its category maps to) the best of those, as the pointing game of Score-CAM takes it."""
-    logits = batched_logits(classifier, images, batch_size)
+    return classes_of(batched_logits(classifier, images, batch_size), allowed)
+
+
+def classes_of(logits: torch.Tensor, allowed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`explained_classes` from the logits already computed."""
     if allowed is not None:
-        logits_allowed = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
-        targets = logits_allowed.argmax(1)
+        targets = logits.masked_fill(~allowed.to(logits.device), float("-inf")).argmax(1)
     else:
         targets = logits.argmax(1)
     return targets, logits.softmax(1).gather(1, targets[:, None])[:, 0]
@@ -37,12 +40,16 @@ class ClassesPerNetwork:
 
     def __init__(self, images: torch.Tensor, allowed: torch.Tensor | None, batch_size: int):
         self.images, self.allowed, self.batch_size = images, allowed, batch_size
-        self._by_network: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._logits: dict[int, torch.Tensor] = {}
 
-    def __call__(self, network) -> tuple[torch.Tensor, torch.Tensor]:
-        if id(network) not in self._by_network:
-            self._by_network[id(network)] = explained_classes(network, self.images, self.allowed, self.batch_size)
-        return self._by_network[id(network)]
+    def logits(self, network) -> torch.Tensor:
+        if id(network) not in self._logits:
+            self._logits[id(network)] = batched_logits(network, self.images, self.batch_size)
+        return self._logits[id(network)]
+
+    def __call__(self, network, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class, probability) per image; `allowed` replaces the batch's own (the contrastive game's Q)."""
+        return classes_of(self.logits(network), self.allowed if allowed is None else allowed)
 
 
 def batch_records(batch: dict, model, targets: torch.Tensor, method: str, per_image: dict | None = None,
