@@ -52,6 +52,9 @@ step "a tiny sweep on device=$device"
 step "a tiny pointing game on device=$device"
 "$bin/cce-bench" pointing-game "device=$device" "methods=[gradcam_pp,contrastive_gradcam,cce]" experiment=smoke \
     out=pointing
+step "the contrastive pointing game on device=$device"
+"$bin/cce-bench" pointing-game game=contrastive "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke \
+    out=contrastive
 step "train-calm on a tiny labelled folder (random ResNet-50 weights), then the CALM column"
 "$bin/python" - <<'EOF'
 import os
@@ -110,7 +113,9 @@ assert sweep["Ins (paper)"].notna().all(), "the paper's Table 1 was not found"
 pointing = pd.read_csv("pointing/table.csv", index_col=0)
 assert list(pointing.columns) == ["GCAM+", "CE", "CCE"], pointing.columns
 assert pointing.loc["Proportion (paper)"].notna().all(), "the paper's Table 5 was not found"
-for run in ("sweep", "pointing"):
+contrastive = pd.read_csv("contrastive/table.csv", index_col=0)
+assert 0 <= float(contrastive.loc["Contrastive (%)", "CCE"]) <= 100, contrastive
+for run in ("sweep", "pointing", "contrastive"):
     assert json.load(open(f"{run}/run.json"))["status"] == "complete"
     assert json.load(open(f"{run}/machine.json"))["device"].startswith(device)
 assert json.load(open("explain/explain.json"))["questions"]
