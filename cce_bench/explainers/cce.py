@@ -1,8 +1,9 @@
 """CCE: counterfactual-based contrastive saliency (ICCV 2023), as docs/cce_method.md describes.
 
 For each image (class p) and each of its M contrast classes q, an additive perturbation delta in pixel
-space turns the prediction into q (the counterfactual). Path-averaged gradients along delta then give
-two maps per pair: S_sup (pixels whose change lowered p) and S_pro (pixels whose change raised q). All
+space turns the prediction into q (the counterfactual). Two maps per pair are read off it (the `readoff`
+knob; by default the change of the target layer's output weighted by Grad-CAM's weights of p at x and of
+q at x'): S_sup (where the change took evidence for p away) and S_pro (where it made evidence for q). All
 B * M pairs of a chunk are one tensor: the per-pair losses are summed, and since Adam is elementwise
 and the model is frozen, every pair is optimised exactly as it would be alone.
 
