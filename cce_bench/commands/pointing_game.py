@@ -114,10 +114,11 @@ def prepare(session: Session) -> Job:
                  f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
                  f"{machine_info(device)['device_name']}")
         if contrastive:
-            contrastive_methods = ", ".join(EXPLAINERS.get(n).label for n in methods if EXPLAINERS.get(n).contrastive)
+            answering = [EXPLAINERS.get(n).label for n in methods if EXPLAINERS.get(n).contrastive]
+            contrastive_methods = (", ".join(answering) + (" answers" if len(answering) == 1 else " answer")) if answering else ""
             header = (f"Contrastive pointing game on {where}: \"why P rather than Q?\" for two annotated categories of one "
                       "image; Contrastive = 100 x mean share of the map's energy in P's boxes among its energy in P's and "
-                      f"Q's boxes (50: no preference); {contrastive_methods or 'no method here'} answer with their map for "
+                      f"Q's boxes (50: no preference); {contrastive_methods or 'no method here answers'} with a map for "
                       "P against Q, every other method with its map for P; Proportion = the energy-based pointing game "
                       "of the same map on P's boxes; SE = standard error over the questions.")
         else:
