@@ -18,7 +18,6 @@ The counterfactuals are kept in OUT/counterfactuals.pt: a rerun (another --nine,
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import time
 from pathlib import Path
@@ -37,13 +36,7 @@ from cce_bench.metrics.sanity import spearman
 from cce_bench.runs.runtime import resolve_device, seed_everything
 from cce_bench.runs.timing import device_name
 from cce_bench.tables import to_markdown
-
-
-def calibration_module():
-    spec = importlib.util.spec_from_file_location("calibrate_cce", Path(__file__).with_name("calibrate_cce.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from leaderboard_set import calibration_module  # the comparison set's scenes and views (this folder)
 
 
 def comparison_images(model) -> tuple[torch.Tensor, list[str]]:
