@@ -63,23 +63,28 @@ class WarmCli:
         self.process.wait(timeout=60)
 
 
+def guide_text() -> str:
+    """The user's documentation as one text: the README, then every page under docs/."""
+    return "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+
+
 def readme_command(prefix: str, comment: str = "") -> list[str]:
-    """The arguments of the one README command line that starts with `prefix` and has `comment` in its
-    comment (which is dropped), so that a test runs exactly what the README shows."""
+    """The arguments of the one command line of the documentation (README or docs/) that starts with
+    `prefix` and has `comment` in its comment (which is dropped), so that a test runs exactly what it shows."""
     import shlex
 
-    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+    lines = [line for line in guide_text().splitlines()
              if line.startswith(prefix) and comment in line.partition("#")[2]]
-    assert len(lines) == 1, f"README has {len(lines)} lines starting with {prefix!r} (comment with {comment!r})"
+    assert len(lines) == 1, f"the documentation has {len(lines)} lines starting with {prefix!r} (comment with {comment!r})"
     words = shlex.split(lines[0], comments=True)
     assert words[0] == "cce-bench"
     return words[1:]
 
 
 def readme_code(first_line: str) -> str:
-    """The README code block whose first line is `first_line`."""
+    """The code block of the documentation (README or docs/) whose first line is `first_line`."""
     import re
 
-    blocks = re.findall(r"```(?:python|bash)\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```(?:python|bash)\n(.*?)```", guide_text(), re.S)
     (block,) = [b for b in blocks if b.startswith(first_line)]
     return block

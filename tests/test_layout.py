@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from cce_bench.explainers import EXPLAINERS
-from helpers import ROOT
+from helpers import ROOT, guide_text
 
 PACKAGE = ROOT / "cce_bench"
 
@@ -97,8 +97,8 @@ def test_every_output_folder_is_ignored_by_git():
 
 
 def readme_block(after: str, language: str) -> str:
-    """The first fenced block of `language` after the line `after` in the README."""
-    text = (ROOT / "README.md").read_text()
+    """The first fenced block of `language` after the line `after` in the documentation (README or docs/)."""
+    text = guide_text()
     start = text.index(after)
     match = re.search(rf"```{language}\n(.*?)```", text[start:], re.S)
     return match.group(1)
