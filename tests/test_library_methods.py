@@ -145,6 +145,7 @@ def test_compare_runs_library_methods_beside_the_suites(tmp_path, warm_cli):
     table = pd.read_csv(out / "table.csv")
     assert list(table.iloc[:, 0]) == ["Occlusion (captum)", "EigenCAM (grad-cam)", "GCAM+"]
     assert table["sanity"].notna().all() and table["Ins"].notna().all()
+    assert table["Class dev"].notna().all()  # class deviation runs for library methods by name too
     records = pd.read_csv(out / "records.csv")
     assert set(records["method"]) == {"captum_Occlusion", "gradcam_EigenCAM", "gradcam_pp"}
     assert "sliding_window_shapes:\n    - 3\n    - 56\n    - 56" in (out / "config.yaml").read_text()
