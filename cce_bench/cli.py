@@ -17,6 +17,7 @@ from typing import Callable
 
 from .commands import COMMANDS, COMMON_KEYS
 from .errors import UserError, describe_error
+from .install_check import check_torch_pair
 from .resources import config_dir
 
 def usage() -> str:
@@ -156,6 +157,7 @@ def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
     def run(cfg) -> None:
         from hydra.core.hydra_config import HydraConfig
 
+        from .runs.cost import PLAN_ONLY
         from .runs.run_folder import hold_hydra_record, remove_unfinished_start
 
         output = Path(HydraConfig.get().runtime.output_dir)
@@ -168,6 +170,8 @@ def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
             if made_here:
                 remove_unfinished_start(output, kept)
             raise
+        if made_here and PLAN_ONLY["enabled"]:  # a plan writes nothing
+            remove_unfinished_start(output, kept)
 
     return run
 
@@ -316,6 +320,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv or os.environ.get("CCE_BENCH_DEBUG", "") not in ("", "0") or \
         os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    from .runs.cost import PLAN_ONLY
+
+    PLAN_ONLY["enabled"] = "--dry-run" in argv
+    argv = [a for a in argv if a != "--dry-run"]
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then lets the task's exception through, with its traceback
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -337,7 +345,13 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     if command not in COMMANDS:
         raise UserError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     entry = COMMANDS[command]
+    from .runs.cost import PLAN_ONLY
+
+    if PLAN_ONLY["enabled"] and not entry.scoring:
+        raise UserError(f"--dry-run plans the scoring commands ({', '.join(n for n, e in COMMANDS.items() if e.scoring)}); "
+                        f"{command} has no plan: leave --dry-run out")
     if not entry.hydra:
+        check_torch_pair()
         return entry.load().run(overrides)
     if entry.positional:
         overrides = _positional_as_override(overrides, entry.positional)
@@ -356,6 +370,7 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
         overrides.append("hydra.run.dir=" + next(o for o in overrides if o.startswith("out="))[len("out="):])
     planned = output_path(overrides) if plain is not None else None
     kept = nearest_existing(planned if planned is not None else Path("results") / "runs") if plain is not None else None
+    check_torch_pair()  # after the config's checks, which need no torch and answer a typo at once
     sys.argv = [f"cce-bench {command}", *overrides]
     config_name = command.replace("-", "_")
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(

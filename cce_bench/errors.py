@@ -59,6 +59,12 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         return f"no space left writing {exc.filename or 'the output'}: free some space or pass out=DIR on another disk", 2
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied on {exc.filename or 'a file'}: pass out=DIR (or data.root=) to a place you can use", 2
+    if isinstance(exc, RuntimeError) and "operator torchvision::" in str(exc):  # a torch/torchvision mismatch
+        from importlib import metadata
+
+        from .install_check import mismatch_message
+
+        return mismatch_message(metadata.version("torch"), metadata.version("torchvision"), _first_line(exc)), 2
     if type(exc).__module__.split(".")[0] in ("hydra", "omegaconf"):
         return f"bad config: {_first_line(exc)}", 2
     return f"unexpected {type(exc).__name__}: {_first_line(exc)} -- {BUG_HINT}", 2

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import cm  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 CMAP = "jet"
 MAX_ALPHA = 0.6
@@ -58,10 +59,15 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     Each row: {"label": str, "image": [H, W, 3], "panels": [(title, map [H, W] or None), ...]}.
     """
     columns = 1 + max(len(r["panels"]) for r in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, 3.4 * len(rows)), squeeze=False)
-    for ax_row, row in zip(axes, rows):
+    labels = ["\n".join(textwrap.fill(line, 40) for line in row["label"].splitlines()) for row in rows]
+    # each row as tall as its image and its longest title (a line of 8-point text is about 0.14 inch)
+    heights = [3.0 + 0.14 * max(label.count("\n") + 1, *(textwrap.fill(t, 40).count("\n") + 1 for t, _ in row["panels"]))
+               for label, row in zip(labels, rows)]
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax_row, row, label in zip(axes, rows, labels):
         ax_row[0].imshow(row["image"])
-        ax_row[0].set_title("\n".join(textwrap.fill(line, 40) for line in row["label"].splitlines()), fontsize=8)
+        ax_row[0].set_title(label, fontsize=8)
         for ax, (title, saliency) in zip(ax_row[1:], row["panels"]):
             if saliency is not None:
                 saliency = display_scale(saliency)  # each panel on its own scale
@@ -115,7 +121,7 @@ def plot_sweep(folder: str | Path) -> list[Path]:
     plt.close(fig)
 
     values = pd.to_numeric(table[param], errors="coerce")
-    if values.notna().all():
+    if "method" not in table and values.notna().all():  # a swept knob, not a leaderboard's methods
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for column, colour in (("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")):
             ax.plot(values, table[column], "o-", color=colour, label=f"{column} (measured)")
@@ -203,19 +209,25 @@ def plot_sanity(folder: str | Path, fail_above: float | None = None) -> Path:
 
 @names_as_text
 def plot_leaderboard(folder: str | Path) -> Path:
-    """leaderboard.png: per method, Ins, Del and Diff; the pointing-game proportion where measured; the
-    sanity check's similarity after randomisation (lower is better)."""
+    """leaderboard.png: this run's scores per method with their SE bars, in rank order: Ins, Del and Diff;
+    the pointing-game proportion where measured; the class deviation; the sanity check's similarity after
+    randomisation with its failure threshold; the paper's Table 5 (other model, other data) in a panel of
+    its own."""
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv")
+    config = folder / "config.yaml"
+    fail_above = OmegaConf.load(config).get("sanity", {}).get("fail_above") if config.is_file() else None
     methods = table["method"].tolist()
     x = np.arange(len(methods))
-    panels = [("insertion / deletion (100 x AUC)", [("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")])]
+    panels = [("insertion / deletion (100 x AUC), this run", [("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")])]
     if "Proportion (%)" in table:
-        panels.append(("pointing game (%)", [("Proportion (%)", "tab:blue"), ("Proportion (paper)", "tab:gray")]))
+        panels.append(("pointing game (%), this run", [("Proportion (%)", "tab:blue")]))
     if "Class dev" in table:
         panels.append(("class deviation (1 - similarity of two classes' maps)", [("Class dev", "tab:orange")]))
     if "sanity ρ" in table:
         panels.append(("sanity: Spearman to the randomised model's map", [("sanity ρ", "tab:purple")]))
+    if "Proportion (paper)" in table and pd.to_numeric(table["Proportion (paper)"], errors="coerce").notna().any():
+        panels.append(("the paper's Table 5 (%): VGG-19 on COCO, not this run", [("Proportion (paper)", "tab:gray")]))
     fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 0.8 * len(methods)) * len(panels) / 1.5, 4), squeeze=False)
     for ax, (title, columns) in zip(axes[0], panels):
         width = 0.8 / len(columns)
@@ -225,6 +237,8 @@ def plot_leaderboard(folder: str | Path) -> Path:
             errors = pd.to_numeric(table[se_column], errors="coerce").fillna(0) if se_column else None
             ax.bar(x + (k - (len(columns) - 1) / 2) * width, values, width, label=column, color=colour,
                    yerr=errors, capsize=2)
+        if columns[0][0] == "sanity ρ" and fail_above is not None:
+            ax.axhline(float(fail_above), color="black", linestyle="--", linewidth=1, label=f"fails above {fail_above}")
         ax.set_xticks(x, methods, rotation=45, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")

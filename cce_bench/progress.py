@@ -1,7 +1,8 @@
-"""Progress inside one batch of a run: a second bar under the run's for the long loops (CCE's optimisation
-steps, the insertion/deletion passes, RISE's masks, APPB's iterations), with its rate and time left, so a
-batch that takes minutes shows where it is. Drawn on a terminal only: logs (SLURM, CI) keep the run's bar
-alone instead of a line per step (`CCE_BENCH_PROGRESS=always` draws it anywhere, `never` nowhere)."""
+"""Progress inside one batch: where the long loops are (CCE's optimisation steps, the insertion/deletion
+passes, RISE's masks, APPB's iterations). Inside a run they are said on the run's one bar, after its
+count ("CCE: 10 counterfactuals 31/51 steps"): that bar moves with the model's passes and never
+restarts. Outside a run (the Python API) each loop draws a bar of its own, on a terminal only
+(`CCE_BENCH_PROGRESS=always` draws it anywhere, `never` nowhere)."""
 from __future__ import annotations
 
 import contextlib
@@ -28,9 +29,29 @@ def steps(total: int, desc: str, unit: str = "step") -> Iterator[tqdm]:
         bar.close()
 
 
+# The bar of the run in progress (runs/engine.py), where the loops say their stage.
+RUN_BAR: dict = {"bar": None}
+
+
+@contextlib.contextmanager
+def on_run_bar(bar) -> Iterator[None]:
+    RUN_BAR["bar"] = bar
+    try:
+        yield
+    finally:
+        RUN_BAR["bar"] = None
+
+
 def counted(items, desc: str, total: int | None = None, unit: str = "step"):
-    """`for t in counted(range(n), "CCE: 10 counterfactuals"):` the loop's items, one bar step each."""
-    with steps(len(items) if total is None else total, desc, unit) as bar:
+    """`for t in counted(range(n), "CCE: 10 counterfactuals"):` the loop's items, one step each."""
+    total = len(items) if total is None else total
+    run_bar = RUN_BAR["bar"]
+    if run_bar is not None:
+        for done, item in enumerate(items, start=1):
+            run_bar.set_postfix_str(f"{desc} {done}/{total} {unit}s", refresh=done == 1)  # each stage shown once at least
+            yield item
+        return
+    with steps(total, desc, unit) as bar:
         for item in items:
             yield item
             bar.update()

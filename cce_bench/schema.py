@@ -143,6 +143,8 @@ RULES: dict[str, Rule] = {
     "sanity.fail_above": Rule("number", -1, 1),
     "sanity.enabled": Rule("bool"),
     "game": Rule("choice", choices=OwnedChoices("cce_bench.metrics.pointing_game", "GAMES")),
+    "compare.reference": Rule("text"),
+    "contrast_floor": Rule("number", 0, 1),
     "class_sensitivity.enabled": Rule("bool"),
     "class_sensitivity.other": Rule("choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "OTHER_CLASSES")),
     "class_sensitivity.similarity": Rule("choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "SIMILARITIES")),

@@ -1,6 +1,7 @@
 """The paper's tables: measured means per swept value beside the published numbers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,9 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
         "seconds": grouped["gen_seconds"].sum(),
     })
     measured["Diff"] = measured["Ins"] - measured["Del"]
+    scored = records.assign(diff=records["ins_auc"] - records["del_auc"])
+    errors = {column: scored.groupby("value", sort=False)[key].agg(standard_error)
+              for column, key in (("Ins", "ins_auc"), ("Del", "del_auc"), ("Diff", "diff"))}
     rows = []
     for value in values:
         m = measured.loc[value] if value in measured.index else None
@@ -42,6 +46,7 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
             published = match.iloc[0] if len(match) else None
         for col, pcol in (("Ins", "ins"), ("Del", "del"), ("Diff", "diff")):
             row[col] = None if m is None else round(float(m[col]), 2)
+            row[f"{col} SE"] = None if m is None else errors[col].get(value)
             row[f"{col} (paper)"] = None if published is None else float(published[pcol])
         if with_time:
             row["time"] = None if m is None else format_duration(m["seconds"])
@@ -53,6 +58,18 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
     return pd.DataFrame(rows)
 
 
+def sweep_noise_caption(records: pd.DataFrame, param: str) -> str:
+    """Which swept values these images cannot tell apart from the best one (by Ins - Del, paired)."""
+    scored = records.assign(diff=records["ins_auc"] - records["del_auc"])
+    means = scored.groupby("value", sort=False)["diff"].mean()
+    if len(means) < 2:
+        return ""
+    best = means.idxmax()
+    differences = paired_differences(scored, "value", "diff", best)
+    return noise_caption(f"{param}={best} (the best Diff)", {f"{param}={k}": d for k, d in differences.items()},
+                         what="value")
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     # object dtype keeps integers as integers (pandas would hand tabulate float rows)
     return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".2f", missingval="–")
@@ -60,16 +77,86 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def method_table(records: pd.DataFrame, names: list[str], labels: list[str]) -> pd.DataFrame:
     """One row per method (in `names` order, printed as `labels`): Ins, Del, Diff (100 x mean AUC), the
-    pointing-game proportion (%) where the records have one, and the number of images."""
+    pointing-game proportion (%) where the records have one, each with its standard error over the
+    images, and the number of images."""
     rows = []
     for name, label in zip(names, labels):
         mine = records[records["method"] == name] if len(records) else records
         row = {"method": label}
-        for column, key in (("Ins", "ins_auc"), ("Del", "del_auc")):
-            row[column] = round(float(mine[key].mean() * 100), 2) if len(mine) else None
-        row["Diff"] = None if row["Ins"] is None else round(row["Ins"] - row["Del"], 2)
+        scores = {"Ins": mine["ins_auc"], "Del": mine["del_auc"]} if len(mine) else {}
+        if scores:
+            scores["Diff"] = mine["ins_auc"] - mine["del_auc"]
         if "proportion" in records:
-            row["Proportion (%)"] = round(float(mine["proportion"].mean() * 100), 2) if len(mine) else None
+            scores["Proportion (%)"] = mine["proportion"] if len(mine) else None
+        for column in ("Ins", "Del", "Diff") + (("Proportion (%)",) if "proportion" in records else ()):
+            values = scores.get(column)
+            row[column] = None if values is None or not len(values) else round(float(values.mean() * 100), 2)
+            row[f"{column.split(' (')[0]} SE"] = None if values is None else standard_error(values)
         row["images"] = int(mine["image_id"].nunique()) if len(mine) else 0
         rows.append(row)
     return pd.DataFrame(rows)
+
+def standard_error(values, scale: float = 100, digits: int = 2) -> float | None:
+    """`scale` x the standard error of the mean of `values` (None under two values)."""
+    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if len(values) < 2:
+        return None
+    return round(float(values.std(ddof=1) / len(values) ** 0.5 * scale), digits)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """One row's score minus the reference row's, paired over the images both were scored on."""
+
+    mean: float
+    se: float | None
+    images: int
+
+    @property
+    def within_noise(self) -> bool:
+        """Below two standard errors (or too few images to know): these images cannot tell the two apart."""
+        return self.se is None or abs(self.mean) < 2 * self.se
+
+
+def paired_differences(records: pd.DataFrame, by: str, score: str, reference, scale: float = 100
+                       ) -> dict[object, PairedDifference]:
+    """Per value of `by` other than `reference` (a method, a swept value): `scale` x the mean over images
+    of its `score` minus the reference's on the same image, with the standard error of that mean."""
+    wide = records.pivot_table(index="image_id", columns=by, values=score, aggfunc="mean")
+    if reference not in wide:
+        return {}
+    differences = {}
+    for key in wide.columns:
+        if key == reference:
+            continue
+        d = (wide[key] - wide[reference]).dropna()
+        if len(d):
+            differences[key] = PairedDifference(round(float(d.mean() * scale), 2), standard_error(d, scale), len(d))
+    return differences
+
+
+def noise_caption(reference: str, differences: dict[str, PairedDifference], what: str = "method") -> str:
+    """One sentence: which rows these images cannot tell apart from the reference row."""
+    if not differences:
+        return ""
+    close = [label for label, d in differences.items() if d.within_noise]
+    images = max(d.images for d in differences.values())
+    if len(close) == len(differences):
+        return (f"On these {images} images no {what} differs from {reference} by two standard errors of the paired "
+                "difference: the sample is too small to tell the rows apart.")
+    if not close:
+        return f"Every {what} differs from {reference} by more than two standard errors of the paired difference."
+    return (f"Within two standard errors of {reference} (not told apart on these {images} images): "
+            f"{', '.join(map(str, close))}.")
+
+
+def with_paper_difference(table: pd.DataFrame, measured: str, paper: str, se: str, name: str) -> pd.DataFrame:
+    """`name` beside the `paper` column: measured - paper with the measured standard error, as text
+    ("+0.46 (SE 1.20)"); none where the SE is unknown, since a difference without it reads as a verdict."""
+    difference = pd.to_numeric(table[measured], errors="coerce") - pd.to_numeric(table[paper], errors="coerce")
+    errors = pd.to_numeric(table[se], errors="coerce") if se in table else pd.Series([None] * len(table))
+    text = [None if pd.isna(d) or pd.isna(e) else f"{d:+.2f} (SE {e:.2f}{', within 2 SE' if abs(d) < 2 * e else ''})"
+            for d, e in zip(difference, errors)]
+    table = table.copy()
+    table.insert(table.columns.get_loc(paper) + 1, name, text)
+    return table

@@ -26,7 +26,6 @@ import argparse
 import copy
 import importlib.util
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +35,7 @@ from torchvision.transforms.v2 import functional as TF
 from cce_bench.data import load_rgb
 from cce_bench.data.images import bundled_photo_path
 from cce_bench.resources import asset_path
+from cce_bench.tables import paired_differences, standard_error
 
 
 def calibration_module():
@@ -88,18 +88,15 @@ def write_coco(out: Path) -> int:
 
 
 def paired_to(records: pd.DataFrame, score: str, reference: str = "cce") -> pd.DataFrame:
-    """Per method: mean score (x 100) with its SE, rank, and the difference to `reference` paired over images."""
-    wide = records.pivot_table(index="image_id", columns="method", values=score)
+    """Per method: mean score (x 100) with its SE, rank, and the difference to `reference` paired over
+    images (the leaderboard's own functions, on records merged from several runs)."""
+    differences = paired_differences(records, "method", score, reference)
     rows = []
-    for method in wide.columns:
-        values = wide[method].dropna()
-        row = {"method": method, score: 100 * values.mean(), "SE": 100 * values.std(ddof=1) / math.sqrt(len(values)),
-               "images": len(values)}
-        if reference in wide and method != reference:
-            d = 100 * (wide[method] - wide[reference]).dropna()
-            row[f"- {reference}"] = d.mean()
-            row[f"- {reference} SE"] = d.std(ddof=1) / math.sqrt(len(d))
-        rows.append(row)
+    for method, mine in records.dropna(subset=[score]).groupby("method"):
+        d = differences.get(method)
+        rows.append({"method": method, score: 100 * mine[score].mean(), "SE": standard_error(mine[score]),
+                     "images": mine["image_id"].nunique(), f"- {reference}": d.mean if d else None,
+                     f"- {reference} SE": d.se if d else None})
     table = pd.DataFrame(rows).sort_values(score, ascending=False)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.round(2)

@@ -19,14 +19,19 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "table.csv", keep_default_na=False).set_index("method")
-    assert list(table.index) == ["GCAM+", "CALM", "CCE"]
-    assert list(table.columns) == ["Ins", "Del", "Diff", "Diff SE", "Ins (paper)", "Del (paper)", "Proportion (%)",
-                                   "Proportion SE", "Proportion (paper)", "images", "Class dev", "Class dev SE", "s/img",
+    assert set(table.index[:2]) == {"GCAM+", "CCE"} and table.index[2] == "CALM"  # ranked; unavailable last
+    assert list(table.columns) == ["rank", "Ins", "Ins SE", "Del", "Del SE", "Diff", "Diff SE", "Ins (paper)", "Del (paper)",
+                                   "Proportion (%)", "Proportion SE", "paired diff", "paired diff SE",
+                                   "Proportion (paper)", "images", "Class dev", "Class dev SE", "p (median)", "s/img",
                                    "sanity ρ", "sanity"]
     assert table.loc["CALM", "Ins"] == "needs checkpoint"
     assert float(table.loc["CCE", "Ins (paper)"]) == pytest.approx(57.9971)  # Table 1, alpha = 0.7
     assert float(table.loc["GCAM+", "Proportion (paper)"]) == 57.5 and float(table.loc["CCE", "Proportion (paper)"]) == 61.1
     assert table.loc["GCAM+", "sanity"] in ("passes", "FAILS")
+    # photos_coco explains the box's category mapped to ImageNet, a class the model barely believes here: said
+    assert float(table.loc["CCE", "p (median)"]) < 0.05
+    assert "Warning: the explained classes have median probability" in (out / "table.md").read_text()
+    assert "Warning: the explained classes" in result.stderr
 
     # Grad-CAM++'s scores, recomputed here on the same pair with the metrics and randomiser called directly
     dataset = create_dataset({"name": "photos_coco", "n_images": 1}, *lite0.channel_stats())
@@ -70,7 +75,8 @@ def test_readme_compare_command_on_images_without_boxes(tmp_path):
     result = run_cli(*readme_command("cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos "), f"out={out}")
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "table.csv")
-    assert list(table["method"]) == ["GCAM+", "GBP", "IG", "CCE"] and "Proportion (%)" not in table
+    assert sorted(table["method"]) == ["CCE", "GBP", "GCAM+", "IG"] and "Proportion (%)" not in table
+    assert list(table["rank"]) == [1, 2, 3, 4] and table["Diff"].is_monotonic_decreasing  # ranked by Diff
     assert table["sanity"].isin(["passes", "FAILS"]).all() and (table["images"] == 1).all()
     assert (out / "leaderboard.png").is_file() and (out / "curves.png").is_file()
     off = run_cli("compare", "experiment=smoke", "data=photos", "methods=[gbp]", "sanity.enabled=false",
@@ -85,21 +91,49 @@ def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path, warm_cli):
     assert not (tmp_path / "run" / "run.json").exists()
 
 
-def test_standard_errors_of_the_leaderboard_by_hand():
+def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     from omegaconf import OmegaConf
 
     from cce_bench.commands.compare import leaderboard
 
     records = pd.DataFrame({"method": ["gbp"] * 3 + ["cce"] * 3, "image_id": ["a", "b", "c"] * 2,
                             "ins_auc": [0.5, 0.6, 0.9, 0.4, 0.4, 0.4], "del_auc": [0.1, 0.1, 0.2, 0.2, 0.1, 0.3],
-                            "proportion": [0.2, 0.4, 0.6, 0.5, 0.5, 0.5], "seconds": [1.0] * 6})
+                            "proportion": [0.2, 0.4, 0.6, 0.5, 0.5, 0.5], "seconds": [1.0] * 6,
+                            "target_prob": [0.9, 0.8, 0.7] * 2})
     cfg = OmegaConf.create({"paper": {"pointing_game": "table5_pointing_game.csv", "insertion_deletion": "table1_alpha.csv"},
                             "method_knobs": {"cce": {"alpha": 0.7}}, "sanity": {"fail_above": 0.5}})
-    table = leaderboard(records, ["gbp", "cce"], {}, cfg, has_boxes=True).set_index("method")
-    assert list(table.columns[:4]) == ["Ins", "Del", "Diff", "Diff SE"]
-    assert list(table.columns[6:9]) == ["Proportion (%)", "Proportion SE", "Proportion (paper)"]
+    table, caption = leaderboard(records, ["gbp", "cce"], {}, cfg, has_boxes=True)
+    table = table.set_index("method")
+    assert list(table.columns[:7]) == ["rank", "Ins", "Ins SE", "Del", "Del SE", "Diff", "Diff SE"]
+    assert list(table.columns[9:14]) == ["Proportion (%)", "Proportion SE", "paired diff", "paired diff SE",
+                                         "Proportion (paper)"]
     # GBP: Ins - Del per image 0.4, 0.5, 0.7: sd 0.1528, SE 0.0882 -> 8.82; proportions 0.2, 0.4, 0.6: SE 0.1155
     assert table.loc["GBP", "Diff SE"] == pytest.approx(8.82)
     assert table.loc["GBP", "Proportion SE"] == pytest.approx(11.55)
     # CCE: Ins - Del 0.2, 0.3, 0.1: SE 5.77; equal proportions: SE 0
     assert table.loc["CCE", "Diff SE"] == pytest.approx(5.77) and table.loc["CCE", "Proportion SE"] == 0
+    # ranked by the proportion (data with boxes): CCE 50 > GBP 40; GBP - CCE paired: -0.3, -0.1, 0.1
+    assert list(table.index) == ["CCE", "GBP"] and list(table["rank"]) == [1, 2]
+    assert table.loc["GBP", "paired diff"] == pytest.approx(-10.0) and table.loc["GBP", "paired diff SE"] == pytest.approx(11.55)
+    assert pd.isna(table.loc["CCE", "paired diff"])
+    assert "too small to tell the rows apart" in caption and "Warning" not in caption
+    assert table.loc["GBP", "p (median)"] == pytest.approx(0.8)
+
+    # without boxes: ranked by Diff (GBP 53.33 > CCE 20); CCE - GBP per image -0.2, -0.2, -0.6: -33.33, SE 13.33
+    table, caption = leaderboard(records.drop(columns="proportion"), ["gbp", "cce"], {}, cfg, has_boxes=False)
+    table = table.set_index("method")
+    assert list(table.index) == ["GBP", "CCE"]
+    assert table.loc["CCE", "paired diff"] == pytest.approx(-33.33) and table.loc["CCE", "paired diff SE"] == pytest.approx(13.33)
+    assert "Every method differs from GBP by more than two standard errors" in caption
+    cfg.compare = {"reference": "cce"}
+    table, caption = leaderboard(records.drop(columns="proportion"), ["gbp", "cce"], {}, cfg, has_boxes=False)
+    assert table.set_index("method").loc["GBP", "paired diff"] == pytest.approx(33.33) and "minus CCE's" in caption
+
+    # classes the model barely believes: flagged in the caption
+    _, caption = leaderboard(records.assign(target_prob=1e-5), ["gbp", "cce"], {}, cfg, has_boxes=True)
+    assert "Warning: the explained classes have median probability 1e-05" in caption
+
+
+def test_compare_refuses_a_reference_it_does_not_run(tmp_path, warm_cli):
+    result = warm_cli.run("compare", "experiment=smoke", "methods=[gbp]", "compare.reference=cce", f"out={tmp_path / 'run'}")
+    assert result.returncode == 2 and "compare.reference=cce is not among the methods compared (gbp)" in result.stderr

@@ -46,3 +46,19 @@ def test_explain_two_images_and_several_targets(tmp_path, warm_cli):
         assert img.size == (int(3.2 * 3 * 100), int(3.4 * 2 * 100))  # a row per method, a map per target
     bad = warm_cli.run("explain", "no-such-photo.jpg")
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_target_that_is_not_the_answer_is_said_and_contrasts_skip_improbable_classes():
+    import torch
+
+    from cce_bench.commands.explain import asked, default_contrast
+
+    cats = ["Egyptian cat", "tiger cat", "tabby", "window screen", "lynx"]
+    probs = torch.tensor([0.378, 0.376, 0.17, 0.001, 0.075])
+    assert asked(cats, probs, 0) == "Egyptian cat (0.38)"
+    assert asked(cats, probs, 2) == "tabby (0.17), not the model's answer Egyptian cat (0.38)"
+    # the next M = 3 classes by probability are tiger cat, tabby, lynx; window screen is below the floor
+    assert default_contrast(probs, 0, 4, floor=0.01) == [1, 2, 4]
+    assert default_contrast(probs, 0, 4, floor=0.0) == [1, 2, 4, 3]
+    # tabby explained: neither tabby nor the model's answer (no change needed) is a contrast; at least one is
+    assert default_contrast(probs, 2, 2, floor=0.5) == [1]

@@ -58,7 +58,8 @@ def test_threads_follow_the_cores_the_process_may_use_and_the_threads_knob():
 
 
 def test_a_cpu_run_shows_progress_inside_its_batches_on_a_terminal_and_saves_each_image(tmp_path):
-    """On a terminal (a pseudo-terminal here) the bars inside a batch are drawn; each image is its own batch."""
+    """On a terminal (a pseudo-terminal here) the run's one bar counts the images out of the whole run, moves
+    inside an image, and names the stage it is in; each image is its own batch."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "cce_bench.cli", "sweep", "data.n_images=2", "param.values=[0.7]",
                "method_knobs.cce.M=1", "method_knobs.cce.steps=3", "metric.step=12544", f"out={out}"]
@@ -79,8 +80,11 @@ def test_a_cpu_run_shows_progress_inside_its_batches_on_a_terminal_and_saves_eac
     _, status = os.waitpid(pid, 0)
     text = shown.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
-    assert set(re.findall(r"CCE: \d+ counterfactuals|insertion/deletion: \d+ maps", text)) == {
-        "CCE: 1 counterfactuals", "insertion/deletion: 1 maps"}
+    assert set(re.findall(r"CCE: \d+ counterfactuals \d+/4 steps|insertion/deletion: \d+ maps", text)) >= {
+        "CCE: 1 counterfactuals 1/4 steps", "insertion/deletion: 1 maps"}
+    totals = set(re.findall(r"\| \d\.\d/(\d+) \[", text))
+    assert totals == {"2"}, text[-2000:]  # one bar, its total the run's images, never restarted per stage
+    assert "| 2.0/2 [" in text
     parts = (out / "parts" / "rank0.jsonl").read_text().splitlines()
     assert [len(json.loads(line)["records"]) for line in parts] == [1, 1]  # one image per batch: a stop keeps each
     assert json.loads((out / "run.json").read_text())["threads"] >= 1

@@ -143,7 +143,8 @@ def test_compare_runs_library_methods_beside_the_suites(tmp_path, warm_cli):
                           "method_knobs.captum_Occlusion.strides=[3,56,56]", f"out={out}")
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "table.csv")
-    assert list(table.iloc[:, 0]) == ["Occlusion (captum)", "EigenCAM (grad-cam)", "GCAM+"]
+    assert sorted(table["method"]) == ["EigenCAM (grad-cam)", "GCAM+", "Occlusion (captum)"]
+    assert list(table["rank"]) == [1, 2, 3] and table["Diff"].is_monotonic_decreasing
     assert table["sanity"].notna().all() and table["Ins"].notna().all()
     assert table["Class dev"].notna().all()  # class deviation runs for library methods by name too
     records = pd.read_csv(out / "records.csv")

@@ -1,5 +1,6 @@
 """`cce-bench sweep`: Tables 1-4 end to end on the real model and photos."""
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -36,6 +37,11 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     # Table values are 100 x the mean of the records
     means = records.groupby("alpha")["ins_auc"].mean() * 100
     assert table.set_index("alpha")["Ins"].to_dict() == pytest.approx(means.to_dict(), abs=0.01)
+    # each mean with its standard error over the 2 images: |a - b| / 2 for two values
+    diffs = records.assign(d=100 * (records["ins_auc"] - records["del_auc"])).pivot(index="image_id", columns="alpha", values="d")
+    by_hand = (diffs.iloc[0] - diffs.iloc[1]).abs() / 2
+    assert table.set_index("alpha")["Diff SE"].to_dict() == pytest.approx(by_hand.to_dict(), abs=0.01)
+    assert "standard error" in json.loads((out / "run.json").read_text())["caption"]
     # the counterfactuals were made once per image: one generation time shared by every alpha
     assert records.groupby("image_id")["gen_seconds"].nunique().eq(1).all()
     # on real photos, inserting the salient pixels first beats deleting them first
@@ -52,6 +58,26 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     assert "Ins (paper)" in result.stdout  # the markdown table is printed at the end
     # the caption says where the paper's numbers come from
     assert "VGG-19 on 1000 random ImageNet images" in json.loads((out / "run.json").read_text())["caption"]
+    # the plan printed before the first image counts exactly the passes the run then made
+    planned = re.search(r"plan: 2 images x [\d,]+ model passes per image \(CCE [\d,]+, scoring ([\d,]+)\) = ([\d,]+) passes",
+                        result.stderr)
+    assert planned, result.stderr
+    made = json.loads((out / "run.json").read_text())["model_inputs_this_process"]
+    assert int(planned.group(2).replace(",", "")) == sum(made.values())
+    assert int(planned.group(1).replace(",", "")) == 1 + 3 * 2 * (224 + 1)  # the class, 3 maps' two curves
+    # the run's bar moves inside the first image (its passes against the plan) and ends at 2.0/2
+    assert re.search(r"\| 0\.[1-9]/2 \[", result.stderr) and "| 2.0/2 [" in result.stderr
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, warm_cli):
+    out = tmp_path / "run"
+    result = warm_cli.run("sweep", "experiment=smoke", "--dry-run", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"plan: 1 image x [\d,]+ model passes per image \(CCE \d+, scoring 101\) = [\d,]+ passes; at the "
+                     r"rates measured here on .+ about \d+m\d+s", result.stderr), result.stderr
+    assert not out.exists() and "written to" not in result.stdout  # scoring: the class, 10 alphas' 2 x 5 passes
+    refused = warm_cli.run("explain", "chelsea", "--dry-run")
+    assert refused.returncode == 2 and "--dry-run plans the scoring commands" in refused.stderr
 
 
 def test_cfg_job_prints_the_composed_config():

@@ -8,6 +8,8 @@ Table 1 at its alpha).
 """
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import torch
 from omegaconf import DictConfig
@@ -16,12 +18,15 @@ from ..explainers import EXPLAINERS, postprocess
 from ..figures import plot_leaderboard, plot_sweep
 from ..metrics.class_sensitivity import class_deviation, other_classes
 from ..metrics.sanity import map_similarities
+from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
 from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network, mean_curves, protocol_scores
 from ..runs.timing import timed
-from ..tables import method_table, read_paper_table, to_markdown
+from ..errors import UserError
+from ..tables import (method_table, noise_caption, paired_differences, read_paper_table, standard_error,
+                      to_markdown, with_paper_difference)
 
 
 def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers | None, cfg) -> tuple[list[dict], dict]:
@@ -53,17 +58,27 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
     return records, {"curves": curves}
 
 
-def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg: DictConfig, has_boxes: bool) -> pd.DataFrame:
-    """One row per method: the method table, the paper's numbers, seconds per image and the sanity check."""
+def main_score(has_boxes: bool) -> tuple[str, str]:
+    """(table column, per-image record) the leaderboard is ranked by: Table 5's proportion where the data
+    has boxes, else insertion - deletion."""
+    return ("Proportion (%)", "proportion") if has_boxes else ("Diff", "diff")
+
+
+def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg: DictConfig, has_boxes: bool
+                ) -> tuple[pd.DataFrame, str]:
+    """One row per method, ranked by the main score: the method table with its standard errors, each
+    method's difference to the reference method paired over the same images, the paper's numbers, the
+    median probability of the explained classes, seconds per image and the sanity check; and the caption
+    sentences on what this sample can tell apart."""
+    column, score = main_score(has_boxes)
+    scored = records.assign(diff=records["ins_auc"] - records["del_auc"]) if len(records) else records.assign(diff=None)
+    means = scored.groupby("method")[score].mean() if len(scored) and score in scored else pd.Series(dtype=float)
+    names = sorted(names, key=lambda n: (n in unavailable or n not in means, -float(means.get(n, 0.0))))
     labels = [EXPLAINERS.get(n).label for n in names]
     table = method_table(records, names, labels)
     if has_boxes and "Proportion (%)" not in table:
-        table["Proportion (%)"] = None
-    table.insert(table.columns.get_loc("Diff") + 1, "Diff SE",
-                 [standard_error(records, n, lambda r: r["ins_auc"] - r["del_auc"]) for n in names])
-    if has_boxes:
-        table.insert(table.columns.get_loc("Proportion (%)") + 1, "Proportion SE",
-                     [standard_error(records, n, lambda r: r["proportion"]) for n in names])
+        table["Proportion (%)"], table["Proportion SE"] = None, None
+    table.insert(0, "rank", [k + 1 if n not in unavailable and n in means else None for k, n in enumerate(names)])
     published = read_paper_table(cfg.paper.pointing_game)
     ins_del = read_paper_table(cfg.paper.insertion_deletion)
     alpha = float(cfg.method_knobs.cce.alpha)
@@ -75,10 +90,20 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     if has_boxes:
         proportions = dict(zip(published["name"], published["proportion"]))
         table.insert(table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names])
+    reference = reference_method(cfg, names, unavailable, means)
+    differences = paired_differences(scored, "method", score, reference) if reference else {}
+    table.insert(table.columns.get_loc(f"{column.split(' (')[0]} SE") + 1, "paired diff",
+                 [differences[n].mean if n in differences else None for n in names])
+    table.insert(table.columns.get_loc("paired diff") + 1, "paired diff SE",
+                 [differences[n].se if n in differences else None for n in names])
     if "class_deviation" in records:
         deviation = records.groupby("method")["class_deviation"].mean()
         table["Class dev"] = [round(float(deviation[n]), 3) if n in deviation else None for n in names]
-        table["Class dev SE"] = [standard_error(records, n, lambda r: r["class_deviation"], scale=1, digits=3) for n in names]
+        table["Class dev SE"] = [standard_error(records.loc[records["method"] == n, "class_deviation"], 1, 3)
+                                 for n in names]
+    if "target_prob" in records:
+        probability = records.groupby("method")["target_prob"].median()
+        table["p (median)"] = [float(f"{probability[n]:.3g}") if n in probability else None for n in names]
     seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
     table["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in names]
     if "sanity_spearman_abs" in records:
@@ -89,31 +114,57 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     table = table.astype(object)  # an unavailable method shows why in its row
     for name in unavailable:
         row = names.index(name)
-        for column in table.columns[1:]:
-            if column not in ("Ins (paper)", "Del (paper)", "Proportion (paper)"):
-                table.loc[row, column] = unavailable[name].short if column == "Ins" else None
-    return table
+        for key in table.columns[2:]:
+            if key not in ("Ins (paper)", "Del (paper)", "Proportion (paper)"):
+                table.loc[row, key] = unavailable[name].short if key == "Ins" else None
+    caption = ""
+    if reference:
+        label = EXPLAINERS.get(reference).label
+        caption = (f"Ranked by {column}; paired diff = the method's {column} minus {label}'s on the same images, "
+                   f"with its SE. " + noise_caption(label, {EXPLAINERS.get(n).label: d for n, d in differences.items()}))
+    return table, caption + barely_believed(records)
 
 
-def standard_error(records: pd.DataFrame, name: str, per_image, scale: float = 100, digits: int = 2) -> float | None:
-    """`scale` x the standard error of the mean of `per_image(records)` over the method's images (None under 2)."""
-    mine = records[records["method"] == name] if len(records) else records
-    if len(mine) < 2:
-        return None
-    values = per_image(mine).dropna()
-    if len(values) < 2:
-        return None
-    return round(float(values.std(ddof=1) / len(values) ** 0.5 * scale), digits)
+def reference_method(cfg: DictConfig, names: list[str], unavailable: dict, means: pd.Series) -> str | None:
+    """`compare.reference`: a method's name, or `best` (the top-ranked method that ran)."""
+    chosen = str((cfg.get("compare") or {}).get("reference", "best"))
+    if chosen != "best":
+        return chosen if chosen in means else None
+    return next((n for n in names if n not in unavailable and n in means), None)
+
+
+def check_reference(cfg: DictConfig, names: list[str]) -> None:
+    chosen = str((cfg.get("compare") or {}).get("reference", "best"))
+    if chosen != "best" and chosen not in names:
+        raise UserError(f"compare.reference={chosen} is not among the methods compared ({', '.join(names)}): pass "
+                        "one of them or compare.reference=best")
+
+
+# Below this probability of the explained class, insertion has nothing to restore and deletion nothing to
+# remove: the curves lie flat near zero whatever the map (Ins - Del of COCO categories mapped to ImageNet
+# classes the model does not see in the photo, p ~ 1e-5, measured on photos_coco).
+BARELY_BELIEVED = 0.05
+
+
+def barely_believed(records: pd.DataFrame) -> str:
+    """A warning sentence when the median explained probability is below BARELY_BELIEVED ('' otherwise)."""
+    if "target_prob" not in records or not len(records):
+        return ""
+    median = float(records["target_prob"].median())
+    if median >= BARELY_BELIEVED:
+        return ""
+    return (f" Warning: the explained classes have median probability {median:.2g} (below {BARELY_BELIEVED}): "
+            "insertion/deletion of a class the model barely believes stays near zero whatever the map, so Ins, "
+            "Del and Diff here do not rank the methods; score them on the model's own answers (data=photos, "
+            "data=imagenet) and read the pointing game from this run.")
 
 
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with, beside each published number, measured - paper (for `report`)."""
-    table = table.copy()
+    """The leaderboard with, beside each published number, measured - paper with its SE (for `report`)."""
     for column in ("Ins", "Del", "Proportion"):
-        measured = column if column != "Proportion" else "Proportion (%)"
         if f"{column} (paper)" in table:
-            difference = pd.to_numeric(table[measured], errors="coerce") - pd.to_numeric(table[f"{column} (paper)"], errors="coerce")
-            table.insert(table.columns.get_loc(f"{column} (paper)") + 1, f"{column} - paper", difference.round(2))
+            measured = column if column != "Proportion" else "Proportion (%)"
+            table = with_paper_difference(table, measured, f"{column} (paper)", f"{column} SE", f"{column} - paper")
     return table
 
 
@@ -127,6 +178,7 @@ def examples(records: pd.DataFrame, cfg) -> Examples:
 def prepare(session: Session) -> Job:
     cfg, device = session.cfg, session.device
     names = method_names(cfg)
+    check_reference(cfg, names)
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
     if not explainers:
@@ -135,8 +187,10 @@ def prepare(session: Session) -> Job:
     randomisers = Randomisers(int(cfg.seed)) if bool(cfg.sanity.get("enabled", True)) else None
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        table = leaderboard(records, names, unavailable, cfg, dataset.has_boxes)
+        table, verdict = leaderboard(records, names, unavailable, cfg, dataset.has_boxes)
         markdown = to_markdown(table)
+        if barely_believed(records):
+            print(barely_believed(records).strip(), file=sys.stderr)
         header = (f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
                   f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean insertion/"
                   f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del, SE = standard error over the images"
@@ -144,10 +198,10 @@ def prepare(session: Session) -> Job:
                   + (f"; Class dev = class deviation, 1 - {cfg.class_sensitivity.similarity} of the maps for the explained "
                      f"class and the {cfg.class_sensitivity.other} class (0: the same map whatever the class)"
                      if cfg.get("class_sensitivity", {}).get("enabled", False) else "")
-                  + "; s/img = seconds per map; sanity ρ = Spearman (abs) of each map to the map of the same model with "
+                  + "; p (median) = the model's median probability of the explained class; s/img = seconds per map; sanity ρ = Spearman (abs) of each map to the map of the same model with "
                   f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
                   "(COCO, Score-CAM's protocol) and CCE's insertion/deletion of Table 1 at its alpha (1000 ImageNet "
-                  "images, VGG-19): set beside, not the same data unless the run's is.")
+                  "images, VGG-19): set beside, not the same data unless the run's is. " + verdict)
         notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in unavailable.items())
         run.write_csv("table.csv", table)
         run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
@@ -157,9 +211,14 @@ def prepare(session: Session) -> Job:
         return ({"images": int(records["image_id"].nunique()), "records": len(records), "caption": header},
                 f"{header}\n\n{markdown}\n{notes}")
 
+    def plan_parts(probe):
+        maps_each = 1 + bool(cfg.get("class_sensitivity", {}).get("enabled", False)) + (randomisers is not None)
+        return {**method_parts(model, explainers, probe, maps_each),
+                **scoring_part(int(cfg.data.crop), int(cfg.metric.step), len(explainers))}
+
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, randomisers, cfg), write_tables,
                desc=f"compare ({len(explainers)} methods)", unit="img", model=model,
-               explainers=list(explainers.values()))
+               explainers=list(explainers.values()), plan_parts=plan_parts)
 
 
 COMMAND = ScoringCommand("compare", prepare, examples=examples, beside_paper=beside_paper)

@@ -41,6 +41,23 @@ def describe(categories, probs, index) -> str:
     return f"{categories[index]} ({probs[index]:.2f})"
 
 
+def asked(categories, probs, index) -> str:
+    """The explained class with its probability, and the model's own answer beside it when they differ."""
+    top = int(probs.argmax())
+    said = describe(categories, probs, index)
+    return said if index == top else f"{said}, not the model's answer {describe(categories, probs, top)}"
+
+
+def default_contrast(probs: torch.Tensor, p: int, count: int, floor: float) -> list[int]:
+    """The `count` most probable classes other than p and the model's answer (which needs no change: CCE's
+    contrast classes) whose probability reaches `floor` (at least the most probable one): 'why not Q?'
+    is asked of classes the model considers, not of its 1000th guess."""
+    top = int(probs.argmax())
+    order = [int(c) for c in probs.argsort(descending=True) if int(c) not in (p, top)]
+    kept = [c for c in order[:count] if float(probs[c]) >= floor]
+    return kept or order[:1]
+
+
 def contrastive_row(label, picture, maps, b, categories, alpha) -> dict:
     """Panels of one CCE question: why P (M_sup), why not Q (M_pro), and the unified map."""
     valid = maps.valid[b]
@@ -113,10 +130,12 @@ def run_explain(cfg: DictConfig) -> Path:
                                             f"contrast={p}), or pass another contrast")
                         maps = CCE(model, **{**cce_knobs, "M": 1}).contrastive_maps(
                             images, target, contrast=torch.tensor([[q]], device=images.device))
-                        label = f"CCE: why {describe(cats, probs[0], p)} rather than {describe(cats, probs[0], q)}?"
+                        label = f"CCE: why {asked(cats, probs[0], p)} rather than {describe(cats, probs[0], q)}?"
                     else:
-                        maps = CCE(model, **cce_knobs).contrastive_maps(images, target)
-                        label = f"CCE: why {describe(cats, probs[0], p)}?"
+                        contrast = default_contrast(probs[0], p, int(cce_knobs.get("M", 5)), float(cfg.contrast_floor))
+                        maps = CCE(model, **cce_knobs).contrastive_maps(
+                            images, target, contrast=torch.tensor([contrast], device=images.device))
+                        label = f"CCE: why {asked(cats, probs[0], p)}?"
                     rows.append(contrastive_row(label, pictures[0], maps, 0, cats, alpha))
                     facts["questions"].append({"method": name, "P": cats[p],
                                                "Q": [cats[int(c)] for c in maps.contrast[0]],
@@ -125,7 +144,7 @@ def run_explain(cfg: DictConfig) -> Path:
                 else:
                     explainer = build_explainer(cfg, model, name)
                     saliency = explainer.attribute(images, target)
-                    rows.append({"label": f"{explainer.label}: why {describe(cats, probs[0], p)}?", "image": pictures[0],
+                    rows.append({"label": f"{explainer.label}: why {asked(cats, probs[0], p)}?", "image": pictures[0],
                                  "panels": [(explainer.label, saliency[0].cpu().numpy())]})
                     facts["questions"].append({"method": name, "P": cats[p]})
 

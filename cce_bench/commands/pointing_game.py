@@ -14,12 +14,13 @@ from ..errors import UserError
 from ..explainers import EXPLAINERS
 from ..figures import plot_pointing_game
 from ..metrics.pointing_game import contrastive_share, energy_pointing_game
+from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
 from ..runs.timing import timed
-from ..tables import read_paper_table, to_markdown
+from ..tables import noise_caption, paired_differences, read_paper_table, to_markdown, with_paper_difference
 
 
 def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None,
@@ -74,15 +75,24 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     return records, {}
 
 
+def best_caption(records: pd.DataFrame, score: str) -> str:
+    """Which methods these pairs cannot tell apart from the best one (paired over the same pairs)."""
+    means = records.groupby("method")[score].mean() if len(records) else pd.Series(dtype=float)
+    if len(means) < 2:
+        return ""
+    best = str(means.idxmax())
+    differences = paired_differences(records, "method", score, best)
+    return noise_caption(f"{EXPLAINERS.get(best).label} (the best)",
+                         {EXPLAINERS.get(n).label: d for n, d in differences.items()}).replace("images", "pairs")
+
+
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with a last row, measured - paper, per method (for `report`)."""
-    rows = table.set_index(table.columns[0])
-    if "Proportion (paper)" not in rows.index:
+    """The table with a last row, measured - paper with its SE, per method (for `report`)."""
+    by_method = table.set_index(table.columns[0]).T
+    if "Proportion (paper)" not in by_method:
         return table
-    measured = pd.to_numeric(rows.loc["Proportion (%)"], errors="coerce")
-    paper = pd.to_numeric(rows.loc["Proportion (paper)"], errors="coerce")
-    difference = (measured - paper).round(2).astype(object).where((measured - paper).notna(), None)
-    last = pd.DataFrame([["measured - paper", *difference.tolist()]], columns=table.columns)
+    difference = with_paper_difference(by_method, "Proportion (%)", "Proportion (paper)", "Proportion SE", "measured - paper")
+    last = pd.DataFrame([["measured - paper", *difference["measured - paper"].tolist()]], columns=table.columns)
     return pd.concat([table, last], ignore_index=True)
 
 
@@ -124,15 +134,19 @@ def prepare(session: Session) -> Job:
         else:
             header = (f"Energy-based pointing game on {where}; proportion = 100 x mean share of the map's energy "
                       "inside the boxes, SE its standard error over the pairs; (paper): Table 5.")
+        header += " " + best_caption(records, "contrastive" if contrastive else "proportion")
         notes = "".join(f"\n- {EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
         run.write_csv("table.csv", table)
         run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
         plot_pointing_game(run.path)
         return {"pairs": len(dataset), "records": len(records), "caption": header}, f"{header}\n\n{markdown}\n{notes}"
 
+    def plan_parts(probe):
+        return {**method_parts(model, explainers, probe), **scoring_part(int(cfg.data.crop), None, 0)}
+
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, cfg), write_tables,
                desc=f"pointing game ({len(explainers)} methods)", unit="pair", model=model,
-               explainers=list(explainers.values()), can_score=bool(explainers))
+               explainers=list(explainers.values()), can_score=bool(explainers), plan_parts=plan_parts)
 
 
 COMMAND = ScoringCommand("pointing-game", prepare, examples=examples, beside_paper=beside_paper)

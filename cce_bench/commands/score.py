@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data.saved_maps import MapsOnImages, SavedMaps
 from ..metrics.insertion_deletion import check_protocol
+from ..runs.cost import scoring_part
 from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_model, model_description
@@ -57,12 +58,12 @@ def prepare(session: Session) -> Job:
         pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
         header = (f"Maps {maps.path} scored on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
                   f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur {cfg.metric.blur_size}/"
-                  f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}.")
+                  f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}; SE = standard error over the images.")
         text = write_curve_tables(run, table, header)
         return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, text
 
     return Job(dataset, lambda batch: score_batch(model, batch, name, cfg), write_tables, desc=f"score {name}", unit="img",
-               model=model)
+               model=model, plan_parts=lambda probe: scoring_part(int(cfg.data.crop), int(cfg.metric.step), 1))
 
 
 COMMAND = ScoringCommand("score", prepare)  # maps from files: nothing to recompute examples with

@@ -12,11 +12,12 @@ from omegaconf import DictConfig
 from ..errors import UserError
 from ..metrics.insertion_deletion import check_protocol
 from ..models import batched_logits
+from ..runs.cost import counted, probe_targets, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.scoring import batch_records, protocol_scores, write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
-from ..tables import read_paper_table, sweep_table
+from ..tables import read_paper_table, sweep_noise_caption, sweep_table, with_paper_difference
 
 
 NOT_A_KNOB = "n/a"
@@ -63,12 +64,10 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
 
 
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with, beside each published number, measured - paper (for `report`)."""
-    table = table.copy()
-    for col in ("Ins", "Del", "Diff"):
-        if f"{col} (paper)" in table:
-            position = table.columns.get_loc(f"{col} (paper)") + 1
-            table.insert(position, f"{col} - paper", (table[col] - table[f"{col} (paper)"]).round(2))
+    """The table with, beside each published number, measured - paper with its SE (for `report`)."""
+    for column in ("Ins", "Del", "Diff"):
+        if f"{column} (paper)" in table:
+            table = with_paper_difference(table, column, f"{column} (paper)", f"{column} SE", f"{column} - paper")
     return table
 
 
@@ -99,15 +98,21 @@ def prepare(session: Session) -> Job:
                   f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
                   f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
                   f"(paper): the published table ({cfg.param.get('paper')}: VGG-19 on 1000 random ImageNet "
-                  "images), set beside this run's model and images, not measured on them.")
+                  "images), set beside this run's model and images, not measured on them; SE = standard error over "
+                  "the images. " + sweep_noise_caption(records, cfg.param.name))
         text = write_curve_tables(run, table, header)
         extra = {"param": cfg.param.name, "images": int(records["image_id"].nunique()), "records": len(records),
                  "caption": header}
         return extra, text
 
+    def plan_parts(probe):
+        targets = probe_targets(model, probe)
+        maps = {explainer.label: counted(model, lambda: list(explainer.maps_for_settings(probe, targets, settings)))}
+        return {**maps, **scoring_part(int(cfg.data.crop), int(cfg.metric.step), len(settings))}
+
     return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, cfg), write_tables,
                desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img", model=model,
-               explainers=[explainer])
+               explainers=[explainer], plan_parts=plan_parts)
 
 
 COMMAND = ScoringCommand("sweep", prepare, examples=examples, beside_paper=beside_paper)

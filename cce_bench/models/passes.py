@@ -13,12 +13,24 @@ class PassCount:
         self.forward = 0
         self.with_gradient = 0
         self.backward = 0
+        self.listener = None  # called after each count (the run's progress bar)
 
     def add(self, inputs: int, with_gradient: bool) -> None:
         if with_gradient:
             self.with_gradient += int(inputs)
         else:
             self.forward += int(inputs)
+        if self.listener is not None:
+            self.listener()
+
+    def add_backward(self, inputs: int) -> None:
+        self.backward += int(inputs)
+        if self.listener is not None:
+            self.listener()
+
+    def restore(self, counts: dict) -> None:
+        """Back to `counts` (an earlier as_dict()): work that was not the run's, such as a cost probe."""
+        self.forward, self.with_gradient, self.backward = counts["forward"], counts["with_gradient"], counts["backward"]
 
     def as_dict(self) -> dict:
         return {"forward": self.forward, "with_gradient": self.with_gradient, "backward": self.backward}
@@ -34,5 +46,5 @@ class CountBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.passes.backward += grad.shape[0]
+        ctx.passes.add_backward(grad.shape[0])
         return grad, None

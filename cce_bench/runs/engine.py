@@ -7,6 +7,7 @@ number of processes or restarts, so each batch is computed the same way in every
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from . import distributed
+from ..progress import on_run_bar
+from .cost import PLAN_ONLY, Passes, Plan, make_plan
 from .distributed import Shard
 from .memory import retrying_on_out_of_memory
 from .run_folder import RunFolder, machine_info, now_iso
@@ -79,8 +82,11 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
 
 
 def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
-                score_batch: Callable[[int, dict], tuple[list[dict], dict]], desc: str, unit: str) -> None:
-    """`score_batch(k, batch)` returns batch k's records and a summary (sums to aggregate over batches)."""
+                score_batch: Callable[[int, dict], tuple[list[dict], dict]], desc: str, unit: str,
+                plan: Plan | None = None, model=None) -> None:
+    """`score_batch(k, batch)` returns batch k's records and a summary (sums to aggregate over batches).
+    With a plan, the bar moves with the model's passes inside a batch, so it says the time left from the
+    first seconds on."""
     batches = batch_indices(len(dataset), int(cfg.images_per_batch))
     finished = run.finished_batches()
     mine = [k for k in range(len(batches)) if shard.owns(k)]
@@ -90,14 +96,51 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
     loader = DataLoader(dataset, batch_sampler=[batches[k] for k in todo], num_workers=int(cfg.num_workers),
                         collate_fn=dataset.collate)
     label = desc if shard.world == 1 else f"{desc} [rank {shard.rank}/{shard.world}]"
-    with tqdm(total=sum(len(batches[k]) for k in mine), initial=sum(len(batches[k]) for k in mine if k in finished),
-              unit=unit, desc=label, position=shard.rank, dynamic_ncols=True) as bar:
+    done = sum(len(batches[k]) for k in mine if k in finished)
+    with tqdm(total=sum(len(batches[k]) for k in mine), initial=done, unit=unit, desc=label, position=shard.rank,
+              dynamic_ncols=True, bar_format=BAR_FORMAT) as bar, on_run_bar(bar):
         for k, batch in zip(todo, loader):
-            records, summary = score_batch(k, batch) if batch["id"] else ([], {})
+            with moving_with_passes(bar, plan, model, done, len(batches[k])):
+                records, summary = score_batch(k, batch) if batch["id"] else ([], {})
             run.append_batch(shard.rank, k, records, batch["skipped"], summary)
             for row in batch["skipped"]:
                 print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
-            bar.update(len(batches[k]))
+            done += len(batches[k])
+            bar.n = done
+            bar.refresh()
+
+
+# Items done with one decimal: the bar moves inside an image as its passes are made.
+BAR_FORMAT = "{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+
+
+@contextlib.contextmanager
+def moving_with_passes(bar, plan: Plan | None, model, done: int, items: int):
+    """While a batch of `items` runs, the bar stands at `done` plus the share of the batch's planned time
+    that its passes so far account for (at most 99% of it: the batch's end moves it the rest)."""
+    passes = getattr(model, "passes", None)
+    if plan is None or passes is None or plan.seconds_per_image <= 0:
+        yield
+        return
+    start = dict(passes.as_dict())
+    planned = plan.seconds_per_image * items
+    last = [0.0]
+
+    def moved() -> None:
+        now = time.perf_counter()
+        if now - last[0] < 0.5:
+            return
+        last[0] = now
+        counts = passes.as_dict()
+        made = Passes(*(counts[k] - start[k] for k in ("forward", "with_gradient", "backward")))
+        bar.n = done + items * min(0.99, plan.rates.seconds(made) / planned)
+        bar.refresh()
+
+    passes.listener = moved
+    try:
+        yield
+    finally:
+        passes.listener = None
 
 
 def finish_run(run: RunFolder, command: str, session: Session, extra: dict) -> None:
@@ -162,15 +205,42 @@ class Job:
     model: object = None    # its pass counts go into run.json
     explainers: list = field(default_factory=list)  # their inputs per pass are halved on out-of-memory
     can_score: bool = True  # False: no method can run here, and the tables say why (no records expected)
+    # A probe image -> the passes per image of each stage (a method's maps, the scoring): the run's plan.
+    plan_parts: Callable[[torch.Tensor], dict] | None = None
+
+
+def planned(job: Job, session: Session) -> Plan | None:
+    """The run's plan (printed by the main process before any image), or None where the job has none."""
+    if job.plan_parts is None or job.model is None or not hasattr(job.model, "passes") or not len(job.dataset):
+        return None
+    cfg = session.cfg
+    side = int(cfg.data.get("crop") or 224)
+    try:
+        plan = make_plan(job.model, len(job.dataset), side, int(cfg.batch_size), job.plan_parts,
+                         machine_info(session.device)["device_name"])
+    except Exception as exc:  # noqa: BLE001 - the plan only advises: a method the probe cannot run still runs
+        if session.shard.is_main:
+            print(f"plan: not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                  "the run goes on without it", file=sys.stderr)
+        return None
+    if session.shard.is_main:
+        print(plan.describe(job.unit), file=sys.stderr)
+    return plan
 
 
 def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) -> RunFolder | None:
     """Runs a scoring command: `prepare(session)` builds its Job from the resolved config."""
     session = begin(cfg)
     job = prepare(session)
+    plan = planned(job, session)
+    if PLAN_ONLY["enabled"]:
+        if plan is None:
+            print(f"plan: {len(job.dataset)} {job.unit}s; {command} has no pass count to plan with", file=sys.stderr)
+        return None
     run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table())
     score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
-    run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit)
+    run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit, plan=plan,
+                model=job.model)
     if not all_shards_done(session):
         return None
     records, unreadable = run.merge()

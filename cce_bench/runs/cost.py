@@ -1,0 +1,170 @@
+"""What a run will cost, said before its first image: the model passes per image (each method's counted on
+a small probe image, the scoring passes from the protocol), times the seconds per pass measured here at
+the run's image size. `--dry-run` prints this and stops; the run's progress bar uses it to say the time
+left from the first seconds on, instead of after the first image."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+
+# Side of the probe image a method's passes are counted on: every method of the suite makes the same
+# number of passes at any size (CCE's steps, RISE's masks, Score-CAM's channels), and 64 pixels keeps
+# the probe to about a second on a CPU.
+PROBE_SIDE = 64
+
+# Set by the command line's --dry-run: scoring commands print their plan and stop. (This module imports
+# torch only inside its functions: `cce-bench --help` reads this flag and must stay quick.)
+PLAN_ONLY = {"enabled": False}
+
+
+@dataclass(frozen=True)
+class Passes:
+    """Model inputs per image: forward only, forward with a graph to the input, backward."""
+
+    forward: float = 0
+    gradient: float = 0
+    backward: float = 0
+
+    def __add__(self, other: "Passes") -> "Passes":
+        return Passes(self.forward + other.forward, self.gradient + other.gradient, self.backward + other.backward)
+
+    def __mul__(self, factor: float) -> "Passes":
+        return Passes(self.forward * factor, self.gradient * factor, self.backward * factor)
+
+    @property
+    def total(self) -> float:
+        return self.forward + self.gradient + self.backward
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Seconds per model input measured here: forward only, forward with a graph, backward."""
+
+    forward: float
+    gradient: float
+    backward: float
+
+    def seconds(self, passes: Passes) -> float:
+        return passes.forward * self.forward + passes.gradient * self.gradient + passes.backward * self.backward
+
+
+def counted(model, work: Callable[[], object]) -> Passes:
+    """The passes `work()` makes through `model` (its PassCount before and after)."""
+    before = dict(model.passes.as_dict())
+    work()
+    after = model.passes.as_dict()
+    return Passes(*(after[k] - before[k] for k in ("forward", "with_gradient", "backward")))
+
+
+def probe_batch(model, images: int = 1) -> torch.Tensor:
+    """`images` seeded noise images of PROBE_SIDE pixels, normalised as the model takes them."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.rand(images, 3, PROBE_SIDE, PROBE_SIDE, generator=generator)
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in model.channel_stats())
+    return ((pixels - mean) / std).to(next(model.parameters()).device)
+
+
+def insertion_deletion_passes(side: int, step: int) -> Passes:
+    """Forward passes of one map's insertion and deletion curves (metrics/insertion_deletion.py)."""
+    return Passes(forward=2 * (math.ceil(side * side / step) + 1))
+
+
+def measure_rates(model, side: int, batch_size: int) -> Rates:
+    """Seconds per input of one batch at the run's size: forward, forward with a graph, backward (after a
+    warm-up forward, which pays the one-off costs)."""
+    import torch
+
+    device = next(model.parameters()).device
+    n = max(1, min(int(batch_size), 8))
+    images = torch.zeros(n, 3, side, side, device=device)
+
+    def timed(action) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        result = action()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start, result
+
+    passes_before = dict(model.passes.as_dict())
+    with torch.no_grad():
+        model(images)
+        forward, _ = timed(lambda: model(images))
+    graph_input = images.clone().requires_grad_(True)
+    gradient, logits = timed(lambda: model(graph_input))
+    backward, _ = timed(lambda: logits.float().sum().backward())
+    model.passes.restore(passes_before)  # the probe is not the run's work
+    return Rates(forward / n, gradient / n, backward / n)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The work of a run: its images, what each costs, and the time it will take here."""
+
+    images: int
+    parts: dict[str, Passes]  # per stage (a method's maps, the scoring) the passes per image
+    rates: Rates
+    device_name: str
+
+    @property
+    def per_image(self) -> Passes:
+        return sum(self.parts.values(), Passes())
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.rates.seconds(self.per_image)
+
+    def describe(self, unit: str = "image") -> str:
+        from ..tables import format_duration
+
+        unit = {"img": "image"}.get(unit, unit)
+        parts = ", ".join(f"{name} {passes.total:,.0f}" for name, passes in self.parts.items())
+        total = self.per_image.total * self.images
+        return (f"plan: {self.images} {unit}{'s' if self.images != 1 else ''} x {self.per_image.total:,.0f} model passes per {unit} ({parts}) = "
+                f"{total:,.0f} passes; at the rates measured here on {self.device_name} ({1000 * self.rates.forward:.1f} "
+                f"ms per forward, {1000 * (self.rates.gradient + self.rates.backward):.1f} ms per forward + backward "
+                f"input) about {format_duration(self.seconds_per_image * self.images)} "
+                f"({self.seconds_per_image:.1f} s per {unit})")
+
+
+
+def make_plan(model, images: int, side: int, batch_size: int, parts_of_probe: Callable[[torch.Tensor], dict],
+              device_name: str) -> Plan:
+    """Counts each stage's passes on a probe image (`parts_of_probe(probe)` -> stage -> Passes), measures the
+    rates, and leaves the run as it was: the random number generators and the model's pass counts."""
+    import torch
+
+    device = next(model.parameters()).device
+    counts = dict(model.passes.as_dict())
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        parts = parts_of_probe(probe_batch(model))
+    rates = measure_rates(model, side, batch_size)
+    model.passes.restore(counts)
+    return Plan(images, parts, rates, device_name)
+
+
+def probe_targets(model, probe: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    with torch.no_grad():
+        return model(probe).argmax(1)
+
+
+def method_parts(model, explainers: dict, probe: torch.Tensor, maps_each: int = 1) -> dict[str, Passes]:
+    """Per method (by label) the passes of its `maps_each` maps per image, counted on the probe."""
+    targets = probe_targets(model, probe)
+    return {explainer.label: counted(model, lambda e=explainer: e.raw_attribute(probe, targets)) * maps_each
+            for explainer in explainers.values()}
+
+
+def scoring_part(side: int, step: int | None, maps: int) -> dict[str, Passes]:
+    """The scoring passes per image: the explained class (one forward) and, with a step, the insertion
+    and deletion curves of each of `maps` maps."""
+    curves = insertion_deletion_passes(side, step) * maps if step else Passes()
+    return {"scoring": curves + Passes(forward=1)}
