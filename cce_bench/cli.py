@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .commands import COMMANDS, COMMON_KEYS
-from .errors import UserError, describe_error
+from .errors import UserError, debugging, describe_error
 from .install_check import check_torch_pair
 from .resources import config_dir
 
@@ -176,6 +176,16 @@ def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
     return run
 
 
+def check_launcher(overrides: list[str]) -> None:
+    """A SLURM launcher on a machine without SLURM: one line before Hydra makes the multirun's folder."""
+    import shutil
+
+    launching = any(o in ("-m", "--multirun") for o in overrides) and not any(o in ("--cfg", "-c") for o in overrides)
+    if launching and any(o.replace("+", "") == "hydra/launcher=slurm" for o in overrides) and shutil.which("sbatch") is None:
+        raise UserError("hydra/launcher=slurm needs SLURM (sbatch on PATH), which this machine has not: run it on the "
+                        "cluster's login node, or leave hydra/launcher=slurm out to run the points here one by one")
+
+
 def plain_overrides(overrides: list[str]) -> list[str] | None:
     """The key=value overrides alone (Hydra's flags and their values dropped); None for a multirun, whose
     jobs are checked one by one when they start."""
@@ -317,8 +327,7 @@ def one_line_errors(debug: bool):
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("CCE_BENCH_DEBUG", "") not in ("", "0") or \
-        os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+    debug = "--debug" in argv or debugging()
     argv = [a for a in argv if a != "--debug"]
     from .runs.cost import PLAN_ONLY
 
@@ -370,6 +379,7 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
         overrides.append("hydra.run.dir=" + next(o for o in overrides if o.startswith("out="))[len("out="):])
     planned = output_path(overrides) if plain is not None else None
     kept = nearest_existing(planned if planned is not None else Path("results") / "runs") if plain is not None else None
+    check_launcher(overrides)
     check_torch_pair()  # after the config's checks, which need no torch and answer a typo at once
     sys.argv = [f"cce-bench {command}", *overrides]
     config_name = command.replace("-", "_")
@@ -378,6 +388,8 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     try:
         app()
     except ValueError as exc:  # Hydra's own usage errors (e.g. -m together with --cfg)
+        if debug:
+            raise  # --debug: every error with its traceback, a ValueError from inside the run too
         raise UserError(str(exc).splitlines()[0]) from None
 
 

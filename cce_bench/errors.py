@@ -6,6 +6,14 @@ BUG_HINT = ("this is a bug in cce-bench, not in your input: rerun the same comma
             "traceback and report it with the command (README: Reporting a bug)")
 
 
+def debugging() -> bool:
+    """--debug (or CCE_BENCH_DEBUG set to anything but empty, 0 or false): tracebacks instead of one line."""
+    import os
+
+    return any(os.environ.get(key, "").strip().lower() not in ("", "0", "false", "no", "off")
+               for key in ("CCE_BENCH_DEBUG", "HYDRA_FULL_ERROR"))
+
+
 class UserError(Exception):
     """Bad input or set-up that the user can fix; the message names the problem and the fix."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import textwrap
 from pathlib import Path
@@ -15,6 +16,8 @@ import pandas as pd  # noqa: E402
 from matplotlib import cm  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
+
+from .safe_files import write_atomic  # noqa: E402
 
 CMAP = "jet"
 MAX_ALPHA = 0.6
@@ -60,9 +63,9 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     """
     columns = 1 + max(len(r["panels"]) for r in rows)
     labels = ["\n".join(textwrap.fill(line, 40) for line in row["label"].splitlines()) for row in rows]
-    # each row as tall as its image and its longest title (a line of 8-point text is about 0.14 inch)
-    heights = [3.0 + 0.14 * max(label.count("\n") + 1, *(textwrap.fill(t, 40).count("\n") + 1 for t, _ in row["panels"]))
-               for label, row in zip(labels, rows)]
+    # each row 3.4 inches, taller where its longest title needs it (a line of 8-point text is about 0.14 inch)
+    heights = [max(3.4, 2.9 + 0.15 * max(label.count("\n") + 1, *(textwrap.fill(t, 40).count("\n") + 1 for t, _ in row["panels"]))
+              ) for label, row in zip(labels, rows)]
     fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax_row, row, label in zip(axes, rows, labels):
@@ -79,15 +82,22 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
         for ax in ax_row[1 + len(row["panels"]):]:
             ax.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_png(fig, path)
     plt.close(fig)
     return Path(path)
+
+
+def save_png(fig, path: Path) -> None:
+    """The figure as a PNG at 100 dpi, written whole and never through a link (safe_files)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    write_atomic(Path(path), buffer.getvalue())
 
 
 def saved(fig, path: Path) -> Path:
     """Lays out, writes (100 dpi) and closes a figure."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_png(fig, path)
     plt.close(fig)
     return path
 
@@ -117,7 +127,7 @@ def plot_sweep(folder: str | Path) -> list[Path]:
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     written.append(folder / "curves.png")
-    fig.savefig(written[-1], dpi=100)
+    save_png(fig, written[-1])
     plt.close(fig)
 
     values = pd.to_numeric(table[param], errors="coerce")
@@ -133,7 +143,7 @@ def plot_sweep(folder: str | Path) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         written.append(folder / "metrics.png")
-        fig.savefig(written[-1], dpi=100)
+        save_png(fig, written[-1])
         plt.close(fig)
     return written
 

@@ -45,10 +45,11 @@ def on_run_bar(bar) -> Iterator[None]:
 def counted(items, desc: str, total: int | None = None, unit: str = "step"):
     """`for t in counted(range(n), "CCE: 10 counterfactuals"):` the loop's items, one step each."""
     total = len(items) if total is None else total
+    plural = unit + ("es" if unit.endswith("s") else "s")
     run_bar = RUN_BAR["bar"]
     if run_bar is not None:
         for done, item in enumerate(items, start=1):
-            run_bar.set_postfix_str(f"{desc} {done}/{total} {unit}s", refresh=done == 1)  # each stage shown once at least
+            run_bar.set_postfix_str(f"{desc} {done}/{total} {plural}", refresh=done == 1)  # each stage shown once at least
             yield item
         return
     with steps(total, desc, unit) as bar:

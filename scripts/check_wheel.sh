@@ -49,6 +49,8 @@ grep -q "name: alpha" job.yaml && grep -q "paper: table1_alpha.csv" job.yaml && 
 
 step "a tiny sweep on device=$device"
 "$bin/cce-bench" sweep param=alpha "device=$device" experiment=smoke "param.values=[1.0,0.5]" out=sweep
+"$bin/cce-bench" compare "device=$device" experiment=smoke --dry-run out=dry 2> dry.txt
+grep -q "^plan: 1 image x " dry.txt && test ! -e dry || { cat dry.txt; echo "--dry-run did not plan, or wrote"; exit 1; }
 step "a tiny pointing game on device=$device"
 "$bin/cce-bench" pointing-game "device=$device" "methods=[gradcam_pp,contrastive_gradcam,cce]" experiment=smoke \
     out=pointing
@@ -124,7 +126,8 @@ assert 0 <= float(calm.loc["Proportion (%)", "CALM"]) <= 100, calm
 assert pd.read_csv("score/table.csv")["method"].tolist() == ["maps"]
 assert pd.read_csv("sanity/verdict.csv")["method"].tolist() == ["GCAM+"]
 compare = pd.read_csv("compare/table.csv")
-assert compare["method"].tolist() == ["GCAM+", "DeepLift (captum)", "EigenCAM (grad-cam)", "CCE"], compare
+assert sorted(compare["method"]) == ["CCE", "DeepLift (captum)", "EigenCAM (grad-cam)", "GCAM+"], compare
+assert compare["rank"].tolist() == [1, 2, 3, 4] and {"paired diff", "p (median)", "Diff SE"} <= set(compare), compare
 assert compare.set_index("method").loc[["GCAM+", "CCE"], "Proportion (paper)"].notna().all(), compare
 assert "| captum_NoiseTunnel " in open("methods.md").read() and "| gradcam_HiResCAM " in open("methods.md").read()
 assert "<script" in open("study/study.html").read() and pd.read_csv("study_results/methods.csv")["answers"].tolist() == [2, 2, 2]

@@ -106,6 +106,10 @@ def summarise(groups: list[str]) -> None:
     """Each argument a run folder, or several joined by commas (one data set, methods split over runs)."""
     for group in groups:
         folders = [Path(f) for f in group.split(",")]
+        missing = [str(f) for f in folders if not (f / "records.csv").is_file()]
+        if missing:
+            raise SystemExit(f"leaderboard_set: error: {missing[0]} has no records.csv: pass finished run folders "
+                             "(RUN or RUN1,RUN2 to merge)")
         records = pd.concat([pd.read_csv(f / "records.csv") for f in folders], ignore_index=True)
         if "ins_auc" in records:
             records["diff"] = records["ins_auc"] - records["del_auc"]
@@ -127,6 +131,14 @@ def main():
         summarise(args.summarise)
         return
     out = Path(args.out)
+    views = calibration_module().VIEWS
+    unknown = sorted(set(args.views) - set(views))
+    if unknown:
+        ap.error(f"unknown view {unknown[0]!r}: pass --views of {', '.join(views)}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"leaderboard_set: error: cannot write {out} ({exc.strerror}): pass --out DIR you can write") from None
     n_images = write_images(out / "images", args.views)
     n_boxes = write_coco(out / "coco")
     print(f"{n_images} images in {out / 'images'}; {n_boxes} boxes in {out / 'coco'}")

@@ -143,3 +143,31 @@ def test_embedded_default_reads_through_pycocotools():
     assert len(data.samples) == 5  # cup; bench and bottle in both motorcycle photos
     everything = create_dataset({"name": "photos_coco", "max_box_fraction": 1.0}, [0.5] * 3, [0.5] * 3)
     assert {"cat", "motorcycle"} <= {s.category for s in everything.samples}
+
+
+def test_a_mixed_folder_is_read_whole_and_the_sample_is_drawn_from_images_that_open(tmp_path):
+    import os
+
+    from PIL import Image as PILImage
+
+    from cce_bench.data import create_dataset
+
+    root = tmp_path / "mixed"
+    (root / "empty_subfolder").mkdir(parents=True)
+    for name in ("a.jpg", "b.png"):
+        PILImage.new("RGB", (40, 30), (200, 10, 10)).save(root / name)
+    mixed = create_dataset({"name": "imagenet", "root": str(root), "n_images": None}, (0.5,) * 3, (0.5,) * 3)
+    assert [s.id for s in mixed.samples] == ["a.jpg", "b.png"]  # images beside a folder are read
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    PILImage.new("RGB", (40, 30)).save(bad / "good.jpg")
+    (bad / "text.jpg").write_text("not an image")
+    os.symlink(bad / "missing.jpg", bad / "dangling.jpg")
+    os.mkfifo(bad / "fifo.jpg")
+    for seed in range(4):  # whichever order the seed draws them in, the one good image is the sample
+        data = create_dataset({"name": "imagenet", "root": str(bad), "n_images": 1}, (0.5,) * 3, (0.5,) * 3, seed=seed)
+        assert [s.id for s in data.samples] == ["good.jpg"]
+        assert {row["id"] for row in data.skipped} <= {"text.jpg", "dangling.jpg", "fifo.jpg"}
+    with pytest.raises(UserError, match="data.n_images=2 is larger than the 1 images in .* that can be opened"):
+        create_dataset({"name": "imagenet", "root": str(bad), "n_images": 2}, (0.5,) * 3, (0.5,) * 3)

@@ -36,3 +36,8 @@ def test_figure_has_one_column_per_panel_and_one_row_per_question(tmp_path):
     path = explanation_figure(rows, tmp_path / "f.png")
     with Image.open(path) as img:
         assert img.size == (int(3.2 * 3 * 100), int(3.4 * 2 * 100))  # 3 columns (image + 2 panels), 2 rows
+    long_title = [{"label": "CCE: why tabby (0.17), not the model's answer Egyptian cat (0.38)?\ncounterfactual -> "
+                            "Egyptian cat (not valid); valid 1/2\nthird line", "image": rng.random((8, 8, 3)),
+                   "panels": [("m1", rng.random((8, 8)))]}]
+    with Image.open(explanation_figure(long_title, tmp_path / "g.png")) as img:
+        assert img.size[1] > 340  # a row with a five-line title is taller, so the title is not cut off

@@ -232,3 +232,18 @@ def test_an_unexpected_error_is_one_line_that_says_how_to_report_it_and_debug_sh
 def test_report_of_another_tools_folder_is_one_line(tmp_path, run_json, warm_cli):
     (tmp_path / "run.json").write_text(run_json)
     one_line(warm_cli.run("report", str(tmp_path)), "is not a finished cce-bench run")
+
+
+@pytest.mark.parametrize("field, value", [("width", "wide"), ("height", -5), ("width", 1.5), ("height", None),
+                                          ("width", True)])
+def test_an_image_entry_with_a_size_that_is_not_pixels_skips_its_pairs(tmp_path, lite0, field, value):
+    from cce_bench.data import preprocessing
+
+    shipped = json.loads((ROOT / "cce_bench" / "assets" / "photos_coco.json").read_text())
+    first = shipped["images"][0]
+    first[field] = value
+    root = coco_folder(tmp_path, shipped)
+    pairs = pointing_pairs("coco", str(root / "annotations" / "instances_val2017.json"), str(root / "val2017"),
+                           preprocessing(*lite0.channel_stats()))
+    reasons = [s["reason"] for s in pairs.skipped if s["id"].startswith(f"{first['id']}:")]
+    assert reasons and all(f"image {first['id']} has width" in r and "whole numbers of pixels > 0" in r for r in reasons)

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from ..explainers import EXPLAINERS, postprocess
+from ..explainers import EXPLAINERS, MethodUnavailable, postprocess
 from ..figures import plot_leaderboard, plot_sweep
 from ..metrics.class_sensitivity import class_deviation, other_classes
 from ..metrics.sanity import map_similarities
@@ -24,7 +24,7 @@ from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
 from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network, mean_curves, protocol_scores
 from ..runs.timing import timed
-from ..errors import UserError
+from ..errors import UserError, debugging, describe_error, is_allocation_failure
 from ..tables import (method_table, noise_caption, paired_differences, read_paper_table, standard_error,
                       to_markdown, with_paper_difference)
 
@@ -33,29 +33,57 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
     allowed, masks = batch.get("allowed"), batch.get("mask")
-    size = images.shape[-2:]
     classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
     records, curves = [], {}
     for name, explainer in explainers.items():
         network = explained_network(explainer, model)
-        targets, target_prob = classes(network)
-        seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), device)
-        maps = postprocess(raw, size)
-        per_image, curves[name] = protocol_scores(model, images, maps, targets, cfg, masks)
-        sensitivity = cfg.get("class_sensitivity") or {}
-        if sensitivity.get("enabled", False):
-            others = other_classes(classes.logits(network), targets, str(sensitivity.other), int(cfg.seed), batch["id"])
-            other_maps = postprocess(explainer.raw_attribute(images, others), size)
-            per_image["class_deviation"] = class_deviation(maps, other_maps, str(sensitivity.similarity)).tolist()
-            per_image["other_class"] = others.tolist()
-        if randomisers is not None:
-            randomiser = randomisers.of(network)
-            with randomiser.randomised(randomiser.blocks):
-                raw_random = explainer.raw_attribute(images, targets)
-            similarity = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
-            per_image["sanity_spearman_abs"] = [s["spearman_abs"] for s in similarity]
+        targets, target_prob = classes(network)  # a model with broken weights stops the run here
+        try:
+            per_image, curves[name], seconds = method_scores(model, explainer, network, images, targets, masks, classes,
+                                                             randomisers, cfg, batch["id"])
+        except Exception as exc:  # noqa: BLE001 - one method's failure is its row's, not the run's
+            if is_allocation_failure(exc) or debugging():
+                raise  # memory: the batch is retried with fewer inputs per pass; --debug: the traceback
+            records += failed_records(batch, name, exc)
+            continue
         records += batch_records(batch, model, targets, name, per_image, target_prob, seconds=seconds / len(images))
     return records, {"curves": curves}
+
+
+def method_scores(model, explainer, network, images, targets, masks, classes, randomisers, cfg, ids):
+    """One method's maps of the batch and every score of them: (per-image scores, curve sums, seconds)."""
+    size = images.shape[-2:]
+    seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), images.device)
+    maps = postprocess(raw, size)
+    per_image, curves = protocol_scores(model, images, maps, targets, cfg, masks)
+    sensitivity = cfg.get("class_sensitivity") or {}
+    if sensitivity.get("enabled", False):
+        others = other_classes(classes.logits(network), targets, str(sensitivity.other), int(cfg.seed), ids)
+        other_maps = postprocess(explainer.raw_attribute(images, others), size)
+        per_image["class_deviation"] = class_deviation(maps, other_maps, str(sensitivity.similarity)).tolist()
+        per_image["other_class"] = others.tolist()
+    if randomisers is not None:
+        randomiser = randomisers.of(network)
+        with randomiser.randomised(randomiser.blocks):
+            raw_random = explainer.raw_attribute(images, targets)
+        similarity = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
+        per_image["sanity_spearman_abs"] = [s["spearman_abs"] for s in similarity]
+    return per_image, curves, seconds
+
+
+def failed_records(batch: dict, name: str, exc: BaseException) -> list[dict]:
+    """A record per image of the batch saying why the method failed on it (no scores)."""
+    reason, _ = describe_error(exc)
+    return [{"index": index, "image_id": image_id, "method": name, "error": reason}
+            for index, image_id in zip(batch["index"], batch["id"])]
+
+
+def failures(records: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    """Per method that failed on some image: (images failed, the first reason)."""
+    if "error" not in records:
+        return {}
+    failed = records[records["error"].notna()]
+    return {name: (int(group["image_id"].nunique()), str(group["error"].iloc[0])) for name, group in failed.groupby("method")}
 
 
 def main_score(has_boxes: bool) -> tuple[str, str]:
@@ -78,7 +106,8 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     table = method_table(records, names, labels)
     if has_boxes and "Proportion (%)" not in table:
         table["Proportion (%)"], table["Proportion SE"] = None, None
-    table.insert(0, "rank", [k + 1 if n not in unavailable and n in means else None for k, n in enumerate(names)])
+    table.insert(0, "rank", pd.Series([k + 1 if n not in unavailable and n in means else None
+                                       for k, n in enumerate(names)], dtype=object))
     published = read_paper_table(cfg.paper.pointing_game)
     ins_del = read_paper_table(cfg.paper.insertion_deletion)
     alpha = float(cfg.method_knobs.cce.alpha)
@@ -172,6 +201,7 @@ def examples(records: pd.DataFrame, cfg) -> Examples:
     """CCE's records (else the first method's) with their insertion - deletion as `score` (for `report`)."""
     method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
     chosen = records[records["method"] == method].assign(score=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
+    chosen = chosen.dropna(subset=["score"])  # images the method failed on have no score
     return Examples(chosen, f"{EXPLAINERS.get(method).label} Ins - Del (100 x AUC)", {"method": method})
 
 
@@ -187,7 +217,15 @@ def prepare(session: Session) -> Job:
     randomisers = Randomisers(int(cfg.seed)) if bool(cfg.sanity.get("enabled", True)) else None
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        table, verdict = leaderboard(records, names, unavailable, cfg, dataset.has_boxes)
+        failed = failures(records)
+        scored = records[records["error"].isna()].drop(columns="error") if "error" in records else records
+        if scored.empty:
+            raise UserError("every method failed on every image: " + "; ".join(
+                f"{EXPLAINERS.get(n).label}: {reason}" for n, (_, reason) in failed.items()))
+        everywhere = {n: MethodUnavailable(f"failed on every image: {reason}", short="failed")
+                      for n, (_, reason) in failed.items() if n not in set(scored["method"])}
+        records = scored
+        table, verdict = leaderboard(records, names, {**unavailable, **everywhere}, cfg, dataset.has_boxes)
         markdown = to_markdown(table)
         if barely_believed(records):
             print(barely_believed(records).strip(), file=sys.stderr)
@@ -202,7 +240,9 @@ def prepare(session: Session) -> Job:
                   f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
                   "(COCO, Score-CAM's protocol) and CCE's insertion/deletion of Table 1 at its alpha (1000 ImageNet "
                   "images, VGG-19): set beside, not the same data unless the run's is. " + verdict)
-        notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in unavailable.items())
+        notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in {**unavailable, **everywhere}.items())
+        notes += "".join(f"\n- {EXPLAINERS.get(n).label}: failed on {count} image(s), scored on the others: {reason}"
+                         for n, (count, reason) in failed.items() if n not in everywhere)
         run.write_csv("table.csv", table)
         run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
         run.write_json("curves.json", {EXPLAINERS.get(k).label: v for k, v in mean_curves(run).items()})

@@ -9,8 +9,10 @@ when it says P, M_sup) and a negative map ("why not Q": where evidence for Q had
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -20,6 +22,7 @@ from ..explainers import CCE, EXPLAINERS
 from ..figures import explanation_figure
 from ..models import class_index
 from ..runs.run_folder import RunFolder
+from ..runs.scoring import check_finite
 from ..runs.runtime import build_explainer, build_model, method_knobs, method_names, resolve, seed_everything
 from ..runs.engine import PlainCommand
 
@@ -85,7 +88,7 @@ def run_explain(cfg: DictConfig) -> Path:
     cats = model.categories
     images, pictures = load_images(list(cfg.inputs), model, cfg.data)
     with torch.no_grad():
-        probs = model(images).float().softmax(1).cpu()
+        probs = check_finite(model(images).float(), model, list(cfg.inputs)).softmax(1).cpu()
     cce_knobs = method_knobs(cfg, "cce")
     alpha = float(cce_knobs.get("alpha", 0.7))
     methods = method_names(cfg)
@@ -148,6 +151,12 @@ def run_explain(cfg: DictConfig) -> Path:
                                  "panels": [(explainer.label, saliency[0].cpu().numpy())]})
                     facts["questions"].append({"method": name, "P": cats[p]})
 
+    for row in rows:
+        for title, saliency in row["panels"]:
+            if saliency is not None and (not np.isfinite(saliency).all() or not np.abs(saliency).max() > 0):
+                print(f"warning: the map \"{title}\" of {row['label'].splitlines()[0]} is "
+                      f"{'not finite' if not np.isfinite(saliency).all() else 'all zero'}: it shows nothing; check "
+                      "the method's knobs", file=sys.stderr)
     run = RunFolder(cfg.out)
     figure = explanation_figure(rows, run.path / "explain.png")
     run.write_json("explain.json", facts)

@@ -19,6 +19,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..errors import UserError
+from ..safe_files import write_atomic
 from ..figures import explanation_figure
 from ..tables import to_markdown
 from ..runs.engine import PlainCommand
@@ -117,8 +118,8 @@ def write_report(run_dir: str) -> tuple[Path, Path]:
         page.provenance["versions"] = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     page.config_text = OmegaConf.to_yaml(OmegaConf.load(folder / "config.yaml"))
     markdown_path, html_path = folder / "report.md", folder / "report.html"
-    markdown_path.write_text(page.markdown(), encoding="utf-8", errors="backslashreplace")
-    html_path.write_text(page.html(), encoding="utf-8", errors="backslashreplace")
+    write_atomic(markdown_path, page.markdown())
+    write_atomic(html_path, page.html())
     print(f"report written to {html_path} and {markdown_path}")
     return html_path, markdown_path
 

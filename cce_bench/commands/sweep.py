@@ -15,7 +15,7 @@ from ..models import batched_logits
 from ..runs.cost import counted, probe_targets, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
-from ..runs.scoring import batch_records, protocol_scores, write_curve_tables
+from ..runs.scoring import batch_records, check_finite, protocol_scores, write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
 from ..tables import read_paper_table, sweep_noise_caption, sweep_table, with_paper_difference
 
@@ -47,7 +47,7 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
     """Records per (image, setting), and per setting the sums of the batch's insertion/deletion curves."""
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
-    probs = batched_logits(model, images, int(cfg.batch_size)).softmax(1)
+    probs = check_finite(batched_logits(model, images, int(cfg.batch_size)), model, batch["id"]).softmax(1)
     target_prob, targets = probs.max(1)
     records, curve_sums = [], {}
     for result in explainer.maps_for_settings(images, targets, settings):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from ..errors import UserError
 from ..explainers import CCE, EXPLAINERS, postprocess
+from ..runs.scoring import check_finite
 from ..models import batched_logits
 from ..runs.engine import PlainCommand, begin, finish_run
 from ..runs.run_folder import RunFolder
@@ -49,7 +50,7 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     if not batch["id"]:
         raise UserError(f"no image of {dataset.name} could be read: the study needs at least one")
     images = batch["image"].to(session.device)
-    ranking = batched_logits(model, images, int(cfg.batch_size)).argsort(1, descending=True)[:, : int(cfg.choices)]
+    ranking = check_finite(batched_logits(model, images, int(cfg.batch_size)), model).argsort(1, descending=True)[:, : int(cfg.choices)]
     targets = ranking[:, 0]
     size = images.shape[-2:]
     maps = {name: explainer.attribute(images, targets).cpu().numpy() for name, explainer in explainers.items()}

@@ -65,6 +65,15 @@ def coco_to_imagenet() -> dict[str, list[int]]:
     return {**doc["geirhos16"], **doc["added"]}
 
 
+def image_size(info: dict) -> tuple[int, int] | str:
+    """(width, height) of a COCO image entry, or why they are not usable (the entry's pairs are skipped)."""
+    values = (info.get("width"), info.get("height"))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and v > 0 for v in values):
+        return int(values[0]), int(values[1])
+    return (f"image {info.get('id')} has width {values[0]!r} and height {values[1]!r}: the annotation file must give "
+            "both as whole numbers of pixels > 0")
+
+
 def box_mask(boxes, width: int, height: int) -> torch.Tensor:
     """[height, width] mask of the union of COCO boxes, by pixel centres (a pixel (row r, column c) is in a
     box [x, y, w, h] when x <= c + 0.5 < x + w and y <= r + 0.5 < y + h)."""
@@ -146,7 +155,11 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
                 skipped.append({"id": pair_id, "reason": f"an annotation points at image id {image_id}, which the file does not list"})
                 continue
             info = coco.loadImgs(image_id)[0]
-            width, height = int(info["width"]), int(info["height"])
+            size = image_size(info)
+            if isinstance(size, str):
+                skipped.append({"id": pair_id, "reason": size})
+                continue
+            width, height = size
             anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
             bad = [a.get("id") for a in anns if not _is_box(a.get("bbox"))]
             if bad:

@@ -52,18 +52,17 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
         else:
             samples.append(Sample(relative, str(base / relative), label))
 
-    if classes:
-        for ci, cls in enumerate(classes):
-            label = wnid_index[cls] if by_wnid else ci
-            for dirpath, _, files in os.walk(base / cls):
-                for f in files:
-                    if _is_image(f):
-                        add(os.path.relpath(os.path.join(dirpath, f), base), label)
-    else:
-        for f in os.listdir(base):
-            if _is_image(f):
-                add(f, -1)
+    for ci, cls in enumerate(classes):
+        label = wnid_index[cls] if by_wnid else ci
+        for dirpath, _, files in os.walk(base / cls):
+            for f in files:
+                if _is_image(f):
+                    add(os.path.relpath(os.path.join(dirpath, f), base), label)
+    # Images beside the class folders (or in a flat folder, which may hold other folders too): label unknown.
+    for f in sorted(os.listdir(base)):
+        if _is_image(f) and not (base / f).is_dir():
+            add(f, -1)
     if not samples:
         raise UserError(f"no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) under {str(base)!r}: "
                         "pass data.root=PATH to a folder of class folders of images")
-    return ImageSet(name, seeded_sample(samples, n_images, seed, f"{str(base)!r}"), transform, skipped)
+    return ImageSet(name, seeded_sample(samples, n_images, seed, f"{str(base)!r}", skipped), transform, skipped)

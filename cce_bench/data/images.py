@@ -138,18 +138,47 @@ class ImageSet(Dataset):
         return collate_images(items)
 
 
-def seeded_sample(samples: list[Sample], n_images: int | None, seed: int, what: str) -> list[Sample]:
-    """The same `n_images` of a data set for the same seed on any machine (samples sorted by id first)."""
+def seeded_sample(samples: list[Sample], n_images: int | None, seed: int, what: str,
+                  skipped: list | None = None) -> list[Sample]:
+    """The same `n_images` of a data set for the same seed on any machine (samples sorted by id first),
+    drawn from the images that can be opened: with `skipped` given, a drawn file that cannot (a FIFO, a
+    dangling link, not an image) is listed there and the next one in the seeded order takes its place."""
     samples = sorted(samples, key=lambda s: s.id)
-    if n_images is None or n_images == len(samples):
+    if n_images is None or n_images == len(samples):  # every image: one that cannot be read is skipped when read
         return samples
     if int(n_images) < 1:
         raise UserError(f"data.n_images={n_images} must be at least 1")
     if n_images > len(samples):
         raise UserError(f"data.n_images={n_images} is larger than the {len(samples)} images in {what}: "
                         f"pass data.n_images={len(samples)} or less")
-    chosen = np.sort(np.random.default_rng(seed).permutation(len(samples))[: int(n_images)])
-    return [samples[i] for i in chosen]
+    order = np.random.default_rng(seed).permutation(len(samples))
+    if skipped is None:
+        return [samples[i] for i in np.sort(order[: int(n_images)])]
+    chosen = []
+    for i in order:
+        problem = cannot_open(samples[i].path)
+        if problem:
+            skipped.append({"id": samples[i].id, "reason": problem})
+            continue
+        chosen.append(int(i))
+        if len(chosen) == int(n_images):
+            return [samples[k] for k in sorted(chosen)]
+    raise UserError(f"data.n_images={n_images} is larger than the {len(chosen)} images in {what} that can be opened "
+                    f"({len(samples) - len(chosen)} cannot: see the first, {skipped[0]['reason']}): pass "
+                    f"data.n_images={len(chosen)} or less" if chosen else
+                    f"none of the {len(samples)} images in {what} can be opened (the first: {skipped[0]['reason']})")
+
+
+def cannot_open(path: str) -> str | None:
+    """Why `path` cannot be opened as an image, from its file type and header only (no decoding), or None."""
+    reason = not_a_regular_file(path)
+    if reason:
+        return reason
+    try:
+        with Image.open(path):
+            return None
+    except Exception as exc:  # noqa: BLE001 - any header failure is this one file's problem
+        return f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
 
 def collate_images(items: list[dict]) -> dict:

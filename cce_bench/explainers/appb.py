@@ -25,7 +25,7 @@ from ..progress import counted
 from ..models import facts_of
 from ..schema import Rule, check_knobs
 from .base import Explainer, register
-from .layers import capture_outputs, network
+from .layers import capture_outputs, network, resolve_layer
 
 @register
 class APPB(Explainer):
@@ -66,7 +66,7 @@ class APPB(Explainer):
                 raise UserError("APPB has no default perceptual layers for this model: pass layers=[DOTTED.PATH,...]")
         self.layers, self.gamma_p, self.v, self.steps = list(layers), float(gamma_p), float(v), int(steps)
         self.lr, self.blur_sigma, self.optimizer = float(lr), float(blur_sigma), optimizer
-        self.modules = [network(model).get_submodule(path) for path in self.layers]
+        self.modules = [resolve_layer(model, path, "method_knobs.appb.layers=[DOTTED.PATH,...]") for path in self.layers]
 
     def per_image_loss(self, x_adv, x, clean_features, targets):
         with capture_outputs(self.modules) as features:

@@ -8,6 +8,8 @@ and the attribution map of class y is the joint p(y, z | x) over the positions. 
 """
 from __future__ import annotations
 
+import io
+
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ import torchvision
 from torch import nn
 
 from ..errors import UserError
+from ..safe_files import write_atomic
 from ..models import IMAGENET_MEAN, IMAGENET_STD
 from ..tensors import to_normalised, to_pixels
 from .base import Explainer, MethodUnavailable, register
@@ -54,9 +57,9 @@ def calm_em_loss(joint_log_prob: torch.Tensor, labels: torch.Tensor) -> torch.Te
 def save_calm(net: CALMNet, path: str | Path, extra: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"arch": ARCH, "classes": net.class_maps.out_channels, "state_dict": net.state_dict(), **extra}, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    torch.save({"arch": ARCH, "classes": net.class_maps.out_channels, "state_dict": net.state_dict(), **extra}, buffer)
+    write_atomic(path, buffer.getvalue())
     return path
 
 

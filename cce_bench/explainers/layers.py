@@ -15,9 +15,9 @@ def network(model: nn.Module) -> nn.Module:
     return getattr(model, "net", model)
 
 
-def resolve_layer(model: nn.Module, path: str | None) -> nn.Module:
+def resolve_layer(model: nn.Module, path: str | None, knob: str = "target_layer=DOTTED.PATH") -> nn.Module:
     """A submodule by dotted path (`layer4.2`), or the model's default target layer (its facts) when `path`
-    is null."""
+    is null; `knob` is how the message names the setting that fixes a wrong path."""
     if path is None:
         path = facts_of(model).target_layer
         if path is None:
@@ -27,7 +27,9 @@ def resolve_layer(model: nn.Module, path: str | None) -> nn.Module:
     try:
         return network(model).get_submodule(str(path))
     except AttributeError:
-        raise UserError(f"model has no layer {path!r}: pass target_layer=DOTTED.PATH of one of its modules") from None
+        names = [name for name, _ in network(model).named_children()][:6]
+        raise UserError(f"the model has no layer {str(path)!r}: pass {knob} naming one of its modules (dotted paths "
+                        f"under {', '.join(names)}; `print(model)` lists them)") from None
 
 
 @contextmanager

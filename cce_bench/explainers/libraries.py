@@ -38,7 +38,7 @@ import torch
 from ..errors import UserError
 from ..models import facts_of
 from ..schema import Rule, check_knobs
-from .base import EXPLAINERS, Explainer
+from .base import EXPLAINERS, Explainer, MethodUnavailable
 from .gradcam_pp import cam_maps
 from .layers import resolve_layer
 
@@ -197,17 +197,24 @@ class CaptumMethod(LibraryMethod):
     def unavailable_on(cls, model) -> str | None:
         if cls.needs_layer() and facts_of(model).target_layer is None:
             return "the model's facts have no target_layer: set layer="
-        if cls.member in ("LRP", "LayerLRP"):
-            from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LINEAR_LAYERS
+        return cls.missing_rules(model)
 
-            supported = (*SUPPORTED_LAYERS_WITH_RULES, *SUPPORTED_NON_LINEAR_LAYERS)
-            leaves = [m for m in getattr(model, "net", model).modules() if not list(m.children())]
-            unsupported = sorted({type(m).__name__ for m in leaves if not isinstance(m, supported)})
-            if unsupported:
-                return f"captum's LRP has no rule for {', '.join(unsupported[:3])}"
-        return None
+    @classmethod
+    def missing_rules(cls, model) -> str | None:
+        """Why captum's LRP cannot run on `model` whatever the knobs (layers it has no rule for), or None."""
+        if cls.member not in ("LRP", "LayerLRP"):
+            return None
+        from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LINEAR_LAYERS
+
+        supported = (*SUPPORTED_LAYERS_WITH_RULES, *SUPPORTED_NON_LINEAR_LAYERS)
+        leaves = [m for m in getattr(model, "net", model).modules() if not list(m.children())]
+        unsupported = sorted({type(m).__name__ for m in leaves if not isinstance(m, supported)})
+        return f"captum's LRP has no rule for {', '.join(unsupported[:3])}" if unsupported else None
 
     def __init__(self, model, **knobs):
+        missing = self.missing_rules(model)
+        if missing:  # known before any work: the method's row says so, the others run
+            raise MethodUnavailable(f"cannot run on this model: {missing}", "cannot run here")
         super().__init__(model, **knobs)
         import captum.attr
 

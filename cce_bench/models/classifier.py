@@ -60,6 +60,7 @@ class Classifier(nn.Module):
         self.autocast_dtype: torch.dtype | None = None  # set_precision(model, "bf16") sets bfloat16
         self.passes = PassCount()
         self.facts = None  # the model's ModelFacts, set by create_model
+        self.weights_source = "the model"  # e.g. "model vgg19 with checkpoint PATH", set by create_model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with_gradient = torch.is_grad_enabled() and images.requires_grad

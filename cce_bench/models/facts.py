@@ -68,6 +68,9 @@ def create_model(name: str, checkpoint: str | None = None, device="cpu", downloa
     builder = MODELS.get(name)
     model = builder(checkpoint=checkpoint, download=download, random_init=random_init)
     model.facts = builder.facts
+    # what the model's weights are, for messages about them
+    model.weights_source = f"model {name}" + (f" with checkpoint {checkpoint}" if checkpoint else
+                                               " with random weights" if random_init else " with its own weights")
     if precision is not None:
         set_precision(model, precision)
     return model.to(device)

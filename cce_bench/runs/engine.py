@@ -70,6 +70,7 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
     resuming = run.check_config(cfg)
     distributed.barrier(shard)
     if shard.is_main:
+        run.say_holder()
         if not resuming:
             for part in (run.path / "parts").glob("rank*.jsonl"):
                 part.unlink()  # batches of an unknown config cannot be trusted
@@ -232,12 +233,12 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) ->
     """Runs a scoring command: `prepare(session)` builds its Job from the resolved config."""
     session = begin(cfg)
     job = prepare(session)
-    plan = planned(job, session)
     if PLAN_ONLY["enabled"]:
-        if plan is None:
+        if planned(job, session) is None:
             print(f"plan: {len(job.dataset)} {job.unit}s; {command} has no pass count to plan with", file=sys.stderr)
         return None
     run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table())
+    plan = planned(job, session)  # after the folder is accepted: a refused run says only why
     score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
     run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit, plan=plan,
                 model=job.model)

@@ -22,21 +22,8 @@ import torch
 from omegaconf import OmegaConf
 
 from ..errors import UserError
+from ..safe_files import RUN_SUBFOLDERS, append_no_follow, check_not_link, open_no_follow, write_atomic
 from .timing import cpu_name
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """The whole file or nothing: written beside, then renamed; the partial copy is removed on failure."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _version(package: str) -> str | None:
@@ -129,9 +116,10 @@ def remove_unfinished_start(path: Path, keep: Path) -> None:
     import fcntl
     import shutil
 
-    if not path.is_dir() or holds_results(path):
+    if not path.is_dir() or holds_results(path) or (path / ".lock").is_symlink():
         return
-    lock = open(path / ".lock", "a+", encoding="utf-8")  # held while removing, so no writer starts meanwhile
+    # held while removing, so no writer starts meanwhile
+    lock = os.fdopen(open_no_follow(path / ".lock", os.O_RDWR | os.O_CREAT), "a+", encoding="utf-8")
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,12 +138,15 @@ def remove_unfinished_start(path: Path, keep: Path) -> None:
 def mark_output_folder(path: Path) -> None:
     """Marks a folder as cce-bench's, so that `out=` may reuse it (and refuses folders without the mark)."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / ".cce-bench").write_text("a cce-bench output folder\n")
+    if not (path / ".cce-bench").is_file() or (path / ".cce-bench").is_symlink():
+        write_atomic(path / ".cce-bench", "a cce-bench output folder\n")
 
 
 class RunFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        for folder in RUN_SUBFOLDERS:
+            check_not_link(self.path / folder)
         try:
             (self.path / "parts").mkdir(parents=True, exist_ok=True)
             mark_output_folder(self.path)
@@ -169,7 +160,7 @@ class RunFolder:
         The lock is the kernel's (flock), so it ends with its process: a killed run leaves no stale lock."""
         import fcntl
 
-        handle = open(self.path / ".lock", "a+", encoding="utf-8")
+        handle = os.fdopen(open_no_follow(self.path / ".lock", os.O_RDWR | os.O_CREAT), "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -181,16 +172,20 @@ class RunFolder:
         except OSError:  # a file system without flock (some network mounts): run unguarded
             print(f"warning: cannot lock {self.path} on this file system; do not run two processes on it",
                   file=sys.stderr)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
-        handle.flush()
         self._lock = handle
+
+    def say_holder(self) -> None:
+        """Writes who holds the lock into it, once the run is accepted (a refused run writes nothing)."""
+        if self._lock is not None:
+            self._lock.seek(0)
+            self._lock.truncate()
+            self._lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
+            self._lock.flush()
 
     # -- whole files -------------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
         path = self.path / name
-        _write_atomic(path, text)
+        write_atomic(path, text)
         return path
 
     def write_json(self, name: str, obj) -> Path:
@@ -229,6 +224,7 @@ class RunFolder:
 
     def _part_lines(self):
         for part in sorted((self.path / "parts").glob("rank*.jsonl")):
+            check_not_link(part)  # records read through a link would be another file's
             with open(part, encoding="utf-8") as fh:
                 for line in fh:
                     try:
@@ -247,10 +243,7 @@ class RunFolder:
         """One finished batch; `summary` holds what is aggregated rather than kept per image (curve sums)."""
         entry = {"batch": batch, "records": records, "skipped": skipped, "summary": summary or {}}
         line = json.dumps(entry, default=float) + "\n"
-        with open(self.path / "parts" / f"rank{rank}.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_no_follow(self.path / "parts" / f"rank{rank}.jsonl", line)
 
     def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Every finished batch, in batch order: records.jsonl/.csv and skipped.csv are rewritten whole."""

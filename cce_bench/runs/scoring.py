@@ -3,10 +3,13 @@ protocol's scores of one batch of maps (insertion/deletion always, the pointing 
 boxes), the one record schema, and the randomised copies of a network for the sanity check."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ..errors import UserError
 from ..metrics.insertion_deletion import insertion_deletion
 from ..metrics.pointing_game import energy_pointing_game
 from ..metrics.sanity import Randomiser
@@ -17,7 +20,19 @@ def explained_classes(classifier, images: torch.Tensor, allowed: torch.Tensor | 
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """(class, its probability) per image: the top-1 class, or for a COCO pair (`allowed`, the ImageNet
     classes its category maps to) the best of those, as the pointing game of Score-CAM takes it."""
-    return classes_of(batched_logits(classifier, images, batch_size), allowed)
+    return classes_of(check_finite(batched_logits(classifier, images, batch_size), classifier), allowed)
+
+
+def check_finite(logits: torch.Tensor, network, ids=None) -> torch.Tensor:
+    """The logits, or one line naming the model and its weights when any is NaN or infinite: the argmax of
+    NaN is class 0 ("tench"), and every score after it would be garbage marked complete."""
+    finite = torch.isfinite(logits).all(1)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        which = f" for {ids[first]}" if ids is not None else ""
+        raise UserError(f"{getattr(network, 'weights_source', 'the model')} gives NaN or infinite outputs{which}: its "
+                        "weights are broken; pass a checkpoint that holds trained, finite weights (model.checkpoint=PATH)")
+    return logits
 
 
 def classes_of(logits: torch.Tensor, allowed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +59,7 @@ class ClassesPerNetwork:
 
     def logits(self, network) -> torch.Tensor:
         if id(network) not in self._logits:
-            self._logits[id(network)] = batched_logits(network, self.images, self.batch_size)
+            self._logits[id(network)] = check_finite(batched_logits(network, self.images, self.batch_size), network)
         return self._logits[id(network)]
 
     def __call__(self, network, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,6 +85,7 @@ def batch_records(batch: dict, model, targets: torch.Tensor, method: str, per_im
         record.update(shared)
         record.update({key: values[i] for key, values in (per_image or {}).items()})
         records.append(record)
+    warn_flagged(records)
     return records
 
 
@@ -87,15 +103,40 @@ class Randomisers:
 
 def protocol_scores(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, cfg: DictConfig,
                     masks: torch.Tensor | None = None) -> tuple[dict[str, list[float]], dict]:
-    """Per image `ins_auc`, `del_auc` (and `proportion` with box masks); and the batch's curve sums."""
+    """Per image `ins_auc`, `del_auc` (and `proportion` with box masks) and `map_flag` (a map that is all
+    zero or not finite, scored as zeros: its scores are those of no explanation); and the batch's curve sums."""
+    flags = map_flags(maps)
+    broken = torch.tensor([flag == "not finite" for flag in flags], device=maps.device).view(-1, *[1] * (maps.dim() - 1))
+    maps = torch.where(broken, torch.zeros_like(maps, dtype=torch.float), maps.float())
     scores = insertion_deletion(model, images, maps, targets, step=int(cfg.metric.step), batch_size=int(cfg.batch_size),
                                 blur_size=int(cfg.metric.blur_size), blur_sigma=float(cfg.metric.blur_sigma))
-    per_image = {"ins_auc": scores.insertion_auc.tolist(), "del_auc": scores.deletion_auc.tolist()}
+    per_image = {"ins_auc": scores.insertion_auc.tolist(), "del_auc": scores.deletion_auc.tolist(), "map_flag": flags}
     if masks is not None:
         per_image["proportion"] = energy_pointing_game(maps, masks.to(maps.device)).tolist()
     curves = {"n": len(images), "insertion": scores.insertion_curve.sum(0).tolist(),
               "deletion": scores.deletion_curve.sum(0).tolist()}
     return per_image, curves
+
+
+def map_flags(maps: torch.Tensor) -> list[str | None]:
+    """Per map: "not finite" (a NaN or infinite value), "all zero" (nothing marked), else None."""
+    flat = maps.detach().reshape(maps.shape[0], -1).float()
+    finite = torch.isfinite(flat).all(1).tolist()
+    marked = (torch.nan_to_num(flat, nan=0.0).abs().amax(1) > 0).tolist()
+    return [None if f and m else ("not finite" if not f else "all zero") for f, m in zip(finite, marked)]
+
+
+WARNED: set = set()
+
+
+def warn_flagged(records: list[dict]) -> None:
+    """One warning line per method whose maps are flagged (map_flag), the first time it happens in this process."""
+    for record in records:
+        flag, method = record.get("map_flag"), record.get("method")
+        if flag and (method, flag) not in WARNED:
+            WARNED.add((method, flag))
+            print(f"warning: {method}'s map of {record['image_id']} is {flag}: scored as no explanation (records.csv: "
+                  "map_flag); check the method's knobs", file=sys.stderr)
 
 
 def mean_curves(run) -> dict:

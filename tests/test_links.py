@@ -1,0 +1,72 @@
+"""No write through a link planted in a run folder: every file the suite writes there is opened without
+following links and a link is refused with one line; a refused run writes nothing."""
+import os
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from cce_bench.errors import UserError
+from cce_bench.figures import save_png
+from cce_bench.runs.run_folder import RunFolder
+from helpers import run_cli
+
+VICTIM_TEXT = "precious\n"
+
+
+@pytest.fixture
+def victim(tmp_path):
+    path = tmp_path / "victim"
+    path.write_text(VICTIM_TEXT)
+    return path
+
+
+def plant(link, victim):
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.exists() or link.is_symlink():
+        link.unlink()
+    os.symlink(victim, link)
+
+
+@pytest.mark.parametrize("name, write", [
+    (".lock", lambda run: run.lock()),
+    ("table.csv", lambda run: run.write_csv("table.csv", pd.DataFrame({"a": [1]}))),
+    ("run.json", lambda run: run.write_json("run.json", {"status": "complete"})),
+    (f".table.md.{os.getpid()}.tmp", lambda run: run.write_text("table.md", "x")),
+    ("parts/rank0.jsonl", lambda run: run.append_batch(0, 0, [{"a": 1}], [])),
+    ("curves.png", lambda run: save_png(plt.figure(), run.path / "curves.png")),
+])
+def test_every_writer_refuses_a_link_in_the_run_folder(tmp_path, victim, name, write):
+    run = RunFolder(tmp_path / "run")
+    plant(run.path / name, victim)
+    with pytest.raises(UserError, match="is a symbolic link: cce-bench never writes through links"):
+        write(run)
+    assert victim.read_text() == VICTIM_TEXT and (run.path / name).is_symlink()
+
+
+def test_a_linked_subfolder_and_records_read_through_a_link_are_refused(tmp_path, victim):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "run").mkdir()
+    os.symlink(elsewhere, tmp_path / "run" / "parts")
+    with pytest.raises(UserError, match="parts is a symbolic link"):
+        RunFolder(tmp_path / "run")
+    run = RunFolder(tmp_path / "other")
+    plant(run.path / "parts" / "rank1.jsonl", victim)
+    with pytest.raises(UserError, match="rank1.jsonl is a symbolic link"):
+        run.finished_batches()
+
+
+def test_a_refused_rerun_writes_nothing_through_a_planted_lock(tmp_path, victim):
+    out = tmp_path / "run"
+    first = run_cli("sweep", "experiment=smoke", "param.values=[0.7]", f"out={out}")
+    assert first.returncode == 0, first.stderr
+    plant(out / ".lock", victim)
+    refused = run_cli("sweep", "experiment=smoke", "param.values=[0.7]", "seed=7", f"out={out}")
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert ".lock is a symbolic link" in refused.stderr and victim.read_text() == VICTIM_TEXT
+    os.unlink(out / ".lock")
+    plant(out / "table.md", victim)  # the same config resumes and rewrites its tables: refused at the link
+    resumed = run_cli("sweep", "experiment=smoke", "param.values=[0.7]", f"out={out}")
+    assert resumed.returncode == 2 and "table.md is a symbolic link" in resumed.stderr
+    assert victim.read_text() == VICTIM_TEXT
