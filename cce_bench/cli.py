@@ -156,24 +156,42 @@ def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
     when the run fails is removed, with the empty folders made above it."""
     def run(cfg) -> None:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
         from .runs.cost import PLAN_ONLY
         from .runs.run_folder import hold_hydra_record, remove_unfinished_start
 
-        output = Path(HydraConfig.get().runtime.output_dir)
-        made_here = kept is not None and output != kept and not any(output.iterdir())
+        hydra_cfg = HydraConfig.get()
+        output = Path(hydra_cfg.runtime.output_dir)
+        # jobs of the local launcher, in this process (SLURM's run elsewhere: submitit reports their failures)
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN and "BasicLauncher" in str(hydra_cfg.launcher.get("_target_", ""))
+        keep = output.parent if multirun else kept  # a multirun's job folder is made by Hydra, in the sweep's
+        made_here = keep is not None and output != keep and not any(output.iterdir())
         hold_hydra_record(cfg)
         try:
-            with one_line_errors(debug):
+            if multirun:
                 task(cfg)
-        except BaseException:
+            else:
+                with one_line_errors(debug):
+                    task(cfg)
+        except BaseException as exc:
             if made_here:
-                remove_unfinished_start(output, kept)
-            raise
+                remove_unfinished_start(output, keep)
+            if not multirun or debug or isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            # one line per failed job, and the multirun goes on with the next (exit code 2 at the end)
+            message, _ = describe_error(exc)
+            print(f"cce-bench: error: job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {message}",
+                  file=sys.stderr)
+            FAILED_JOBS.append(hydra_cfg.job.num)
+            return
         if made_here and PLAN_ONLY["enabled"]:  # a plan writes nothing
-            remove_unfinished_start(output, kept)
+            remove_unfinished_start(output, keep)
 
     return run
+
+
+FAILED_JOBS: list[int] = []  # the multirun's jobs that failed, each said in one line
 
 
 def check_launcher(overrides: list[str]) -> None:
@@ -194,9 +212,10 @@ def plain_overrides(overrides: list[str]) -> list[str] | None:
     return [o for i, o in enumerate(overrides) if not o.startswith("-") and not (i > 0 and overrides[i - 1] in FLAGS_WITH_VALUE)]
 
 
-def compose_checked(command: str, overrides: list[str]):
+def compose_checked(command: str, overrides: list[str], printing: bool = False):
     """The command's config composed as Hydra will compose it, with one line for a bad override (a key
-    that does not exist gets the nearest keys) and every knob checked against the schema."""
+    that does not exist gets the nearest keys) and every knob checked against the schema; every mandatory
+    value set, unless the config is only `printing` (`--cfg job`, which shows the unset ones as ???)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
@@ -223,7 +242,8 @@ def compose_checked(command: str, overrides: list[str]):
         hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
         raise UserError(f"bad override: {first}{hint}") from None
     validate(cfg)
-    require(unset_keys(cfg))
+    if not printing:
+        require(unset_keys(cfg))
     for message in warnings_for(cfg):
         print(f"cce-bench: warning: {message}", file=sys.stderr)
     return cfg
@@ -371,9 +391,11 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
 
     register_method_knobs()
     plain = plain_overrides(overrides)
+    printing = any(o in ("--cfg", "-c", "--info", "-i") for o in overrides)
     if plain is not None and not any(o in ("--help", "-h", "--hydra-help") for o in overrides):
-        compose_checked(command, plain)
-        check_output_folder(plain)
+        compose_checked(command, plain, printing)
+        if not printing:
+            check_output_folder(plain)
     # out=DIR is where the run's files go: Hydra's own copy of the config goes there too.
     if any(o.startswith("out=") for o in overrides) and not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append("hydra.run.dir=" + next(o for o in overrides if o.startswith("out="))[len("out="):])
@@ -385,8 +407,11 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     config_name = command.replace("-", "_")
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
         _guarded(lambda cfg: entry.load().run(cfg), debug, kept))
+    FAILED_JOBS.clear()
     try:
         app()
+        if FAILED_JOBS:
+            raise SystemExit(2)  # each failed job has said why in its line
     except ValueError as exc:  # Hydra's own usage errors (e.g. -m together with --cfg)
         if debug:
             raise  # --debug: every error with its traceback, a ValueError from inside the run too

@@ -65,6 +65,11 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
                 "(or smaller images: data.resize=, data.crop=)"), 2
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left writing {exc.filename or 'the output'}: free some space or pass out=DIR on another disk", 2
+    if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.EILSEQ):
+        name = str(exc.filename or "a path")
+        shown = name if len(name) <= 80 else f"{name[:60]}...({len(name)} characters)"
+        return (f"the file system refuses the name {shown} ({exc.strerror}): pass a shorter out=DIR (or rename the "
+                "input) in plain characters"), 2
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied on {exc.filename or 'a file'}: pass out=DIR (or data.root=) to a place you can use", 2
     if isinstance(exc, RuntimeError) and "operator torchvision::" in str(exc):  # a torch/torchvision mismatch

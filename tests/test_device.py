@@ -64,3 +64,8 @@ def test_no_gpu_and_not_a_device(monkeypatch):
     for bad in ("gpu", "cuda:x", "", "meta"):
         with pytest.raises(UserError, match="is not a device"):
             resolve_device(bad)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no usable MPS"):
+        resolve_device("mps")
+    with pytest.raises(UserError, match="the CPU has no index"):
+        resolve_device("cpu:3")

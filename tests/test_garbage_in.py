@@ -22,7 +22,7 @@ def test_a_checkpoint_of_nan_weights_stops_the_run_in_one_line(tmp_path, lite0):
     assert result.returncode == 2, result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert f"model efficientnet_lite0 with checkpoint {checkpoint} gives NaN or infinite outputs for chelsea" in error
-    assert not (out / "run.json").exists() and not (out / "table.csv").exists()
+    assert not out.exists()  # it failed after taking its folder's lock: the folder it made is removed
 
 
 def test_blank_and_broken_maps_are_flagged_scored_as_nothing_and_warned_once(lite0, photos, capsys):
@@ -108,3 +108,29 @@ def test_leaderboard_set_answers_bad_arguments_in_one_line(tmp_path):
         result = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode != 0 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not (tmp_path / "set").exists()
+
+
+def test_cfg_job_prints_a_config_whose_mandatory_values_are_unset(warm_cli):
+    result = warm_cli.run("sweep", "data=imagenet", "--cfg", "job")
+    assert result.returncode == 0 and "not set" not in result.stderr, result.stderr  # Hydra prints `root: ???`
+    run = warm_cli.run("sweep", "data=imagenet", "out=/nonexistent/never")
+    assert run.returncode == 2 and "data.root is not set" in run.stderr  # a run still needs it
+
+
+def test_a_failed_job_of_a_multirun_is_one_line_and_the_others_run(tmp_path):
+    result = run_cli("sweep", "-m", "method=appb,cce", "method_knobs.appb.layers=[nope]", "experiment=smoke",
+                     "param.values=[0.7]", f"hydra.sweep.dir={tmp_path / 'multi'}")
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("cce-bench: error:")]
+    assert len(errors) == 1 and errors[0].startswith("cce-bench: error: job 0 (method=appb,") and "no layer 'nope'" in errors[0]
+    assert "Traceback" not in result.stderr
+    folders = [p.name for p in (tmp_path / "multi").iterdir() if p.is_dir()]
+    assert len(folders) == 1 and folders[0].startswith("1_method=cce")  # the failed job's folder is removed
+    assert (tmp_path / "multi" / folders[0] / "table.csv").is_file()
+
+
+def test_a_name_the_file_system_refuses_is_one_line(tmp_path, warm_cli):
+    too_long = tmp_path / ("a" * 300)
+    result = warm_cli.run("sweep", "experiment=smoke", f"out={too_long}")
+    assert result.returncode == 2 and "the file system refuses the name" in result.stderr, result.stderr
+    assert "bug" not in result.stderr and not any(tmp_path.iterdir())

@@ -247,3 +247,25 @@ def test_an_image_entry_with_a_size_that_is_not_pixels_skips_its_pairs(tmp_path,
                            preprocessing(*lite0.channel_stats()))
     reasons = [s["reason"] for s in pairs.skipped if s["id"].startswith(f"{first['id']}:")]
     assert reasons and all(f"image {first['id']} has width" in r and "whole numbers of pixels > 0" in r for r in reasons)
+
+
+COCO_FIELDS = [("images", f) for f in ("id", "file_name")] + [("categories", f) for f in ("id", "name")] + \
+    [("annotations", f) for f in ("image_id", "category_id", "iscrowd", "id", "bbox")]
+
+
+@pytest.mark.parametrize("part, field", COCO_FIELDS)
+def test_a_coco_field_of_any_wrong_type_is_one_line_or_a_skipped_pair(tmp_path, part, field):
+    from cce_bench.data import preprocessing
+    from cce_bench.errors import UserError
+
+    for value in ("x", [1], None, 1.5, {"a": 1}, True):
+        shipped = json.loads((ROOT / "cce_bench" / "assets" / "photos_coco.json").read_text())
+        shipped[part][0][field] = value
+        folder = tmp_path / f"{field}{len(str(value))}{type(value).__name__}"
+        folder.mkdir()
+        root = coco_folder(folder, shipped)
+        try:
+            pointing_pairs("coco", str(root / "annotations" / "instances_val2017.json"), str(root / "val2017"),
+                           preprocessing((0.5,) * 3, (0.5,) * 3))
+        except UserError as exc:
+            assert "\n" not in str(exc) and "instances_val2017.json" in str(exc), exc

@@ -109,8 +109,9 @@ def test_the_suites_own_library_methods_are_reproduced_by_name(lite0, photos):
 def test_knobs_are_the_librarys_arguments_and_a_bad_one_is_one_line(model, images, targets):
     with pytest.raises(UserError, match=r"method captum_Occlusion has no knob stride; its knobs: .*strides"):
         create_explainer("captum_Occlusion", model, stride=[3, 8, 8])
-    with pytest.raises(UserError, match="NoiseTunnel wraps captum's input gradient methods"):
-        create_explainer("captum_NoiseTunnel", model, method="LayerGradCam")
+    for needs_a_layer in ("LayerGradCam", "GuidedGradCam", "InternalInfluence"):
+        with pytest.raises(UserError, match="NoiseTunnel wraps captum's input gradient methods"):
+            create_explainer("captum_NoiseTunnel", model, method=needs_a_layer)
     occlusion = create_explainer("captum_Occlusion", model, sliding_window_shapes=[3, 15])
     with pytest.raises(UserError, match=r"^captum Occlusion failed on this model with these knobs \(.*sliding_window_shapes=\[3, 15\]"):
         occlusion.attribute(images, targets)

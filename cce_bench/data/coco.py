@@ -120,6 +120,9 @@ def coco_structure_problem(dataset) -> str | None:
             missing = [k for k in needed if not isinstance(entry, dict) or k not in entry]
             if missing:
                 return f"an entry of {key!r} has no {missing[0]!r}"
+    for entry in dataset["categories"]:
+        if not isinstance(entry["name"], str):
+            return f"category {entry['id']!r} has the name {entry['name']!r}, not a text"
     return None
 
 
@@ -151,10 +154,10 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
         cat_id = by_name[name]
         for image_id in _sorted_ids(coco.getImgIds(catIds=[cat_id])):
             pair_id = f"{image_id}:{name}"
-            if image_id not in coco.imgs:
+            if isinstance(image_id, bool) or image_id not in coco.imgs:  # True == 1 would find image 1
                 skipped.append({"id": pair_id, "reason": f"an annotation points at image id {image_id}, which the file does not list"})
                 continue
-            info = coco.loadImgs(image_id)[0]
+            info = coco.imgs[image_id]
             size = image_size(info)
             if isinstance(size, str):
                 skipped.append({"id": pair_id, "reason": size})

@@ -110,6 +110,11 @@ def holds_results(path: Path) -> bool:
     return False
 
 
+# The run folders this process has locked (real path -> the open lock file), so that a run that fails after
+# taking its lock can still remove the folder it made.
+HELD_LOCKS: dict[str, object] = {}
+
+
 def remove_unfinished_start(path: Path, keep: Path) -> None:
     """Removes a run folder this process made that holds no result, and the empty folders above it up to
     `keep` (the nearest one that existed before): a run refused at its start leaves nothing behind."""
@@ -118,13 +123,17 @@ def remove_unfinished_start(path: Path, keep: Path) -> None:
 
     if not path.is_dir() or holds_results(path) or (path / ".lock").is_symlink():
         return
-    # held while removing, so no writer starts meanwhile
-    lock = os.fdopen(open_no_follow(path / ".lock", os.O_RDWR | os.O_CREAT), "a+", encoding="utf-8")
-    with lock:
+    # held while removing, so no writer starts meanwhile: this process's own lock if it took one (a second
+    # flock of the same file in one process would be refused), else taken here
+    lock = HELD_LOCKS.pop(os.path.realpath(path), None)
+    if lock is None:
+        lock = os.fdopen(open_no_follow(path / ".lock", os.O_RDWR | os.O_CREAT), "a+", encoding="utf-8")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            lock.close()
             return  # another process is writing this run (this one was refused for that)
+    with lock:
         shutil.rmtree(path, ignore_errors=True)
     for parent in path.parents:
         if parent == keep or not str(parent).startswith(str(keep)):
@@ -173,6 +182,7 @@ class RunFolder:
             print(f"warning: cannot lock {self.path} on this file system; do not run two processes on it",
                   file=sys.stderr)
         self._lock = handle
+        HELD_LOCKS[os.path.realpath(self.path)] = handle
 
     def say_holder(self) -> None:
         """Writes who holds the lock into it, once the run is accepted (a refused run writes nothing)."""

@@ -42,6 +42,11 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         device = None
     if device is None or device.type not in ("cpu", "cuda", "mps"):
         raise UserError(f"device={name!r} is not a device: pass device=cpu, device=cuda, device=cuda:1 or device=auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device={name} but this torch has no usable MPS (Apple GPU) backend here: pass device=cpu "
+                        "or device=auto")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise UserError(f"device={name}: the CPU has no index: pass device=cpu")
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():
