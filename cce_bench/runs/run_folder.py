@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import sys
+import weakref
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -111,8 +112,8 @@ def holds_results(path: Path) -> bool:
 
 
 # The run folders this process has locked (real path -> the open lock file), so that a run that fails after
-# taking its lock can still remove the folder it made.
-HELD_LOCKS: dict[str, object] = {}
+# taking its lock can still remove the folder it made. Weak: a lock ends with its RunFolder, as before.
+HELD_LOCKS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def remove_unfinished_start(path: Path, keep: Path) -> None:
