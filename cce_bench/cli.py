@@ -163,8 +163,7 @@ def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
 
         hydra_cfg = HydraConfig.get()
         output = Path(hydra_cfg.runtime.output_dir)
-        # jobs of the local launcher, in this process (SLURM's run elsewhere: submitit reports their failures)
-        multirun = hydra_cfg.mode == RunMode.MULTIRUN and "BasicLauncher" in str(hydra_cfg.launcher.get("_target_", ""))
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN  # with any launcher: here, in other processes, on SLURM
         keep = output.parent if multirun else kept  # a multirun's job folder is made by Hydra, in the sweep's
         made_here = keep is not None and output != keep and not any(output.iterdir())
         hold_hydra_record(cfg)
@@ -180,18 +179,17 @@ def _guarded(task: Callable, debug: bool, kept: Path | None) -> Callable:
             if not multirun or debug or isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             # one line per failed job, and the multirun goes on with the next (exit code 2 at the end)
+            from .runs.job_failures import record_failure
+
             message, _ = describe_error(exc)
-            print(f"cce-bench: error: job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {message}",
-                  file=sys.stderr)
-            FAILED_JOBS.append(hydra_cfg.job.num)
+            line = f"cce-bench: error: job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {message}"
+            print(line, file=sys.stderr)
+            record_failure(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, line)
             return
         if made_here and PLAN_ONLY["enabled"]:  # a plan writes nothing
             remove_unfinished_start(output, keep)
 
     return run
-
-
-FAILED_JOBS: list[int] = []  # the multirun's jobs that failed, each said in one line
 
 
 def check_launcher(overrides: list[str]) -> None:
@@ -407,6 +405,8 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     config_name = command.replace("-", "_")
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(
         _guarded(lambda cfg: entry.load().run(cfg), debug, kept))
+    from .runs.job_failures import FAILED_JOBS
+
     FAILED_JOBS.clear()
     try:
         app()

@@ -30,6 +30,8 @@ def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, mes
     (["param=delta"], "unknown param 'delta'; known:"),
     (["data=imagenet"], "data.root is not set: pass data.root="),
     (["data=imagenet", "data.root=/nonexistent/imagenet"], "data root '/nonexistent/imagenet' does not exist"),
+    (["data=imagenet", "data.root=/proc/version"], "data root '/proc/version' is a file, not a folder"),
+    (["data=coco", "data.root=/proc/version"], "data root '/proc/version' is a file, not a folder"),
     (["model=vgg19"], "no weights for vgg19"),
     (["metric.step=0"], "metric.step=0 is not valid: it must be a whole number >= 1"),
     (["device=cuda:0"], "torch sees no CUDA GPU"),

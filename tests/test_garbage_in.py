@@ -134,3 +134,16 @@ def test_a_name_the_file_system_refuses_is_one_line(tmp_path, warm_cli):
     result = warm_cli.run("sweep", "experiment=smoke", f"out={too_long}")
     assert result.returncode == 2 and "the file system refuses the name" in result.stderr, result.stderr
     assert "bug" not in result.stderr and not any(tmp_path.iterdir())
+
+
+def test_failed_jobs_run_by_submitit_are_one_line_each_from_the_launching_process(tmp_path):
+    # submitit's local executor runs each job in its own process, as SLURM would on a node
+    result = run_cli("sweep", "-m", "method_knobs.appb.layers=[nope],[nada]", "method=appb", "experiment=smoke",
+                     "param.values=[0.7]", "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path / 'multi'}")
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("cce-bench: error:")]
+    assert [e.split(":")[2].strip()[:5] for e in errors] == ["job 0", "job 1"], result.stderr
+    assert "no layer 'nope'" in errors[0] and "no layer 'nada'" in errors[1]
+    assert "Traceback" not in result.stderr
+    left = sorted(p.name for p in (tmp_path / "multi").iterdir())
+    assert left == [".submitit", "multirun.yaml"]  # the failed jobs' folders are gone, and the lines' carrier

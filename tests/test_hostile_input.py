@@ -258,9 +258,10 @@ def test_a_coco_field_of_any_wrong_type_is_one_line_or_a_skipped_pair(tmp_path, 
     from cce_bench.data import preprocessing
     from cce_bench.errors import UserError
 
-    for value in ("x", [1], None, 1.5, {"a": 1}, True):
+    for value in ("x", [1], None, 1.5, 5, {"a": 1}, True):
         shipped = json.loads((ROOT / "cce_bench" / "assets" / "photos_coco.json").read_text())
-        shipped[part][0][field] = value
+        for entry in shipped[part]:  # every entry: the first alone may take part in no evaluable pair
+            entry[field] = value
         folder = tmp_path / f"{field}{len(str(value))}{type(value).__name__}"
         folder.mkdir()
         root = coco_folder(folder, shipped)

@@ -139,7 +139,7 @@ def _is_box(value) -> bool:
 
 
 def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0.5,
-               skipped: list | None = None) -> list[PointingSample]:
+               skipped: list | None = None, source: str = "the COCO annotation file") -> list[PointingSample]:
     """Every (image, mapped category) pair with at least one non-crowd box. A pair is left out (and
     noted in `skipped`) when one of its boxes covers more than `max_box_fraction` of the image (the
     Score-CAM filter) or when no box has positive area inside the image."""
@@ -147,7 +147,7 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
     by_name = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
     mapped = {name: classes for name, classes in mapping.items() if name in by_name}
     if not mapped:
-        raise UserError("the COCO annotation file has none of the mapped categories "
+        raise UserError(f"{source} has none of the mapped categories "
                         f"({', '.join(sorted(mapping)[:6])}, ...): pass COCO's instances file")
     pairs = []
     for name, classes in sorted(mapped.items()):
@@ -163,6 +163,9 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
                 skipped.append({"id": pair_id, "reason": size})
                 continue
             width, height = size
+            if not isinstance(info["file_name"], str) or not info["file_name"]:
+                skipped.append({"id": pair_id, "reason": f"its file_name {info['file_name']!r} is not a file name"})
+                continue
             anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
             bad = [a.get("id") for a in anns if not _is_box(a.get("bbox"))]
             if bad:
@@ -246,7 +249,8 @@ def coco_folder(name: str, transform, seed: int = 0, root: str | None = None,
     if not root or str(root) == "???":
         raise UserError("data.root is not set: pass data.root=/path/to/coco (holding val2017/ and annotations/)")
     if not Path(root).expanduser().is_dir():
-        raise UserError(f"data root {str(root)!r} does not exist: pass data.root=/path/to/coco")
+        what = "is a file, not a folder" if Path(root).expanduser().exists() else "does not exist"
+        raise UserError(f"data root {str(root)!r} {what}: pass data.root=/path/to/coco")
     base = Path(root).expanduser()
     return pointing_pairs(name, str(base / annotations), str(base / images), transform, seed, **cfg)
 
@@ -258,14 +262,16 @@ def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed
     survive the center crop, then (with `n_images`) a seeded sample. `contrastive`: instead of the pairs,
     every (image, P, Q) of two of them (`contrast_pairs`), sampled likewise."""
     skipped: list = []
-    pairs = coco_pairs(load_coco(annotations), images_dir, coco_to_imagenet(), float(max_box_fraction), skipped)
+    pairs = coco_pairs(load_coco(annotations), images_dir, coco_to_imagenet(), float(max_box_fraction), skipped,
+                       source=f"COCO annotation file {annotations!r}")
     inside = [p for p in pairs if _mask_survives(p, transform)]
     kept = {p.id for p in inside}
     skipped += [{"id": p.id, "reason": "the boxes lie outside the center crop"} for p in pairs if p.id not in kept]
     pairs = inside
     if not pairs:
-        raise UserError(f"no (image, category) pair of {name} is left to evaluate "
-                        f"({len(skipped)} skipped): raise data.max_box_fraction or check the annotations")
+        first = f"; the first: {skipped[0]['id']}: {skipped[0]['reason']}" if skipped else ""
+        raise UserError(f"no (image, category) pair of {name} ({annotations}) is left to evaluate ({len(skipped)} skipped{first}): "
+                        "raise data.max_box_fraction or check the annotations")
     if contrastive:
         pairs = contrast_pairs(pairs)
         if not pairs:

@@ -31,7 +31,8 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
         raise UserError("data.root is not set: pass data.root=/path/to/imagenet (the folder holding val/)")
     base = Path(root).expanduser()
     if not base.is_dir():
-        raise UserError(f"data root {str(base)!r} does not exist: pass data.root=/path/to/imagenet")
+        raise UserError(f"data root {str(base)!r} {'is a file, not a folder' if base.exists() else 'does not exist'}: "
+                        "pass data.root=/path/to/imagenet")
     if (base / split).is_dir():
         base = base / split
     samples, skipped = [], []
