@@ -12,7 +12,7 @@ def explain(model, images: torch.Tensor, method: str = "cce", targets=None, **kn
     """Saliency maps [B, H, W] in [0, 1] for `images` (what `model` takes: normalised [B, 3, H, W]).
 
     `model` returns logits; `targets` are class indices (default: the top-1 class). Knobs are the
-    arguments of the method's constructor, listed with their defaults under Args in its docstring:
+    method's (cce_bench/method_knobs/NAME.py), listed with their defaults under Args in
     `help(cce_bench.EXPLAINERS.get("cce"))`.
     """
     return create_explainer(method, model, **knobs).attribute(images, targets)

@@ -50,21 +50,14 @@ GROUPS = ("model", "data", "param", "experiment", "metric", "sanity")
 
 
 def register_method_knobs() -> None:
-    """The config `method_knobs: all`: every method under method_knobs.NAME, its knobs' defaults read from
-    its constructor (cce_bench/knob_defaults.py, without importing it), with what
-    configs/method_knobs/NAME.yaml sets over them. A new method is found by existing (Hydra has no glob in a
-    defaults list)."""
+    """The config `method_knobs: all`: every method's knobs class (cce_bench/method_knobs) under
+    method_knobs.NAME, as Hydra structured configs. A new method is found by existing (Hydra has no glob
+    in a defaults list)."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
 
-    from .knob_defaults import method_defaults, method_modules
+    from .method_knobs import structured_node
 
-    node = {}
-    for name in method_modules():
-        path = config_dir() / "method_knobs" / f"{name}.yaml"
-        overrides = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
-        node[name] = {**method_defaults(name), **(overrides or {})}
-    ConfigStore.instance().store(group="method_knobs", name="all", node=node)
+    ConfigStore.instance().store(group="method_knobs", name="all", node=structured_node())
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -121,7 +114,7 @@ def library_knob_as_addition(text: str) -> str:
     """`method_knobs.captum_Occlusion.strides=[3,8,8]` -> `+method_knobs...`: a library method's knobs are not in
     the composed defaults (they are the library's arguments, checked against its signatures), so Hydra is
     told to add them."""
-    from .knob_defaults import is_library_method
+    from .method_knobs import is_library_method
 
     match = re.match(r"^method_knobs\.(\w+)\.\w+=", text)
     return "+" + text if match and is_library_method(match.group(1)) else text
@@ -237,6 +230,9 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False):
             except HydraException:
                 hint = ""
             raise UserError(f"unknown key {key!r}{hint}: `cce-bench {command} --cfg job` prints every key") from None
+        merging = re.match(r"Error merging override ([^=]+)=(.*)", first)
+        if merging:  # a value of the wrong type for a typed knob (the knobs are structured configs)
+            raise UserError(wrong_type(*merging.groups(), exc)) from None
         hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
         raise UserError(f"bad override: {first}{hint}") from None
     validate(cfg)
@@ -245,6 +241,28 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False):
     for message in warnings_for(cfg):
         print(f"cce-bench: warning: {message}", file=sys.stderr)
     return cfg
+
+
+def wrong_type(key: str, value: str, exc: Exception) -> str:
+    """One line for a value Hydra could not merge into a typed key: the key's rule where it has one, else
+    the type the config expects."""
+    import yaml
+
+    from .method_knobs import shown
+    from .schema import RULES, knob_rules
+
+    try:
+        value = shown(yaml.safe_load(value)) if not value.startswith(("[", "{")) else value
+    except yaml.YAMLError:
+        pass
+    parts = key.lstrip("+~").split(".")
+    rule = RULES.get(".".join(parts))
+    if rule is None and len(parts) == 3 and parts[0] == "method_knobs":
+        rule = knob_rules(parts[1]).get(parts[2])
+    if rule is not None:
+        return f"{key}={value} is not valid: it must be {rule.describe()}"
+    cause = exc.__cause__ or exc
+    return f"{key}={value} is not valid: {str(cause).splitlines()[0]}"
 
 
 RUN_MARKERS = ("fingerprint.json", ".cce-bench")  # what a cce-bench output folder holds

@@ -2,6 +2,8 @@
 `describe_error` turns any exception into one such line and an exit code (the CLI's one place)."""
 from __future__ import annotations
 
+from typing import Callable
+
 BUG_HINT = ("this is a bug in cce-bench, not in your input: rerun the same command with --debug for the "
             "traceback and report it with the command (README: Reporting a bug)")
 
@@ -49,6 +51,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# Lines for the errors other modules know how to name, added by those modules (install_check: a torch and
+# torchvision that do not fit), so that this module, which every other imports, imports none of them.
+DESCRIBERS: list[Callable[[BaseException], str | None]] = []
+
+
 def describe_error(exc: BaseException) -> tuple[str, int]:
     """(one line, exit code) for any exception: 2 for everything but an interrupt (130)."""
     import errno
@@ -72,12 +79,10 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
                 "input) in plain characters"), 2
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied on {exc.filename or 'a file'}: pass out=DIR (or data.root=) to a place you can use", 2
-    if isinstance(exc, RuntimeError) and "operator torchvision::" in str(exc):  # a torch/torchvision mismatch
-        from importlib import metadata
-
-        from .install_check import mismatch_message
-
-        return mismatch_message(metadata.version("torch"), metadata.version("torchvision"), _first_line(exc)), 2
+    for describe in DESCRIBERS:
+        line = describe(exc)
+        if line:
+            return line, 2
     if type(exc).__module__.split(".")[0] in ("hydra", "omegaconf"):
         return f"bad config: {_first_line(exc)}", 2
     return f"unexpected {type(exc).__name__}: {_first_line(exc)} -- {BUG_HINT}", 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
-from .errors import UserError
+from .errors import DESCRIBERS, UserError
 
 # torchvision 0.(N + 15) is built against torch 2.N (0.15 with 2.0, ..., 0.29 with 2.14).
 TORCHVISION_MINOR_OFFSET = 15
@@ -33,6 +33,17 @@ def mismatch_message(torch_version: str, torchvision_version: str, detail: str =
     return (f"torchvision {torchvision_version} does not fit torch {torch_version}{because}: install the pair "
             f"together, e.g. pip install \"torch=={torch_version.split('+')[0]}\" \"{pin}\" (add --index-url "
             "https://download.pytorch.org/whl/cpu on a CPU-only machine)")
+
+
+def describe_mismatch(exc: BaseException) -> str | None:
+    """The line for torchvision's missing compiled operators (`operator torchvision::nms does not exist`)."""
+    if isinstance(exc, RuntimeError) and "operator torchvision::" in str(exc):
+        text = str(exc).strip()
+        return mismatch_message(metadata.version("torch"), metadata.version("torchvision"), text.splitlines()[0])
+    return None
+
+
+DESCRIBERS.append(describe_mismatch)
 
 
 def check_torch_pair(torch_version: str | None = None, torchvision_version: str | None = None) -> None:

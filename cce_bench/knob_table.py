@@ -1,14 +1,14 @@
 """docs/knobs.md: every numeric, choice and list knob of every command with its valid range, written from
-the schema (cce_bench/schema.py) and the methods' declarations, so that the page cannot drift from the
-checks. `python -m cce_bench.knob_table > docs/knobs.md` writes it; a test compares the two."""
+the schema (cce_bench/schema.py) and the methods' knobs classes (cce_bench/method_knobs), so that the page
+cannot drift from the checks. `python -m cce_bench.knob_table > docs/knobs.md` writes it; a test compares
+the two."""
 from __future__ import annotations
 
-from .schema import RULES, knob_rules
+from .method_knobs import knobs_of, method_names, shown
+from .schema import RULES
 
 
 def knob_table() -> str:
-    from .explainers import EXPLAINERS
-
     lines = ["# Every knob's range", "",
              "Checked on the composed config before any work (and before Hydra makes the run folder); a value",
              "outside its range is one line naming the key, the value and the range. Written from the code by",
@@ -16,9 +16,16 @@ def knob_table() -> str:
              "## Shared keys and each command's own", "", "| key | valid values |", "| --- | --- |"]
     lines += [f"| `{key}` | {rule.describe()} |" for key, rule in sorted(RULES.items())]
     lines += ["", "A cross-key check: `data.resize` (each side) must be at least `data.crop`.", "",
-              "## Each method's knobs (`method_knobs.NAME.KNOB=`)", "", "| key | valid values |", "| --- | --- |"]
-    for name in sorted(EXPLAINERS.names()):
-        lines += [f"| `method_knobs.{name}.{knob}` | {rule.describe()} |" for knob, rule in knob_rules(name).items()]
+              "## Each method's knobs (`method_knobs.NAME.KNOB=`)", "",
+              "Declared in `cce_bench/method_knobs/NAME.py`.", "",
+              "| key | default | valid values | what it sets |", "| --- | --- | --- | --- |"]
+    for name in method_names():
+        knobs = knobs_of(name)
+        rules, defaults = knobs.rules(), knobs.defaults()
+        for knob, doc in knobs.docs().items():
+            valid = rules[knob].describe() if knob in rules else "any (not checked)"
+            what = doc.replace("|", "\\|")
+            lines.append(f"| `method_knobs.{name}.{knob}` | `{shown(defaults[knob])}` | {valid} | {what} |")
     lines += ["", "The methods of captum and pytorch-grad-cam (`captum_NAME`, `gradcam_NAME`: `cce-bench methods`) take",
               "the library's own arguments, checked by name against its signatures; the library checks their values."]
     return "\n".join(lines) + "\n"

@@ -1,23 +1,20 @@
 """The config's schema: the type and valid range of every knob, checked on the composed config before any
 work (and before Hydra makes the run folder), each failure one line with the range.
 
-Shared keys are listed in RULES; a method declares its knobs' rules itself (`knob_ranges` on its class,
-checked here before any work and again when the method is built from Python); a knob it does not declare
-takes its type from the constructor's annotation (int: whole numbers, float: numbers). A few values are
-legal but degenerate: WARNINGS prints a line for each and lets the run go on.
+Shared keys are listed in RULES; a method's knobs carry their rules in its knobs class
+(cce_bench/method_knobs/NAME.py), checked here before any work and again when the method is built from
+Python. A few values are legal but degenerate: WARNINGS prints a line for each and lets the run go on.
 """
 from __future__ import annotations
 
 import difflib
-import inspect
-import math
-import numbers
-from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .errors import UserError
 from .models.precision import PRECISIONS
+from .method_knobs import is_library_method, knobs_of, method_names, shown
+from .rules import Rule
 
 
 class OwnedChoices:
@@ -50,70 +47,6 @@ class OwnedChoices:
 
     def __hash__(self) -> int:
         return hash((self.module, self.name))
-
-
-def _number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    kind: str                  # "whole", "number", "bool", "text", "choice", "list", "size"
-    low: float | None = None
-    high: float | None = None
-    nullable: bool = False
-    choices: tuple = ()
-    low_open: bool = False     # low < value instead of low <= value
-    high_open: bool = False    # value < high instead of value <= high
-    odd: bool = False
-    all_or_list: bool = False  # a list, or the one word of `choices` (methods=all)
-
-    def describe(self) -> str:
-        if self.kind == "bool":
-            text = "true or false"
-        elif self.kind == "size":
-            text = f"a whole number in {_number(self.low or 1)}..{_number(self.high)}, or [height, width] of such numbers"
-        elif self.kind == "choice":
-            text = "one of " + ", ".join(map(str, self.choices))
-        elif self.kind == "text":
-            text = "a text"
-        elif self.kind == "list" and self.all_or_list:
-            text = f"a list [a,b,...] or {self.choices[0]}"
-        elif self.kind == "list":
-            text = "a list [a,b,...]" + (" of " + ", ".join(map(str, self.choices)) if self.choices else "")
-        else:
-            what = {"whole": "an odd whole number" if self.odd else "a whole number", "number": "a number"}[self.kind]
-            bounds = []
-            if self.low is not None:
-                bounds.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
-            if self.high is not None:
-                bounds.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
-            text = what + (" " + " and ".join(bounds) if bounds else "")
-        return text + (", or null" if self.nullable else "")
-
-    def accepts(self, value) -> bool:
-        if value is None:
-            return self.nullable
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "text":
-            return isinstance(value, str)
-        if self.kind == "choice":
-            return value in self.choices
-        if self.kind == "list" and self.all_or_list:
-            return value in self.choices or isinstance(value, (list, ListConfig))
-        if self.kind == "list":
-            return isinstance(value, (list, ListConfig)) and (not self.choices or all(v in self.choices for v in value))
-        if self.kind == "size":  # one side (the shorter one) or [height, width]
-            sides = list(value) if isinstance(value, (list, ListConfig)) else [value]
-            return len(sides) in (1, 2) and all(Rule("whole", self.low or 1, self.high).accepts(v) for v in sides)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            return False
-        if self.kind == "whole" and (not float(value).is_integer() or (self.odd and int(value) % 2 == 0)):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
 
 WHOLE_OR_NULL = Rule("whole", 1, nullable=True)
@@ -227,60 +160,27 @@ def _value(cfg, key: str):
     return node
 
 
-def rules_of(cls) -> dict[str, Rule]:
-    """A method's knob rules: what its class declares (`knob_ranges`), else the type of the constructor's
-    annotation (int -> whole numbers >= 1, float -> numbers, bool, str -> text)."""
-    kinds = {"int": "whole", "float": "number", "bool": "bool", "str": "text"}
-    declared = getattr(cls, "knob_ranges", {})
-    rules = {}
-    parameters = inspect.signature(cls.__init__).parameters
-    for knob in cls.knob_names():
-        parameter = parameters.get(knob)
-        if knob in declared:
-            rules[knob] = declared[knob]
-            continue
-        if parameter is None:  # a library's argument: the library checks it
-            continue
-        annotation = str(parameter.annotation).replace(" ", "")
-        kind = kinds.get(annotation.split("|")[0])
-        if kind is None:
-            continue
-        nullable = "None" in annotation.split("|") or parameter.default is None
-        rules[knob] = Rule(kind, 1 if kind == "whole" else None, nullable=nullable)
-    return rules
-
-
 def knob_rules(name: str) -> dict[str, Rule]:
+    """A method's knob rules: the suite's methods' from their knobs classes (cce_bench/method_knobs, no
+    torch), a library method's from its adapter (which loads the library)."""
+    if name in method_names():
+        return knobs_of(name).rules()
     from .explainers import EXPLAINERS
 
-    return rules_of(EXPLAINERS.get(name))
-
-
-def check_knobs(cls, values: dict) -> None:
-    """A method's knob values (a constructor's locals()) against its rules: one line for the first bad one."""
-    for knob, rule in rules_of(cls).items():
-        if knob in values and not rule.accepts(values[knob]):
-            raise UserError(f"{cls.label or cls.__name__} {knob}={_shown(values[knob])} is not valid: it must be "
-                            f"{rule.describe()} (method_knobs.{cls.name}.{knob})")
-
-
-def _shown(value) -> str:
-    return "null" if value is None else (f"'{value}'" if isinstance(value, str) else str(value))
+    return EXPLAINERS.get(name).knob_rules()
 
 
 def method_knob_rules(cfg) -> dict[str, Rule]:
     """Every method's knob rules as method_knobs.NAME.KNOB."""
-    from .explainers import EXPLAINERS
-
-    return {f"method_knobs.{name}.{knob}": rule for name in (cfg.get("method_knobs") or {}) if name in EXPLAINERS
-            for knob, rule in knob_rules(name).items()}
+    names = [str(n) for n in (cfg.get("method_knobs") or {}) if str(n) in method_names() or is_library_method(str(n))]
+    return {f"method_knobs.{name}.{knob}": rule for name in names for knob, rule in knob_rules(name).items()}
 
 
 def check_knob_value(name: str, knob: str, value, where: str) -> None:
     """One swept value of a method's knob (param.values=[...]) against the knob's rule."""
     rule = knob_rules(name).get(knob)
     if rule is not None and not rule.accepts(value):
-        raise UserError(f"{where}: {_shown(value)} is not valid for {knob}: it must be {rule.describe()}")
+        raise UserError(f"{where}: {shown(value)} is not valid for {knob}: it must be {rule.describe()}")
 
 
 def unset_keys(cfg, prefix: str = "") -> list[str]:
@@ -321,8 +221,6 @@ def _check_library_knob_names(cfg) -> None:
     """A library method's knobs (method_knobs.captum_X.KNOB, not in the composed defaults) against the
     library's signatures; a library method that does not exist, with the nearest name."""
     knobs = cfg.get("method_knobs") or {}
-    from .knob_defaults import is_library_method
-
     for name in knobs:
         if not is_library_method(str(name)):
             continue
@@ -347,7 +245,7 @@ def _check_rules(cfg, rules: dict[str, Rule]) -> None:
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         if not rule.accepts(value):
-            raise UserError(f"{key}={_shown(value)} is not valid: it must be {rule.describe()}")
+            raise UserError(f"{key}={shown(value)} is not valid: it must be {rule.describe()}")
 
 
 def _check_method_lists(cfg) -> None:

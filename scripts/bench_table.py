@@ -30,7 +30,7 @@ from PIL import Image
 
 from cce_bench.data.imagenet import _imagenet_wnids
 from cce_bench.explainers import EXPLAINERS, create_explainer
-from cce_bench.knob_defaults import method_defaults
+from cce_bench.method_knobs import knobs_of
 from cce_bench.models import create_model
 from cce_bench.runs.runtime import CPU_BATCH, GPU_BATCH, resolve_device, seed_everything
 from cce_bench.runs.timing import device_name, timed
@@ -126,7 +126,7 @@ def main() -> None:
     defaults = GPU_BATCH if device.type == "cuda" else CPU_BATCH
     batch = int(override(overrides, "batch_size", defaults["batch_size"]))
     method_batch = int(override(overrides, "method_knobs.cce.batch_size", EXPLAINERS.get("cce").default_batch_size(device.type)))
-    m = int(override(overrides, "method_knobs.cce.M", method_defaults("cce")["M"]))
+    m = int(override(overrides, "method_knobs.cce.M", knobs_of("cce")().M))
 
     seed_everything(0)
     model = create_model(args.model, device=device, random_init=True, precision=precision)

@@ -30,7 +30,8 @@ from cce_bench import create_model, insertion_deletion
 from cce_bench.data import load_rgb, preprocessing
 from cce_bench.explainers import CCE
 from cce_bench.explainers.base import postprocess
-from cce_bench.explainers.cce import READOFFS, normalise_max
+from cce_bench.explainers.cce import normalise_max
+from cce_bench.method_knobs.cce import READOFFS
 from cce_bench.metrics.class_sensitivity import class_deviation, other_classes
 from cce_bench.metrics.sanity import spearman
 from cce_bench.runs.runtime import resolve_device, seed_everything

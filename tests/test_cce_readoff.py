@@ -8,7 +8,7 @@ from torch import nn
 
 from cce_bench import UserError
 from cce_bench.explainers import CCE
-from cce_bench.explainers.cce import READOFFS
+from cce_bench.method_knobs.cce import READOFFS
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # pixels are the model's input
 

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,16 +18,18 @@ from helpers import ROOT, guide_text
 PACKAGE = ROOT / "cce_bench"
 
 
-def test_every_method_has_one_name_for_module_config_knobs_and_class():
-    config_dir = ROOT / "configs" / "method_knobs"
-    assert sorted(p.stem for p in config_dir.glob("*.yaml")) == EXPLAINERS.names()
+def test_every_method_has_one_name_for_module_knobs_and_class():
+    from cce_bench.method_knobs import knobs_of, method_names
+
+    assert method_names() == EXPLAINERS.names()  # the command line's list, read without importing the methods
+    knob_files = {p.stem for p in (PACKAGE / "method_knobs").glob("*.py")} - {"__init__"}
+    assert knob_files <= set(EXPLAINERS.names()), "a knobs file without its method"
     for name in EXPLAINERS.names():
         cls = EXPLAINERS.get(name)
         assert cls.name == name and (PACKAGE / "explainers" / f"{name}.py").is_file()
         assert cls.__name__.lower() == name.replace("_", "") and cls.__module__ == f"cce_bench.explainers.{name}"
         assert cls.label and cls.label != name  # the paper's abbreviation, for display
-        knobs = OmegaConf.to_container(OmegaConf.load(config_dir / f"{name}.yaml"))
-        assert set(knobs) <= set(cls.knob_names()), f"{name}.yaml sets what is not a knob"
+        assert cls.knobs_class is knobs_of(name)
 
 
 def test_all_methods_come_from_the_registry_in_the_papers_column_order():
@@ -39,27 +42,78 @@ def test_all_methods_come_from_the_registry_in_the_papers_column_order():
     assert [EXPLAINERS.get(n).label for n in paper["name"]] == list(paper["method"])  # the labels are the paper's
 
 
-def test_each_knob_default_is_written_once_in_the_constructor_and_documented_there():
+def test_each_knob_is_declared_once_and_every_reader_reads_that_declaration():
     import inspect
 
     from cce_bench.cli import register_method_knobs
-    from cce_bench.knob_defaults import method_defaults, method_modules
+    from cce_bench.knob_table import knob_table
     from hydra.core.config_store import ConfigStore
 
-    assert method_modules() == EXPLAINERS.names()
     register_method_knobs()
     composed = ConfigStore.instance().load("method_knobs/all.yaml").node
+    page = knob_table()
     for name in EXPLAINERS.names():
         cls = EXPLAINERS.get(name)
-        signature = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k not in ("self", "model")}
-        assert method_defaults(name) == {k: list(v) if isinstance(v, tuple) else v for k, v in signature.items()}
-        assert OmegaConf.to_container(composed[name]) == method_defaults(name)  # what the command line runs with
-        shipped = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "method_knobs" / f"{name}.yaml"))
-        assert shipped == {}, f"configs/method_knobs/{name}.yaml sets {shipped}: defaults belong in the constructor"
-        assert signature["batch_size"] is None  # the device's default, from the class's batch_sizes
-        args = (cls.__doc__ or "").split("Args:")[-1]
-        undocumented = [k for k in signature if not re.search(rf"^\s+{k}[:,]|^\s+\w+, {k}:", args, re.M)]
-        assert "Args:" in (cls.__doc__ or "") and not undocumented, f"{name}: document {undocumented} under Args"
+        knobs = cls.knobs_class
+        assert OmegaConf.to_container(composed[name]) == knobs.defaults()  # what the command line runs with
+        parameters = list(inspect.signature(cls).parameters.values())
+        assert [p.name for p in parameters] == ["model", *knobs.names()]  # help() and IDEs
+        assert {p.name: p.default for p in parameters[1:]} == knobs.defaults()
+        assert knobs.names()[-1] in ("batch_size", "std") and knobs.defaults()["batch_size"] is None
+        assert set(knobs.names()) - set(knobs.rules()) <= {"mean", "std"}, f"{name}: give every knob a Rule"
+        for knob, doc in knobs.docs().items():
+            assert doc and f"    {knob}: {doc}" in cls.__doc__, f"{name}.{knob}: a line of doc, shown under Args"
+            assert f"`method_knobs.{name}.{knob}`" in page or knob not in knobs.rules()
+        built = cls.__new__(cls)
+        Explainer_init = inspect.getmro(cls)[-2].__init__  # the base class's: every knob becomes an attribute
+        Explainer_init(built, torch_free_model(), **{k: v for k, v in knobs.defaults().items() if k == "batch_size"})
+        assert all(hasattr(built, k) for k in knobs.names())
+
+
+def torch_free_model():
+    import torch
+
+    return torch.nn.Identity()
+
+
+def test_the_package_imports_no_module_in_a_circle():
+    """Each module's imports of the package's own modules, at the top or inside a function (one that runs
+    later still ties the two modules together): a graph without cycles."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        here = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text())
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".") if path.name == "__init__.py" else here.split(".")[:-1]
+                    parts = parts[:len(parts) - node.level + 1]
+                    base = ".".join([*parts, *([base] if base else [])])
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    targets.add(full if (ROOT / Path(*full.split("."))).with_suffix(".py").exists()
+                                or (ROOT / Path(*full.split(".")) / "__init__.py").exists() else base)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        graph[here] = {t for t in targets if t.startswith("cce_bench") and t != here}
+
+    edges = {m: {t for t in ts if t in graph} for m, ts in graph.items()}
+    state = {}
+
+    def visit(module, trail):
+        state[module] = "open"
+        for target in edges[module]:
+            if state.get(target) == "open":
+                pytest.fail("import circle: " + " -> ".join([*trail[trail.index(target):], target]))
+            if target not in state:
+                visit(target, [*trail, target])
+        state[module] = "done"
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
 
 
 def imports_of(path):
@@ -116,8 +170,8 @@ def copy_with_readme_files(root, *paths):
 
 @pytest.fixture(scope="module")
 def copy_with_a_new_method(tmp_path_factory):
-    return copy_with_readme_files(tmp_path_factory.mktemp("copy"), "cce_bench/explainers/center_prior.py",
-                                  "configs/method_knobs/center_prior.yaml")
+    return copy_with_readme_files(tmp_path_factory.mktemp("copy"), "cce_bench/method_knobs/center_prior.py",
+                                  "cce_bench/explainers/center_prior.py")
 
 
 def run_copy(root, *args):
@@ -143,6 +197,10 @@ def test_a_method_added_as_the_readme_shows_is_picked_up_by_every_command(copy_w
     assert sweep.returncode == 0, sweep.stderr
     rows = pd.read_csv(root / "sweep" / "table.csv", keep_default_na=False)
     assert list(rows["alpha"]) == ["n/a"] and rows["images"].tolist() == [1]  # no alpha knob: scored once
+
+    refused = run_copy(root, "sweep", "method=center_prior", "method_knobs.center_prior.sigma=0", "experiment=smoke")
+    assert refused.returncode == 2 and "method_knobs.center_prior.sigma=0 is not valid: it must be a number > 0 " \
+        "and <= 10" in refused.stderr, refused.stderr
 
 
 def test_the_readme_method_computes_its_closed_form(copy_with_a_new_method):

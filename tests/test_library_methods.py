@@ -129,7 +129,9 @@ def test_methods_lists_the_suite_and_both_libraries_with_what_runs_on_the_model(
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in out.splitlines()
             if line.startswith("| ") and not line.startswith("| name")}
     assert rows["cce"][:3] == ["CCE", "cce-bench", "optimisation"] and rows["cce"][3] == "runs"
-    assert rows["captum_DeepLift"][1:] == ["captum", "gradient", "runs"]
+    assert rows["captum_DeepLift"][1:4] == ["captum", "gradient", "runs"]
+    assert rows["cce"][4].startswith("alpha=0.7, M=5, gamma=20, epsilon=8, steps=50")  # from its knobs class
+    assert rows["captum_Occlusion"][4] == "baselines, batch_size, and the library's arguments"
     assert rows["gradcam_EigenCAM"][1] == "pytorch-grad-cam"
     assert "no rule for" in rows["captum_LRP"][3]  # Lite0's ReLU6: captum's LRP cannot run
     assert rows["calm"][3].startswith("needs a checkpoint")

@@ -8,6 +8,7 @@ import pandas as pd
 from ..errors import UserError
 from ..explainers import EXPLAINERS
 from ..explainers.libraries import COST_CLASSES
+from ..method_knobs import shown
 from ..models import MODELS, create_model
 from ..runs.engine import PlainCommand
 from ..runs.runtime import all_methods
@@ -22,8 +23,16 @@ def method_table(model) -> pd.DataFrame:
             cls = EXPLAINERS.get(name)
             why_not = cls.unavailable_on(model)
             rows.append({"name": name, "label": cls.label, "from": source, "cost": cls.cost,
-                         f"on {model.name}": "runs" if why_not is None else why_not})
+                         f"on {model.name}": "runs" if why_not is None else why_not, "knobs": knob_summary(cls)})
     return pd.DataFrame(rows)
+
+
+def knob_summary(cls) -> str:
+    """The suite's methods: each knob with its default (ranges: docs/knobs.md); a library's: the knobs the
+    suite adds to the library's own arguments."""
+    if getattr(cls, "library", ""):
+        return ", ".join([*cls.suite_knobs, "and the library's arguments"])
+    return ", ".join(f"{k}={shown(v)}" for k, v in cls.knobs_class.defaults().items())
 
 
 def run_methods(args: list[str]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Saliency methods by name, all with the call `attribute(images, target)` -> maps [B, H, W].
 
 Every module of this package is imported here, so a method is registered by existing: a new method is
-one file (a class under `@register`, named after its module) plus its config, configs/method_knobs/NAME.yaml.
+one file (a class under `@register`, named after its module) plus its knobs, cce_bench/method_knobs/NAME.py.
 """
 import importlib
 import pkgutil

@@ -23,7 +23,6 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from ..errors import UserError
 from ..progress import counted
 from ..models import facts_of
-from ..schema import Rule, check_knobs
 from .base import Explainer, register
 from .layers import capture_outputs, network, resolve_layer
 
@@ -32,18 +31,6 @@ class APPB(Explainer):
     """Adversarial perturbations within a perceptual ball (Elliott, Law and Russell, CVPR 2021), as the
     authors' code runs it: mean-squared-error terms, L-BFGS with torch's defaults (step 1, no line search),
     one image at a time; map = RMS over channels of x' - x, Gaussian blur (4-sigma kernel).
-
-    Args:
-        layers: the perceptual layers phi_l (dotted paths); None: the model's facts (VGG-19 features
-            11, 13, 15, 17, 20, 22 = the authors' vgg19_bn ReLUs 16..32; ResNet-50 layer2, layer3;
-            Lite0 blocks 2, 4).
-        gamma_p: the weight of the perceptual terms (the authors' 1e4).
-        v: the target margin (the authors' -2).
-        steps: optimiser iterations (the authors' example: 100).
-        lr: Adam's step, for optimizer="adam" only.
-        blur_sigma: sigma of the map's Gaussian blur, in pixels.
-        optimizer: "lbfgs" (the authors') or "adam" (a batched variant; scripts/compare_appb_optimizers.py).
-        batch_size: images optimised together with optimizer="adam" (L-BFGS takes one at a time); None: 8 on a CPU, 64 on a GPU.
     """
 
     label = "APPB"
@@ -51,21 +38,15 @@ class APPB(Explainer):
     needs = ("perceptual_layers",)
     batch_sizes = {"cpu": 8, "cuda": 64}  # images optimised together (optimizer=adam; L-BFGS takes one at a time)
 
-    knob_ranges = {**Explainer.knob_ranges, "gamma_p": Rule("number", 0, 1e12), "v": Rule("number", -1e4, 1e4),
-                   "steps": Rule("whole", 1, 100_000), "lr": Rule("number", 0, 1, low_open=True),
-                   "blur_sigma": Rule("number", 0, 1000), "optimizer": Rule("choice", choices=("lbfgs", "adam")),
-                   "layers": Rule("list", nullable=True)}
-
-    def __init__(self, model, layers: list | None = None, gamma_p: float = 1e4, v: float = -2.0, steps: int = 100,
-                 lr: float = 1e-4, blur_sigma: float = 2.0, optimizer: str = "lbfgs", batch_size: int | None = None):
-        super().__init__(model, batch_size)
-        check_knobs(type(self), locals())
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        layers = self.layers
         if layers is None:
             layers = facts_of(model).perceptual_layers  # the model's phi_l
             if layers is None:
                 raise UserError("APPB has no default perceptual layers for this model: pass layers=[DOTTED.PATH,...]")
-        self.layers, self.gamma_p, self.v, self.steps = list(layers), float(gamma_p), float(v), int(steps)
-        self.lr, self.blur_sigma, self.optimizer = float(lr), float(blur_sigma), optimizer
+        self.layers, self.gamma_p, self.v, self.steps = list(layers), float(self.gamma_p), float(self.v), int(self.steps)
+        self.lr, self.blur_sigma = float(self.lr), float(self.blur_sigma)
         self.modules = [resolve_layer(model, path, "method_knobs.appb.layers=[DOTTED.PATH,...]") for path in self.layers]
 
     def per_image_loss(self, x_adv, x, clean_features, targets):

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..models import batched_logits, facts_of
+from ..method_knobs import BatchOnlyKnobs, MethodKnobs, args_section, knobs_of
 from ..registry import Registry
-from ..schema import Rule, check_knobs
 from ..tensors import min_max
 
 EXPLAINERS: Registry[type["Explainer"]] = Registry("method")
@@ -34,16 +34,27 @@ class MethodUnavailable(UserError):
 
 def register(cls: type["Explainer"]) -> type["Explainer"]:
     """Registers a method under its module's name (`explainers/score_cam.py` -> `score_cam`), the one
-    name its config file (configs/method_knobs/NAME.yaml), its knobs (method_knobs.NAME) and its records use.
-    The class name spells the same words (ScoreCAM); `label` is only how tables and figures print it."""
+    name its knobs (cce_bench/method_knobs/NAME.py, set as method_knobs.NAME.KNOB) and its records use.
+    The class name spells the same words (ScoreCAM); `label` is only how tables and figures print it. The
+    class's signature and the `Args:` of its docstring are made from its knobs, for help()."""
     name = cls.__module__.rsplit(".", 1)[-1]
     if cls.__name__.lower() != name.replace("_", ""):
         raise TypeError(f"method class {cls.__name__} in {name}.py: name it after its module "
                         f"({''.join(w.capitalize() for w in name.split('_'))} or with the same letters in any case)")
     cls.name = name
     cls.label = cls.label or name
+    cls.knobs_class = knobs_of(name)
+    cls.__signature__ = knobs_signature(cls.knobs_class)
+    cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{args_section(cls.knobs_class)}"
     EXPLAINERS.register(name)(cls)
     return cls
+
+
+def knobs_signature(knobs: type[MethodKnobs]) -> inspect.Signature:
+    """(model, *, knob=default, ...): how a method's class is called, shown by help() and IDEs."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Signature([inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)] +
+                             [inspect.Parameter(name, keyword, default=default) for name, default in knobs.defaults().items()])
 
 
 def resolve_targets(model, images: torch.Tensor, target=None, batch_size: int = 32) -> torch.Tensor:
@@ -98,9 +109,8 @@ class Explainer:
     # A method that explains a classifier of its own (CALM) sets this to that classifier, on the
     # benchmark's input; protocols that let the model choose the class then ask it instead.
     own_classifier = None
-    # Each knob's type and range (schema.Rule), checked before a run starts and when the method is built;
-    # a subclass adds its own: knob_ranges = {**Explainer.knob_ranges, "steps": Rule("whole", 1, 100_000)}.
-    knob_ranges = {"batch_size": Rule("whole", 1, 100_000, nullable=True)}  # null: the device's default
+    # The method's knobs (type, default, range, doc): cce_bench/method_knobs/NAME.py, set by @register.
+    knobs_class: type[MethodKnobs] = BatchOnlyKnobs
     # batch_size where it is null, by the model's device: small batches are fastest on a CPU (cache),
     # large ones fill a GPU. A method whose batch means more work per input declares smaller ones.
     batch_sizes = {"cpu": 16, "cuda": 64}
@@ -128,10 +138,14 @@ class Explainer:
     def default_batch_size(cls, device_type: str) -> int:
         return cls.batch_sizes.get(device_type, cls.batch_sizes["cpu"])
 
-    def __init__(self, model, batch_size: int | None = None):
-        check_knobs(type(self), {"batch_size": batch_size})
+    def __init__(self, model, **knobs):
+        """Every knob (checked against its rule; the rest at their defaults) becomes an attribute of the same
+        name; a subclass reads them from there."""
+        settings = self.knobs_class.checked(knobs, self.name or type(self).__name__, self.label)
+        for name in self.knobs_class.names():
+            setattr(self, name, getattr(settings, name))
         self.model = model
-        self.batch_size = int(batch_size) if batch_size is not None else self.default_batch_size(device_type(model))
+        self.batch_size = int(self.batch_size) if self.batch_size is not None else self.default_batch_size(device_type(model))
 
     # -- the shared call ---------------------------------------------------------------------------
     def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
@@ -167,7 +181,12 @@ class Explainer:
     # -- knobs -------------------------------------------------------------------------------------
     @classmethod
     def knob_names(cls) -> list[str]:
-        return [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "model")]
+        return cls.knobs_class.names()
+
+    @classmethod
+    def knob_rules(cls) -> dict:
+        """{knob: Rule} of the knobs whose range the suite checks."""
+        return cls.knobs_class.rules()
 
     @classmethod
     def unknown_knobs(cls, knobs: dict) -> list[str]:

@@ -109,10 +109,6 @@ class CALM(Explainer):
     scores choose it: `own_classifier` is that classifier on the benchmark's input.
 
     Make a checkpoint with `cce-bench train-calm data.root=/path/to/imagenet`.
-
-    Args:
-        checkpoint: PATH of a train-calm checkpoint; without one the table says "needs checkpoint".
-        batch_size: images per forward pass; None: 16 on a CPU, 64 on a GPU.
     """
 
     label = "CALM"
@@ -122,12 +118,12 @@ class CALM(Explainer):
     def unavailable_on(cls, model) -> str | None:
         return "needs a checkpoint: cce-bench train-calm, then method_knobs.calm.checkpoint=PATH"
 
-    def __init__(self, model, checkpoint: str | None = None, batch_size: int | None = None):
-        super().__init__(model, batch_size)
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        checkpoint = self.checkpoint
         if not checkpoint:
             raise MethodUnavailable("CALM needs a checkpoint: make one with `cce-bench train-calm "
                                     "data.root=/path/to/imagenet`, then pass method_knobs.calm.checkpoint=PATH", "needs checkpoint")
-        self.checkpoint = checkpoint
         device = next(model.parameters()).device
         mean = getattr(model, "mean", torch.tensor(IMAGENET_MEAN)).to(device).flatten()
         std = getattr(model, "std", torch.tensor(IMAGENET_STD)).to(device).flatten()

@@ -23,7 +23,7 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from ..errors import UserError
 from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits, facts_of
 from ..progress import counted
-from ..schema import Rule, check_knobs
+from ..method_knobs.cce import LAYER_READOFFS
 from ..tensors import channel_list, to_pixels
 from .base import Explainer, SettingMaps, other_top_classes, postprocess, register
 from .layers import capture_outputs, resolve_layer
@@ -50,62 +50,11 @@ def normalise_max(maps: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
 
 
-# The reconstructed choices of the counterfactual search (docs/cce_method.md, "the search").
-VALIDITY_LOSSES = {
-    "hinge": "relu(max_{j != q} z_j - z_q + kappa): zero once q leads by kappa",
-    "ce": "cross-entropy toward q: keeps raising q's probability within the budget",
-}
-KEEP_RULES = {
-    "closest_valid": "the valid iterate with the smallest L_dist",
-    "first_valid": "the first valid iterate",
-    "last": "the last iterate (valid if its prediction is q)",
-}
-STEP_RULES = {
-    "adam": "Adam, lr (epsilon / 255) / 5 unless lr is set",
-    "signed": "signed gradient steps as in PGD, lr 2.5 (epsilon / 255) / steps unless lr is set",
-}
-# How S_sup and S_pro are read off one counterfactual x' = x + delta (docs/cce_method.md, "the read-off").
-# A is the output of the model's target layer (the `target_layer` knob), z_c a logit.
-READOFFS = {
-    "input": "relu(-sum_c delta * g_p) and relu(sum_c delta * g_q), g the input gradients averaged on x -> x', blurred",
-    "magnitude": "sum_c |delta|, blurred, for both maps",
-    "layer_contrast": "relu(sum_k w_k^p (A_k(x) - A_k(x'))), w^p Grad-CAM's weights of p at x; M_pro with q's at x' "
-                      "and A(x') - A(x); upsampled",
-    "layer_path": "relu(sum_k (A_k(x) - A_k(x')) * mean_t dz_p/dA_k) along A(x') -> A(x) (integrated gradients at the "
-                  "layer, baseline x'); M_pro with z_q along A(x) -> A(x'); upsampled",
-}
-LAYER_READOFFS = ("layer_contrast", "layer_path")
-
-
 @register
 class CCE(Explainer):
     """CCE (docs/cce_method.md): for each image and each of its M contrast classes, a bounded perturbation
     toward that class; the map mixes the perturbations' support and their averaged gradients.
     DOC: documented by the paper; REC: reconstructed (a knob, its default chosen by measurement).
-
-    Args:
-        alpha: DOC, M_p = alpha * M_sup + (1 - alpha) * M_pro.
-        M: DOC, counterfactuals per image (contrast classes: the M next-highest classes).
-        gamma: DOC, L = L_valid + gamma * L_dist.
-        epsilon: DOC, |delta|_inf <= epsilon / 255 (0-255 pixel units).
-        steps: REC, Adam steps per counterfactual.
-        lr: REC, Adam's step size; None: (epsilon / 255) / 5.
-        kappa: REC, margin of L_valid = relu(max_{j != q} z_j - z_q + kappa).
-        K: REC, path points of the averaged gradients.
-        tv_weight: REC, lambda_tv of the content-aware total variation in L_dist.
-        tv_sigma: REC, sigma_c of the edge weights exp(-|x_i - x_j|^2 / (2 sigma_c^2)).
-        blur_sigma: REC, map smoothing, sigma = blur_sigma * H (0.05 * 224 = 11 pixels).
-        dist_scale: REC, L_dist in 0-255 pixel units, those of epsilon (1: [0, 1] units, where gamma is inert).
-        validity: REC, L_valid: "hinge" (relu(max_{j != q} z_j - z_q + kappa)) or "ce" (cross-entropy toward q).
-        keep: REC, the kept iterate: "closest_valid", "first_valid" or "last".
-        step_rule: REC, "adam", or "signed" (PGD's signed steps, lr 2.5 (epsilon / 255) / steps).
-        grid: REC, None: one delta value per pixel; N: delta on N x N cells, upsampled bilinearly.
-        readoff: REC, how the maps are read off each counterfactual: "input", "magnitude", "layer_contrast" or
-            "layer_path" (docs/cce_method.md, the read-off).
-        target_layer: REC, dotted path of the layer the layer read-offs use; None: the model's facts (the CAM
-            methods' layer).
-        batch_size: counterfactual pairs per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
-        mean, std: the normalisation the model expects; None: the model's own (ImageNet's for a bare network).
     """
 
     label = "CCE"
@@ -114,52 +63,23 @@ class CCE(Explainer):
     needs = ("target_layer",)  # the default read-off's layer (readoff=input needs none)
 
     memory_knobs = ("batch_size", "M")
-    knob_ranges = {
-        **Explainer.knob_ranges,
-        "alpha": Rule("number", 0, 1),
-        "M": Rule("whole", 1, 998),            # ImageNet's 1000 classes less the explained one and the top-1
-        "gamma": Rule("number", 0, 1e9),
-        "epsilon": Rule("number", 0, 255, low_open=True),   # 0-255 pixel units: 255 is no bound at all
-        "steps": Rule("whole", 1, 100_000),
-        "lr": Rule("number", 0, 1, low_open=True, nullable=True),
-        "kappa": Rule("number", 0, 1e4),       # a negative margin would call a counterfactual valid before it flips
-        "K": Rule("whole", 1, 1000),
-        "tv_weight": Rule("number", 0, 1e9),
-        "tv_sigma": Rule("number", 0, 1e3, low_open=True),
-        "blur_sigma": Rule("number", 0, 1),    # a fraction of the image side
-        "dist_scale": Rule("number", 0, 1e6, low_open=True),
-        "validity": Rule("choice", choices=tuple(VALIDITY_LOSSES)),
-        "keep": Rule("choice", choices=tuple(KEEP_RULES)),
-        "step_rule": Rule("choice", choices=tuple(STEP_RULES)),
-        "grid": Rule("whole", 1, 4096, nullable=True),
-        "readoff": Rule("choice", choices=tuple(READOFFS)),
-        "target_layer": Rule("text", nullable=True),
-    }
 
-    def __init__(self, model, alpha: float = 0.7, M: int = 5, gamma: float = 20.0, epsilon: float = 8.0,
-                 steps: int = 50, lr: float | None = None, kappa: float = 0.0, K: int = 4,
-                 tv_weight: float = 1.0, tv_sigma: float = 0.1, blur_sigma: float = 0.05,
-                 dist_scale: float = 255.0, validity: str = "hinge", keep: str = "closest_valid",
-                 step_rule: str = "adam", grid: int | None = None, readoff: str = "layer_contrast", target_layer: str | None = None,
-                 batch_size: int | None = None, mean=None, std=None):
-        super().__init__(model, batch_size)
-        check_knobs(type(self), locals())
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
         classes = len(getattr(model, "categories", None) or []) or None
-        if classes is not None and M > classes - 2:
-            raise UserError(f"M={M} counterfactuals but the model has {classes} classes: at most {classes - 2} "
+        if classes is not None and self.M > classes - 2:
+            raise UserError(f"M={self.M} counterfactuals but the model has {classes} classes: at most {classes - 2} "
                             "contrast classes (all but the explained one and the top-1)")
-        self.alpha, self.M, self.gamma, self.epsilon = float(alpha), int(M), float(gamma), float(epsilon)
-        self.steps, self.lr, self.kappa, self.K = int(steps), lr, float(kappa), int(K)
-        self.tv_weight, self.tv_sigma, self.blur_sigma = float(tv_weight), float(tv_sigma), float(blur_sigma)
-        self.dist_scale = float(dist_scale)
-        self.validity, self.keep, self.step_rule = validity, keep, step_rule
-        self.grid = None if grid is None else int(grid)
-        self.readoff, self.target_layer = readoff, target_layer
+        self.alpha, self.M, self.gamma, self.epsilon = float(self.alpha), int(self.M), float(self.gamma), float(self.epsilon)
+        self.steps, self.kappa, self.K = int(self.steps), float(self.kappa), int(self.K)
+        self.tv_weight, self.tv_sigma, self.blur_sigma = float(self.tv_weight), float(self.tv_sigma), float(self.blur_sigma)
+        self.dist_scale = float(self.dist_scale)
+        self.grid = None if self.grid is None else int(self.grid)
         # the layer read-offs' module, looked up once (None for the input read-offs, which need no layer)
-        self._layer_module = self._readoff_layer(model, target_layer) if readoff in LAYER_READOFFS else None
+        self._layer_module = self._readoff_layer(model, self.target_layer) if self.readoff in LAYER_READOFFS else None
         # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
-        self.mean = tuple(channel_list(mean if mean is not None else getattr(model, "mean", IMAGENET_MEAN)))
-        self.std = tuple(channel_list(std if std is not None else getattr(model, "std", IMAGENET_STD)))
+        self.mean = tuple(channel_list(self.mean if self.mean is not None else getattr(model, "mean", IMAGENET_MEAN)))
+        self.std = tuple(channel_list(self.std if self.std is not None else getattr(model, "std", IMAGENET_STD)))
         self.pixel_model = PixelInput(model, self.mean, self.std)
 
     def images_per_chunk(self) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..schema import Rule, check_knobs
 from .base import Explainer, other_top_classes, register
 from .layers import capture_outputs, resolve_layer
 
@@ -25,11 +24,6 @@ from .layers import capture_outputs, resolve_layer
 class ContrastiveGradCAM(Explainer):
     """Contrastive explanations (Prabhushankar et al., ICIP 2020): Grad-CAM of the cross-entropy toward a
     contrast class Q.
-
-    Args:
-        target_layer: dotted path of the layer; None: the model's facts (its last convolutional block).
-        contrast_rank: Q is the contrast_rank-th most likely class (2: the second most likely).
-        batch_size: images per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
     """
 
     label = "CE"
@@ -37,13 +31,10 @@ class ContrastiveGradCAM(Explainer):
     contrastive = True
     needs = ("target_layer",)
 
-    knob_ranges = {**Explainer.knob_ranges, "contrast_rank": Rule("whole", 2, 1000)}  # 2: the second most likely
-
-    def __init__(self, model, target_layer: str | None = None, contrast_rank: int = 2, batch_size: int | None = None):
-        super().__init__(model, batch_size)
-        check_knobs(type(self), locals())
-        self.target_layer, self.contrast_rank = target_layer, int(contrast_rank)
-        self.layer = resolve_layer(model, target_layer)
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        self.contrast_rank = int(self.contrast_rank)
+        self.layer = resolve_layer(model, self.target_layer)
 
     def contrast_classes(self, logits, targets) -> torch.Tensor:
         """Q: the (contrast_rank - 1)-th most likely class other than the target and the top-1 class (the

@@ -53,16 +53,13 @@ class FullGrad(Explainer):
     whole per image (abs, min-max over all channels and positions), bias terms resized bilinearly with
     align_corners=True, channels summed, terms added. pytorch-grad-cam's FullGrad normalises every channel
     on its own instead (a different map).
-
-    Args:
-        batch_size: images per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
     """
 
     label = "FullIG"
     cost = "gradient"
 
-    def __init__(self, model, batch_size: int | None = None):
-        super().__init__(model, batch_size)
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
         self.sites = bias_sites(network(model))
 
     def decompose(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

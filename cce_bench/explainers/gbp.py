@@ -13,16 +13,13 @@ class GBP(Explainer):
     """Channels collapse by the maximum of absolute values (the rule of the Score-CAM comparison).
 
     captum overrides the backward of nn.ReLU modules only: ReLU6 (EfficientNet-Lite) passes plain gradients.
-
-    Args:
-        batch_size: images per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
     """
 
     label = "GBP"
     cost = "gradient"
 
-    def __init__(self, model, batch_size: int | None = None):
-        super().__init__(model, batch_size)
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
         self.method = CaptumGuidedBackprop(model)
 
     def _attribute_batch(self, images, targets):

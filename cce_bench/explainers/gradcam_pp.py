@@ -15,10 +15,9 @@ class GradCamLibrary(Explainer):
     library_class = None
     needs = ("target_layer",)
 
-    def __init__(self, model, target_layer: str | None = None, batch_size: int | None = None):
-        super().__init__(model, batch_size)
-        self.target_layer = target_layer
-        self.layers = [resolve_layer(model, target_layer)]
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        self.layers = [resolve_layer(model, self.target_layer)]
 
     def _attribute_batch(self, images, targets):
         return cam_maps(self.library_class, self.model, self.layers, images, targets)
@@ -50,11 +49,6 @@ def as_float32(_module, _inputs, output):
 @register
 class GradCAMPP(GradCamLibrary):
     """GCAM+: Grad-CAM++ through pytorch-grad-cam, one target per image.
-
-    Args:
-        target_layer: dotted path of the layer; None: the model's facts (VGG-19 features.35, ResNet-50
-            layer4.2, EfficientNet-Lite0 bn2).
-        batch_size: images per forward/backward pass; None: 16 on a CPU, 64 on a GPU.
     """
 
     label = "GCAM+"

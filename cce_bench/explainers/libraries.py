@@ -37,7 +37,8 @@ import torch
 
 from ..errors import UserError
 from ..models import facts_of
-from ..schema import Rule, check_knobs
+from ..method_knobs import BatchOnlyKnobs, shown as shown_value
+from ..rules import Rule
 from .base import EXPLAINERS, Explainer, MethodUnavailable
 from .gradcam_pp import cam_maps
 from .layers import resolve_layer
@@ -78,6 +79,9 @@ SUITE_DEFAULTS = {"Occlusion": {"sliding_window_shapes": (3, 16, 16), "strides":
 DISTRIBUTION_BASELINES = {"DeepLiftShap", "GradientShap", "LayerDeepLiftShap", "LayerGradientShap"}
 FEATURE_MASKS = {"FeatureAblation", "ShapleyValueSampling", "Lime", "KernelShap"}
 BASELINES = ("black", "white", "zero", "black_white")
+# The ranges of the knobs the suite adds to a library's arguments (the library checks its own).
+SUITE_KNOB_RULES = {"baselines": Rule("choice", choices=BASELINES), "feature_cell": Rule("whole", 1, 4096),
+                    **BatchOnlyKnobs.rules()}
 
 
 def library_arguments(function) -> dict:
@@ -122,10 +126,17 @@ class LibraryMethod(Explainer):
     def defaults(cls) -> dict:
         return {**cls.constructor_knobs(), **cls.call_knobs(), **SUITE_DEFAULTS.get(cls.member, {}), **cls.suite_knobs}
 
+    @classmethod
+    def knob_rules(cls) -> dict:
+        return {k: SUITE_KNOB_RULES[k] for k in cls.suite_knobs if k in SUITE_KNOB_RULES}
+
     def __init__(self, model, **knobs):  # knob names are checked by create_explainer (unknown_knobs)
-        super().__init__(model, knobs.pop("batch_size", None))
+        super().__init__(model, batch_size=knobs.pop("batch_size", None))
         self.settings = {k: v for k, v in {**self.defaults(), **knobs}.items() if k != "batch_size"}
-        check_knobs(type(self), self.settings)  # the suite's knobs (baselines, feature_cell) by their rules
+        for knob, rule in self.knob_rules().items():  # the suite's knobs (baselines, feature_cell) by their rules
+            if knob in self.settings and not rule.accepts(self.settings[knob]):
+                raise UserError(f"{self.label} {knob}={shown_value(self.settings[knob])} is not valid: it must be "
+                                f"{rule.describe()} (method_knobs.{self.name}.{knob})")
 
     def knobs(self) -> dict:
         return {**self.settings, "batch_size": self.batch_size}
@@ -154,8 +165,6 @@ class LibraryMethod(Explainer):
 
 class CaptumMethod(LibraryMethod):
     library = "captum"
-    knob_ranges = {**Explainer.knob_ranges, "baselines": Rule("choice", choices=BASELINES),
-                   "feature_cell": Rule("whole", 1, 4096)}
 
     @classmethod
     def library_class(cls):
@@ -393,5 +402,5 @@ def named(cls: type, library: str, member: str, suite_knobs: dict) -> type:
     return cls
 
 
-EXPLAINERS.add_family("captum", captum_methods, make_captum)  # the prefixes of knob_defaults.LIBRARY_PREFIXES
+EXPLAINERS.add_family("captum", captum_methods, make_captum)  # the prefixes of method_knobs.LIBRARY_PREFIXES
 EXPLAINERS.add_family("gradcam", gradcam_methods, make_gradcam)

@@ -15,7 +15,6 @@ import torch
 
 from ..progress import counted
 from ..models import facts_of
-from ..schema import Rule, check_knobs
 from .base import Explainer, register
 
 
@@ -58,35 +57,20 @@ def rise_masks(n: int, size: tuple[int, int], grid: int = 7, keep: float = 0.5, 
 class RISE(Explainer):
     """Masks multiply the normalised input (masked pixels become the mean colour); the same seeded masks
     serve every image; masked inputs are made one chunk of `batch_size` at a time.
-
-    Args:
-        N: masks; None: the model's facts (ResNet-50: 6000, as the RISE authors' released PyTorch code;
-            other models 4000).
-        grid: cells per side of the random grid; None: the model's facts (ResNet-50 8, others 7).
-        keep: the probability a cell is kept; None: the model's facts (ResNet-50 0.1, others 0.5).
-        seed: the seed of the masks (the same masks serve every image).
-        batch_size: masked inputs per forward pass; None: 16 on a CPU, 64 on a GPU.
     """
 
     label = "RISE"
     cost = "masks"
 
-    # N, grid, keep null: the model's (its facts' `rise`)
     memory_knobs = ("batch_size", "N")
-    knob_ranges = {**Explainer.knob_ranges, "N": Rule("whole", 1, 1_000_000, nullable=True),
-                   "grid": Rule("whole", 1, 1024, nullable=True),
-                   "keep": Rule("number", 0, 1, low_open=True, high_open=True, nullable=True),
-                   "seed": Rule("whole", 0, 2**32 - 1)}
 
-    def __init__(self, model, N: int | None = None, grid: int | None = None, keep: float | None = None, seed: int = 0,
-                 batch_size: int | None = None):
-        super().__init__(model, batch_size)
-        check_knobs(type(self), locals())
-        default_n, default_grid, default_keep = facts_of(model).rise
-        N = default_n if N is None else N
-        grid = default_grid if grid is None else grid
-        keep = default_keep if keep is None else keep
-        self.N, self.grid, self.keep, self.seed = int(N), int(grid), float(keep), int(seed)
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        default_n, default_grid, default_keep = facts_of(model).rise  # where N, grid, keep are null
+        self.N = int(default_n if self.N is None else self.N)
+        self.grid = int(default_grid if self.grid is None else self.grid)
+        self.keep = float(default_keep if self.keep is None else self.keep)
+        self.seed = int(self.seed)
         self._masks = None
 
     def masks(self, size, device) -> torch.Tensor:

@@ -16,21 +16,15 @@ from .layers import capture_outputs, resolve_layer
 @register
 class ScoreCAM(Explainer):
     """Score-CAM with the official weighting (softmax probability of the target on each masked input).
-
-    Args:
-        target_layer: dotted path of the layer; None: the model's facts (VGG-19 features.35, ResNet-50
-            layer4.2, EfficientNet-Lite0 bn2).
-        batch_size: masked inputs per forward pass; None: 16 on a CPU, 64 on a GPU.
     """
 
     label = "SCAM"
     cost = "masks"
     needs = ("target_layer",)
 
-    def __init__(self, model, target_layer: str | None = None, batch_size: int | None = None):
-        super().__init__(model, batch_size)
-        self.target_layer = target_layer
-        self.layer = resolve_layer(model, target_layer)
+    def __init__(self, model, **knobs):
+        super().__init__(model, **knobs)
+        self.layer = resolve_layer(model, self.target_layer)
 
     def images_per_chunk(self) -> int:
         return 1

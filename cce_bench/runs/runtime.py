@@ -175,7 +175,7 @@ def method_names(cfg: DictConfig) -> list[str]:
 
 
 def method_knobs(cfg: DictConfig, name: str) -> dict:
-    """A method's knobs: configs/method_knobs/NAME.yaml with the run's overrides (method_knobs.NAME.KNOB=...)."""
+    """A method's knobs as the run composed them: its knobs class's defaults with the overrides (method_knobs.NAME.KNOB=...)."""
     knobs = cfg.get("method_knobs", {}).get(name)
     return OmegaConf.to_container(knobs) if knobs is not None else {}
 

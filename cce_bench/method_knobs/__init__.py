@@ -1,0 +1,132 @@
+"""Each method's knobs, declared once: a dataclass per method, one field per knob with its type, default,
+range (a `Rule`) and a line of doc.
+
+`method_knobs/NAME.py` holds the knobs of `explainers/NAME.py` (a method with no knob but `batch_size`
+needs no file). These modules import no torch, so the command line composes `method_knobs.NAME.KNOB`
+from them (Hydra structured configs), checks every value against its rule, lists the knobs
+(`cce-bench methods`, docs/knobs.md) and answers a typo without loading a model; the method's class reads
+the same dataclass when it is built (`Explainer.__init__`).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import UserError
+from ..rules import Rule
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+EXPLAINERS_DIR = PACKAGE_DIR.parent / "explainers"
+NOT_METHODS = {"__init__", "base", "layers", "libraries"}  # explainers' modules that are machinery, not methods
+# Libraries whose methods go by PREFIX_ClassName (cce_bench/explainers/libraries.py); their knobs are the
+# library's arguments, set as method_knobs.PREFIX_ClassName.KNOB and checked against its signatures.
+LIBRARY_PREFIXES = ("captum", "gradcam")
+
+
+def knob(default, rule: Rule | None = None, doc: str = ""):
+    """A knob's field: its default, its range and its line of doc (a list default is copied per instance)."""
+    metadata = {"rule": rule, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def batch_size_knob(doc: str = "inputs per pass; null: the method's default for the device (16 on a CPU, "
+                               "64 on a GPU unless the method says otherwise)"):
+    """Every method's `batch_size`, declared last in each knobs class so that a method's own knobs come first."""
+    return knob(None, Rule("whole", 1, 100_000, nullable=True), doc)
+
+
+@dataclasses.dataclass
+class MethodKnobs:
+    """A method's knobs: subclass it in method_knobs/NAME.py, one field per knob made with `knob(...)`,
+    `batch_size: int | None = batch_size_knob()` last (every method has it)."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return dataclasses.asdict(cls())
+
+    @classmethod
+    def rules(cls) -> dict[str, Rule]:
+        return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls) if f.metadata.get("rule") is not None}
+
+    @classmethod
+    def docs(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def checked(cls, values: dict, method: str, label: str = "") -> "MethodKnobs":
+        """The knobs from `values` (the rest at their defaults), each checked against its rule: one line
+        for a name the method does not have or a value out of its range."""
+        unknown = sorted(set(values) - set(cls.names()))
+        if unknown:
+            raise UserError(f"method {method} has no knob {', '.join(unknown)}; its knobs: {', '.join(cls.names())} "
+                            f"(set them as method_knobs.{method}.KNOB=VALUE)")
+        for name, rule in cls.rules().items():
+            if name in values and not rule.accepts(values[name]):
+                raise UserError(f"{label or method} {name}={shown(values[name])} is not valid: it must be "
+                                f"{rule.describe()} (method_knobs.{method}.{name})")
+        return cls(**values)
+
+
+@dataclasses.dataclass
+class BatchOnlyKnobs(MethodKnobs):
+    """The knobs of a method that has no knob of its own."""
+
+    batch_size: int | None = batch_size_knob()
+
+
+def shown(value) -> str:
+    """A value as the command line spells it: null, 'text', 8 for 8.0 (a typed knob turns -1 into -1.0)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def method_names() -> list[str]:
+    """The suite's methods, one per module of cce_bench/explainers (what the registry will hold)."""
+    return sorted(p.stem for p in EXPLAINERS_DIR.glob("*.py") if p.stem not in NOT_METHODS)
+
+
+def is_library_method(name: str) -> bool:
+    """`captum_DeepLift`, `gradcam_EigenCAM`: a library's method (the suite's own `gradcam_pp` is not)."""
+    return name.partition("_")[0] in LIBRARY_PREFIXES and name not in method_names()
+
+
+@lru_cache(maxsize=None)
+def knobs_of(method: str) -> type[MethodKnobs]:
+    """The knobs class of one of the suite's methods: the one MethodKnobs subclass of method_knobs/NAME.py,
+    else BatchOnlyKnobs."""
+    if not (PACKAGE_DIR / f"{method}.py").is_file():
+        return BatchOnlyKnobs
+    module = importlib.import_module(f"{__name__}.{method}")
+    found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, MethodKnobs)
+             and c.__module__ == module.__name__]
+    if len(found) != 1:
+        raise TypeError(f"method_knobs/{method}.py must define exactly one MethodKnobs subclass, defines {len(found)}")
+    return found[0]
+
+
+def structured_node() -> dict:
+    """`method_knobs`: every method's knobs class under its name, for Hydra's ConfigStore."""
+    return {name: knobs_of(name) for name in method_names()}
+
+
+def args_section(knobs: type[MethodKnobs]) -> str:
+    """The knobs as a docstring's `Args:` section (for help() on a method's class)."""
+    defaults = knobs.defaults()
+    lines = ["Args:"]
+    for name, doc in knobs.docs().items():
+        lines.append(f"    {name}: {doc} (default {shown(defaults[name])})".rstrip())
+    return "\n".join(lines)
