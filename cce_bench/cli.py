@@ -38,8 +38,16 @@ after a command lists its config groups.
 def command_help(command: str) -> str:
     entry = COMMANDS[command]
     if not entry.hydra:
-        return "\n".join([f"usage: cce-bench {command} {' '.join(k.split()[0] for k in entry.keys)}", "", entry.description,
-                          "", "examples:", *(f"  {e}" for e in entry.examples)])
+        return "\n".join(
+            [
+                f"usage: cce-bench {command} {' '.join(k.split()[0] for k in entry.keys)}",
+                "",
+                entry.description,
+                "",
+                "examples:",
+                *(f"  {e}" for e in entry.examples),
+            ]
+        )
     return "\n".join([f"usage: cce-bench {command} [KEY=VALUE ...] [-m]", "", entry.description, "", "main keys:",
                       *(f"  {k}" for k in entry.keys), f"  {COMMON_KEYS}", "", "examples:",
                       *(f"  {e}" for e in entry.examples),
@@ -104,7 +112,9 @@ def normalise_group_choices(args: list[str]) -> list[str]:
             known = {**known, "null": "null"}
         for choice in choices:
             if str(choice).lower() not in known:
-                raise UserError(f"unknown {group} {choice!r}; known: {', '.join(sorted(set(known.values()) - {'null'}))}")
+                raise UserError(
+                    f"unknown {group} {choice!r}; known: {', '.join(sorted(set(known.values()) - {'null'}))}"
+                )
         fixed = [known[str(c).lower()] for c in choices]
         result.append(text[: text.index("=") + 1] + ",".join(fixed))
     return result
@@ -190,7 +200,11 @@ def check_launcher(overrides: list[str]) -> None:
     import shutil
 
     launching = any(o in ("-m", "--multirun") for o in overrides) and not any(o in ("--cfg", "-c") for o in overrides)
-    if launching and any(o.replace("+", "") == "hydra/launcher=slurm" for o in overrides) and shutil.which("sbatch") is None:
+    if (
+        launching
+        and any(o.replace("+", "") == "hydra/launcher=slurm" for o in overrides)
+        and shutil.which("sbatch") is None
+    ):
         raise UserError("hydra/launcher=slurm needs SLURM (sbatch on PATH), which this machine has not: run it on the "
                         "cluster's login node, or leave hydra/launcher=slurm out to run the points here one by one")
 
@@ -200,7 +214,11 @@ def plain_overrides(overrides: list[str]) -> list[str] | None:
     jobs are checked one by one when they start."""
     if any(o in ("-m", "--multirun") for o in overrides):
         return None
-    return [o for i, o in enumerate(overrides) if not o.startswith("-") and not (i > 0 and overrides[i - 1] in FLAGS_WITH_VALUE)]
+    return [
+        o
+        for i, o in enumerate(overrides)
+        if not o.startswith("-") and not (i > 0 and overrides[i - 1] in FLAGS_WITH_VALUE)
+    ]
 
 
 def compose_checked(command: str, overrides: list[str], printing: bool = False):
@@ -291,7 +309,9 @@ def check_creatable(path: Path, shown: str) -> None:
 
     base = nearest_existing(path)
     if not base.is_dir():
-        raise UserError(f"{shown} cannot be made: {base} is a file, not a folder; pass out=DIR to a folder you can write")
+        raise UserError(
+            f"{shown} cannot be made: {base} is a file, not a folder; pass out=DIR to a folder you can write"
+        )
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".cce-bench-probe-", dir=base))
     except OSError as exc:
@@ -393,8 +413,10 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     from .runs.cost import PLAN_ONLY
 
     if PLAN_ONLY["enabled"] and not entry.scoring:
-        raise UserError(f"--dry-run plans the scoring commands ({', '.join(n for n, e in COMMANDS.items() if e.scoring)}); "
-                        f"{command} has no plan: leave --dry-run out")
+        raise UserError(
+            f"--dry-run plans the scoring commands ({', '.join(n for n, e in COMMANDS.items() if e.scoring)}); "
+            f"{command} has no plan: leave --dry-run out"
+        )
     if not entry.hydra:
         check_torch_pair()
         return entry.load().run(overrides)

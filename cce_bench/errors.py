@@ -25,7 +25,9 @@ MEMORY_NOTE = "cce-bench memory: "
 
 def is_allocation_failure(exc: BaseException) -> bool:
     """torch's OutOfMemoryError (CUDA), MemoryError, or the RuntimeError a CPU allocator raises."""
-    allocation = isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("can't allocate memory", "out of memory"))
+    allocation = isinstance(exc, RuntimeError) and any(
+        t in str(exc) for t in ("can't allocate memory", "out of memory")
+    )
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or allocation
 
 
@@ -63,7 +65,10 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, UserError):
         return _first_line(exc) if "\n" not in str(exc) else " ".join(str(exc).split()), 2
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted; the batches finished so far are in the output folder (rerun with the same out= to go on)", 130
+        return (
+            "interrupted; the batches finished so far are in the output folder (rerun with the same out= to go on)",
+            130,
+        )
     if is_allocation_failure(exc):
         asked = [n[len(MEMORY_NOTE):] for n in getattr(exc, "__notes__", []) if n.startswith(MEMORY_NOTE)]
         if asked:
@@ -71,14 +76,20 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         return ("out of memory: pass a smaller batch_size=, images_per_batch= or method_knobs.NAME.batch_size= "
                 "(or smaller images: data.resize=, data.crop=)"), 2
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left writing {exc.filename or 'the output'}: free some space or pass out=DIR on another disk", 2
+        return (
+            f"no space left writing {exc.filename or 'the output'}: free some space or pass out=DIR on another disk",
+            2,
+        )
     if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.EILSEQ):
         name = str(exc.filename or "a path")
         shown = name if len(name) <= 80 else f"{name[:60]}...({len(name)} characters)"
         return (f"the file system refuses the name {shown} ({exc.strerror}): pass a shorter out=DIR (or rename the "
                 "input) in plain characters"), 2
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"permission denied on {exc.filename or 'a file'}: pass out=DIR (or data.root=) to a place you can use", 2
+        return (
+            f"permission denied on {exc.filename or 'a file'}: pass out=DIR (or data.root=) to a place you can use",
+            2,
+        )
     for describe in DESCRIBERS:
         line = describe(exc)
         if line:

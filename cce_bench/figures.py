@@ -64,8 +64,13 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     columns = 1 + max(len(r["panels"]) for r in rows)
     labels = ["\n".join(textwrap.fill(line, 40) for line in row["label"].splitlines()) for row in rows]
     # each row 3.4 inches, taller where its longest title needs it (a line of 8-point text is about 0.14 inch)
-    heights = [max(3.4, 2.9 + 0.15 * max(label.count("\n") + 1, *(textwrap.fill(t, 40).count("\n") + 1 for t, _ in row["panels"]))
-              ) for label, row in zip(labels, rows)]
+    heights = [
+        max(
+            3.4,
+            2.9 + 0.15 * max(label.count("\n") + 1, *(textwrap.fill(t, 40).count("\n") + 1 for t, _ in row["panels"])),
+        )
+        for label, row in zip(labels, rows)
+    ]
     fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax_row, row, label in zip(axes, rows, labels):
@@ -121,8 +126,12 @@ def plot_sweep(folder: str | Path) -> list[Path]:
             y = np.asarray(curve[kind])
             ax.plot(np.linspace(0, 1, len(y)), y, **style, label=f"{param}={value}")
     for ax, kind in zip(axes, ("insertion", "deletion")):
-        ax.set(title=f"mean {kind} curve", xlabel=f"fraction of pixels {'inserted' if kind == 'insertion' else 'deleted'}",
-               ylabel="probability of the explained class", ylim=(0, 1))
+        ax.set(
+            title=f"mean {kind} curve",
+            xlabel=f"fraction of pixels {'inserted' if kind == 'insertion' else 'deleted'}",
+            ylabel="probability of the explained class",
+            ylim=(0, 1),
+        )
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -138,7 +147,11 @@ def plot_sweep(folder: str | Path) -> list[Path]:
             if f"{column} (paper)" in table and table[f"{column} (paper)"].notna().any():
                 ax.plot(values, table[f"{column} (paper)"], "s--", color=colour, alpha=0.5,
                         label=f"{column} (paper: VGG-19, 1000 ImageNet images)")
-        ax.set(xlabel=param, ylabel="100 x AUC", title=f"insertion / deletion against {param} (this run's model and images)")
+        ax.set(
+            xlabel=param,
+            ylabel="100 x AUC",
+            title=f"insertion / deletion against {param} (this run's model and images)",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -157,7 +170,9 @@ def plot_pointing_game(folder: str | Path) -> Path:
     methods = list(table.columns)
 
     def row(name):
-        return pd.to_numeric(table.loc[name], errors="coerce") if name in table.index else pd.Series(np.nan, index=methods)
+        return (
+            pd.to_numeric(table.loc[name], errors="coerce") if name in table.index else pd.Series(np.nan, index=methods)
+        )
 
     bars = [("Contrastive (%)", "contrastive share", "tab:orange")] if "Contrastive (%)" in table.index else []
     bars += [("Proportion (%)", "proportion", "tab:blue")]
@@ -179,7 +194,11 @@ def plot_pointing_game(folder: str | Path) -> Path:
     if "Contrastive (%)" in table.index:
         ax.axhline(50, color="tab:orange", linestyle=":", linewidth=1)
     ax.set_xticks(x, methods)
-    title = "contrastive pointing game: why P rather than Q?" if "Contrastive (%)" in table.index else "energy-based pointing game"
+    title = (
+        "contrastive pointing game: why P rather than Q?"
+        if "Contrastive (%)" in table.index
+        else "energy-based pointing game"
+    )
     ax.set(ylabel="% (bars: standard error)", title=title, ylim=(0, 100))
     ax.legend(fontsize=7)
     return saved(fig, folder / "table5.png")
@@ -229,7 +248,9 @@ def plot_leaderboard(folder: str | Path) -> Path:
     fail_above = OmegaConf.load(config).get("sanity", {}).get("fail_above") if config.is_file() else None
     methods = table["method"].tolist()
     x = np.arange(len(methods))
-    panels = [("insertion / deletion (100 x AUC), this run", [("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")])]
+    panels = [
+        ("insertion / deletion (100 x AUC), this run", [("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")])
+    ]
     if "Proportion (%)" in table:
         panels.append(("pointing game (%), this run", [("Proportion (%)", "tab:blue")]))
     if "Class dev" in table:

@@ -52,7 +52,9 @@ def check_torch_pair(torch_version: str | None = None, torchvision_version: str 
         torch_version = torch_version or metadata.version("torch")
         torchvision_version = torchvision_version or metadata.version("torchvision")
     except metadata.PackageNotFoundError as exc:
-        raise UserError(f"{exc.name} is not installed: pip install torch torchvision (see the README's Set-up)") from None
+        raise UserError(
+            f"{exc.name} is not installed: pip install torch torchvision (see the README's Set-up)"
+        ) from None
     fitting = fitting_torchvision(torch_version)
     found = release(torchvision_version)
     if fitting and found and f"{found[0]}.{found[1]}" != fitting:

@@ -26,8 +26,11 @@ def knob_table() -> str:
             valid = rules[knob].describe() if knob in rules else "any (not checked)"
             what = doc.replace("|", "\\|")
             lines.append(f"| `method_knobs.{name}.{knob}` | `{shown(defaults[knob])}` | {valid} | {what} |")
-    lines += ["", "The methods of captum and pytorch-grad-cam (`captum_NAME`, `gradcam_NAME`: `cce-bench methods`) take",
-              "the library's own arguments, checked by name against its signatures; the library checks their values."]
+    lines += [
+        "",
+        "The methods of captum and pytorch-grad-cam (`captum_NAME`, `gradcam_NAME`: `cce-bench methods`) take",
+        "the library's own arguments, checked by name against its signatures; the library checks their values.",
+    ]
     return "\n".join(lines) + "\n"
 
 

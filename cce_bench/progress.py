@@ -49,7 +49,9 @@ def counted(items, desc: str, total: int | None = None, unit: str = "step"):
     run_bar = RUN_BAR["bar"]
     if run_bar is not None:
         for done, item in enumerate(items, start=1):
-            run_bar.set_postfix_str(f"{desc} {done}/{total} {plural}", refresh=done == 1)  # each stage shown once at least
+            run_bar.set_postfix_str(
+                f"{desc} {done}/{total} {plural}", refresh=done == 1
+            )  # each stage shown once at least
             yield item
         return
     with steps(total, desc, unit) as bar:

@@ -22,7 +22,9 @@ class Registry(Generic[T]):
         self._families: dict[str, tuple[Callable[[], list[str]], Callable[[str], Callable[..., T]]]] = {}
         self._made: dict[str, Callable[..., T]] = {}
 
-    def add_family(self, prefix: str, members: Callable[[], list[str]], make: Callable[[str], Callable[..., T]]) -> None:
+    def add_family(
+        self, prefix: str, members: Callable[[], list[str]], make: Callable[[str], Callable[..., T]]
+    ) -> None:
         self._families[prefix] = (members, make)
 
     def family_names(self, prefix: str) -> list[str]:
@@ -67,8 +69,12 @@ class Registry(Generic[T]):
                         f"{families}" + (" (cce-bench methods lists them)" if families else ""))
 
     def suggestion(self, text: str) -> str:
-        by_label = {str(getattr(f, "label", "")).lower(): n for n, f in self._entries.items() if getattr(f, "label", "")}
-        members = [n for prefix in self._families for n in self.family_names(prefix)] if "_" in text or ":" in text else []
+        by_label = {
+            str(getattr(f, "label", "")).lower(): n for n, f in self._entries.items() if getattr(f, "label", "")
+        }
+        members = (
+            [n for prefix in self._families for n in self.family_names(prefix)] if "_" in text or ":" in text else []
+        )
         folded = {n.lower().replace("-", "_"): n for n in [*self._entries, *members]}
         text = text.replace(":", "_").replace(".", "_")  # captum:DeepLift, captum.DeepLift -> captum_DeepLift
         match = folded.get(text.lower().replace("-", "_")) or by_label.get(text.lower())

@@ -33,7 +33,9 @@ class Rule:
         if self.kind == "bool":
             text = "true or false"
         elif self.kind == "size":
-            text = f"a whole number in {_number(self.low or 1)}..{_number(self.high)}, or [height, width] of such numbers"
+            text = (
+                f"a whole number in {_number(self.low or 1)}..{_number(self.high)}, or [height, width] of such numbers"
+            )
         elif self.kind == "choice":
             text = "one of " + ", ".join(map(str, self.choices))
         elif self.kind == "text":

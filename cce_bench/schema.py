@@ -79,8 +79,12 @@ RULES: dict[str, Rule] = {
     "compare.reference": Rule("text"),
     "contrast_floor": Rule("number", 0, 1),
     "class_sensitivity.enabled": Rule("bool"),
-    "class_sensitivity.other": Rule("choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "OTHER_CLASSES")),
-    "class_sensitivity.similarity": Rule("choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "SIMILARITIES")),
+    "class_sensitivity.other": Rule(
+        "choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "OTHER_CLASSES")
+    ),
+    "class_sensitivity.similarity": Rule(
+        "choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "SIMILARITIES")
+    ),
     "maps_frame": Rule("choice", choices=OwnedChoices("cce_bench.data.saved_maps", "FRAMES")),
     "sets": Rule("whole", 1, 10_000),
     "choices": Rule("whole", 2, 1000),
@@ -94,7 +98,7 @@ RULES: dict[str, Rule] = {
     # train-calm
     "epochs": Rule("whole", 1, 10_000),
     "lr_head": Rule("number", 0, 10, low_open=True),
-    "lr_backbone": Rule("number", 0, 10),          # 0: the backbone stays frozen
+    "lr_backbone": Rule("number", 0, 10),  # 0: the backbone stays frozen
     "momentum": Rule("number", 0, 1, high_open=True),
     "weight_decay": Rule("number", 0, 1),
 }
@@ -108,6 +112,13 @@ def _crop_fits_resize(cfg) -> str | None:
     if all(isinstance(side, int) for side in sides) and min(sides) < crop:
         return (f"data.resize={resize} is smaller than data.crop={crop}: the centre crop would be padded with black; "
                 f"pass data.resize >= data.crop (ImageNet's: data.resize=256 data.crop=224)")
+    return None
+
+
+def _no_sanity_mode(cfg) -> str | None:
+    modes = _value(cfg, "sanity.modes")
+    if isinstance(modes, (list, ListConfig)) and len(modes) == 0:
+        return f"sanity.modes=[] is empty: name at least one of {', '.join(RULES['sanity.modes'].choices)}"
     return None
 
 
@@ -127,7 +138,7 @@ def _few_bootstrap_draws(cfg) -> str | None:
 
 
 # Cross-key checks that refuse a run, and values that are legal but degenerate (a warning line each).
-REFUSALS = (_crop_fits_resize,)
+REFUSALS = (_crop_fits_resize, _no_sanity_mode)
 WARNINGS = (_few_curve_points, _few_bootstrap_draws)
 
 

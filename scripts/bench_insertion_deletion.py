@@ -46,8 +46,11 @@ def main():
 
     t_bare, _ = timed(bare, device, args.repeats, warmup=True)
     t_metric, _ = timed(metric, device, args.repeats, warmup=True)
-    print(f"device: {device_name(device)}; model {args.model}; {args.images} images, step {args.step}, batch {args.batch_size}: "
-          f"{n_inputs} forward passes")
+    print(
+        f"device: {device_name(device)}; model {args.model}; {args.images} images, step {args.step}, batch "
+        f"{args.batch_size}: "
+        f"{n_inputs} forward passes"
+    )
     print(f"bare forward passes: {t_bare:.2f} s ({n_inputs / t_bare:.1f} inputs/s)")
     print(f"insertion+deletion:  {t_metric:.2f} s ({n_inputs / t_metric:.1f} inputs/s)")
     print(f"ratio metric / bare: {t_metric / t_bare:.3f}")

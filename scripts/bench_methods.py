@@ -63,7 +63,9 @@ def main():
                 needed = int((flat.amax(1) > flat.amin(1)).sum())
             bare, _ = timed(lambda: [bare_forwards(model, images[b], needed, args.batch_size)
                                      for b in range(args.images)], device)
-            line += f"   ({needed} forwards/img; bare forwards {bare / args.images:.3f} s/img; ratio {seconds / bare:.3f})"
+            line += (
+                f"   ({needed} forwards/img; bare forwards {bare / args.images:.3f} s/img; ratio {seconds / bare:.3f})"
+            )
         print(line, flush=True)
 
 

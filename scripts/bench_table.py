@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cce_bench.data.imagenet import _imagenet_wnids
+from cce_bench.data.imagenet import imagenet_wnids
 from cce_bench.explainers import EXPLAINERS, create_explainer
 from cce_bench.method_knobs import knobs_of
 from cce_bench.models import create_model
@@ -46,7 +46,7 @@ def noise_image(path: Path, rng: np.random.Generator, size=(320, 256)) -> None:
 def imagenet_tree(root: Path, n: int) -> Path:
     """root/val/<wnid>/*.JPEG, one image per class."""
     rng = np.random.default_rng(0)
-    for i, wnid in enumerate(_imagenet_wnids()[:n]):
+    for i, wnid in enumerate(imagenet_wnids()[:n]):
         (root / "val" / wnid).mkdir(parents=True)
         noise_image(root / "val" / wnid / f"ILSVRC2012_val_{i:08d}.JPEG", rng)
     return root
@@ -125,7 +125,9 @@ def main() -> None:
     precision = override(overrides, "precision", "tf32")
     defaults = GPU_BATCH if device.type == "cuda" else CPU_BATCH
     batch = int(override(overrides, "batch_size", defaults["batch_size"]))
-    method_batch = int(override(overrides, "method_knobs.cce.batch_size", EXPLAINERS.get("cce").default_batch_size(device.type)))
+    method_batch = int(
+        override(overrides, "method_knobs.cce.batch_size", EXPLAINERS.get("cce").default_batch_size(device.type))
+    )
     m = int(override(overrides, "method_knobs.cce.M", knobs_of("cce")().M))
 
     seed_everything(0)
@@ -133,16 +135,26 @@ def main() -> None:
     # CCE's passes hold its chunk's pairs: method batch_size // M images x M.
     pairs = min(args.generation_images, max(1, method_batch // m)) * m
     before = pass_rates(model, device, batch, pairs)
-    gen_seconds, gen_floor, gen_passes = generation_ratio(model, device, args.generation_images, before, method_batch, m)
+    gen_seconds, gen_floor, gen_passes = generation_ratio(
+        model, device, args.generation_images, before, method_batch, m
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         pointing = args.table == "pointing_game"
         root = coco_tree(tmp / "coco", args.images) if pointing else imagenet_tree(tmp / "imagenet", args.images)
         command = ["pointing-game"] if pointing else ["sweep"]
-        command += [f"experiment={TABLES[args.table]}", f"model={args.model}", "model.random_init=true",
-                    f"data.root={root}", f"data.n_images={args.images}", f"out={tmp / 'run'}",
-                    f"device={device}", f"precision={precision}", *[o for o in overrides if not o.startswith(("device=", "precision="))]]
+        command += [
+            f"experiment={TABLES[args.table]}",
+            f"model={args.model}",
+            "model.random_init=true",
+            f"data.root={root}",
+            f"data.n_images={args.images}",
+            f"out={tmp / 'run'}",
+            f"device={device}",
+            f"precision={precision}",
+            *[o for o in overrides if not o.startswith(("device=", "precision="))],
+        ]
         print("running: cce-bench " + " ".join(command), file=sys.stderr)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "cce_bench.cli", *command], check=True)

@@ -217,8 +217,11 @@ def paired_gamma_effect(rows: list[dict], args) -> list[str]:
     lines = []
     lo, hi = min(args.gamma), max(args.gamma)
     for candidate in dict.fromkeys(r["candidate"] for r in rows):
-        pick = {r["gamma"]: np.asarray(r["ins"]) - np.asarray(r["del"]) for r in rows
-                if r["candidate"] == candidate and r["epsilon"] == args.default_epsilon and r["alpha"] == args.default_alpha}
+        pick = {
+            r["gamma"]: np.asarray(r["ins"]) - np.asarray(r["del"])
+            for r in rows
+            if r["candidate"] == candidate and r["epsilon"] == args.default_epsilon and r["alpha"] == args.default_alpha
+        }
         if lo != hi and lo in pick and hi in pick:
             d = 100 * (pick[hi] - pick[lo])
             lines.append(f"- {candidate}: Diff(gamma={hi}) - Diff(gamma={lo}) = {d.mean():+.2f} "
@@ -238,8 +241,11 @@ def criterion(rows: list[dict], args) -> pd.DataFrame:
     least half of the counterfactuals reach it)."""
     out = []
     small = min(args.epsilon)
-    reference = {r["candidate"]: np.asarray(r["ins"]) - np.asarray(r["del"]) for r in rows
-                 if (r["gamma"], r["epsilon"], r["alpha"]) == (args.default_gamma, args.default_epsilon, args.default_alpha)}
+    reference = {
+        r["candidate"]: np.asarray(r["ins"]) - np.asarray(r["del"])
+        for r in rows
+        if (r["gamma"], r["epsilon"], r["alpha"]) == (args.default_gamma, args.default_epsilon, args.default_alpha)
+    }
     for candidate in dict.fromkeys(r["candidate"] for r in rows):
         at = {(r["epsilon"], r["alpha"]): r for r in rows
               if r["candidate"] == candidate and r["gamma"] == args.default_gamma}
@@ -284,8 +290,13 @@ def main():
     ap.add_argument("--default-gamma", type=float, default=20)
     ap.add_argument("--default-epsilon", type=float, default=8)
     ap.add_argument("--default-alpha", type=float, default=0.7)
-    ap.add_argument("--blur", type=float, nargs="+", default=None,
-                    help="also read each candidate's counterfactuals (default setting, M = 1) off with these blur_sigma")
+    ap.add_argument(
+        "--blur",
+        type=float,
+        nargs="+",
+        default=None,
+        help="also read each candidate's counterfactuals (default setting, M = 1) off with these blur_sigma",
+    )
     ap.add_argument("--M", type=int, default=1, help="counterfactuals per image (1 keeps the run under 30 min)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--step", type=int, default=224 * 8, help="insertion/deletion pixels per step (coarse: 28 steps)")
@@ -312,7 +323,9 @@ def main():
         targets = model(images).argmax(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"id": ids, "target": [model.categories[int(t)] for t in targets]}).to_csv(out / "images.csv", index=False)
+    pd.DataFrame({"id": ids, "target": [model.categories[int(t)] for t in targets]}).to_csv(
+        out / "images.csv", index=False
+    )
     log = out / "settings.jsonl"
     done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     n_scenes = len({i.split("/")[0] for i in ids})
@@ -352,12 +365,19 @@ def main():
     table.to_csv(out / "calibration.csv", index=False)
     verdicts = criterion(rows, args)
     verdicts.to_csv(out / "criterion.csv", index=False)
-    text = (f"CCE calibration: {args.model} on {device_name(device)}, {len(ids)} images of {n_scenes} scenes "
-            f"({', '.join(VIEWS)}), M={args.M}, {args.steps} steps, insertion/deletion step {args.step}.\n\n"
-            + to_markdown(table) + "\n\nPaired effect of gamma:\n" + "\n".join(paired_gamma_effect(rows, args))
-            + "\n\nCriterion (docs/cce_method.md): Diff at alpha " + f"{args.default_alpha:g}"
-            + " minus Diff at alpha 1 and 0, paired (SE); share of counterfactuals at the bound at the smallest "
-            "epsilon:\n\n" + (to_markdown(verdicts) if len(verdicts) else "(needs alpha 1 and 0 at the default setting)") + "\n")
+    text = (
+        f"CCE calibration: {args.model} on {device_name(device)}, {len(ids)} images of {n_scenes} scenes "
+        f"({', '.join(VIEWS)}), M={args.M}, {args.steps} steps, insertion/deletion step {args.step}.\n\n"
+        + to_markdown(table)
+        + "\n\nPaired effect of gamma:\n"
+        + "\n".join(paired_gamma_effect(rows, args))
+        + "\n\nCriterion (docs/cce_method.md): Diff at alpha "
+        + f"{args.default_alpha:g}"
+        + " minus Diff at alpha 1 and 0, paired (SE); share of counterfactuals at the bound at the smallest "
+        "epsilon:\n\n"
+        + (to_markdown(verdicts) if len(verdicts) else "(needs alpha 1 and 0 at the default setting)")
+        + "\n"
+    )
     (out / "calibration.md").write_text(text, encoding="utf-8")
     print("\n" + text)
 

@@ -69,7 +69,9 @@ def read_off(explainer: CCE, pixels, targets, generated: dict) -> tuple[torch.Te
     flat = cf.flatten(0, 1)
     p, q = targets.repeat_interleave(m), contrast.flatten()
     for s in range(0, len(x), step):
-        s_sup, s_pro = explainer.pair_maps(x[s:s + step], flat[s:s + step] - x[s:s + step], p[s:s + step], q[s:s + step])
+        s_sup, s_pro = explainer.pair_maps(
+            x[s : s + step], flat[s : s + step] - x[s : s + step], p[s : s + step], q[s : s + step]
+        )
         sup.append(s_sup)
         pro.append(s_pro)
     seconds = time.perf_counter() - start
@@ -175,13 +177,22 @@ def main():
     table = table.round(3)
     table.to_csv(out / "criterion.csv", index=False)
     pd.DataFrame(per_image).to_csv(out / "per_image.csv", index=False)
-    text = (f"CCE read-offs of the same counterfactuals: {args.model} on {device_name(device)}, {len(ids)} images "
-            f"({', '.join(ids)}), CCE defaults (M = {explainer.M}, {explainer.steps} steps, epsilon {explainer.epsilon:g}, "
-            f"gamma {explainer.gamma:g}); generation {generation:.2f} s/img; insertion/deletion step {args.step}. "
-            "Diff = 100 x (Ins - Del); paired differences with their SE in brackets; class deviation = 1 - SSIM of the "
-            "unified maps (alpha " + f"{args.default_alpha:g}) for the explained and the second class."
-            + (f" Best of the nine by class deviation: {nine[0]} {nine[1]:.3f} (SE {nine[2]:.3f}), run {args.nine}."
-               if nine else " (c) needs --nine RUN.") + "\n\n" + to_markdown(table) + "\n")
+    text = (
+        f"CCE read-offs of the same counterfactuals: {args.model} on {device_name(device)}, {len(ids)} images "
+        f"({', '.join(ids)}), CCE defaults (M = {explainer.M}, {explainer.steps} steps, epsilon {explainer.epsilon:g}, "
+        f"gamma {explainer.gamma:g}); generation {generation:.2f} s/img; insertion/deletion step {args.step}. "
+        "Diff = 100 x (Ins - Del); paired differences with their SE in brackets; class deviation = 1 - SSIM of the "
+        "unified maps (alpha "
+        + f"{args.default_alpha:g}) for the explained and the second class."
+        + (
+            f" Best of the nine by class deviation: {nine[0]} {nine[1]:.3f} (SE {nine[2]:.3f}), run {args.nine}."
+            if nine
+            else " (c) needs --nine RUN."
+        )
+        + "\n\n"
+        + to_markdown(table)
+        + "\n"
+    )
     (out / "criterion.md").write_text(text, encoding="utf-8")
     print("\n" + text)
 

@@ -43,13 +43,19 @@ def main():
                 clean = [f.float() for f in feats]
             loss = explainer.per_image_loss(perturbed, images, clean, targets)
         results[optimizer] = (maps, loss, seconds)
-        print(f"{optimizer}: {seconds / len(images):.2f} s/img, final loss per image {[round(v, 3) for v in loss.tolist()]}")
+        print(
+            f"{optimizer}: {seconds / len(images):.2f} s/img, final loss per image "
+            f"{[round(v, 3) for v in loss.tolist()]}"
+        )
     adam, lbfgs = results["adam"][0], results["lbfgs"][0]
     for i in range(len(images)):
         rho = spearmanr(adam[i].flatten().numpy(), lbfgs[i].flatten().numpy()).statistic
         top = lbfgs[i] >= lbfgs[i].flatten().quantile(0.9)
         share = float(adam[i][top].sum() / adam[i].sum())
-        print(f"image {data.samples[i].id}: Spearman(adam, lbfgs) = {rho:.3f}; adam energy in L-BFGS top 10% = {share:.2f}")
+        print(
+            f"image {data.samples[i].id}: Spearman(adam, lbfgs) = {rho:.3f}; adam energy in L-BFGS top 10% = "
+            f"{share:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -123,7 +123,9 @@ def summarise(groups: list[str]) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="results/leaderboard/set")
-    ap.add_argument("--views", nargs="+", default=["whole"], help="of whole, crop_top_left, crop_bottom_right, mirrored")
+    ap.add_argument(
+        "--views", nargs="+", default=["whole"], help="of whole, crop_top_left, crop_bottom_right, mirrored"
+    )
     ap.add_argument("--summarise", nargs="+", metavar="RUN[,RUN]", help="run folders to rank (writes nothing); "
                     "folders joined by commas are merged")
     args = ap.parse_args()
@@ -138,7 +140,9 @@ def main():
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SystemExit(f"leaderboard_set: error: cannot write {out} ({exc.strerror}): pass --out DIR you can write") from None
+        raise SystemExit(
+            f"leaderboard_set: error: cannot write {out} ({exc.strerror}): pass --out DIR you can write"
+        ) from None
     n_images = write_images(out / "images", args.views)
     n_boxes = write_coco(out / "coco")
     print(f"{n_images} images in {out / 'images'}; {n_boxes} boxes in {out / 'coco'}")

@@ -75,7 +75,9 @@ def readme_command(prefix: str, comment: str = "") -> list[str]:
 
     lines = [line for line in guide_text().splitlines()
              if line.startswith(prefix) and comment in line.partition("#")[2]]
-    assert len(lines) == 1, f"the documentation has {len(lines)} lines starting with {prefix!r} (comment with {comment!r})"
+    assert len(lines) == 1, (
+        f"the documentation has {len(lines)} lines starting with {prefix!r} (comment with {comment!r})"
+    )
     words = shlex.split(lines[0], comments=True)
     assert words[0] == "cce-bench"
     return words[1:]

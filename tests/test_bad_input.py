@@ -3,14 +3,21 @@ import pytest
 
 
 
-@pytest.mark.parametrize("make, args, message", [
-    (lambda r: r.mkdir(), [], "no images"),
-    (lambda r: (r / "val" / "n02123045").mkdir(parents=True), [], "no images"),
-    (None, ["data.n_images=50"], "data.n_images=50 is larger than the 5 images"),
-    (None, ["method_knobs.cce.gamma=-1"], "method_knobs.cce.gamma=-1 is not valid: it must be a number >= 0"),
-    (None, ["method=GradCAM"], "unknown method 'GradCAM' (did you mean 'gradcam_pp'?); known: appb, calm, cce"),
-    (None, ["data.n_images=5", "images_per_batch=0"], "images_per_batch=0 is not valid: it must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (lambda r: r.mkdir(), [], "no images"),
+        (lambda r: (r / "val" / "n02123045").mkdir(parents=True), [], "no images"),
+        (None, ["data.n_images=50"], "data.n_images=50 is larger than the 5 images"),
+        (None, ["method_knobs.cce.gamma=-1"], "method_knobs.cce.gamma=-1 is not valid: it must be a number >= 0"),
+        (None, ["method=GradCAM"], "unknown method 'GradCAM' (did you mean 'gradcam_pp'?); known: appb, calm, cce"),
+        (
+            None,
+            ["data.n_images=5", "images_per_batch=0"],
+            "images_per_batch=0 is not valid: it must be a whole number >= 1",
+        ),
+    ],
+)
 def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, message, warm_cli):
     root = tmp_path / "empty" if make else image_tree
     if make:

@@ -12,8 +12,15 @@ from helpers import TinyNet
 
 LAYER = {"target_layer": "conv"}
 FAST = {
-    "gbp": {}, "ig": {"steps": 8}, "rise": {"N": 64}, "gradcam_pp": LAYER, "scorecam": LAYER, "fullgrad": {},
-    "contrastive_gradcam": LAYER, "appb": {"layers": ["conv"], "steps": 10}, "cce": {"M": 2, "steps": 5, "target_layer": "conv"},
+    "gbp": {},
+    "ig": {"steps": 8},
+    "rise": {"N": 64},
+    "gradcam_pp": LAYER,
+    "scorecam": LAYER,
+    "fullgrad": {},
+    "contrastive_gradcam": LAYER,
+    "appb": {"layers": ["conv"], "steps": 10},
+    "cce": {"M": 2, "steps": 5, "target_layer": "conv"},
 }
 
 
@@ -141,5 +148,7 @@ def test_calm_em_loss_by_hand():
                                          ("SCAM", "scorecam"), ("score_cam", "scorecam")])
 def test_a_near_miss_names_the_one_spelling(tiny_net, typed, meant):
     # one name per method: the paper's label, another case or a typo is refused with the name to use
-    with pytest.raises(UserError, match=rf"unknown method '{re.escape(typed)}' \(did you mean '{meant}'\?\); known: appb, calm, cce,"):
+    with pytest.raises(
+        UserError, match=rf"unknown method '{re.escape(typed)}' \(did you mean '{meant}'\?\); known: appb, calm, cce,"
+    ):
         create_explainer(typed, tiny_net)

@@ -197,7 +197,9 @@ def test_calm_map_is_the_joint_probability_and_its_own_classifier_chooses():
     mean, std = torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.5, 0.5, 0.5])
     wrapped = OnBenchmarkInput(calm, mean, std)
     benchmark_input = (x - 0.5) / 0.5  # images as a model normalised with mean = std = 0.5 takes them
-    imagenet_input = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    imagenet_input = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
     torch.testing.assert_close(wrapped(benchmark_input), calm(imagenet_input), atol=1e-5, rtol=1e-5)
 
 
@@ -231,11 +233,19 @@ def test_every_method_puts_its_map_on_the_evidence_of_a_planted_object():
     images = torch.rand(2, 3, 16, 16) * 0.2
     images[:, :, :8, :8] += 1.0  # the object
     targets = torch.tensor([0, 0])
-    knobs = {"gbp": {}, "ig": {"steps": 8}, "rise": {"N": 400, "grid": 4}, "gradcam_pp": {"target_layer": "conv"},
-             "scorecam": {"target_layer": "conv"}, "fullgrad": {}, "contrastive_gradcam": {"target_layer": "conv"},
-             "appb": {"layers": ["conv"], "steps": 20},
-             # CCE's "why P?" map is M_sup (alpha 1); its M_pro lies on the contrast class's evidence (tests/test_contrast.py)
-             "cce": {"M": 1, "steps": 20, "epsilon": 32, "gamma": 0.5, "target_layer": "conv", "alpha": 1.0}}
+    knobs = {
+        "gbp": {},
+        "ig": {"steps": 8},
+        "rise": {"N": 400, "grid": 4},
+        "gradcam_pp": {"target_layer": "conv"},
+        "scorecam": {"target_layer": "conv"},
+        "fullgrad": {},
+        "contrastive_gradcam": {"target_layer": "conv"},
+        "appb": {"layers": ["conv"], "steps": 20},
+        # CCE's "why P?" map is M_sup (alpha 1); its M_pro lies on the contrast class's evidence
+        # (tests/test_contrast.py)
+        "cce": {"M": 1, "steps": 20, "epsilon": 32, "gamma": 0.5, "target_layer": "conv", "alpha": 1.0},
+    }
     for name, kw in knobs.items():
         maps = create_explainer(name, net, **kw, **({"mean": (0, 0, 0), "std": (1, 1, 1)} if name == "cce" else {}))
         m = maps.attribute(images, targets)

@@ -10,13 +10,40 @@ import torch
 
 from helpers import ROOT
 
-TINY = ["--images", "2", "--steps", "3", "--gamma", "5", "40", "--epsilon", "8", "--alpha", "1.0", "0.5",
-        "--step", "12544", "--candidates", "unit,pixel", "--default-gamma", "40", "--default-alpha", "0.5", "--blur", "0.02", "0.1"]
+TINY = [
+    "--images",
+    "2",
+    "--steps",
+    "3",
+    "--gamma",
+    "5",
+    "40",
+    "--epsilon",
+    "8",
+    "--alpha",
+    "1.0",
+    "0.5",
+    "--step",
+    "12544",
+    "--candidates",
+    "unit,pixel",
+    "--default-gamma",
+    "40",
+    "--default-alpha",
+    "0.5",
+    "--blur",
+    "0.02",
+    "0.1",
+]
 
 
 def calibrate(out, *extra):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "calibrate_cce.py"), *TINY, "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "calibrate_cce.py"), *TINY, "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -26,7 +53,14 @@ def test_calibration_reports_every_candidate_and_knob_and_resumes(tmp_path):
     table = pd.read_csv(tmp_path / "calibration.csv")
     # per candidate: gamma 5 at alpha 0.5, and the default setting (gamma 40) at alpha 1.0 and 0.5; and the
     # default setting's counterfactuals read off with blur 0.02 and 0.1 at both alphas
-    assert set(table["candidate"]) == {"unit", "pixel", "unit+blur0.02", "unit+blur0.1", "pixel+blur0.02", "pixel+blur0.1"}
+    assert set(table["candidate"]) == {
+        "unit",
+        "pixel",
+        "unit+blur0.02",
+        "unit+blur0.1",
+        "pixel+blur0.02",
+        "pixel+blur0.1",
+    }
     assert len(table) == 2 * 3 + 4 * 2
     assert sorted(table[table["gamma"] == 40]["alpha"].tolist()) == [0.5] * 6 + [1.0] * 6
     assert (table[table["alpha"] == 1.0]["M_pro share"] == 0).all()
@@ -40,7 +74,9 @@ def test_calibration_reports_every_candidate_and_knob_and_resumes(tmp_path):
     default = table[table["gamma"] == 40].set_index(["candidate", "alpha"])
     for candidate in ("unit", "pixel"):
         for alpha in (1.0, 0.5):
-            assert default.loc[(f"{candidate}+blur0.02", alpha), "Diff"] == pytest.approx(default.loc[(candidate, alpha), "Diff"], abs=1e-3)
+            assert default.loc[(f"{candidate}+blur0.02", alpha), "Diff"] == pytest.approx(
+                default.loc[(candidate, alpha), "Diff"], abs=1e-3
+            )
     # the criterion: Diff at the default alpha minus Diff at alpha 1, paired over the images, by hand
     rows = [json.loads(line) for line in (tmp_path / "settings.jsonl").read_text().splitlines()]
     criterion = pd.read_csv(tmp_path / "criterion.csv").set_index("candidate")
@@ -72,9 +108,13 @@ def test_the_comparison_set_mirrors_boxes_and_reads_through_pycocotools(tmp_path
     from cce_bench.data import create_dataset
 
     script = leaderboard_script()
-    mirrored = script.mirrored_annotations({"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 50}],
-                                            "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": [10, 5, 30, 20]}],
-                                            "categories": []})
+    mirrored = script.mirrored_annotations(
+        {
+            "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 50}],
+            "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": [10, 5, 30, 20]}],
+            "categories": [],
+        }
+    )
     assert mirrored["images"][1] == {"id": 1001, "file_name": "a_mirrored.png", "width": 100, "height": 50}
     assert mirrored["annotations"][1]["bbox"] == [60, 5, 30, 20] and mirrored["annotations"][1]["image_id"] == 1001
     script.write_coco(tmp_path)

@@ -129,16 +129,26 @@ def test_validity_loss_and_distance_by_hand(tiny_net):
     torch.testing.assert_close(unit.distance(delta, unit._edge_weights(x)), torch.tensor([0.15 + 2.0 * 0.3]))
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"alpha": 1.5}, "CCE alpha=1.5 is not valid: it must be a number >= 0 and <= 1"), ({"alpha": -0.1}, "alpha=-0.1"),
-    ({"M": 0}, "M=0 is not valid"), ({"M": 999}, "M=999 is not valid: it must be a whole number >= 1 and <= 998"),
-    ({"epsilon": 0}, "epsilon=0 is not valid"), ({"epsilon": 256}, "epsilon=256 is not valid"),
-    ({"gamma": -1}, "gamma=-1 is not valid"), ({"steps": 0}, "steps=0 is not valid"),
-    ({"kappa": -1}, "kappa=-1 is not valid"), ({"blur_sigma": float("nan")}, "blur_sigma=nan is not valid"),
-    ({"nonsense": 1}, "no knob nonsense"), ({"keep": "best"}, "keep='best' is not valid: it must be one of closest_valid"),
-    ({"validity": "margin"}, "validity='margin' is not valid: it must be one of hinge, ce"),
-    ({"step_rule": "sgd"}, "step_rule='sgd'"), ({"grid": 0}, "grid=0 is not valid: it must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"alpha": 1.5}, "CCE alpha=1.5 is not valid: it must be a number >= 0 and <= 1"),
+        ({"alpha": -0.1}, "alpha=-0.1"),
+        ({"M": 0}, "M=0 is not valid"),
+        ({"M": 999}, "M=999 is not valid: it must be a whole number >= 1 and <= 998"),
+        ({"epsilon": 0}, "epsilon=0 is not valid"),
+        ({"epsilon": 256}, "epsilon=256 is not valid"),
+        ({"gamma": -1}, "gamma=-1 is not valid"),
+        ({"steps": 0}, "steps=0 is not valid"),
+        ({"kappa": -1}, "kappa=-1 is not valid"),
+        ({"blur_sigma": float("nan")}, "blur_sigma=nan is not valid"),
+        ({"nonsense": 1}, "no knob nonsense"),
+        ({"keep": "best"}, "keep='best' is not valid: it must be one of closest_valid"),
+        ({"validity": "margin"}, "validity='margin' is not valid: it must be one of hinge, ce"),
+        ({"step_rule": "sgd"}, "step_rule='sgd'"),
+        ({"grid": 0}, "grid=0 is not valid: it must be a whole number >= 1"),
+    ],
+)
 def test_bad_knobs_are_refused(tiny_net, knobs, message):
     with pytest.raises(UserError, match=re.escape(message)):
         explain(tiny_net, torch.randn(1, 3, 8, 8), method="cce", **knobs)

@@ -77,7 +77,9 @@ def test_sup_and_pro_maps_of_a_linear_model_by_hand():
 
 def test_blur_of_an_impulse_is_the_gaussian_of_sigma_blur_sigma_times_h():
     net = Linear(torch.zeros(1, 3, 1, 1), torch.zeros(1))
-    explainer = CCE(net, blur_sigma=0.02, **IDENTITY)  # sigma = 0.02 * 100 = 2 pixels (the search's blur, not the default)
+    explainer = CCE(
+        net, blur_sigma=0.02, **IDENTITY
+    )  # sigma = 0.02 * 100 = 2 pixels (the search's blur, not the default)
     impulse = torch.zeros(1, 100, 100)
     impulse[0, 50, 50] = 5.0
     blurred = explainer.smooth(impulse)[0]
@@ -169,7 +171,9 @@ def test_the_kept_counterfactual_is_the_iterate_the_keep_rule_names(keep, gamma)
 
 def test_raising_gamma_shrinks_delta_and_keeps_it_valid():
     torch.manual_seed(3)
-    net = Linear(0.05 * torch.randn(3, 3, 16, 16, dtype=torch.float64), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    net = Linear(
+        0.05 * torch.randn(3, 3, 16, 16, dtype=torch.float64), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    )
     x = torch.rand(6, 3, 16, 16, dtype=torch.float64)
     q = torch.tensor([1, 2, 1, 2, 1, 2])
     sizes, validity = [], []
@@ -268,12 +272,16 @@ def test_a_grid_perturbation_is_the_bilinear_upsampling_of_its_cells():
 
 def test_the_ce_loss_keeps_growing_delta_where_the_hinge_stops():
     torch.manual_seed(8)
-    net = Linear(0.05 * torch.randn(3, 3, 16, 16, dtype=torch.float64), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    net = Linear(
+        0.05 * torch.randn(3, 3, 16, 16, dtype=torch.float64), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    )
     x = 0.3 + 0.4 * torch.rand(4, 3, 16, 16, dtype=torch.float64)
     q = torch.tensor([1, 2, 1, 2])
     sizes, confidence = {}, {}
     for validity in ("hinge", "ce"):
-        kept, valid, _ = CCE(net, validity=validity, keep="last", gamma=0.01, steps=60, epsilon=16, **IDENTITY).counterfactuals(x, q)
+        kept, valid, _ = CCE(
+            net, validity=validity, keep="last", gamma=0.01, steps=60, epsilon=16, **IDENTITY
+        ).counterfactuals(x, q)
         assert valid.all()
         sizes[validity] = float(kept.abs().mean())
         confidence[validity] = float(net(x + kept).softmax(1).gather(1, q[:, None]).mean())

@@ -23,7 +23,9 @@ class QuadraticHead(nn.Module):
         self.features = nn.Conv2d(3, channels, 2, stride=2, bias=False).double()
         with torch.no_grad():
             self.features.weight.copy_(torch.randn(self.features.weight.shape, generator=g, dtype=torch.float64))
-        self.u = nn.Parameter(0.3 * torch.randn(classes, channels, generator=g, dtype=torch.float64), requires_grad=False)
+        self.u = nn.Parameter(
+            0.3 * torch.randn(classes, channels, generator=g, dtype=torch.float64), requires_grad=False
+        )
         self.v = nn.Parameter(torch.randn(classes, channels, generator=g, dtype=torch.float64), requires_grad=False)
         self.features.weight.requires_grad_(False)
 
@@ -84,7 +86,9 @@ def test_layer_path_by_hand_and_complete(pair, K):
     g_p, g_q = explainer.layer_path_gradients(x, explainer.layer_output(x + delta), change, [p, q])
     z, z_cf = net(x), net(x + delta)
     torch.testing.assert_close((change * g_p).sum((1, 2, 3)), (z - z_cf).gather(1, p[:, None])[:, 0], atol=1e-5, rtol=0)
-    torch.testing.assert_close((-change * g_q).sum((1, 2, 3)), (z_cf - z).gather(1, q[:, None])[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        (-change * g_q).sum((1, 2, 3)), (z_cf - z).gather(1, q[:, None])[:, 0], atol=1e-5, rtol=0
+    )
 
 
 def test_layer_path_is_complete_to_1e5_on_a_nonlinear_head_with_enough_points():

@@ -20,13 +20,35 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "table.csv", keep_default_na=False).set_index("method")
     assert set(table.index[:2]) == {"GCAM+", "CCE"} and table.index[2] == "CALM"  # ranked; unavailable last
-    assert list(table.columns) == ["rank", "Ins", "Ins SE", "Del", "Del SE", "Diff", "Diff SE", "Ins (paper)", "Del (paper)",
-                                   "Proportion (%)", "Proportion SE", "paired diff", "paired diff SE",
-                                   "Proportion (paper)", "images", "Class dev", "Class dev SE", "p (median)", "s/img",
-                                   "sanity ρ", "sanity"]
+    assert list(table.columns) == [
+        "rank",
+        "Ins",
+        "Ins SE",
+        "Del",
+        "Del SE",
+        "Diff",
+        "Diff SE",
+        "Ins (paper)",
+        "Del (paper)",
+        "Proportion (%)",
+        "Proportion SE",
+        "paired diff",
+        "paired diff SE",
+        "Proportion (paper)",
+        "images",
+        "Class dev",
+        "Class dev SE",
+        "p (median)",
+        "s/img",
+        "sanity ρ",
+        "sanity",
+    ]
     assert table.loc["CALM", "Ins"] == "needs checkpoint"
     assert float(table.loc["CCE", "Ins (paper)"]) == pytest.approx(57.9971)  # Table 1, alpha = 0.7
-    assert float(table.loc["GCAM+", "Proportion (paper)"]) == 57.5 and float(table.loc["CCE", "Proportion (paper)"]) == 61.1
+    assert (
+        float(table.loc["GCAM+", "Proportion (paper)"]) == 57.5
+        and float(table.loc["CCE", "Proportion (paper)"]) == 61.1
+    )
     assert table.loc["GCAM+", "sanity"] in ("passes", "FAILS")
     # photos_coco explains the box's category mapped to ImageNet, a class the model barely believes here: said
     assert float(table.loc["CCE", "p (median)"]) < 0.05
@@ -56,7 +78,9 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     assert mine["del_auc"] == pytest.approx(float(scores.deletion_auc[0]), abs=1e-4)
     assert mine["proportion"] == pytest.approx(float(energy_pointing_game(maps, mask)[0]), abs=1e-4)
     assert mine["sanity_spearman_abs"] == pytest.approx(rho, abs=1e-3)
-    assert mine["other_class"] == int(other[0]) and mine["class_deviation"] == pytest.approx(float(deviation[0]), abs=1e-4)
+    assert mine["other_class"] == int(other[0]) and mine["class_deviation"] == pytest.approx(
+        float(deviation[0]), abs=1e-4
+    )
     assert float(table.loc["GCAM+", "Class dev"]) == pytest.approx(round(mine["class_deviation"], 3))
     assert float(table.loc["GCAM+", "Ins"]) == pytest.approx(round(mine["ins_auc"] * 100, 2))
 
@@ -100,8 +124,13 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
                             "ins_auc": [0.5, 0.6, 0.9, 0.4, 0.4, 0.4], "del_auc": [0.1, 0.1, 0.2, 0.2, 0.1, 0.3],
                             "proportion": [0.2, 0.4, 0.6, 0.5, 0.5, 0.5], "seconds": [1.0] * 6,
                             "target_prob": [0.9, 0.8, 0.7] * 2})
-    cfg = OmegaConf.create({"paper": {"pointing_game": "table5_pointing_game.csv", "insertion_deletion": "table1_alpha.csv"},
-                            "method_knobs": {"cce": {"alpha": 0.7}}, "sanity": {"fail_above": 0.5}})
+    cfg = OmegaConf.create(
+        {
+            "paper": {"pointing_game": "table5_pointing_game.csv", "insertion_deletion": "table1_alpha.csv"},
+            "method_knobs": {"cce": {"alpha": 0.7}},
+            "sanity": {"fail_above": 0.5},
+        }
+    )
     table, caption = leaderboard(records, ["gbp", "cce"], {}, cfg, has_boxes=True)
     table = table.set_index("method")
     assert list(table.columns[:7]) == ["rank", "Ins", "Ins SE", "Del", "Del SE", "Diff", "Diff SE"]
@@ -114,7 +143,9 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     assert table.loc["CCE", "Diff SE"] == pytest.approx(5.77) and table.loc["CCE", "Proportion SE"] == 0
     # ranked by the proportion (data with boxes): CCE 50 > GBP 40; GBP - CCE paired: -0.3, -0.1, 0.1
     assert list(table.index) == ["CCE", "GBP"] and list(table["rank"]) == [1, 2]
-    assert table.loc["GBP", "paired diff"] == pytest.approx(-10.0) and table.loc["GBP", "paired diff SE"] == pytest.approx(11.55)
+    assert table.loc["GBP", "paired diff"] == pytest.approx(-10.0) and table.loc[
+        "GBP", "paired diff SE"
+    ] == pytest.approx(11.55)
     assert pd.isna(table.loc["CCE", "paired diff"])
     assert "too small to tell the rows apart" in caption and "Warning" not in caption
     assert table.loc["GBP", "p (median)"] == pytest.approx(0.8)
@@ -123,7 +154,9 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     table, caption = leaderboard(records.drop(columns="proportion"), ["gbp", "cce"], {}, cfg, has_boxes=False)
     table = table.set_index("method")
     assert list(table.index) == ["GBP", "CCE"]
-    assert table.loc["CCE", "paired diff"] == pytest.approx(-33.33) and table.loc["CCE", "paired diff SE"] == pytest.approx(13.33)
+    assert table.loc["CCE", "paired diff"] == pytest.approx(-33.33) and table.loc[
+        "CCE", "paired diff SE"
+    ] == pytest.approx(13.33)
     assert "Every method differs from GBP by more than two standard errors" in caption
     cfg.compare = {"reference": "cce"}
     table, caption = leaderboard(records.drop(columns="proportion"), ["gbp", "cce"], {}, cfg, has_boxes=False)
@@ -135,5 +168,7 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
 
 
 def test_compare_refuses_a_reference_it_does_not_run(tmp_path, warm_cli):
-    result = warm_cli.run("compare", "experiment=smoke", "methods=[gbp]", "compare.reference=cce", f"out={tmp_path / 'run'}")
+    result = warm_cli.run(
+        "compare", "experiment=smoke", "methods=[gbp]", "compare.reference=cce", f"out={tmp_path / 'run'}"
+    )
     assert result.returncode == 2 and "compare.reference=cce is not among the methods compared (gbp)" in result.stderr

@@ -40,7 +40,9 @@ def test_the_other_class_by_each_rule():
     drawn = other_classes(logits, targets, "random", seed=7, image_ids=["a", "b"])
     # seeded by image: the same class in another batch, never the target
     assert other_classes(logits[1:], targets[1:], "random", seed=7, image_ids=["b"]).tolist() == drawn[1:].tolist()
-    many = other_classes(torch.zeros(400, 5), torch.full((400,), 2), "random", seed=0, image_ids=[str(i) for i in range(400)])
+    many = other_classes(
+        torch.zeros(400, 5), torch.full((400,), 2), "random", seed=0, image_ids=[str(i) for i in range(400)]
+    )
     assert 2 not in many.tolist() and set(many.tolist()) == {0, 1, 3, 4}
 
 

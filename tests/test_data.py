@@ -115,7 +115,8 @@ def test_coco_pairs_are_mapped_filtered_and_masked(coco_root):
     assert item["image"].shape == (3, 224, 224) and item["mask"].shape == (224, 224)
     assert item["allowed"].nonzero()[:, 0].tolist() == sorted(coco_to_imagenet()["cat"])
     # Resize(256): 300x200 -> 384x256 (x scale 1.28); CenterCrop(224): left 80, top 16.
-    # box 1 [100, 50, 60, 40] -> columns 48..124.8, rows 48..99.2; box 2 [200, 120, 30, 30] -> cols 176..214.4, rows 137.6..176
+    # box 1 [100, 50, 60, 40] -> columns 48..124.8, rows 48..99.2;
+    # box 2 [200, 120, 30, 30] -> cols 176..214.4, rows 137.6..176
     mask = item["mask"]
     rows = mask.any(1).nonzero()[:, 0]
     cols = mask.any(0).nonzero()[:, 0]

@@ -32,6 +32,9 @@ def test_explain_why_p_writes_the_three_maps(tmp_path):
         assert img.size[0] == int(3.2 * 4 * 100)  # image, M_sup, M_pro, unified
         pixels = np.asarray(img.convert("RGB")).astype(int)
     assert pixels.std() > 20  # not a blank canvas
+    report = run_cli("report", str(out))  # the figure is the result: report says so in one line
+    assert report.returncode == 2 and "holds the figures of `cce-bench explain`" in report.stderr, report.stderr
+    assert "Traceback" not in report.stderr and not (out / "report.html").exists()
 
 
 @pytest.mark.slow
@@ -40,7 +43,13 @@ def test_explain_two_images_and_several_targets(tmp_path, warm_cli):
     assert pair.returncode == 0, pair.stderr
     questions = json.loads((tmp_path / "pair" / "explain.json").read_text())["questions"]
     assert questions[0]["Q"] == questions[1]["P"] and questions[1]["Q"] == questions[0]["P"]  # a toward Q, b toward P
-    many = run_cli("explain", "coffee", "targets=[espresso,cup]", "methods=[gradcam_pp,contrastive_gradcam]", f"out={tmp_path / 'many'}")
+    many = run_cli(
+        "explain",
+        "coffee",
+        "targets=[espresso,cup]",
+        "methods=[gradcam_pp,contrastive_gradcam]",
+        f"out={tmp_path / 'many'}",
+    )
     assert many.returncode == 0, many.stderr
     with Image.open(tmp_path / "many" / "explain.png") as img:
         assert img.size == (int(3.2 * 3 * 100), int(3.4 * 2 * 100))  # a row per method, a map per target

@@ -53,7 +53,9 @@ def test_threads_follow_the_cores_the_process_may_use_and_the_threads_knob():
     result = in_fresh_python(
         "import os\nos.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
         "from cce_bench.runs.runtime import choose_threads, usable_cores\nimport torch\n"
-        "print(usable_cores(), choose_threads(None), torch.get_num_threads(), choose_threads(3), torch.get_num_threads())")
+        "print(usable_cores(), choose_threads(None), torch.get_num_threads(), choose_threads(3), "
+        "torch.get_num_threads())"
+    )
     assert result.stdout.split() == ["1", "1", "1", "3", "3"], result.stderr
 
 

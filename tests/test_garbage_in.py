@@ -14,7 +14,9 @@ from helpers import run_cli
 
 
 def test_a_checkpoint_of_nan_weights_stops_the_run_in_one_line(tmp_path, lite0):
-    state = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v) for k, v in lite0.net.state_dict().items()}
+    state = {
+        k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v) for k, v in lite0.net.state_dict().items()
+    }
     checkpoint = tmp_path / "nan.pth"
     torch.save(state, checkpoint)
     out = tmp_path / "run"
@@ -41,16 +43,25 @@ def test_blank_and_broken_maps_are_flagged_scored_as_nothing_and_warned_once(lit
     batch_records(batch, lite0, targets, "probe_method", per_image)
     batch_records(batch, lite0, targets, "probe_method", per_image)  # the same again: no second warning
     warned = capsys.readouterr().err.strip().splitlines()
-    assert warned == ["warning: probe_method's map of b is all zero: scored as no explanation (records.csv: map_flag); "
-                      "check the method's knobs",
-                      "warning: probe_method's map of c is not finite: scored as no explanation (records.csv: map_flag); "
-                      "check the method's knobs"]
+    assert warned == [
+        "warning: probe_method's map of b is all zero: scored as no explanation (records.csv: map_flag); "
+        "check the method's knobs",
+        "warning: probe_method's map of c is not finite: scored as no explanation (records.csv: map_flag); "
+        "check the method's knobs",
+    ]
 
 
 def test_one_failing_method_gets_its_row_and_the_others_are_scored(tmp_path):
     out = tmp_path / "compare"
-    result = run_cli("compare", "methods=[gbp,captum_Occlusion,captum_LRP]", "data=photos", "experiment=smoke",
-                     "sanity.enabled=false", "method_knobs.captum_Occlusion.sliding_window_shapes=[4,8,8]", f"out={out}")
+    result = run_cli(
+        "compare",
+        "methods=[gbp,captum_Occlusion,captum_LRP]",
+        "data=photos",
+        "experiment=smoke",
+        "sanity.enabled=false",
+        "method_knobs.captum_Occlusion.sliding_window_shapes=[4,8,8]",
+        f"out={out}",
+    )
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "table.csv", keep_default_na=False).set_index("method")
     assert table.loc["GBP", "rank"] == "1" and float(table.loc["GBP", "Ins"]) > 0
@@ -90,7 +101,9 @@ def test_debug_shows_the_traceback_of_an_unexpected_value_error(tmp_path, monkey
 
 
 def test_a_slurm_launcher_without_slurm_is_one_line_and_leaves_nothing(tmp_path):
-    result = run_cli("sweep", "-m", "hydra/launcher=slurm", "experiment=smoke", env={"PATH": str(tmp_path)}, cwd=tmp_path)
+    result = run_cli(
+        "sweep", "-m", "hydra/launcher=slurm", "experiment=smoke", env={"PATH": str(tmp_path)}, cwd=tmp_path
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "hydra/launcher=slurm needs SLURM (sbatch on PATH)" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -122,7 +135,11 @@ def test_a_failed_job_of_a_multirun_is_one_line_and_the_others_run(tmp_path):
                      "param.values=[0.7]", f"hydra.sweep.dir={tmp_path / 'multi'}")
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("cce-bench: error:")]
-    assert len(errors) == 1 and errors[0].startswith("cce-bench: error: job 0 (method=appb,") and "no layer 'nope'" in errors[0]
+    assert (
+        len(errors) == 1
+        and errors[0].startswith("cce-bench: error: job 0 (method=appb,")
+        and "no layer 'nope'" in errors[0]
+    )
     assert "Traceback" not in result.stderr
     folders = [p.name for p in (tmp_path / "multi").iterdir() if p.is_dir()]
     assert len(folders) == 1 and folders[0].startswith("1_method=cce")  # the failed job's folder is removed

@@ -133,41 +133,75 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
     assert {s.id for s in pairs.samples} == expected - {f"{shipped['images'][0]['id']}:cup"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["sweep", "alpah=0.5"], "unknown key 'alpah' (did you mean method_knobs.cce.alpha?)"),
-    (["sweep", "data.n_imgs=3"], "unknown key 'data.n_imgs' (did you mean data.n_images?)"),
-    (["sweep", "data.n_images=abc"], "data.n_images='abc' is not valid: it must be a whole number >= 1, or null"),
-    (["sweep", "seed=-1"], "seed=-1 is not valid: it must be a whole number >= 0"),
-    (["sweep", "metric.blur_size=4"], "metric.blur_size=4 is not valid: it must be an odd whole number >= 1"),
-    (["sweep", "method_knobs.cce.M=2.5"], "method_knobs.cce.M=2.5 is not valid: it must be a whole number >= 1"),
-    (["sweep", "method_knobs.rise.keep=abc"], "method_knobs.rise.keep='abc' is not valid: it must be a number > 0 and < 1, or null"),
-    (["sweep", "deterministic=maybe"], "deterministic='maybe' is not valid: it must be true or false"),
-    (["compare", "sanity.modes=[sideways]"], "sanity.modes=['sideways'] is not valid: it must be a list [a,b,...] of cascading, independent"),
-    (["sweep", "model=vgg19,resnet50"], "a list of values needs -m"),
-    (["pointing-game", "methods=[]"], "methods=[] is empty"),
-    (["sanity", "methods=[]"], "methods=[] is empty"),
-    (["pointing-game", "methods=[cce,gbp,cce]"], "methods names cce twice"),
-    (["sweep", "param.values=[abc]"], "param.values: 'abc' is not valid for alpha: it must be a number"),
-    (["sweep", "param=M", "param.values=[0]"], "param.values: 0 is not valid for M: it must be a whole number >= 1"),
-    (["sweep", "seed=1e20"], "it must be a whole number >= 0 and <= 4294967295"),
-    (["sweep", "metric.blur_sigma=inf"], "metric.blur_sigma=inf is not valid: it must be a number > 0"),
-    (["sweep", "data.resize=-5"], "data.resize=-5 is not valid: it must be a whole number in 32..4096, or [height, width]"),
-    # every knob has a range, checked before any work
-    (["sweep", "param=M", "param.values=[1001]"], "param.values: 1001 is not valid for M: it must be a whole number >= 1 and <= 998"),
-    (["explain", "chelsea", "methods=[gbp]", "data.resize=1"], "data.resize=1 is not valid: it must be a whole number in 32..4096"),
-    (["explain", "chelsea", "methods=[gbp]", "data.resize=100"], "data.resize=100 is smaller than data.crop=224"),
-    (["train-calm", "data.root=/tmp", "lr_head=nan"], "lr_head=nan is not valid: it must be a number > 0 and <= 10"),
-    (["train-calm", "data.root=/tmp", "momentum=5"], "momentum=5 is not valid: it must be a number >= 0 and < 1"),
-    (["sweep", "method_knobs.cce.epsilon=300"], "method_knobs.cce.epsilon=300 is not valid: it must be a number > 0 and <= 255"),
-    (["sweep", "method_knobs.rise.keep=1"], "method_knobs.rise.keep=1 is not valid: it must be a number > 0 and < 1, or null"),
-    (["user-study-results", "a.json", "study=s", "confidence=1"], "confidence=1 is not valid: it must be a number > 0 and < 1"),
-    (["sweep", "num_workers=100000"], "num_workers=100000 is not valid: it must be a whole number >= 0 and <= 256"),
-    (["explain", "chelsea", "methods=[gbp]", "out=/proc/cce-bench"], "out=/proc/cce-bench cannot be made in /proc"),
-    (["explain", "chelsea", "coffee", "methods=[gbp]"], "two images) is CCE's question only"),
-    (["explain", "chelsea", "target=tabby", "contrast=tabby"], "contrast=tabby is the explained class itself"),
-    (["score"], "maps is not set: pass maps="),
-    (["frobnicate"], "unknown command 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sweep", "alpah=0.5"], "unknown key 'alpah' (did you mean method_knobs.cce.alpha?)"),
+        (["sweep", "data.n_imgs=3"], "unknown key 'data.n_imgs' (did you mean data.n_images?)"),
+        (["sweep", "data.n_images=abc"], "data.n_images='abc' is not valid: it must be a whole number >= 1, or null"),
+        (["sweep", "seed=-1"], "seed=-1 is not valid: it must be a whole number >= 0"),
+        (["sweep", "metric.blur_size=4"], "metric.blur_size=4 is not valid: it must be an odd whole number >= 1"),
+        (["sweep", "method_knobs.cce.M=2.5"], "method_knobs.cce.M=2.5 is not valid: it must be a whole number >= 1"),
+        (
+            ["sweep", "method_knobs.rise.keep=abc"],
+            "method_knobs.rise.keep='abc' is not valid: it must be a number > 0 and < 1, or null",
+        ),
+        (["sweep", "deterministic=maybe"], "deterministic='maybe' is not valid: it must be true or false"),
+        (
+            ["compare", "sanity.modes=[sideways]"],
+            "sanity.modes=['sideways'] is not valid: it must be a list [a,b,...] of cascading, independent",
+        ),
+        (["sweep", "model=vgg19,resnet50"], "a list of values needs -m"),
+        (["pointing-game", "methods=[]"], "methods=[] is empty"),
+        (["sanity", "methods=[]"], "methods=[] is empty"),
+        (["sanity", "sanity.modes=[]"], "sanity.modes=[] is empty: name at least one of cascading, independent"),
+        (["pointing-game", "methods=[cce,gbp,cce]"], "methods names cce twice"),
+        (["sweep", "param.values=[abc]"], "param.values: 'abc' is not valid for alpha: it must be a number"),
+        (
+            ["sweep", "param=M", "param.values=[0]"],
+            "param.values: 0 is not valid for M: it must be a whole number >= 1",
+        ),
+        (["sweep", "seed=1e20"], "it must be a whole number >= 0 and <= 4294967295"),
+        (["sweep", "metric.blur_sigma=inf"], "metric.blur_sigma=inf is not valid: it must be a number > 0"),
+        (
+            ["sweep", "data.resize=-5"],
+            "data.resize=-5 is not valid: it must be a whole number in 32..4096, or [height, width]",
+        ),
+        # every knob has a range, checked before any work
+        (
+            ["sweep", "param=M", "param.values=[1001]"],
+            "param.values: 1001 is not valid for M: it must be a whole number >= 1 and <= 998",
+        ),
+        (
+            ["explain", "chelsea", "methods=[gbp]", "data.resize=1"],
+            "data.resize=1 is not valid: it must be a whole number in 32..4096",
+        ),
+        (["explain", "chelsea", "methods=[gbp]", "data.resize=100"], "data.resize=100 is smaller than data.crop=224"),
+        (
+            ["train-calm", "data.root=/tmp", "lr_head=nan"],
+            "lr_head=nan is not valid: it must be a number > 0 and <= 10",
+        ),
+        (["train-calm", "data.root=/tmp", "momentum=5"], "momentum=5 is not valid: it must be a number >= 0 and < 1"),
+        (
+            ["sweep", "method_knobs.cce.epsilon=300"],
+            "method_knobs.cce.epsilon=300 is not valid: it must be a number > 0 and <= 255",
+        ),
+        (
+            ["sweep", "method_knobs.rise.keep=1"],
+            "method_knobs.rise.keep=1 is not valid: it must be a number > 0 and < 1, or null",
+        ),
+        (
+            ["user-study-results", "a.json", "study=s", "confidence=1"],
+            "confidence=1 is not valid: it must be a number > 0 and < 1",
+        ),
+        (["sweep", "num_workers=100000"], "num_workers=100000 is not valid: it must be a whole number >= 0 and <= 256"),
+        (["explain", "chelsea", "methods=[gbp]", "out=/proc/cce-bench"], "out=/proc/cce-bench cannot be made in /proc"),
+        (["explain", "chelsea", "coffee", "methods=[gbp]"], "two images) is CCE's question only"),
+        (["explain", "chelsea", "target=tabby", "contrast=tabby"], "contrast=tabby is the explained class itself"),
+        (["score"], "maps is not set: pass maps="),
+        (["frobnicate"], "unknown command 'frobnicate'"),
+    ],
+)
 def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message, warm_cli):
     out = [] if any(a.startswith("out=") for a in args) else [f"out={tmp_path / 'out'}"]
     one_line(warm_cli.run(*args, *out), message)
@@ -176,14 +210,19 @@ def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message
 
 def test_an_output_folder_inside_a_file_is_one_line(tmp_path, warm_cli):
     (tmp_path / "file").write_text("x")
-    one_line(warm_cli.run("sweep", f"out={tmp_path / 'file' / 'run'}"), f"cannot be made: {tmp_path / 'file'} is a file")
+    one_line(
+        warm_cli.run("sweep", f"out={tmp_path / 'file' / 'run'}"), f"cannot be made: {tmp_path / 'file'} is a file"
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
 def test_a_run_refused_after_its_folder_was_made_leaves_no_folder(tmp_path):
     """The default folder (results/runs/<time>_explain) is made by Hydra before the run reads its input: a
     run that stops there removes it, and the folders made above it."""
-    one_line(run_cli("explain", "chelsea", "methods=[gbp]", "target=5000", cwd=tmp_path), "class index 5000 is outside 0..999")
+    one_line(
+        run_cli("explain", "chelsea", "methods=[gbp]", "target=5000", cwd=tmp_path),
+        "class index 5000 is outside 0..999",
+    )
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "results" / "runs").mkdir(parents=True)
     one_line(run_cli("explain", str(tmp_path / "no_such.png"), "methods=[gbp]", cwd=tmp_path), "does not exist")
@@ -246,7 +285,9 @@ def test_an_image_entry_with_a_size_that_is_not_pixels_skips_its_pairs(tmp_path,
     pairs = pointing_pairs("coco", str(root / "annotations" / "instances_val2017.json"), str(root / "val2017"),
                            preprocessing(*lite0.channel_stats()))
     reasons = [s["reason"] for s in pairs.skipped if s["id"].startswith(f"{first['id']}:")]
-    assert reasons and all(f"image {first['id']} has width" in r and "whole numbers of pixels > 0" in r for r in reasons)
+    assert reasons and all(
+        f"image {first['id']} has width" in r and "whole numbers of pixels > 0" in r for r in reasons
+    )
 
 
 COCO_FIELDS = [("images", f) for f in ("id", "file_name")] + [("categories", f) for f in ("id", "name")] + \

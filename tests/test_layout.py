@@ -122,20 +122,24 @@ def imports_of(path):
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                package = path.relative_to(ROOT).parent.parts[:len(path.relative_to(ROOT).parent.parts) - node.level + 1]
+                package = path.relative_to(ROOT).parent.parts[
+                    : len(path.relative_to(ROOT).parent.parts) - node.level + 1
+                ]
                 base = ".".join([*package, *([base] if base else [])])
             yield base, [a.name for a in node.names]
 
 
 def test_no_module_reaches_into_a_command_or_a_private_helper_of_another_module():
-    for path in PACKAGE.rglob("*.py"):
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "scripts").glob("*.py")]:
         here = ".".join(path.relative_to(ROOT).with_suffix("").parts)
         for module, names in imports_of(path):
             if not module.startswith("cce_bench"):
                 continue
             # the registry (cce_bench.commands) is read by the command line and report; a command module
             # is imported by nobody, not even another command
-            if module.startswith("cce_bench.commands") and (module != "cce_bench.commands" or set(names) - {"COMMANDS", "COMMON_KEYS"}):
+            if module.startswith("cce_bench.commands") and (
+                module != "cce_bench.commands" or set(names) - {"COMMANDS", "COMMON_KEYS"}
+            ):
                 pytest.fail(f"{here} imports {module} {names}")
             private = [n for n in names if n.startswith("_")]
             assert not private, f"{here} imports private {private} from {module}"
@@ -265,3 +269,20 @@ def test_every_knob_of_every_command_and_method_has_a_range_and_the_page_lists_i
         for knob, rule in knob_rules(name).items():
             assert rule.kind not in ("whole", "number") or rule.high is not None, f"{name}.{knob} has no upper bound"
     assert (ROOT / "docs" / "knobs.md").read_text() == knob_table(), "python -m cce_bench.knob_table > docs/knobs.md"
+
+
+def test_every_pointer_to_a_section_of_the_docs_names_one_that_exists():
+    """`(README: Heading)` and `(docs/FILE.md: Heading)` in the code, configs and scripts: the page exists and
+    has a heading (or a bold paragraph title) that starts with those words."""
+    pointers = []
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "configs").rglob("*.yaml"), *(ROOT / "scripts").glob("*")]:
+        text = " ".join(path.read_text(errors="replace").split())  # a pointer may be split over two lines
+        text = re.sub(r'"\s*"', "", text)  # or over two adjacent string literals
+        pointers += [(path, page, title) for page, title in re.findall(r"\((README|docs/\w+\.md): ([^)]+)\)", text)]
+    assert len(pointers) >= 8
+    for path, page, title in pointers:
+        target = ROOT / ("README.md" if page == "README" else page)
+        assert target.is_file(), f"{path.name} points at {page}, which does not exist"
+        page_text = target.read_text()
+        titles = re.findall(r"^#+ (.+)$", page_text, re.M) + re.findall(r"\*\*([^*]+?)\.\*\*", page_text)
+        assert any(t.startswith(title.strip()) for t in titles), f"{path.name} points at {page}: {title}, not a section"

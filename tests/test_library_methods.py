@@ -96,7 +96,9 @@ def test_the_suites_own_library_methods_are_reproduced_by_name(lite0, photos):
     images, _ = photos
     targets = lite0(images).argmax(1)
     ig = create_explainer("ig", lite0, steps=8).attribute(images, targets)
-    by_name = create_explainer("captum_IntegratedGradients", lite0, n_steps=8, internal_batch_size=16).attribute(images, targets)
+    by_name = create_explainer("captum_IntegratedGradients", lite0, n_steps=8, internal_batch_size=16).attribute(
+        images, targets
+    )
     assert torch.allclose(ig, by_name, atol=1e-4), (ig - by_name).abs().max()
     ours = create_explainer("gradcam_pp", lite0).attribute(images, targets)
     theirs = create_explainer("gradcam_GradCAMPlusPlus", lite0).attribute(images, targets)
@@ -113,9 +115,13 @@ def test_knobs_are_the_librarys_arguments_and_a_bad_one_is_one_line(model, image
         with pytest.raises(UserError, match="NoiseTunnel wraps captum's input gradient methods"):
             create_explainer("captum_NoiseTunnel", model, method=needs_a_layer)
     occlusion = create_explainer("captum_Occlusion", model, sliding_window_shapes=[3, 15])
-    with pytest.raises(UserError, match=r"^captum Occlusion failed on this model with these knobs \(.*sliding_window_shapes=\[3, 15\]"):
+    with pytest.raises(
+        UserError, match=r"^captum Occlusion failed on this model with these knobs \(.*sliding_window_shapes=\[3, 15\]"
+    ):
         occlusion.attribute(images, targets)
-    with pytest.raises(UserError, match="baselines='grey' is not valid: it must be one of black, white, zero, black_white"):
+    with pytest.raises(
+        UserError, match="baselines='grey' is not valid: it must be one of black, white, zero, black_white"
+    ):
         create_explainer("captum_DeepLift", model, baselines="grey")
     with pytest.raises(UserError, match=r"did you mean 'captum_DeepLift'"):
         create_explainer("captum:DeepLift", model)
@@ -135,7 +141,10 @@ def test_methods_lists_the_suite_and_both_libraries_with_what_runs_on_the_model(
     assert rows["gradcam_EigenCAM"][1] == "pytorch-grad-cam"
     assert "no rule for" in rows["captum_LRP"][3]  # Lite0's ReLU6: captum's LRP cannot run
     assert rows["calm"][3].startswith("needs a checkpoint")
-    assert len([n for n in rows if n.startswith("captum_")]) >= 25 and len([n for n in rows if n.startswith("gradcam_")]) >= 10
+    assert (
+        len([n for n in rows if n.startswith("captum_")]) >= 25
+        and len([n for n in rows if n.startswith("gradcam_")]) >= 10
+    )
 
 
 @pytest.mark.slow

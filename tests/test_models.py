@@ -61,5 +61,7 @@ def test_resnet50_loads_from_torchvision_cache(tmp_path, monkeypatch):
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(UserError, match=r"unknown model 'vgg' \(did you mean 'vgg19'\?\); known: efficientnet_lite0, resnet50, vgg19"):
+    with pytest.raises(
+        UserError, match=r"unknown model 'vgg' \(did you mean 'vgg19'\?\); known: efficientnet_lite0, resnet50, vgg19"
+    ):
         create_model("vgg")

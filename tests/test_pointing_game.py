@@ -80,8 +80,14 @@ def test_train_calm_then_the_calm_column_is_measured(tmp_path):
     assert trained.returncode == 0, trained.stderr
     assert checkpoint.is_file()
     out = tmp_path / "pg"
-    result = run_cli("pointing-game", "methods=[calm]", "experiment=smoke", f"method_knobs.calm.checkpoint={checkpoint}",
-                     f"out={out}", env=env)
+    result = run_cli(
+        "pointing-game",
+        "methods=[calm]",
+        "experiment=smoke",
+        f"method_knobs.calm.checkpoint={checkpoint}",
+        f"out={out}",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     value = pd.read_csv(out / "table.csv").set_index("Unnamed: 0").loc["Proportion (%)", "CALM"]
     assert 0 <= float(value) <= 100

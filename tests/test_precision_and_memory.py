@@ -57,7 +57,9 @@ def reference_run(tmp_path_factory):
 
 
 def aucs(out):
-    return pd.read_csv(out / "records.csv").sort_values(["image_id", "value"])[["image_id", "value", "ins_auc", "del_auc"]]
+    return pd.read_csv(out / "records.csv").sort_values(["image_id", "value"])[
+        ["image_id", "value", "ins_auc", "del_auc"]
+    ]
 
 
 def test_out_of_memory_halves_the_inputs_per_pass_and_gives_the_same_numbers(reference_run, tmp_path):
@@ -92,7 +94,9 @@ def test_out_of_memory_at_one_input_per_pass_is_one_line_and_keeps_the_finished_
 def test_out_of_memory_is_recognised_in_each_form():
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0)"))  # torch < 2.1
-    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))
+    assert is_out_of_memory(
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+    )
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
@@ -101,8 +105,11 @@ def test_out_of_memory_names_the_knob_that_asked_for_the_memory():
     from cce_bench.errors import describe_error, memory_asked_by
     from cce_bench.explainers import EXPLAINERS
 
-    for name, knobs in (("cce", "method_knobs.cce.batch_size= or method_knobs.cce.M="),
-                        ("rise", "method_knobs.rise.batch_size= or method_knobs.rise.N="), ("gbp", "method_knobs.gbp.batch_size=")):
+    for name, knobs in (
+        ("cce", "method_knobs.cce.batch_size= or method_knobs.cce.M="),
+        ("rise", "method_knobs.rise.batch_size= or method_knobs.rise.N="),
+        ("gbp", "method_knobs.gbp.batch_size="),
+    ):
         with pytest.raises(torch.OutOfMemoryError) as error:
             with memory_asked_by(EXPLAINERS.get(name).memory_hint()):
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
@@ -133,7 +140,9 @@ def test_bf16_is_recorded_in_every_output_and_stays_near_fp32(reference_run, tmp
     # protocol's 225-point curves up to 0.035.
     same = bf16["target"] == reference["target"]
     assert same.any()
-    difference = bf16.loc[same, ["ins_auc", "del_auc"]].to_numpy() - reference.loc[same, ["ins_auc", "del_auc"]].to_numpy()
+    difference = (
+        bf16.loc[same, ["ins_auc", "del_auc"]].to_numpy() - reference.loc[same, ["ins_auc", "del_auc"]].to_numpy()
+    )
     assert abs(difference).max() < 0.2
 
 

@@ -13,8 +13,15 @@ from helpers import run_cli
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "run"
-    result = run_cli("sweep", "data.n_images=2", "param.values=[1.0,0.7]", "method_knobs.cce.M=2", "method_knobs.cce.steps=3",
-                     "metric.step=2240", f"out={out}")
+    result = run_cli(
+        "sweep",
+        "data.n_images=2",
+        "param.values=[1.0,0.7]",
+        "method_knobs.cce.M=2",
+        "method_knobs.cce.steps=3",
+        "metric.step=2240",
+        f"out={out}",
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -55,10 +62,15 @@ def test_report_page_and_its_images_load_in_headless_chromium(finished_sweep, tm
     if chromium() is None:
         pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
     probe = tmp_path / "probe.html"
-    probe.write_text(page.replace("</body>", "<script>window.addEventListener('load', () => {"
-                                  "const all = [...document.images];"
-                                  "document.title = 'loaded ' + all.filter(i => i.complete && i.naturalWidth > 0).length"
-                                  " + ' of ' + all.length; });</script></body>"))
+    probe.write_text(
+        page.replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => {"
+            "const all = [...document.images];"
+            "document.title = 'loaded ' + all.filter(i => i.complete && i.naturalWidth > 0).length"
+            " + ' of ' + all.length; });</script></body>",
+        )
+    )
     dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                           "--disable-component-update", "--disable-sync", "--no-first-run",
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",

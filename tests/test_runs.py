@@ -116,7 +116,9 @@ def test_multirun_with_the_local_launcher_writes_one_folder_per_point(tmp_path):
     assert result.returncode == 0, result.stderr
     folders = sorted(p for p in (tmp_path / "multi").iterdir() if p.is_dir())
     assert [f.name.split("_")[0] for f in folders] == ["0", "1"]
-    steps = [json.loads((f / "fingerprint.json").read_text())["settings"]["method_knobs"]["cce"]["steps"] for f in folders]
+    steps = [
+        json.loads((f / "fingerprint.json").read_text())["settings"]["method_knobs"]["cce"]["steps"] for f in folders
+    ]
     assert steps == [2, 3] and all((f / "table.csv").is_file() for f in folders)
 
 
@@ -138,5 +140,6 @@ def test_every_method_takes_its_batch_size_from_the_device_where_the_config_leav
     assert expected["appb"] == 8 and expected["ig"] == 4 and expected["cce"] == 16  # the settings measured before
     for name in EXPLAINERS.names():  # on a GPU every method batches more than on a CPU (not only CCE)
         assert EXPLAINERS.get(name).default_batch_size("cuda") > EXPLAINERS.get(name).default_batch_size("cpu"), name
-    assert list(cfg.methods) == all_methods() and len(cfg.methods) == len(EXPLAINERS.names())  # `all`, recorded as the list
-
+    assert list(cfg.methods) == all_methods() and len(cfg.methods) == len(
+        EXPLAINERS.names()
+    )  # `all`, recorded as the list

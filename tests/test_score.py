@@ -97,7 +97,9 @@ def test_a_map_made_on_the_original_photo_is_cropped_as_the_photo_is(lite0):
     item = maps[0]
     image_grey = lite0.to_pixels(item["image"][None])[0].mean(0).numpy()
     aligned = np.corrcoef(item["map"].numpy().ravel(), image_grey.ravel())[0, 1]
-    stretched = torch.nn.functional.interpolate(torch.from_numpy(grey)[None, None], size=(224, 224), mode="bilinear")[0, 0]
+    stretched = torch.nn.functional.interpolate(torch.from_numpy(grey)[None, None], size=(224, 224), mode="bilinear")[
+        0, 0
+    ]
     misaligned = np.corrcoef(stretched.numpy().ravel(), image_grey.ravel())[0, 1]
     assert aligned > 0.99 and misaligned < 0.9
 
@@ -134,7 +136,9 @@ def test_a_map_too_large_to_be_one_is_skipped_from_its_header_alone(tmp_path, li
     dataset = create_dataset({"name": "photos", "n_images": 2}, *lite0.channel_stats())
     with zipfile.ZipFile(tmp_path / "maps.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open("chelsea.npy", "w") as member:
-            np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": (30000, 30000)})
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "<f4", "fortran_order": False, "shape": (30000, 30000)}
+            )
             member.write(bytes(64))
         with archive.open("coffee.npy", "w") as member:
             np.save(member, np.ones((224, 224), np.float32))
@@ -166,7 +170,9 @@ def test_a_broken_maps_file_is_one_line_naming_it(content, message, tmp_path):
 def test_maps_that_fit_no_image_are_refused_naming_both_kinds_of_id(tmp_path, lite0):
     dataset = create_dataset({"name": "photos", "n_images": 1}, *lite0.channel_stats())
     np.savez(tmp_path / "wrong.npz", **random_maps(["n01440764_1", "n01440764_2"], size=8))
-    with pytest.raises(UserError, match="none of the 1 images of photos has a map in .*wrong.npz .*'chelsea'.*'n01440764_1'"):
+    with pytest.raises(
+        UserError, match="none of the 1 images of photos has a map in .*wrong.npz .*'chelsea'.*'n01440764_1'"
+    ):
         MapsOnImages(dataset, SavedMaps(str(tmp_path / "wrong.npz")), {"crop": 224})
 
 
@@ -188,4 +194,7 @@ def test_score_on_data_with_boxes_adds_the_pointing_game(tmp_path, lite0):
         assert records.loc[pair["id"], "proportion"] == pytest.approx(float(expected), abs=1e-5)
     skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
     assert (skipped["reason"].str.contains("no map for this image")).sum() == len(dataset) - 2
-    assert "Proportion (%)" in pd.read_csv(out / "table.csv") and pd.read_csv(out / "table.csv").loc[0, "method"] == "random"
+    assert (
+        "Proportion (%)" in pd.read_csv(out / "table.csv")
+        and pd.read_csv(out / "table.csv").loc[0, "method"] == "random"
+    )

@@ -38,7 +38,9 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     means = records.groupby("alpha")["ins_auc"].mean() * 100
     assert table.set_index("alpha")["Ins"].to_dict() == pytest.approx(means.to_dict(), abs=0.01)
     # each mean with its standard error over the 2 images: |a - b| / 2 for two values
-    diffs = records.assign(d=100 * (records["ins_auc"] - records["del_auc"])).pivot(index="image_id", columns="alpha", values="d")
+    diffs = records.assign(d=100 * (records["ins_auc"] - records["del_auc"])).pivot(
+        index="image_id", columns="alpha", values="d"
+    )
     by_hand = (diffs.iloc[0] - diffs.iloc[1]).abs() / 2
     assert table.set_index("alpha")["Diff SE"].to_dict() == pytest.approx(by_hand.to_dict(), abs=0.01)
     assert "standard error" in json.loads((out / "run.json").read_text())["caption"]
@@ -59,8 +61,10 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     # the caption says where the paper's numbers come from
     assert "VGG-19 on 1000 random ImageNet images" in json.loads((out / "run.json").read_text())["caption"]
     # the plan printed before the first image counts exactly the passes the run then made
-    planned = re.search(r"plan: 2 images x [\d,]+ model passes per image \(CCE [\d,]+, scoring ([\d,]+)\) = ([\d,]+) passes",
-                        result.stderr)
+    planned = re.search(
+        r"plan: 2 images x [\d,]+ model passes per image \(CCE [\d,]+, scoring ([\d,]+)\) = ([\d,]+) passes",
+        result.stderr,
+    )
     assert planned, result.stderr
     made = json.loads((out / "run.json").read_text())["model_inputs_this_process"]
     assert int(planned.group(2).replace(",", "")) == sum(made.values())

@@ -64,12 +64,16 @@ def fill_in(driver, page, who, study_definition):
         # Which method is at A, B, C, told by the maps each shows (not by the page's order code).
         at = {}
         for letter in "ABC":
-            sources = [img.get_attribute("src") for img in driver.find_elements(By.CSS_SELECTOR, f"#method-{letter} img")]
+            sources = [
+                img.get_attribute("src") for img in driver.find_elements(By.CSS_SELECTOR, f"#method-{letter} img")
+            ]
             (method,) = [m for m, maps in asked["maps"].items() if maps == sources]
             at[letter] = method
         ranking = sorted("ABC", key=lambda letter: -who["scores"][at[letter]])
         for letter in "ABC":
-            driver.find_element(By.CSS_SELECTOR, f'input[name="score-{letter}"][value="{who["scores"][at[letter]]}"]').click()
+            driver.find_element(
+                By.CSS_SELECTOR, f'input[name="score-{letter}"][value="{who["scores"][at[letter]]}"]'
+            ).click()
             Select(driver.find_element(By.NAME, f"rank-{letter}")).select_by_value("1")  # a rank twice first...
         click_next()
         assert driver.find_element(By.ID, "error").text == "Each rank (1, 2, 3) must be given once."
@@ -115,7 +119,9 @@ def hostile_page_completes_without_running_its_data(definition, tmp_path):
 def test_the_page_filled_in_by_a_browser_gives_the_tables_of_its_answers(study, tmp_path):
     definition = json.loads((study / "study.json").read_text())
     page = study / "study.html"
-    assert "<script src=" not in page.read_text() and "http" not in page.read_text().split("<script")[0]  # self-contained
+    assert (
+        "<script src=" not in page.read_text() and "http" not in page.read_text().split("<script")[0]
+    )  # self-contained
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     driver = headless_chromium(tmp_path / "profile", downloads)
@@ -135,7 +141,9 @@ def test_the_page_filled_in_by_a_browser_gives_the_tables_of_its_answers(study, 
         for i, asked in enumerate(definition["sets"]):
             seen = shown[who["seed"]][i]
             assert seen["choices"] == shuffled(asked["choices"], definition["seed"], who["seed"], i, CHOICES)
-            assert [seen["at"][k] for k in "ABC"] == shuffled(definition["methods"], definition["seed"], who["seed"], i, METHODS)
+            assert [seen["at"][k] for k in "ABC"] == shuffled(
+                definition["methods"], definition["seed"], who["seed"], i, METHODS
+            )
     # Orders differ between participants (and sets): the randomisation is real.
     assert any(shown[11][i]["at"] != shown[22][i]["at"] for i in range(3))
 
@@ -180,7 +188,9 @@ def test_the_page_filled_in_by_a_browser_gives_the_tables_of_its_answers(study, 
     for method in definition["methods"]:
         given = [who["scores"][method] for who in PARTICIPANTS for _ in range(3)]
         assert methods.loc[method, "mean score"] == pytest.approx(np.mean(given), abs=0.005)
-        assert methods.loc[method, "CI 95% low"] <= methods.loc[method, "mean score"] <= methods.loc[method, "CI 95% high"]
+        assert (
+            methods.loc[method, "CI 95% low"] <= methods.loc[method, "mean score"] <= methods.loc[method, "CI 95% high"]
+        )
         firsts = [max(who["scores"], key=who["scores"].get) == method for who in PARTICIPANTS for _ in range(3)]
         assert methods.loc[method, "ranked 1 (%)"] == pytest.approx(100 * np.mean(firsts), abs=0.05)
     assert methods.loc["cce", "method"] == "CCE"

@@ -30,7 +30,8 @@ class CommandEntry:
         return f"{__name__}.{self.name.replace('-', '_')}"
 
     def load(self):
-        """The command object of its module (`COMMAND`): `.run(cfg)`; a scoring one also `.examples`, `.beside_paper`."""
+        """The command object of its module (`COMMAND`): `.run(cfg)`; a scoring one also `.examples`,
+        `.beside_paper`."""
         return importlib.import_module(self.module).COMMAND
 
 
@@ -38,72 +39,132 @@ class CommandEntry:
 COMMON_KEYS = ("model=efficientnet_lite0|vgg19|resnet50   device=auto|cpu|cuda   seed=0   out=DIR (a rerun resumes)\n"
                "  threads=null (CPU threads; null: the cores this process may use)   --cfg job prints every key")
 
-COMMANDS: dict[str, CommandEntry] = {entry.name: entry for entry in [
-    CommandEntry(
-        'sweep', 'Tables 1-4: sweep a knob (param=alpha|M|gamma|epsilon), score by insertion/deletion',
-        "Tables 1-4 of the paper: sweeps one knob of a method (CCE's alpha, M, gamma or epsilon) and scores each value by insertion/deletion (100 x AUC, Diff = Ins - Del).",
-        keys=('param=alpha|M|gamma|epsilon   param.values=[...]   method=cce (any method)',
-                  'data=photos|imagenet   data.root=DIR   data.n_images=N   metric.step=224',
-                  'experiment=table1_alpha|table2_M|table3_gamma|table4_epsilon|smoke',),
-        examples=('cce-bench sweep param=alpha',
-                  'cce-bench sweep experiment=table1_alpha data.root=/data/imagenet device=cuda',), scoring=True),
-    CommandEntry(
-        'pointing-game', 'Table 5: the energy-based pointing game on COCO, CCE against nine methods',
-        'Table 5: the energy-based pointing game on COCO pairs (image, mapped class, box), CCE against nine methods.',
-        keys=('methods=[cce,gbp,...]   method_knobs.NAME.KNOB=VALUE',
-                  'data=photos_coco|coco   data.root=DIR   data.n_images=N   experiment=table5_pointing_game|smoke',),
-        examples=('cce-bench pointing-game methods=[cce,gradcam_pp]',
-                  'cce-bench pointing-game experiment=table5_pointing_game data.root=/data/coco device=cuda',), scoring=True),
-    CommandEntry(
-        'explain', 'figures: why P? why P rather than Q? why is a P while b is Q? (IMAGE [IMAGE] ...)',
-        'Figures: why P? why P rather than Q? why is a P while b is Q? for image files or bundled photos.',
-        keys=('IMAGE [IMAGE]   target=CLASS   contrast=CLASS   targets=[A,B]   methods=[cce,...]',),
-        examples=('cce-bench explain chelsea',
-                  'cce-bench explain photo.jpg target=tabby contrast=tiger_cat',), positional='inputs'),
-    CommandEntry(
-        'score', "score saliency maps made by any tool (maps=FOLDER|FILE.npz|FILE.pt) on the suite's protocols",
-        "Scores saliency maps made by any tool on the suite's protocols (insertion/deletion; the pointing game when the data has boxes).",
-        keys=('maps=FOLDER|FILE.npz|FILE.pt   maps_ids=FILE   maps_frame=auto|input|image   name=LABEL',
-                  'data=photos|imagenet|coco   data.root=DIR   data.n_images=N',),
-        examples=('cce-bench score maps=my_maps data.n_images=1',), scoring=True),
-    CommandEntry(
-        'sanity', 'model-parameter randomisation test (Adebayo et al. 2018) for any of the methods',
-        "Model-parameter randomisation test (Adebayo et al. 2018): how much each method's maps change when the model's layers are re-initialised.",
-        keys=('methods=[...]   sanity.modes=[cascading,independent]   sanity.layers=N   sanity.fail_above=0.5',),
-        examples=('cce-bench sanity methods=[gradcam_pp,gbp] data.n_images=1',), scoring=True),
-    CommandEntry(
-        'compare', 'one leaderboard: every method on the same images, all scores, time and sanity',
-        'One leaderboard: every method on the same images, insertion/deletion, the pointing game where the data has boxes, time per image and the sanity check.',
-        keys=('methods=[...]   sanity.enabled=true|false   data=photos_coco|photos|imagenet|coco   data.root=DIR',),
-        examples=('cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos experiment=smoke',), scoring=True),
-    CommandEntry(
-        'user-study', "the paper's user study as one offline HTML survey page built from the suite's maps",
-        "The paper's user study as one offline HTML survey page built from the suite's maps.",
-        keys=('methods=[A,B] (C is CCE)   sets=N   choices=4   title=TEXT   data=photos|imagenet',),
-        examples=('cce-bench user-study',
-                  "cce-bench user-study sets=3 title='Which map explains best?'",)),
-    CommandEntry(
-        'user-study-results', "the study's tables from the answer files: cce-bench user-study-results FILES... study=DIR",
-        "The user study's tables (scores, ranks, guesses, participants) from the downloaded answer files.",
-        keys=('FILES...|FOLDER   study=DIR (the user-study run)   bootstrap=10000   confidence=0.95',),
-        examples=('cce-bench user-study-results answers/ study=results/runs/2026-11-26_16-40-00_user-study_efficientnet_lite0',), positional='answers'),
-    CommandEntry(
-        'methods', 'every method by name: the suite\'s ten and those of captum and pytorch-grad-cam, with their cost',
-        "Lists every method the commands take by name: the suite's ten, and each method of captum (captum_NAME) and "
-        "pytorch-grad-cam (gradcam_NAME), with what a map costs and whether it runs on the model with its default knobs.",
-        keys=('[model=efficientnet_lite0|vgg19|resnet50]',),
-        examples=('cce-bench methods', 'cce-bench methods model=vgg19'),
-        reported=False, hydra=False),
-    CommandEntry(
-        'report', 'one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR',
-        "One page for a finished run, as self-contained HTML and markdown: its table beside the paper, plots, "
-        "example maps, provenance (a user study: its sets and a link to the page).",
-        keys=('RUN_DIR (a folder written by a command)',),
-        examples=('cce-bench report results/runs/2026-11-26_16-40-00_sweep_efficientnet_lite0',),
-        reported=False, hydra=False),
-    CommandEntry(
-        'train-calm', 'fine-tune CALM (CALM-EM) on a local ImageNet train folder, for the CALM column',
-        "Fine-tunes CALM (CALM-EM) on a local ImageNet train folder, for CALM's column.",
-        keys=('data.root=DIR   epochs=1   lr_head=0.01   lr_backbone=0.001   batch_size=32   checkpoint=PATH',),
-        examples=('cce-bench train-calm data.root=/data/imagenet device=cuda',), reported=False),
-]}
+COMMANDS: dict[str, CommandEntry] = {
+    entry.name: entry
+    for entry in [
+        CommandEntry(
+            "sweep",
+            "Tables 1-4: sweep a knob (param=alpha|M|gamma|epsilon), score by insertion/deletion",
+            "Tables 1-4 of the paper: sweeps one knob of a method (CCE's alpha, M, gamma or epsilon) and scores each "
+            "value by insertion/deletion (100 x AUC, Diff = Ins - Del).",
+            keys=(
+                "param=alpha|M|gamma|epsilon   param.values=[...]   method=cce (any method)",
+                "data=photos|imagenet   data.root=DIR   data.n_images=N   metric.step=224",
+                "experiment=table1_alpha|table2_M|table3_gamma|table4_epsilon|smoke",
+            ),
+            examples=(
+                "cce-bench sweep param=alpha",
+                "cce-bench sweep experiment=table1_alpha data.root=/data/imagenet device=cuda",
+            ),
+            scoring=True,
+        ),
+        CommandEntry(
+            "pointing-game",
+            "Table 5: the energy-based pointing game on COCO, CCE against nine methods",
+            "Table 5: the energy-based pointing game on COCO pairs (image, mapped class, box), CCE against nine "
+            "methods.",
+            keys=(
+                "methods=[cce,gbp,...]   method_knobs.NAME.KNOB=VALUE",
+                "data=photos_coco|coco   data.root=DIR   data.n_images=N   experiment=table5_pointing_game|smoke",
+            ),
+            examples=(
+                "cce-bench pointing-game methods=[cce,gradcam_pp]",
+                "cce-bench pointing-game experiment=table5_pointing_game data.root=/data/coco device=cuda",
+            ),
+            scoring=True,
+        ),
+        CommandEntry(
+            "explain",
+            "figures: why P? why P rather than Q? why is a P while b is Q? (IMAGE [IMAGE] ...)",
+            "Figures: why P? why P rather than Q? why is a P while b is Q? for image files or bundled photos.",
+            keys=("IMAGE [IMAGE]   target=CLASS   contrast=CLASS   targets=[A,B]   methods=[cce,...]",),
+            examples=(
+                "cce-bench explain chelsea",
+                "cce-bench explain photo.jpg target=tabby contrast=tiger_cat",
+            ),
+            positional="inputs",
+            reported=False,  # its figure and explain.json are the result: nothing to tabulate
+        ),
+        CommandEntry(
+            "score",
+            "score saliency maps made by any tool (maps=FOLDER|FILE.npz|FILE.pt) on the suite's protocols",
+            "Scores saliency maps made by any tool on the suite's protocols (insertion/deletion; the pointing game "
+            "when the data has boxes).",
+            keys=(
+                "maps=FOLDER|FILE.npz|FILE.pt   maps_ids=FILE   maps_frame=auto|input|image   name=LABEL",
+                "data=photos|imagenet|coco   data.root=DIR   data.n_images=N",
+            ),
+            examples=("cce-bench score maps=my_maps data.n_images=1",),
+            scoring=True,
+        ),
+        CommandEntry(
+            "sanity",
+            "model-parameter randomisation test (Adebayo et al. 2018) for any of the methods",
+            "Model-parameter randomisation test (Adebayo et al. 2018): how much each method's maps change when the "
+            "model's layers are re-initialised.",
+            keys=("methods=[...]   sanity.modes=[cascading,independent]   sanity.layers=N   sanity.fail_above=0.5",),
+            examples=("cce-bench sanity methods=[gradcam_pp,gbp] data.n_images=1",),
+            scoring=True,
+        ),
+        CommandEntry(
+            "compare",
+            "one leaderboard: every method on the same images, all scores, time and sanity",
+            "One leaderboard: every method on the same images, insertion/deletion, the pointing game where the data "
+            "has boxes, time per image and the sanity check.",
+            keys=("methods=[...]   sanity.enabled=true|false   data=photos_coco|photos|imagenet|coco   data.root=DIR",),
+            examples=("cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos experiment=smoke",),
+            scoring=True,
+        ),
+        CommandEntry(
+            "user-study",
+            "the paper's user study as one offline HTML survey page built from the suite's maps",
+            "The paper's user study as one offline HTML survey page built from the suite's maps.",
+            keys=("methods=[A,B] (C is CCE)   sets=N   choices=4   title=TEXT   data=photos|imagenet",),
+            examples=(
+                "cce-bench user-study",
+                "cce-bench user-study sets=3 title='Which map explains best?'",
+            ),
+        ),
+        CommandEntry(
+            "user-study-results",
+            "the study's tables from the answer files: cce-bench user-study-results FILES... study=DIR",
+            "The user study's tables (scores, ranks, guesses, participants) from the downloaded answer files.",
+            keys=("FILES...|FOLDER   study=DIR (the user-study run)   bootstrap=10000   confidence=0.95",),
+            examples=(
+                "cce-bench user-study-results answers/ "
+                "study=results/runs/2026-11-26_16-40-00_user-study_efficientnet_lite0",
+            ),
+            positional="answers",
+        ),
+        CommandEntry(
+            "methods",
+            "every method by name: the suite's ten and those of captum and pytorch-grad-cam, with their cost",
+            "Lists every method the commands take by name: the suite's ten, and each method of captum (captum_NAME) "
+            "and "
+            "pytorch-grad-cam (gradcam_NAME), with what a map costs and whether it runs on the model with its default "
+            "knobs.",
+            keys=("[model=efficientnet_lite0|vgg19|resnet50]",),
+            examples=("cce-bench methods", "cce-bench methods model=vgg19"),
+            reported=False,
+            hydra=False,
+        ),
+        CommandEntry(
+            "report",
+            "one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR",
+            "One page for a finished run, as self-contained HTML and markdown: its table beside the paper, plots, "
+            "example maps, provenance (a user study: its sets and a link to the page).",
+            keys=("RUN_DIR (a folder written by a command)",),
+            examples=("cce-bench report results/runs/2026-11-26_16-40-00_sweep_efficientnet_lite0",),
+            reported=False,
+            hydra=False,
+        ),
+        CommandEntry(
+            "train-calm",
+            "fine-tune CALM (CALM-EM) on a local ImageNet train folder, for the CALM column",
+            "Fine-tunes CALM (CALM-EM) on a local ImageNet train folder, for CALM's column.",
+            keys=("data.root=DIR   epochs=1   lr_head=0.01   lr_backbone=0.001   batch_size=32   checkpoint=PATH",),
+            examples=("cce-bench train-calm data.root=/data/imagenet device=cuda",),
+            reported=False,
+        ),
+    ]
+}

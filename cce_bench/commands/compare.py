@@ -22,7 +22,14 @@ from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
-from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network, mean_curves, protocol_scores
+from ..runs.scoring import (
+    ClassesPerNetwork,
+    Randomisers,
+    batch_records,
+    explained_network,
+    mean_curves,
+    protocol_scores,
+)
 from ..runs.timing import timed
 from ..errors import UserError, debugging, describe_error, is_allocation_failure
 from ..tables import (method_table, noise_caption, paired_differences, read_paper_table, standard_error,
@@ -83,7 +90,10 @@ def failures(records: pd.DataFrame) -> dict[str, tuple[int, str]]:
     if "error" not in records:
         return {}
     failed = records[records["error"].notna()]
-    return {name: (int(group["image_id"].nunique()), str(group["error"].iloc[0])) for name, group in failed.groupby("method")}
+    return {
+        name: (int(group["image_id"].nunique()), str(group["error"].iloc[0]))
+        for name, group in failed.groupby("method")
+    }
 
 
 def main_score(has_boxes: bool) -> tuple[str, str]:
@@ -118,7 +128,9 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     table.insert(table.columns.get_loc("Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
     if has_boxes:
         proportions = dict(zip(published["name"], published["proportion"]))
-        table.insert(table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names])
+        table.insert(
+            table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names]
+        )
     reference = reference_method(cfg, names, unavailable, means)
     differences = paired_differences(scored, "method", score, reference) if reference else {}
     table.insert(table.columns.get_loc(f"{column.split(' (')[0]} SE") + 1, "paired diff",
@@ -149,8 +161,10 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     caption = ""
     if reference:
         label = EXPLAINERS.get(reference).label
-        caption = (f"Ranked by {column}; paired diff = the method's {column} minus {label}'s on the same images, "
-                   f"with its SE. " + noise_caption(label, {EXPLAINERS.get(n).label: d for n, d in differences.items()}))
+        caption = (
+            f"Ranked by {column}; paired diff = the method's {column} minus {label}'s on the same images, "
+            f"with its SE. " + noise_caption(label, {EXPLAINERS.get(n).label: d for n, d in differences.items()})
+        )
     return table, caption + barely_believed(records)
 
 
@@ -229,17 +243,24 @@ def prepare(session: Session) -> Job:
         markdown = to_markdown(table)
         if barely_believed(records):
             print(barely_believed(records).strip(), file=sys.stderr)
-        header = (f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
-                  f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean insertion/"
-                  f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del, SE = standard error over the images"
-                  + ("; Proportion = energy-based pointing game (%)" if dataset.has_boxes else "")
-                  + (f"; Class dev = class deviation, 1 - {cfg.class_sensitivity.similarity} of the maps for the explained "
-                     f"class and the {cfg.class_sensitivity.other} class (0: the same map whatever the class)"
-                     if cfg.get("class_sensitivity", {}).get("enabled", False) else "")
-                  + "; p (median) = the model's median probability of the explained class; s/img = seconds per map; sanity ρ = Spearman (abs) of each map to the map of the same model with "
-                  f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
-                  "(COCO, Score-CAM's protocol) and CCE's insertion/deletion of Table 1 at its alpha (1000 ImageNet "
-                  "images, VGG-19): set beside, not the same data unless the run's is. " + verdict)
+        header = (
+            f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
+            f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean "
+            "insertion/"
+            f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del, SE = standard error over the images"
+            + ("; Proportion = energy-based pointing game (%)" if dataset.has_boxes else "")
+            + (
+                f"; Class dev = class deviation, 1 - {cfg.class_sensitivity.similarity} of the maps for the explained "
+                f"class and the {cfg.class_sensitivity.other} class (0: the same map whatever the class)"
+                if cfg.get("class_sensitivity", {}).get("enabled", False)
+                else ""
+            )
+            + "; p (median) = the model's median probability of the explained class; s/img = seconds per map; sanity "
+              "ρ = Spearman (abs) of each map to the map of the same model with "
+            f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
+            "(COCO, Score-CAM's protocol) and CCE's insertion/deletion of Table 1 at its alpha (1000 ImageNet "
+            "images, VGG-19): set beside, not the same data unless the run's is. " + verdict
+        )
         notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in {**unavailable, **everywhere}.items())
         notes += "".join(f"\n- {EXPLAINERS.get(n).label}: failed on {count} image(s), scored on the others: {reason}"
                          for n, (count, reason) in failed.items() if n not in everywhere)

@@ -80,10 +80,14 @@ def run_explain(cfg: DictConfig) -> Path:
     if not cfg.inputs:
         raise UserError("no image given: cce-bench explain photo.jpg (or a bundled photo: chelsea, coffee, ...)")
     if len(cfg.inputs) > 2:
-        raise UserError(f"{len(cfg.inputs)} images given: explain takes one image, or two for 'why is a P while b is Q?'")
+        raise UserError(
+            f"{len(cfg.inputs)} images given: explain takes one image, or two for 'why is a P while b is Q?'"
+        )
     if len(cfg.inputs) == 2 and [str(m) for m in cfg.methods] != ["cce"]:
-        raise UserError("'why is a P while b is Q?' (two images) is CCE's question only: leave methods= out, or explain "
-                        "each image alone with methods=[...]")
+        raise UserError(
+            "'why is a P while b is Q?' (two images) is CCE's question only: leave methods= out, or explain "
+            "each image alone with methods=[...]"
+        )
     model = build_model(cfg)
     cats = model.categories
     images, pictures = load_images(list(cfg.inputs), model, cfg.data)
@@ -105,8 +109,15 @@ def run_explain(cfg: DictConfig) -> Path:
                                         contrast=torch.tensor([[other]], device=images.device))
             label = f"{cfg.inputs[b]}: why {describe(cats, probs[b], mine)} rather than {cats[other]}?"
             rows.append(contrastive_row(label, pictures[b], maps, 0, cats, alpha))
-            facts["questions"].append({"image": cfg.inputs[b], "P": cats[mine], "Q": cats[other],
-                                       "valid": bool(maps.valid[0, 0]), "counterfactual": cats[int(maps.predicted[0, 0])]})
+            facts["questions"].append(
+                {
+                    "image": cfg.inputs[b],
+                    "P": cats[mine],
+                    "Q": cats[other],
+                    "valid": bool(maps.valid[0, 0]),
+                    "counterfactual": cats[int(maps.predicted[0, 0])],
+                }
+            )
     elif cfg.targets:  # several objects of one image
         targets = [class_index(t, cats) for t in cfg.targets]
         batch = images.expand(len(targets), -1, -1, -1)
@@ -125,12 +136,16 @@ def run_explain(cfg: DictConfig) -> Path:
                     if cfg.contrast is not None:
                         q = class_index(cfg.contrast, cats)
                         if q == p:
-                            raise UserError(f"contrast={cfg.contrast} is the explained class itself: pass another class "
-                                            "for 'why P rather than Q?'")
+                            raise UserError(
+                                f"contrast={cfg.contrast} is the explained class itself: pass another class "
+                                "for 'why P rather than Q?'"
+                            )
                         if q == int(probs[0].argmax()):
-                            raise UserError(f"the model already says {cats[q]} for {cfg.inputs[0]}: a contrast class must "
-                                            f"need a change; ask why {cats[q]} rather than {cats[p]} (target={q} "
-                                            f"contrast={p}), or pass another contrast")
+                            raise UserError(
+                                f"the model already says {cats[q]} for {cfg.inputs[0]}: a contrast class must "
+                                f"need a change; ask why {cats[q]} rather than {cats[p]} (target={q} "
+                                f"contrast={p}), or pass another contrast"
+                            )
                         maps = CCE(model, **{**cce_knobs, "M": 1}).contrastive_maps(
                             images, target, contrast=torch.tensor([[q]], device=images.device))
                         label = f"CCE: why {asked(cats, probs[0], p)} rather than {describe(cats, probs[0], q)}?"

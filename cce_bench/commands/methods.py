@@ -44,8 +44,12 @@ def run_methods(args: list[str]) -> pd.DataFrame:
     MODELS.get(model_name)  # an unknown model: one line with the known ones
     table = method_table(create_model(model_name, random_init=True))
     costs = "\n".join(f"- {name}: {text}" for name, text in COST_CLASSES.items())
-    print(f"Methods by name (methods=[...], method=...; knobs as method_knobs.NAME.KNOB=VALUE):\n\n{to_markdown(table)}\n\n"
-          f"Cost classes:\n{costs}\n\nThe library methods' knobs are the library's own arguments (README: Library methods).")
+    print(
+        "Methods by name (methods=[...], method=...; knobs as "
+        f"method_knobs.NAME.KNOB=VALUE):\n\n{to_markdown(table)}\n\n"
+        f"Cost classes:\n{costs}\n\nThe library methods' knobs are the library's own arguments "
+        "(docs/beyond.md: Library methods)."
+    )
     return table
 
 

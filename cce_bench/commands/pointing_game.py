@@ -91,7 +91,9 @@ def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     by_method = table.set_index(table.columns[0]).T
     if "Proportion (paper)" not in by_method:
         return table
-    difference = with_paper_difference(by_method, "Proportion (%)", "Proportion (paper)", "Proportion SE", "measured - paper")
+    difference = with_paper_difference(
+        by_method, "Proportion (%)", "Proportion (paper)", "Proportion SE", "measured - paper"
+    )
     last = pd.DataFrame([["measured - paper", *difference["measured - paper"].tolist()]], columns=table.columns)
     return pd.concat([table, last], ignore_index=True)
 
@@ -120,17 +122,23 @@ def prepare(session: Session) -> Job:
         unreadable = len(skipped) - len(dataset.skipped)
         table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper), contrastive)
         markdown = to_markdown(table)
-        where = (f"{len(dataset) - unreadable} {'(image, P, Q) questions' if contrastive else '(image, category) pairs'} of "
-                 f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
-                 f"{machine_info(device)['device_name']}")
+        where = (
+            f"{len(dataset) - unreadable} {'(image, P, Q) questions' if contrastive else '(image, category) pairs'} of "
+            f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
+            f"{machine_info(device)['device_name']}"
+        )
         if contrastive:
             answering = [EXPLAINERS.get(n).label for n in methods if EXPLAINERS.get(n).contrastive]
-            contrastive_methods = (", ".join(answering) + (" answers" if len(answering) == 1 else " answer")) if answering else ""
-            header = (f"Contrastive pointing game on {where}: \"why P rather than Q?\" for two annotated categories of one "
-                      "image; Contrastive = 100 x mean share of the map's energy in P's boxes among its energy in P's and "
-                      f"Q's boxes (50: no preference); {contrastive_methods or 'no method here answers'} with a map for "
-                      "P against Q, every other method with its map for P; Proportion = the energy-based pointing game "
-                      "of the same map on P's boxes; SE = standard error over the questions.")
+            contrastive_methods = (
+                (", ".join(answering) + (" answers" if len(answering) == 1 else " answer")) if answering else ""
+            )
+            header = (
+                f'Contrastive pointing game on {where}: "why P rather than Q?" for two annotated categories of one '
+                "image; Contrastive = 100 x mean share of the map's energy in P's boxes among its energy in P's and "
+                f"Q's boxes (50: no preference); {contrastive_methods or 'no method here answers'} with a map for "
+                "P against Q, every other method with its map for P; Proportion = the energy-based pointing game "
+                "of the same map on P's boxes; SE = standard error over the questions."
+            )
         else:
             header = (f"Energy-based pointing game on {where}; proportion = 100 x mean share of the map's energy "
                       "inside the boxes, SE its standard error over the pairs; (paper): Table 5.")

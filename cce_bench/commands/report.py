@@ -76,14 +76,17 @@ def _image_tag(path: Path) -> str:
 
 def read_run(folder: Path) -> dict:
     status = folder / "run.json"
+    reportable = [name for name, entry in COMMANDS.items() if entry.reported]
+    if (folder / "explain.json").is_file() and not status.is_file():
+        raise UserError(f"{str(folder)!r} holds the figures of `cce-bench explain` (explain.png, explain.json), "
+                        f"which are its whole result: report makes pages of runs of {', '.join(reportable)}")
     if not status.is_file():
         raise UserError(f"{str(folder)!r} is not a finished run (no run.json): pass a folder written by "
-                        f"{', '.join(COMMANDS)}, or finish it by rerunning with out=DIR")
+                        f"{', '.join(reportable)}, or finish it by rerunning with out=DIR")
     try:
         run = json.loads(status.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         run = None
-    reportable = [name for name, entry in COMMANDS.items() if entry.reported]
     if not isinstance(run, dict) or run.get("command") not in reportable:
         raise UserError(f"{str(folder)!r} is not a finished cce-bench run that has a report (its run.json is not "
                         f"one of ours): pass a folder written by {', '.join(reportable)}")
@@ -93,7 +96,9 @@ def read_run(folder: Path) -> dict:
 def run_report(args: list[str]) -> tuple[Path, Path]:
     """`cce-bench report RUN_DIR`."""
     if len(args) != 1 or args[0].startswith("-"):
-        raise UserError("usage: cce-bench report RUN_DIR (a folder written by a command: sweep, compare, user-study, ...)")
+        raise UserError(
+            "usage: cce-bench report RUN_DIR (a folder written by a command: sweep, compare, user-study, ...)"
+        )
     return write_report(args[0])
 
 
@@ -159,11 +164,16 @@ class Page:
                          for title, table in self.tables)
         links = "".join(f'<p><a href="{html.escape(quote(name), quote=True)}">{html.escape(text)}</a></p>'
                         for text, name in self.links)
-        pictures = "".join(f"<figure><figcaption>{html.escape(caption)}</figcaption>"
-                           + "".join(f'<img alt="{html.escape(label, quote=True)}" title="{html.escape(label, quote=True)}" '
-                                     f'src="{html.escape(uri, quote=True)}" style="width:180px;margin:2px">'
-                                     for label, uri in images) + "</figure>"
-                           for caption, images in self.pictures)
+        pictures = "".join(
+            f"<figure><figcaption>{html.escape(caption)}</figcaption>"
+            + "".join(
+                f'<img alt="{html.escape(label, quote=True)}" title="{html.escape(label, quote=True)}" '
+                f'src="{html.escape(uri, quote=True)}" style="width:180px;margin:2px">'
+                for label, uri in images
+            )
+            + "</figure>"
+            for caption, images in self.pictures
+        )
         samples = "" if self.samples is None else \
             f"<details><summary>Samples ({len(self.samples)})</summary>{self.samples.to_html(index=False)}</details>"
         plots = f"<h2>Plots</h2>{''.join(_image_tag(p) for p in self.plots)}" if self.plots else ""
@@ -187,7 +197,9 @@ img{{max-width:100%}}figure{{margin:1em 0}}pre{{background:#f5f5f5;padding:1em;o
 
 def scoring_page(folder: Path, run: dict, command) -> Page:
     if not (folder / "table.csv").is_file():
-        raise UserError(f"{str(folder)!r} has no table.csv: pass a finished run's folder (a rerun with its out= finishes it)")
+        raise UserError(
+            f"{str(folder)!r} has no table.csv: pass a finished run's folder (a rerun with its out= finishes it)"
+        )
     cfg = OmegaConf.load(folder / "config.yaml")
     table = command.beside_paper(pd.read_csv(folder / "table.csv"))
     records = pd.read_csv(folder / "records.csv")

@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from ..errors import UserError
 from ..explainers import EXPLAINERS, postprocess
 from ..figures import plot_sanity
 from ..metrics.sanity import MEASURES, MODES, map_similarities
@@ -22,18 +21,14 @@ from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explai
 from ..tables import standard_error, to_markdown
 
 
-def check_sanity_config(cfg: DictConfig) -> tuple[list[str], int | None]:
-    modes = [str(m) for m in cfg.sanity.modes]
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
-        raise UserError(f"sanity.modes={modes} must be a non-empty list of {', '.join(MODES)}")
-    layers = cfg.sanity.get("layers")
-    if layers is not None and (not isinstance(layers, int) or layers < 1):
-        raise UserError(f"sanity.layers={layers} must be a whole number >= 1 (the top N blocks), or null for all")
-    return modes, layers
+def sanity_settings(cfg: DictConfig) -> tuple[list[str], int | None]:
+    """The modes and the number of blocks (null: all), as the schema checked them before the run."""
+    return [str(m) for m in cfg.sanity.modes], cfg.sanity.get("layers")
 
 
-def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers, modes, layers, cfg) -> tuple[list[dict], dict]:
+def score_batch(
+    model, batch: dict, explainers: dict, randomisers: Randomisers, modes, layers, cfg
+) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
     allowed = batch.get("allowed")
@@ -94,7 +89,9 @@ def markdown_tables(table: pd.DataFrame, verdict: pd.DataFrame) -> str:
         parts.append("Verdict (after the last cascading step):\n\n" + to_markdown(verdict))
     for mode in [m for m in MODES if m in set(table["mode"])]:
         for key, title in MEASURES.items():
-            wide = table[table["mode"] == mode].pivot_table(index=["step", "block"], columns="method", values=key, sort=False)
+            wide = table[table["mode"] == mode].pivot_table(
+                index=["step", "block"], columns="method", values=key, sort=False
+            )
             wide = wide.reset_index().rename(columns={"block": "randomised" if mode == "independent" else "down to"})
             parts.append(f"{title}, {mode} randomisation:\n\n{to_markdown(wide)}")
     return "\n\n".join(parts)
@@ -102,7 +99,7 @@ def markdown_tables(table: pd.DataFrame, verdict: pd.DataFrame) -> str:
 
 def prepare(session: Session) -> Job:
     cfg = session.cfg
-    modes, layers = check_sanity_config(cfg)
+    modes, layers = sanity_settings(cfg)
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
     if not explainers:
@@ -115,12 +112,15 @@ def prepare(session: Session) -> Job:
         table = similarity_table(records, labels)
         verdict = verdicts(records, labels, float(cfg.sanity.fail_above))
         blocks = randomisers.of(model).blocks
-        header = (f"Model-parameter randomisation test (Adebayo et al. 2018) on {model_description(cfg)} ({len(blocks)} blocks; "
-                  f"{'all' if layers is None else f'the top {layers}'} randomised from the logits down), "
-                  f"{records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} skipped), seed {cfg.seed}. "
-                  "Similarity of each map to the trained model's: Spearman rank correlation of the method's own maps "
-                  "(with and without absolute values) and SSIM of the maps in [0, 1]; 1 = unchanged. A method fails "
-                  f"when its Spearman (abs) after the last cascading step stays above {cfg.sanity.fail_above}.")
+        header = (
+            f"Model-parameter randomisation test (Adebayo et al. 2018) on {model_description(cfg)} ({len(blocks)} "
+            "blocks; "
+            f"{'all' if layers is None else f'the top {layers}'} randomised from the logits down), "
+            f"{records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} skipped), seed {cfg.seed}. "
+            "Similarity of each map to the trained model's: Spearman rank correlation of the method's own maps "
+            "(with and without absolute values) and SSIM of the maps in [0, 1]; 1 = unchanged. A method fails "
+            f"when its Spearman (abs) after the last cascading step stays above {cfg.sanity.fail_above}."
+        )
         notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in unavailable.items())
         markdown = markdown_tables(table, verdict)
         run.write_csv("table.csv", table)
@@ -130,9 +130,15 @@ def prepare(session: Session) -> Job:
         return {"images": int(records["image_id"].nunique()), "records": len(records), "caption": header}, \
             f"{header}\n\n{markdown}\n{notes}"
 
-    return Job(dataset, lambda batch: score_batch(model, batch, explainers, randomisers, modes, layers, cfg), write_tables,
-               desc=f"sanity ({len(explainers)} methods)", unit="img", model=model,
-               explainers=list(explainers.values()))
+    return Job(
+        dataset,
+        lambda batch: score_batch(model, batch, explainers, randomisers, modes, layers, cfg),
+        write_tables,
+        desc=f"sanity ({len(explainers)} methods)",
+        unit="img",
+        model=model,
+        explainers=list(explainers.values()),
+    )
 
 
 COMMAND = ScoringCommand("sanity", prepare)  # no one score to rank example images by

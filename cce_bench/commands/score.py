@@ -56,14 +56,24 @@ def prepare(session: Session) -> Job:
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         table = method_table(records, [name], [name])
         pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
-        header = (f"Maps {maps.path} scored on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
-                  f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur {cfg.metric.blur_size}/"
-                  f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}; SE = standard error over the images.")
+        header = (
+            f"Maps {maps.path} scored on {model_description(cfg)}, {records['image_id'].nunique()} images of "
+            f"{dataset.name} "
+            f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur {cfg.metric.blur_size}/"
+            f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}; SE = standard error over the images."
+        )
         text = write_curve_tables(run, table, header)
         return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, text
 
-    return Job(dataset, lambda batch: score_batch(model, batch, name, cfg), write_tables, desc=f"score {name}", unit="img",
-               model=model, plan_parts=lambda probe: scoring_part(int(cfg.data.crop), int(cfg.metric.step), 1))
+    return Job(
+        dataset,
+        lambda batch: score_batch(model, batch, name, cfg),
+        write_tables,
+        desc=f"score {name}",
+        unit="img",
+        model=model,
+        plan_parts=lambda probe: scoring_part(int(cfg.data.crop), int(cfg.metric.step), 1),
+    )
 
 
 COMMAND = ScoringCommand("score", prepare)  # maps from files: nothing to recompute examples with

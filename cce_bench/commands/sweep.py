@@ -94,12 +94,14 @@ def prepare(session: Session) -> Job:
         paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
         table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                             with_time=bool(cfg.param.get("with_time", False)))
-        header = (f"{explainer.label} on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
-                  f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
-                  f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
-                  f"(paper): the published table ({cfg.param.get('paper')}: VGG-19 on 1000 random ImageNet "
-                  "images), set beside this run's model and images, not measured on them; SE = standard error over "
-                  "the images. " + sweep_noise_caption(records, cfg.param.name))
+        header = (
+            f"{explainer.label} on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
+            f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
+            f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
+            f"(paper): the published table ({cfg.param.get('paper')}: VGG-19 on 1000 random ImageNet "
+            "images), set beside this run's model and images, not measured on them; SE = standard error over "
+            "the images. " + sweep_noise_caption(records, cfg.param.name)
+        )
         text = write_curve_tables(run, table, header)
         extra = {"param": cfg.param.name, "images": int(records["image_id"].nunique()), "records": len(records),
                  "caption": header}

@@ -22,7 +22,9 @@ from ..runs.engine import PlainCommand
 def initial_calm(cfg: DictConfig) -> CALMNet:
     """CALM with the backbone of torchvision's ImageNet ResNet-50 (cache or `backbone_checkpoint`)."""
     net = CALMNet(1000)
-    backbone = torchvision_imagenet_network("resnet50", cfg.get("backbone_checkpoint"), bool(cfg.get("download", False)))
+    backbone = torchvision_imagenet_network(
+        "resnet50", cfg.get("backbone_checkpoint"), bool(cfg.get("download", False))
+    )
     net.features.load_state_dict(torch.nn.Sequential(*list(backbone.children())[:-2]).state_dict())
     return net
 

@@ -50,7 +50,9 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     if not batch["id"]:
         raise UserError(f"no image of {dataset.name} could be read: the study needs at least one")
     images = batch["image"].to(session.device)
-    ranking = check_finite(batched_logits(model, images, int(cfg.batch_size)), model).argsort(1, descending=True)[:, : int(cfg.choices)]
+    ranking = check_finite(batched_logits(model, images, int(cfg.batch_size)), model).argsort(1, descending=True)[
+        :, : int(cfg.choices)
+    ]
     targets = ranking[:, 0]
     size = images.shape[-2:]
     maps = {name: explainer.attribute(images, targets).cpu().numpy() for name, explainer in explainers.items()}

@@ -9,7 +9,17 @@ import pkgutil
 
 from torch.utils.data import DataLoader, Dataset
 
-from .images import BUNDLED_PHOTOS, ImageSet, Sample, bundled_photo_path, image_file, load_rgb, preprocessing, read_or_skip, seeded_sample
+from .images import (
+    BUNDLED_PHOTOS,
+    ImageSet,
+    Sample,
+    bundled_photo_path,
+    image_file,
+    load_rgb,
+    preprocessing,
+    read_or_skip,
+    seeded_sample,
+)
 from .registry import DATASETS
 
 for _module in pkgutil.iter_modules(__path__):
@@ -19,7 +29,9 @@ for _module in pkgutil.iter_modules(__path__):
 def create_dataset(data_cfg, mean, std, seed: int = 0) -> Dataset:
     """The data set named by `data_cfg.name`, with the model's normalisation."""
     cfg = dict(data_cfg)
-    transform = preprocessing(mean, std, cfg.pop("resize", 256), cfg.pop("crop", 224), cfg.pop("interpolation", "bilinear"))
+    transform = preprocessing(
+        mean, std, cfg.pop("resize", 256), cfg.pop("crop", 224), cfg.pop("interpolation", "bilinear")
+    )
     return DATASETS.get(cfg["name"])(transform=transform, seed=seed, **cfg)
 
 
@@ -28,5 +40,17 @@ def image_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> Da
                       collate_fn=dataset.collate)
 
 
-__all__ = ["BUNDLED_PHOTOS", "DATASETS", "ImageSet", "Sample", "bundled_photo_path", "create_dataset", "image_file", "image_batches",
-           "load_rgb", "preprocessing", "read_or_skip", "seeded_sample"]
+__all__ = [
+    "BUNDLED_PHOTOS",
+    "DATASETS",
+    "ImageSet",
+    "Sample",
+    "bundled_photo_path",
+    "create_dataset",
+    "image_file",
+    "image_batches",
+    "load_rgb",
+    "preprocessing",
+    "read_or_skip",
+    "seeded_sample",
+]

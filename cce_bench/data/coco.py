@@ -104,7 +104,9 @@ def load_coco(annotations: str):
                         "pass the instances_val2017.json of COCO") from None
     problem = coco_structure_problem(coco.dataset)
     if problem:
-        raise UserError(f"COCO annotation file {str(path)!r} is malformed: {problem}: pass the instances_val2017.json of COCO")
+        raise UserError(
+            f"COCO annotation file {str(path)!r} is malformed: {problem}: pass the instances_val2017.json of COCO"
+        )
     return coco
 
 
@@ -155,7 +157,12 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
         for image_id in _sorted_ids(coco.getImgIds(catIds=[cat_id])):
             pair_id = f"{image_id}:{name}"
             if isinstance(image_id, bool) or image_id not in coco.imgs:  # True == 1 would find image 1
-                skipped.append({"id": pair_id, "reason": f"an annotation points at image id {image_id}, which the file does not list"})
+                skipped.append(
+                    {
+                        "id": pair_id,
+                        "reason": f"an annotation points at image id {image_id}, which the file does not list",
+                    }
+                )
                 continue
             info = coco.imgs[image_id]
             size = image_size(info)
@@ -220,8 +227,11 @@ class PointingSet(ImageSet):
                 "allowed": class_set(s.classes), "category": s.category}
         if isinstance(s, ContrastSample):
             contrast = tv_tensors.Mask(box_mask(s.contrast_boxes, s.width, s.height)[None].to(torch.uint8))
-            item.update(contrast_mask=self.transform(contrast)[0].bool(), contrast_allowed=class_set(s.contrast_classes),
-                        contrast_category=s.contrast_category)
+            item.update(
+                contrast_mask=self.transform(contrast)[0].bool(),
+                contrast_allowed=class_set(s.contrast_classes),
+                contrast_category=s.contrast_category,
+            )
         return item
 
 
@@ -270,8 +280,10 @@ def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed
     pairs = inside
     if not pairs:
         first = f"; the first: {skipped[0]['id']}: {skipped[0]['reason']}" if skipped else ""
-        raise UserError(f"no (image, category) pair of {name} ({annotations}) is left to evaluate ({len(skipped)} skipped{first}): "
-                        "raise data.max_box_fraction or check the annotations")
+        raise UserError(
+            f"no (image, category) pair of {name} ({annotations}) is left to evaluate ({len(skipped)} skipped{first}): "
+            "raise data.max_box_fraction or check the annotations"
+        )
     if contrastive:
         pairs = contrast_pairs(pairs)
         if not pairs:

@@ -11,7 +11,7 @@ from .images import ImageSet, Sample, printable, seeded_sample, utf8_or_none
 from .registry import DATASETS
 
 
-def _imagenet_wnids() -> list[str]:
+def imagenet_wnids() -> list[str]:
     import timm.data
 
     info = timm.data.ImageNetInfo()
@@ -44,7 +44,7 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
         except OSError as exc:  # a symlink loop or an unreadable link: that entry is skipped, not the run
             skipped.append({"id": printable(entry.name), "reason": f"cannot follow {entry.path}: {exc.strerror}"})
     classes.sort()
-    wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
+    wnid_index = {w: i for i, w in enumerate(imagenet_wnids())}
     by_wnid = bool(classes) and all(c in wnid_index for c in classes)
 
     def add(relative: str, label: int) -> None:

@@ -93,8 +93,11 @@ def read_or_skip(sample_id: str, path: str) -> tuple[Image.Image | None, dict | 
             return load_rgb(path), None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this one file's problem
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            reason = f"cannot read {path}: {type(exc).__name__}: {detail}" if isinstance(exc, Image.DecompressionBombError) \
+            reason = (
+                f"cannot read {path}: {type(exc).__name__}: {detail}"
+                if isinstance(exc, Image.DecompressionBombError)
                 else f"cannot read {path}: {detail}"
+            )
     return None, {"id": sample_id, "path": path, "error": reason}
 
 

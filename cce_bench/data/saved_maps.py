@@ -35,7 +35,11 @@ class MapSkipped(Exception):
 
 def _id_stem(sample_id: str) -> str:
     path = Path(sample_id)
-    return str(path.with_suffix("")) if path.suffix.lower() in (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff") else sample_id
+    return (
+        str(path.with_suffix(""))
+        if path.suffix.lower() in (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+        else sample_id
+    )
 
 
 class SavedMaps:
@@ -59,7 +63,9 @@ class SavedMaps:
                 self._arrays = np.load(self.path, allow_pickle=False)
                 self.ids = set(self._arrays.files)
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
-                raise UserError(f"maps={path} cannot be read as a .npz ({exc}): save it with np.savez(PATH, **{{id: map}})") from None
+                raise UserError(
+                    f"maps={path} cannot be read as a .npz ({exc}): save it with np.savez(PATH, **{{id: map}})"
+                ) from None
         elif self.path.suffix in (".pt", ".pth"):
             self.kind = "pt"
             self._arrays = self._load_pt(ids_file)
@@ -67,7 +73,9 @@ class SavedMaps:
         else:
             raise UserError(f"maps={path} is neither a folder, a .npz nor a .pt: pass one of those")
         if ids_file is not None and self.kind != "pt":
-            raise UserError("maps_ids=FILE is for a .pt that holds only a tensor; a folder or .npz names its maps itself")
+            raise UserError(
+                "maps_ids=FILE is for a .pt that holds only a tensor; a folder or .npz names its maps itself"
+            )
 
     def _load_pt(self, ids_file: str | None) -> dict:
         try:
@@ -83,9 +91,15 @@ class SavedMaps:
                 raise UserError(f"maps={self.path} holds a tensor without ids: pass maps_ids=FILE (one image id per "
                                 "line, in the tensor's order) or save {'ids': [...], 'maps': tensor}")
             try:
-                ids = [line.strip() for line in Path(ids_file).expanduser().read_text(encoding="utf-8").splitlines() if line.strip()]
+                ids = [
+                    line.strip()
+                    for line in Path(ids_file).expanduser().read_text(encoding="utf-8").splitlines()
+                    if line.strip()
+                ]
             except (OSError, UnicodeDecodeError) as exc:
-                raise UserError(f"maps_ids={ids_file} cannot be read ({exc}): pass a text file with one id per line") from None
+                raise UserError(
+                    f"maps_ids={ids_file} cannot be read ({exc}): pass a text file with one id per line"
+                ) from None
             maps = content
         else:
             raise UserError(f"maps={self.path} holds a {type(content).__name__}: save {{'ids': [...], 'maps': tensor "
@@ -135,7 +149,8 @@ class SavedMaps:
         files = sorted(self.path.rglob("*.npy")) if self.kind == "folder" else [self.path]
         for f in files:
             stat = f.stat()
-            h.update(f"{f.relative_to(self.path) if self.kind == 'folder' else f.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+            name = f.relative_to(self.path) if self.kind == "folder" else f.name
+            h.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return h.hexdigest()[:16]
 
 
@@ -185,8 +200,14 @@ class MapsOnImages(Dataset):
         self.crop = int(data_cfg.get("crop", 224))
         resize = data_cfg.get("resize", 256)
         size = int(resize) if isinstance(resize, (int, float)) else [int(s) for s in resize]
-        self.geometry = T.Compose([T.Resize(size, interpolation=InterpolationMode(data_cfg.get("interpolation", "bilinear")),
-                                            antialias=True), T.CenterCrop(self.crop)])
+        self.geometry = T.Compose(
+            [
+                T.Resize(
+                    size, interpolation=InterpolationMode(data_cfg.get("interpolation", "bilinear")), antialias=True
+                ),
+                T.CenterCrop(self.crop),
+            ]
+        )
         self.unused = self.check_ids(all_ids)
 
     @property
@@ -199,13 +220,17 @@ class MapsOnImages(Dataset):
         ids = [s.id for s in self.samples]
         matched = {self.maps.key(i) for i in ids} - {None}
         if not matched:
-            raise UserError(f"none of the {len(ids)} images of {self.name} has a map in {self.maps.path} (image ids look "
-                            f"like {ids[0]!r}, the maps' like {sorted(self.maps.ids)[0]!r}): name each map by its image id")
+            raise UserError(
+                f"none of the {len(ids)} images of {self.name} has a map in {self.maps.path} (image ids look "
+                f"like {ids[0]!r}, the maps' like {sorted(self.maps.ids)[0]!r}): name each map by its image id"
+            )
         known = {self.maps.key(i) for i in (all_ids if all_ids is not None else ids)} - {None}
         foreign = sorted(self.maps.ids - known)
         if foreign:
-            raise UserError(f"{self.maps.path} holds {len(foreign)} map(s) for no image of {self.name} (e.g. {foreign[0]!r}): "
-                            "pass the data the maps were made for (data=..., data.root=...), or leave those maps out")
+            raise UserError(
+                f"{self.maps.path} holds {len(foreign)} map(s) for no image of {self.name} (e.g. {foreign[0]!r}): "
+                "pass the data the maps were made for (data=..., data.root=...), or leave those maps out"
+            )
         return len(self.maps.ids - matched)
 
     def samples_table(self):
@@ -229,15 +254,21 @@ class MapsOnImages(Dataset):
         on_image = (height, width) == self.original_size(index)
         if self.frame == "image" or (self.frame == "auto" and on_image and (height, width) != (self.crop, self.crop)):
             if not on_image:
-                raise MapSkipped(f"{source} is {height}x{width} but the image is {'x'.join(map(str, self.original_size(index)))}"
-                                 " (maps_frame=image)")
+                raise MapSkipped(
+                    f"{source} is {height}x{width} but the image is {'x'.join(map(str, self.original_size(index)))}"
+                    " (maps_frame=image)"
+                )
             return self.geometry(tensor[None])[0]
         if height != width:
             h0, w0 = self.original_size(index)
-            raise MapSkipped(f"{source} is {height}x{width}: neither square (the model's input) nor the image's {h0}x{w0}")
+            raise MapSkipped(
+                f"{source} is {height}x{width}: neither square (the model's input) nor the image's {h0}x{w0}"
+            )
         if height == self.crop:
             return tensor
-        return F.interpolate(tensor[None, None], size=(self.crop, self.crop), mode="bilinear", align_corners=False)[0, 0]
+        return F.interpolate(tensor[None, None], size=(self.crop, self.crop), mode="bilinear", align_corners=False)[
+            0, 0
+        ]
 
     def __getitem__(self, index: int) -> dict:
         item = self.dataset[index]

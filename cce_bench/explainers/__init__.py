@@ -6,12 +6,31 @@ one file (a class under `@register`, named after its module) plus its knobs, cce
 import importlib
 import pkgutil
 
-from .base import EXPLAINERS, Explainer, MethodUnavailable, SettingMaps, create_explainer, postprocess, register, resolve_targets
+from .base import (
+    EXPLAINERS,
+    Explainer,
+    MethodUnavailable,
+    SettingMaps,
+    create_explainer,
+    postprocess,
+    register,
+    resolve_targets,
+)
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 from .cce import CCE, ContrastiveMaps  # noqa: E402
 
-__all__ = ["CCE", "ContrastiveMaps", "EXPLAINERS", "Explainer", "MethodUnavailable", "SettingMaps", "create_explainer", "postprocess",
-           "register", "resolve_targets"]
+__all__ = [
+    "CCE",
+    "ContrastiveMaps",
+    "EXPLAINERS",
+    "Explainer",
+    "MethodUnavailable",
+    "SettingMaps",
+    "create_explainer",
+    "postprocess",
+    "register",
+    "resolve_targets",
+]

@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..progress import counted
 from ..models import facts_of
 from .base import Explainer, register
-from .layers import capture_outputs, network, resolve_layer
+from .layers import capture_outputs, resolve_layer
 
 @register
 class APPB(Explainer):
@@ -45,9 +45,16 @@ class APPB(Explainer):
             layers = facts_of(model).perceptual_layers  # the model's phi_l
             if layers is None:
                 raise UserError("APPB has no default perceptual layers for this model: pass layers=[DOTTED.PATH,...]")
-        self.layers, self.gamma_p, self.v, self.steps = list(layers), float(self.gamma_p), float(self.v), int(self.steps)
+        self.layers, self.gamma_p, self.v, self.steps = (
+            list(layers),
+            float(self.gamma_p),
+            float(self.v),
+            int(self.steps),
+        )
         self.lr, self.blur_sigma = float(self.lr), float(self.blur_sigma)
-        self.modules = [resolve_layer(model, path, "method_knobs.appb.layers=[DOTTED.PATH,...]") for path in self.layers]
+        self.modules = [
+            resolve_layer(model, path, "method_knobs.appb.layers=[DOTTED.PATH,...]") for path in self.layers
+        ]
 
     def per_image_loss(self, x_adv, x, clean_features, targets):
         with capture_outputs(self.modules) as features:

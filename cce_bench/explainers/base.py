@@ -53,8 +53,10 @@ def register(cls: type["Explainer"]) -> type["Explainer"]:
 def knobs_signature(knobs: type[MethodKnobs]) -> inspect.Signature:
     """(model, *, knob=default, ...): how a method's class is called, shown by help() and IDEs."""
     keyword = inspect.Parameter.KEYWORD_ONLY
-    return inspect.Signature([inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)] +
-                             [inspect.Parameter(name, keyword, default=default) for name, default in knobs.defaults().items()])
+    return inspect.Signature(
+        [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, keyword, default=default) for name, default in knobs.defaults().items()]
+    )
 
 
 def resolve_targets(model, images: torch.Tensor, target=None, batch_size: int = 32) -> torch.Tensor:
@@ -65,7 +67,9 @@ def resolve_targets(model, images: torch.Tensor, target=None, batch_size: int = 
     if target.dim() == 0:
         target = target.expand(images.shape[0])
     if target.shape != (images.shape[0],):
-        raise UserError(f"targets must be one class index per image ({images.shape[0]}), got shape {tuple(target.shape)}")
+        raise UserError(
+            f"targets must be one class index per image ({images.shape[0]}), got shape {tuple(target.shape)}"
+        )
     return target
 
 
@@ -145,7 +149,9 @@ class Explainer:
         for name in self.knobs_class.names():
             setattr(self, name, getattr(settings, name))
         self.model = model
-        self.batch_size = int(self.batch_size) if self.batch_size is not None else self.default_batch_size(device_type(model))
+        self.batch_size = (
+            int(self.batch_size) if self.batch_size is not None else self.default_batch_size(device_type(model))
+        )
 
     # -- the shared call ---------------------------------------------------------------------------
     def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
@@ -198,7 +204,9 @@ class Explainer:
     def with_knobs(self, **changes) -> "Explainer":
         return type(self)(self.model, **{**self.knobs(), **changes})
 
-    def maps_for_settings(self, images: torch.Tensor, targets: torch.Tensor, settings: list[dict]) -> Iterator[SettingMaps]:
+    def maps_for_settings(
+        self, images: torch.Tensor, targets: torch.Tensor, settings: list[dict]
+    ) -> Iterator[SettingMaps]:
         """Maps for each setting of the knobs; a method whose maps share work across settings overrides this."""
         for setting in settings:
             explainer = self.with_knobs(**setting)

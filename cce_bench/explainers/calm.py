@@ -122,8 +122,11 @@ class CALM(Explainer):
         super().__init__(model, **knobs)
         checkpoint = self.checkpoint
         if not checkpoint:
-            raise MethodUnavailable("CALM needs a checkpoint: make one with `cce-bench train-calm "
-                                    "data.root=/path/to/imagenet`, then pass method_knobs.calm.checkpoint=PATH", "needs checkpoint")
+            raise MethodUnavailable(
+                "CALM needs a checkpoint: make one with `cce-bench train-calm "
+                "data.root=/path/to/imagenet`, then pass method_knobs.calm.checkpoint=PATH",
+                "needs checkpoint",
+            )
         device = next(model.parameters()).device
         mean = getattr(model, "mean", torch.tensor(IMAGENET_MEAN)).to(device).flatten()
         std = getattr(model, "std", torch.tensor(IMAGENET_STD)).to(device).flatten()

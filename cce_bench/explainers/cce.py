@@ -70,9 +70,18 @@ class CCE(Explainer):
         if classes is not None and self.M > classes - 2:
             raise UserError(f"M={self.M} counterfactuals but the model has {classes} classes: at most {classes - 2} "
                             "contrast classes (all but the explained one and the top-1)")
-        self.alpha, self.M, self.gamma, self.epsilon = float(self.alpha), int(self.M), float(self.gamma), float(self.epsilon)
+        self.alpha, self.M, self.gamma, self.epsilon = (
+            float(self.alpha),
+            int(self.M),
+            float(self.gamma),
+            float(self.epsilon),
+        )
         self.steps, self.kappa, self.K = int(self.steps), float(self.kappa), int(self.K)
-        self.tv_weight, self.tv_sigma, self.blur_sigma = float(self.tv_weight), float(self.tv_sigma), float(self.blur_sigma)
+        self.tv_weight, self.tv_sigma, self.blur_sigma = (
+            float(self.tv_weight),
+            float(self.tv_sigma),
+            float(self.blur_sigma),
+        )
         self.dist_scale = float(self.dist_scale)
         self.grid = None if self.grid is None else int(self.grid)
         # the layer read-offs' module, looked up once (None for the input read-offs, which need no layer)
@@ -88,9 +97,11 @@ class CCE(Explainer):
     def _readoff_layer(self, model, target_layer):
         if target_layer is None and facts_of(model).target_layer is None:
             name = getattr(model, "name", None) or type(model).__name__
-            raise UserError(f"CCE's readoff={self.readoff} reads the maps off a layer, and model {name} names none: pass "
-                            "method_knobs.cce.target_layer=DOTTED.PATH (its last convolutional block, e.g. layer4.2) "
-                            "or method_knobs.cce.readoff=input")
+            raise UserError(
+                f"CCE's readoff={self.readoff} reads the maps off a layer, and model {name} names none: pass "
+                "method_knobs.cce.target_layer=DOTTED.PATH (its last convolutional block, e.g. layer4.2) "
+                "or method_knobs.cce.readoff=input"
+            )
         return resolve_layer(model, target_layer)
 
     # -- the map -----------------------------------------------------------------------------------
@@ -191,7 +202,9 @@ class CCE(Explainer):
         weights = self._edge_weights(x)
         variable = self._variable(x)
         # fused: one kernel for Adam's update on a GPU instead of a dozen.
-        optimiser = torch.optim.Adam([variable], lr=self.step_size, fused=x.is_cuda) if self.step_rule == "adam" else None
+        optimiser = (
+            torch.optim.Adam([variable], lr=self.step_size, fused=x.is_cuda) if self.step_rule == "adam" else None
+        )
         best = torch.zeros_like(x)
         best_dist = torch.full((x.shape[0],), float("inf"), device=x.device)
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)

@@ -5,9 +5,10 @@ convolution and BatchNorm the gradient at its output times its bias (for BatchNo
 b - mean * w / sqrt(var + eps)); for a network of ReLUs (VGG-19, ResNet-50) the sum of all terms plus
 the final layer's bias is the logit (completeness, tested). It does not hold for EfficientNet-Lite0, the
 default model: ReLU6's ceiling at 6 acts as a hidden bias no term carries (measured on chelsea: logit 9.27,
-terms plus the final bias 3.04), so there the map is the full-gradient recipe without its guarantee. The map post-processes each term as a whole, per image (abs, subtract the
-minimum, divide by the maximum + 1e-6, over channels and positions together), resizes the bias terms
-bilinearly (align_corners=True) to the input, sums over channels and adds everything up.
+terms plus the final bias 3.04), so there the map is the full-gradient recipe without its guarantee. The
+map post-processes each term as a whole, per image (abs, subtract the minimum, divide by the maximum +
+1e-6, over channels and positions together), resizes the bias terms bilinearly (align_corners=True) to the
+input, sums over channels and adds everything up.
 
 pytorch-grad-cam's `FullGrad` instead min-max normalises every channel of every term on its own, which
 gives hundreds of weak channels the same peak: a different map.

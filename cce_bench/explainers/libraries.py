@@ -192,7 +192,9 @@ class CaptumMethod(LibraryMethod):
         import captum.attr
 
         method = cls.wrapped(knobs)
-        needs_layer = method in CAPTUM_METHODS and "layer" in inspect.signature(getattr(captum.attr, method).__init__).parameters
+        needs_layer = (
+            method in CAPTUM_METHODS and "layer" in inspect.signature(getattr(captum.attr, method).__init__).parameters
+        )
         if method not in CAPTUM_METHODS or CAPTUM_METHODS[method] not in ("gradient", "path") or needs_layer:
             return [f"method={method} (NoiseTunnel wraps captum's input gradient methods: Saliency, "
                     "InputXGradient, IntegratedGradients, DeepLift, GuidedBackprop, ...)"]

@@ -86,7 +86,9 @@ class RISE(Explainer):
         masks = self.masks(images.shape[-2:], images.device)
         saliency = torch.zeros(images.shape[0], *images.shape[-2:], device=images.device)
         for b in range(images.shape[0]):
-            for first in counted(range(0, self.N, self.batch_size), f"RISE: image {b + 1} of {images.shape[0]}", unit="pass"):
+            for first in counted(
+                range(0, self.N, self.batch_size), f"RISE: image {b + 1} of {images.shape[0]}", unit="pass"
+            ):
                 chunk = masks[first:first + self.batch_size]
                 probs = self.model(images[b:b + 1] * chunk).float().softmax(1)[:, targets[b]]
                 saliency[b] += torch.einsum("n,nhw->hw", probs, chunk[:, 0])

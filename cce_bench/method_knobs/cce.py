@@ -38,22 +38,33 @@ LAYER_READOFFS = ("layer_contrast", "layer_path")
 class CCEKnobs(MethodKnobs):
     alpha: float = knob(0.7, Rule("number", 0, 1), "DOC, M_p = alpha * M_sup + (1 - alpha) * M_pro")
     # at most ImageNet's 1000 classes less the explained one and the top-1
-    M: int = knob(5, Rule("whole", 1, 998), "DOC, counterfactuals per image (contrast classes: the M next-highest classes)")
+    M: int = knob(
+        5, Rule("whole", 1, 998), "DOC, counterfactuals per image (contrast classes: the M next-highest classes)"
+    )
     gamma: float = knob(20.0, Rule("number", 0, 1e9), "DOC, L = L_valid + gamma * L_dist")
     # 0-255 pixel units: 255 is no bound at all
-    epsilon: float = knob(8.0, Rule("number", 0, 255, low_open=True), "DOC, |delta|_inf <= epsilon / 255 (0-255 pixel units)")
+    epsilon: float = knob(
+        8.0, Rule("number", 0, 255, low_open=True), "DOC, |delta|_inf <= epsilon / 255 (0-255 pixel units)"
+    )
     steps: int = knob(50, Rule("whole", 1, 100_000), "REC, optimiser steps per counterfactual")
     lr: float | None = knob(None, Rule("number", 0, 1, low_open=True, nullable=True),
                             "REC, the step size; null: the step rule's (step_rule)")
     # a negative margin would call a counterfactual valid before it flips
     kappa: float = knob(0.0, Rule("number", 0, 1e4), "REC, margin of L_valid = relu(max_{j != q} z_j - z_q + kappa)")
     K: int = knob(4, Rule("whole", 1, 1000), "REC, path points of the averaged gradients")
-    tv_weight: float = knob(1.0, Rule("number", 0, 1e9), "REC, lambda_tv of the content-aware total variation in L_dist")
+    tv_weight: float = knob(
+        1.0, Rule("number", 0, 1e9), "REC, lambda_tv of the content-aware total variation in L_dist"
+    )
     tv_sigma: float = knob(0.1, Rule("number", 0, 1e3, low_open=True),
                            "REC, sigma_c of the edge weights exp(-|x_i - x_j|^2 / (2 sigma_c^2))")
-    blur_sigma: float = knob(0.05, Rule("number", 0, 1), "REC, map smoothing, sigma = blur_sigma * H (a fraction of the side)")
-    dist_scale: float = knob(255.0, Rule("number", 0, 1e6, low_open=True),
-                             "REC, L_dist in 0-255 pixel units, those of epsilon (1: [0, 1] units, where gamma is inert)")
+    blur_sigma: float = knob(
+        0.05, Rule("number", 0, 1), "REC, map smoothing, sigma = blur_sigma * H (a fraction of the side)"
+    )
+    dist_scale: float = knob(
+        255.0,
+        Rule("number", 0, 1e6, low_open=True),
+        "REC, L_dist in 0-255 pixel units, those of epsilon (1: [0, 1] units, where gamma is inert)",
+    )
     validity: str = knob("hinge", Rule("choice", choices=tuple(VALIDITY_LOSSES)), "REC, L_valid: " +
                          "; ".join(f"{k}: {v}" for k, v in VALIDITY_LOSSES.items()))
     keep: str = knob("closest_valid", Rule("choice", choices=tuple(KEEP_RULES)), "REC, the kept iterate: " +

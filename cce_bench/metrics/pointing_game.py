@@ -28,7 +28,9 @@ def contrastive_share(maps: torch.Tensor, masks: torch.Tensor, contrast_masks: t
     """E_P / (E_P + E_Q) per map: the share of its energy in P's boxes (`masks`) among its energy in P's and
     Q's (`contrast_masks`); 0.5 where neither box holds any. maps [B, h, w], masks [B, H, W] -> [B]."""
     if contrast_masks.shape != masks.shape:
-        raise UserError(f"masks {tuple(masks.shape)} and contrast_masks {tuple(contrast_masks.shape)} must have one shape")
+        raise UserError(
+            f"masks {tuple(masks.shape)} and contrast_masks {tuple(contrast_masks.shape)} must have one shape"
+        )
     maps = energy_maps(maps, masks)
     on_p, on_q = energy_inside(maps, masks), energy_inside(maps, contrast_masks)
     both = on_p + on_q
@@ -39,7 +41,9 @@ def energy_maps(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Maps as the game scores them: relu, at the masks' size (bilinear), min-max to [0, 1] (a constant
     map becomes ones: its energy spread evenly)."""
     if maps.dim() != 3 or masks.dim() != 3 or maps.shape[0] != masks.shape[0]:
-        raise UserError(f"maps [B, H, W] and masks [B, H, W] must match in B, got {tuple(maps.shape)} and {tuple(masks.shape)}")
+        raise UserError(
+            f"maps [B, H, W] and masks [B, H, W] must match in B, got {tuple(maps.shape)} and {tuple(masks.shape)}"
+        )
     if not torch.isfinite(maps).all():
         raise UserError("maps hold NaN or infinite values: fix the explanation (e.g. torch.nan_to_num) first")
     maps = maps.float().clamp_min(0)

@@ -165,7 +165,9 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of two maps in [0, 1] (scikit-image, 7 x 7 window, data range 1)."""
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), data_range=1.0))
+    return float(
+        structural_similarity(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), data_range=1.0)
+    )
 
 
 def map_similarities(raw: torch.Tensor, maps: torch.Tensor, raw_random: torch.Tensor,

@@ -22,7 +22,9 @@ def load_state_dict(path: str | Path) -> dict:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise UserError(f"model checkpoint {str(path)!r} holds no state dict: save it with torch.save(model.state_dict())")
+        raise UserError(
+            f"model checkpoint {str(path)!r} holds no state dict: save it with torch.save(model.state_dict())"
+        )
     return state
 
 
@@ -59,7 +61,12 @@ def torchvision_imagenet_network(name: str, checkpoint: str | None = None, downl
     """A torchvision network by its torchvision name (`vgg19`, `resnet50`) with its ImageNet weights: from
     `checkpoint`, else torchvision's cache, else (with `download`) the network."""
     net = torchvision.models.get_model(name, weights=None)
-    load_into(net, torchvision_weights(name, imagenet_weights(name), checkpoint, download), name, checkpoint or "from the cache")
+    load_into(
+        net,
+        torchvision_weights(name, imagenet_weights(name), checkpoint, download),
+        name,
+        checkpoint or "from the cache",
+    )
     return net
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # the annotations only: this module runs without torch until a plan is made
+    import torch
 
 
 # Side of the probe image a method's passes are counted on: every method of the suite makes the same
@@ -126,11 +129,14 @@ class Plan:
         unit = {"img": "image"}.get(unit, unit)
         parts = ", ".join(f"{name} {passes.total:,.0f}" for name, passes in self.parts.items())
         total = self.per_image.total * self.images
-        return (f"plan: {self.images} {unit}{'s' if self.images != 1 else ''} x {self.per_image.total:,.0f} model passes per {unit} ({parts}) = "
-                f"{total:,.0f} passes; at the rates measured here on {self.device_name} ({1000 * self.rates.forward:.1f} "
-                f"ms per forward, {1000 * (self.rates.gradient + self.rates.backward):.1f} ms per forward + backward "
-                f"input) about {format_duration(self.seconds_per_image * self.images)} "
-                f"({self.seconds_per_image:.1f} s per {unit})")
+        return (
+            f"plan: {self.images} {unit}{'s' if self.images != 1 else ''} x {self.per_image.total:,.0f} model passes "
+            f"per {unit} ({parts}) = "
+            f"{total:,.0f} passes; at the rates measured here on {self.device_name} ({1000 * self.rates.forward:.1f} "
+            f"ms per forward, {1000 * (self.rates.gradient + self.rates.backward):.1f} ms per forward + backward "
+            f"input) about {format_duration(self.seconds_per_image * self.images)} "
+            f"({self.seconds_per_image:.1f} s per {unit})"
+        )
 
 
 

@@ -135,7 +135,9 @@ def build_model(cfg: DictConfig) -> Classifier:
     if random_init:
         print(f"warning: model.random_init=true: {cfg.model.name} has random weights, its maps and scores mean "
               "nothing (for timing only)", file=sys.stderr)
-    with memory_asked_by(f"model (model={cfg.model.name} does not fit on {cfg.device}: pass another model= or device=)"):
+    with memory_asked_by(
+        f"model (model={cfg.model.name} does not fit on {cfg.device}: pass another model= or device=)"
+    ):
         return create_model(cfg.model.name, checkpoint=cfg.model.get("checkpoint"), device=cfg.device,
                             download=bool(cfg.model.get("download", False)), random_init=random_init,
                             precision=str(cfg.get("precision", "tf32")))
@@ -166,16 +168,15 @@ def method_names(cfg: DictConfig) -> list[str]:
     if "methods" not in cfg:
         names = [cfg.method]
     else:
-        names = all_methods() if cfg.methods == "all" else list(cfg.methods)
-    if not names:
-        raise UserError("methods=[] is empty: name at least one method, e.g. methods=[gradcam_pp,cce]")
+        names = all_methods() if cfg.methods == "all" else list(cfg.methods)  # empty: refused by the schema
     for name in names:
         EXPLAINERS.get(str(name))
     return [str(n) for n in names]
 
 
 def method_knobs(cfg: DictConfig, name: str) -> dict:
-    """A method's knobs as the run composed them: its knobs class's defaults with the overrides (method_knobs.NAME.KNOB=...)."""
+    """A method's knobs as the run composed them: its knobs class's defaults with the overrides
+    (method_knobs.NAME.KNOB=...)."""
     knobs = cfg.get("method_knobs", {}).get(name)
     return OmegaConf.to_container(knobs) if knobs is not None else {}
 
@@ -198,5 +199,7 @@ def build_explainers(cfg: DictConfig, model: Classifier) -> tuple[dict, dict]:
 def none_can_run(unavailable: dict) -> UserError:
     """The error of a run none of whose methods can run here, each method's reason in it."""
     reasons = "; ".join(f"{EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
-    return UserError(f"no method of methods=[...] can run here ({reasons}): add one that can, e.g. methods=[gradcam_pp,cce]")
+    return UserError(
+        f"no method of methods=[...] can run here ({reasons}): add one that can, e.g. methods=[gradcam_pp,cce]"
+    )
 

@@ -30,8 +30,10 @@ def check_finite(logits: torch.Tensor, network, ids=None) -> torch.Tensor:
     if not bool(finite.all()):
         first = int((~finite).nonzero()[0, 0])
         which = f" for {ids[first]}" if ids is not None else ""
-        raise UserError(f"{getattr(network, 'weights_source', 'the model')} gives NaN or infinite outputs{which}: its "
-                        "weights are broken; pass a checkpoint that holds trained, finite weights (model.checkpoint=PATH)")
+        raise UserError(
+            f"{getattr(network, 'weights_source', 'the model')} gives NaN or infinite outputs{which}: its "
+            "weights are broken; pass a checkpoint that holds trained, finite weights (model.checkpoint=PATH)"
+        )
     return logits
 
 
@@ -106,7 +108,9 @@ def protocol_scores(model, images: torch.Tensor, maps: torch.Tensor, targets: to
     """Per image `ins_auc`, `del_auc` (and `proportion` with box masks) and `map_flag` (a map that is all
     zero or not finite, scored as zeros: its scores are those of no explanation); and the batch's curve sums."""
     flags = map_flags(maps)
-    broken = torch.tensor([flag == "not finite" for flag in flags], device=maps.device).view(-1, *[1] * (maps.dim() - 1))
+    broken = torch.tensor([flag == "not finite" for flag in flags], device=maps.device).view(
+        -1, *[1] * (maps.dim() - 1)
+    )
     maps = torch.where(broken, torch.zeros_like(maps, dtype=torch.float), maps.float())
     scores = insertion_deletion(model, images, maps, targets, step=int(cfg.metric.step), batch_size=int(cfg.batch_size),
                                 blur_size=int(cfg.metric.blur_size), blur_sigma=float(cfg.metric.blur_sigma))
@@ -149,8 +153,10 @@ def mean_curves(run) -> dict:
             t["n"] += sums["n"]
             t["insertion"] = np.add(t["insertion"], sums["insertion"])
             t["deletion"] = np.add(t["deletion"], sums["deletion"])
-    return {v: {"n": t["n"], "insertion": (t["insertion"] / t["n"]).tolist(), "deletion": (t["deletion"] / t["n"]).tolist()}
-            for v, t in totals.items()}
+    return {
+        v: {"n": t["n"], "insertion": (t["insertion"] / t["n"]).tolist(), "deletion": (t["deletion"] / t["n"]).tolist()}
+        for v, t in totals.items()
+    }
 
 
 def write_curve_tables(run, table, header: str) -> str:

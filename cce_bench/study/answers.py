@@ -74,7 +74,10 @@ def read_answers(path: Path, study: dict) -> Participant:
     _require(data.get("study_id") == study["study_id"],
              f"from another study (study {data.get('study_id')!r}, this one is {study['study_id']!r}): "
              "a different page or seed")
-    _require(data.get("study_seed") == study["seed"], f"study seed {data.get('study_seed')!r} is not this study's {study['seed']}")
+    _require(
+        data.get("study_seed") == study["seed"],
+        f"study seed {data.get('study_seed')!r} is not this study's {study['seed']}",
+    )
     seed = data.get("participant_seed")
     _require(type(seed) is int and 0 <= seed <= 0xFFFFFFFF,
              "participant_seed is missing or not a whole number in 0..4294967295")
@@ -91,7 +94,9 @@ def read_answers(path: Path, study: dict) -> Participant:
     methods = study["methods"]
     rows = []
     for i, (given, asked) in enumerate(zip(sets, study["sets"])):
-        _require(isinstance(given, dict) and given.get("image_id") == asked["image_id"], f"set {i + 1} is of another image")
+        _require(
+            isinstance(given, dict) and given.get("image_id") == asked["image_id"], f"set {i + 1} is of another image"
+        )
         choices = shuffled(asked["choices"], study["seed"], seed, i, CHOICES)
         order = shuffled(methods, study["seed"], seed, i, METHODS)
         _require(given.get("choices_shown") == choices and given.get("methods_shown") == order,
@@ -192,5 +197,7 @@ def guess_table(answers: pd.DataFrame, draws: int, confidence: float, seed: int)
     rows = [{"image": "all", "guesses": len(per_set), "correct (%)": round(100 * float(per_set["correct"].mean()), 1),
              f"CI {confidence:.0%} low": round(100 * low, 1), f"CI {confidence:.0%} high": round(100 * high, 1)}]
     for image, group in per_set.groupby("image_id", sort=False):
-        rows.append({"image": image, "guesses": len(group), "correct (%)": round(100 * float(group["correct"].mean()), 1)})
+        rows.append(
+            {"image": image, "guesses": len(group), "correct (%)": round(100 * float(group["correct"].mean()), 1)}
+        )
     return pd.DataFrame(rows)
