@@ -29,7 +29,7 @@ def usage() -> str:
 USAGE_NOTES = """Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
 device=cuda`, or a preset: `cce-bench sweep experiment=table1_alpha data.root=/data/imagenet`. Methods go
 by one name (cce, gbp, ig, rise, gradcam_pp, scorecam, fullgrad, contrastive_gradcam, appb, calm, and any
-method of captum or pytorch-grad-cam as captum_NAME, gradcam_NAME: `cce-bench methods`), their knobs as
+method of captum or pytorch-grad-cam as captum_NAME, pytorch_grad_cam_NAME: `cce-bench methods`), their knobs as
 method_knobs.NAME.KNOB=VALUE. `cce-bench sweep --cfg job` prints the composed config; `--help`
 after a command lists its config groups.
 """
@@ -124,10 +124,16 @@ def library_knob_as_addition(text: str) -> str:
     """`method_knobs.captum_Occlusion.strides=[3,8,8]` -> `+method_knobs...`: a library method's knobs are not in
     the composed defaults (they are the library's arguments, checked against its signatures), so Hydra is
     told to add them."""
-    from .method_knobs import is_library_method
+    from .method_knobs import current_spelling, is_library_method
 
-    match = re.match(r"^method_knobs\.(\w+)\.\w+=", text)
-    return "+" + text if match and is_library_method(match.group(1)) else text
+    match = re.match(r"^\+?method_knobs\.(\w+)\.\w+=", text)
+    if not match or not is_library_method(match.group(1)):
+        return text
+    name = current_spelling(match.group(1))
+    if name != match.group(1):
+        print(f"cce-bench: warning: method_knobs.{match.group(1)} is now method_knobs.{name}; the old name works "
+              "until the next release", file=sys.stderr)
+    return "+" + text.lstrip("+").replace(f"method_knobs.{match.group(1)}.", f"method_knobs.{name}.", 1)
 
 
 # Hydra's flags that take the next argument as their value

@@ -28,7 +28,7 @@ def knob_table() -> str:
             lines.append(f"| `method_knobs.{name}.{knob}` | `{shown(defaults[knob])}` | {valid} | {what} |")
     lines += [
         "",
-        "The methods of captum and pytorch-grad-cam (`captum_NAME`, `gradcam_NAME`: `cce-bench methods`) take",
+        "The methods of captum and pytorch-grad-cam (`captum_NAME`, `pytorch_grad_cam_NAME`: `cce-bench methods`) take",
         "the library's own arguments, checked by name against its signatures; the library checks their values.",
     ]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ error that names the right spelling."""
 from __future__ import annotations
 
 import difflib
+import sys
 from typing import Callable, Generic, TypeVar
 
 from .errors import UserError
@@ -21,6 +22,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, Callable[..., T]] = {}
         self._families: dict[str, tuple[Callable[[], list[str]], Callable[[str], Callable[..., T]]]] = {}
         self._made: dict[str, Callable[..., T]] = {}
+        self._old_prefixes: dict[str, str] = {}  # a family's former prefix -> its prefix (deprecated spellings)
+        self._warned: set[str] = set()
 
     def add_family(
         self, prefix: str, members: Callable[[], list[str]], make: Callable[[str], Callable[..., T]]
@@ -34,14 +37,43 @@ class Registry(Generic[T]):
     def families(self) -> list[str]:
         return list(self._families)
 
+    def rename_family(self, old_prefix: str, prefix: str) -> None:
+        """`old_prefix_Member` still finds `prefix_Member`, with a warning, for one release."""
+        self._old_prefixes[old_prefix] = prefix
+
+    def _split(self, name: str, prefixes) -> tuple[str, str] | None:
+        """(prefix, member) of `PREFIX_Member` for the longest of `prefixes` that starts the name."""
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            if name.startswith(prefix + "_"):
+                return prefix, name[len(prefix) + 1:]
+        return None
+
     def _family_entry(self, name: str):
         if name in self._made:
             return self._made[name]
-        prefix, _, member = name.partition("_")
-        if prefix in self._families and member in self._families[prefix][0]():
-            self._made[name] = self._families[prefix][1](member)
+        split = self._split(name, self._families)
+        if split is not None and split[1] in self._families[split[0]][0]():
+            self._made[name] = self._families[split[0]][1](split[1])
             return self._made[name]
         return None
+
+    def canonical(self, name: str) -> str:
+        """The name as the registry spells it now: a deprecated family spelling becomes the current one
+        (said once per name on stderr); any other name is returned as it is."""
+        name = str(name)
+        if name in self._entries:
+            return name
+        split = self._split(name, self._old_prefixes)
+        if split is None:
+            return name
+        current = f"{self._old_prefixes[split[0]]}_{split[1]}"
+        if self._family_entry(current) is None:
+            return name
+        if name not in self._warned:
+            self._warned.add(name)
+            print(f"cce-bench: warning: {name} is now called {current}; the old name works until the next release",
+                  file=sys.stderr)
+        return current
 
     def register(self, name: str):
         def add(factory: Callable[..., T]) -> Callable[..., T]:
@@ -56,9 +88,10 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries or (isinstance(name, str) and self._family_entry(name) is not None)
+        return name in self._entries or (isinstance(name, str) and self._family_entry(self.canonical(name)) is not None)
 
     def get(self, name: str) -> Callable[..., T]:
+        name = self.canonical(name)
         if name in self._entries:
             return self._entries[name]
         made = self._family_entry(str(name))

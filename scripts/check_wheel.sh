@@ -77,7 +77,7 @@ step "score (maps from a .npz), sanity and compare"
 "$bin/python" -c "import numpy as np; np.savez('maps.npz', chelsea=np.random.default_rng(0).random((56, 56)))"
 "$bin/cce-bench" score maps=maps.npz "device=$device" experiment=smoke out=score
 "$bin/cce-bench" sanity "device=$device" "methods=[gradcam_pp]" experiment=smoke sanity.layers=2 out=sanity
-"$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,captum_DeepLift,gradcam_EigenCAM,cce]" experiment=smoke \
+"$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,captum_DeepLift,pytorch_grad_cam_EigenCAM,cce]" experiment=smoke \
     method_knobs.captum_DeepLift.eps=1e-9 out=compare
 "$bin/cce-bench" methods > methods.md
 "$bin/cce-bench" report compare
@@ -129,7 +129,7 @@ compare = pd.read_csv("compare/table.csv")
 assert sorted(compare["method"]) == ["CCE", "DeepLift (captum)", "EigenCAM (grad-cam)", "GCAM+"], compare
 assert compare["rank"].tolist() == [1, 2, 3, 4] and {"paired diff", "p (median)", "Diff SE"} <= set(compare), compare
 assert compare.set_index("method").loc[["GCAM+", "CCE"], "Proportion (paper)"].notna().all(), compare
-assert "| captum_NoiseTunnel " in open("methods.md").read() and "| gradcam_HiResCAM " in open("methods.md").read()
+assert "| captum_NoiseTunnel " in open("methods.md").read() and "| pytorch_grad_cam_HiResCAM " in open("methods.md").read()
 assert "<script" in open("study/study.html").read() and pd.read_csv("study_results/methods.csv")["answers"].tolist() == [2, 2, 2]
 for run in ("score", "sanity", "compare", "study", "study_results"):
     assert json.load(open(f"{run}/run.json"))["status"] == "complete"

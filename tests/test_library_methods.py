@@ -7,10 +7,11 @@ import torch
 from captum import attr as captum
 from pytorch_grad_cam import EigenCAM, GradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from omegaconf import OmegaConf
 from torch import nn
 
 from cce_bench import UserError
-from cce_bench.explainers import create_explainer, postprocess
+from cce_bench.explainers import EXPLAINERS, create_explainer, postprocess
 from cce_bench.models import Classifier, ModelFacts
 from helpers import ROOT
 
@@ -88,7 +89,7 @@ def test_noise_tunnel_wraps_the_named_method_with_its_knobs(model, images, targe
 def test_a_pytorch_grad_cam_method_by_name_is_the_library_call(model, images, targets):
     cam = EigenCAM(model=model, target_layers=[model.net[2]])
     expected = cam(input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets])
-    maps = create_explainer("gradcam_EigenCAM", model).raw_attribute(images, targets)
+    maps = create_explainer("pytorch_grad_cam_EigenCAM", model).raw_attribute(images, targets)
     close(maps, torch.as_tensor(expected))
 
 
@@ -101,7 +102,7 @@ def test_the_suites_own_library_methods_are_reproduced_by_name(lite0, photos):
     )
     assert torch.allclose(ig, by_name, atol=1e-4), (ig - by_name).abs().max()
     ours = create_explainer("gradcam_pp", lite0).attribute(images, targets)
-    theirs = create_explainer("gradcam_GradCAMPlusPlus", lite0).attribute(images, targets)
+    theirs = create_explainer("pytorch_grad_cam_GradCAMPlusPlus", lite0).attribute(images, targets)
     assert torch.equal(ours, theirs)
     direct = GradCAMPlusPlus(model=lite0, target_layers=[lite0.net.bn2])(
         input_tensor=images.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(t)) for t in targets])
@@ -138,19 +139,19 @@ def test_methods_lists_the_suite_and_both_libraries_with_what_runs_on_the_model(
     assert rows["captum_DeepLift"][1:4] == ["captum", "gradient", "runs"]
     assert rows["cce"][4].startswith("alpha=0.7, M=5, gamma=20, epsilon=8, steps=50")  # from its knobs class
     assert rows["captum_Occlusion"][4] == "baselines, batch_size, and the library's arguments"
-    assert rows["gradcam_EigenCAM"][1] == "pytorch-grad-cam"
+    assert rows["pytorch_grad_cam_EigenCAM"][1] == "pytorch-grad-cam"
     assert "no rule for" in rows["captum_LRP"][3]  # Lite0's ReLU6: captum's LRP cannot run
     assert rows["calm"][3].startswith("needs a checkpoint")
     assert (
         len([n for n in rows if n.startswith("captum_")]) >= 25
-        and len([n for n in rows if n.startswith("gradcam_")]) >= 10
+        and len([n for n in rows if n.startswith("pytorch_grad_cam_")]) >= 10
     )
 
 
 @pytest.mark.slow
 def test_compare_runs_library_methods_beside_the_suites(tmp_path, warm_cli):
     out = tmp_path / "compare"
-    result = warm_cli.run("compare", "methods=[captum_Occlusion,gradcam_EigenCAM,gradcam_pp]", "data=photos",
+    result = warm_cli.run("compare", "methods=[captum_Occlusion,pytorch_grad_cam_EigenCAM,gradcam_pp]", "data=photos",
                           "experiment=smoke", "method_knobs.captum_Occlusion.sliding_window_shapes=[3,56,56]",
                           "method_knobs.captum_Occlusion.strides=[3,56,56]", f"out={out}")
     assert result.returncode == 0, result.stderr
@@ -160,9 +161,44 @@ def test_compare_runs_library_methods_beside_the_suites(tmp_path, warm_cli):
     assert table["sanity"].notna().all() and table["Ins"].notna().all()
     assert table["Class dev"].notna().all()  # class deviation runs for library methods by name too
     records = pd.read_csv(out / "records.csv")
-    assert set(records["method"]) == {"captum_Occlusion", "gradcam_EigenCAM", "gradcam_pp"}
+    assert set(records["method"]) == {"captum_Occlusion", "pytorch_grad_cam_EigenCAM", "gradcam_pp"}
     assert "sliding_window_shapes:\n    - 3\n    - 56\n    - 56" in (out / "config.yaml").read_text()
     bad = warm_cli.run("compare", "methods=[captum_Occlusion]", "method_knobs.captum_Occlusion.window=[3,8,8]",
                        f"out={tmp_path / 'bad'}")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "has no knob window" in bad.stderr
     assert not (tmp_path / "bad").exists() and ROOT.is_dir()
+
+
+def test_no_name_of_the_suite_starts_with_a_library_prefix():
+    from cce_bench.method_knobs import LIBRARY_PREFIXES, is_library_method
+
+    for name in EXPLAINERS.names():
+        assert not any(name.startswith(prefix + "_") for prefix in LIBRARY_PREFIXES), name
+        assert not is_library_method(name)
+    assert EXPLAINERS.get("gradcam_pp").__module__ == "cce_bench.explainers.gradcam_pp"  # the former prefix's twin
+
+
+def test_the_former_pytorch_grad_cam_spelling_still_works_with_a_warning(tmp_path, capsys):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    old = create_explainer("gradcam_EigenCAM", model, target_layer="0")
+    new = create_explainer("pytorch_grad_cam_EigenCAM", model, target_layer="0")
+    assert type(old) is type(new) and old.name == "pytorch_grad_cam_EigenCAM"
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(old.attribute(images, 0), new.attribute(images, 0))
+    create_explainer("gradcam_EigenCAM", model, target_layer="0")
+    said = [line for line in capsys.readouterr().err.splitlines() if "gradcam_EigenCAM is now called" in line]
+    assert len(said) == 1  # once per name
+
+
+@pytest.mark.slow
+def test_the_former_spelling_on_the_command_line_runs_under_the_new_name(tmp_path, warm_cli):
+    out = tmp_path / "old"
+    result = warm_cli.run("sweep", "method=gradcam_EigenCAM", "method_knobs.gradcam_EigenCAM.eigen_smooth=true",
+                          "experiment=smoke", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    assert "gradcam_EigenCAM is now called pytorch_grad_cam_EigenCAM" in result.stderr
+    assert "method_knobs.gradcam_EigenCAM is now method_knobs.pytorch_grad_cam_EigenCAM" in result.stderr
+    config = OmegaConf.load(out / "config.yaml")
+    assert config.method_knobs.pytorch_grad_cam_EigenCAM.eigen_smooth is True
+    assert set(pd.read_csv(out / "records.csv")["method"]) == {"pytorch_grad_cam_EigenCAM"}

@@ -140,9 +140,8 @@ COMMANDS: dict[str, CommandEntry] = {
             "methods",
             "every method by name: the suite's ten and those of captum and pytorch-grad-cam, with their cost",
             "Lists every method the commands take by name: the suite's ten, and each method of captum (captum_NAME) "
-            "and "
-            "pytorch-grad-cam (gradcam_NAME), with what a map costs and whether it runs on the model with its default "
-            "knobs.",
+            "and pytorch-grad-cam (pytorch_grad_cam_NAME), with what a map costs and whether it runs on the model "
+            "with its default knobs.",
             keys=("[model=efficientnet_lite0|vgg19|resnet50]",),
             examples=("cce-bench methods", "cce-bench methods model=vgg19"),
             reported=False,

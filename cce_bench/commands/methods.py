@@ -18,7 +18,7 @@ from ..tables import to_markdown
 def method_table(model) -> pd.DataFrame:
     rows = []
     for source, names in (("cce-bench", all_methods()), ("captum", EXPLAINERS.family_names("captum")),
-                          ("pytorch-grad-cam", EXPLAINERS.family_names("gradcam"))):
+                          ("pytorch-grad-cam", EXPLAINERS.family_names("pytorch_grad_cam"))):
         for name in names:
             cls = EXPLAINERS.get(name)
             why_not = cls.unavailable_on(model)

@@ -1,10 +1,11 @@
 """Every attribution method of captum and pytorch-grad-cam, by name, with the call every method of the
-suite has: `captum_DeepLift`, `captum_NoiseTunnel`, `gradcam_EigenCAM`, ... (the library's prefix, then
-its class name exactly). They run in every command that takes methods, beside the suite's own.
+suite has: `captum_DeepLift`, `captum_NoiseTunnel`, `pytorch_grad_cam_EigenCAM`, ... (the library's import
+name, then its class name exactly; `gradcam_EigenCAM`, the former spelling, still works with a warning).
+They run in every command that takes methods, beside the suite's own.
 
 How a library's attribution becomes a map is one rule, the one the suite's own captum and pytorch-grad-cam
-methods follow (so `captum_IntegratedGradients` gives `ig`'s map and `gradcam_GradCAMPlusPlus` gives
-`gradcam_pp`'s):
+methods follow (so `captum_IntegratedGradients` gives `ig`'s map and `pytorch_grad_cam_GradCAMPlusPlus`
+gives `gradcam_pp`'s):
 
 - an attribution at the input, [B, 3, H, W]: the sum over channels of its absolute values (IG's rule;
   the suite's `gbp` keeps the Score-CAM comparison's maximum of absolute values instead);
@@ -37,7 +38,7 @@ import torch
 
 from ..errors import UserError
 from ..models import facts_of
-from ..method_knobs import BatchOnlyKnobs, shown as shown_value
+from ..method_knobs import RENAMED_PREFIXES, BatchOnlyKnobs, shown as shown_value
 from ..rules import Rule
 from .base import EXPLAINERS, Explainer, MethodUnavailable
 from .gradcam_pp import cam_maps
@@ -100,7 +101,7 @@ class LibraryMethod(Explainer):
     call arguments, checked by name against the library's signatures, and the library's refusals of a
     value turned into one line naming the knob."""
 
-    library = ""           # "captum" or "gradcam"
+    library = ""           # the library's prefix: "captum" or "pytorch_grad_cam"
     member = ""            # the library's class name
     cost = ""
     suite_knobs: dict = {}  # the suite's own knobs of this method and their defaults
@@ -327,7 +328,7 @@ def map_of(attribution: torch.Tensor, size) -> torch.Tensor:
 
 
 class GradCamMethod(LibraryMethod):
-    library = "gradcam"
+    library = "pytorch_grad_cam"
 
     @classmethod
     def library_class(cls):
@@ -392,7 +393,7 @@ def make_gradcam(member: str) -> type:
     cost = {"ScoreCAM": "masks", "AblationCAM": "masks", "EigenCAM": "forward", "RandomCAM": "forward",
             "KPCA_CAM": "forward"}.get(member, "gradient")
     cls = type(f"GradCam{member}", (GradCamMethod,), {"member": member, "cost": cost})
-    return named(cls, "gradcam", member, {"target_layer": None, "batch_size": None})
+    return named(cls, "pytorch_grad_cam", member, {"target_layer": None, "batch_size": None})
 
 
 def named(cls: type, library: str, member: str, suite_knobs: dict) -> type:
@@ -405,4 +406,6 @@ def named(cls: type, library: str, member: str, suite_knobs: dict) -> type:
 
 
 EXPLAINERS.add_family("captum", captum_methods, make_captum)  # the prefixes of method_knobs.LIBRARY_PREFIXES
-EXPLAINERS.add_family("gradcam", gradcam_methods, make_gradcam)
+EXPLAINERS.add_family("pytorch_grad_cam", gradcam_methods, make_gradcam)
+for _old, _new in RENAMED_PREFIXES.items():
+    EXPLAINERS.rename_family(_old, _new)

@@ -169,9 +169,10 @@ def method_names(cfg: DictConfig) -> list[str]:
         names = [cfg.method]
     else:
         names = all_methods() if cfg.methods == "all" else list(cfg.methods)  # empty: refused by the schema
+    names = [EXPLAINERS.canonical(str(n)) for n in names]  # a former spelling: the current one, with a warning
     for name in names:
-        EXPLAINERS.get(str(name))
-    return [str(n) for n in names]
+        EXPLAINERS.get(name)
+    return names
 
 
 def method_knobs(cfg: DictConfig, name: str) -> dict:
