@@ -63,24 +63,20 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     """
     columns = 1 + max(len(r["panels"]) for r in rows)
     labels = ["\n".join(textwrap.fill(line, 40) for line in row["label"].splitlines()) for row in rows]
+    titles = [[textwrap.fill(title, 40) for title, _ in row["panels"]] for row in rows]  # wrapped once
     # each row 3.4 inches, taller where its longest title needs it (a line of 8-point text is about 0.14 inch)
-    heights = [
-        max(
-            3.4,
-            2.9 + 0.15 * max(label.count("\n") + 1, *(textwrap.fill(t, 40).count("\n") + 1 for t, _ in row["panels"])),
-        )
-        for label, row in zip(labels, rows)
-    ]
+    heights = [max(3.4, 2.9 + 0.15 * max(text.count("\n") + 1 for text in [label, *row_titles]))
+               for label, row_titles in zip(labels, titles)]
     fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
-    for ax_row, row, label in zip(axes, rows, labels):
+    for ax_row, row, label, row_titles in zip(axes, rows, labels, titles):
         ax_row[0].imshow(row["image"])
         ax_row[0].set_title(label, fontsize=8)
-        for ax, (title, saliency) in zip(ax_row[1:], row["panels"]):
+        for ax, title, (_, saliency) in zip(ax_row[1:], row_titles, row["panels"]):
             if saliency is not None:
                 saliency = display_scale(saliency)  # each panel on its own scale
             ax.imshow(overlay_rgb(row["image"], saliency) if saliency is not None else row["image"])
-            ax.set_title(textwrap.fill(title, 40), fontsize=8)
+            ax.set_title(title, fontsize=8)
             fig.colorbar(cm.ScalarMappable(Normalize(0, 1), CMAP), ax=ax, fraction=0.046, pad=0.04)
         for ax in ax_row:
             ax.axis("off")

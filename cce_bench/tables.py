@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -58,16 +59,22 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
     return pd.DataFrame(rows)
 
 
+def best_row_caption(records: pd.DataFrame, by: str, score: str, label_of: Callable[[object], str], best: str,
+                     what: str = "method", unit: str = "images") -> str:
+    """Which rows (the records grouped `by`) these images cannot tell apart from the one of the highest mean
+    `score`, paired over the same images; `label_of` prints a row's key, `best` says why it is the reference."""
+    means = records.groupby(by, sort=False)[score].mean() if len(records) else pd.Series(dtype=float)
+    if len(means) < 2:
+        return ""
+    top = means.idxmax()
+    differences = paired_differences(records, by, score, top)
+    return noise_caption(f"{label_of(top)} ({best})", {label_of(k): d for k, d in differences.items()}, what, unit)
+
+
 def sweep_noise_caption(records: pd.DataFrame, param: str) -> str:
     """Which swept values these images cannot tell apart from the best one (by Ins - Del, paired)."""
     scored = records.assign(diff=records["ins_auc"] - records["del_auc"])
-    means = scored.groupby("value", sort=False)["diff"].mean()
-    if len(means) < 2:
-        return ""
-    best = means.idxmax()
-    differences = paired_differences(scored, "value", "diff", best)
-    return noise_caption(f"{param}={best} (the best Diff)", {f"{param}={k}": d for k, d in differences.items()},
-                         what="value")
+    return best_row_caption(scored, "value", "diff", lambda value: f"{param}={value}", "the best Diff", what="value")
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -135,18 +142,19 @@ def paired_differences(records: pd.DataFrame, by: str, score: str, reference, sc
     return differences
 
 
-def noise_caption(reference: str, differences: dict[str, PairedDifference], what: str = "method") -> str:
-    """One sentence: which rows these images cannot tell apart from the reference row."""
+def noise_caption(reference: str, differences: dict[str, PairedDifference], what: str = "method",
+                  unit: str = "images") -> str:
+    """One sentence: which rows these images (or pairs: `unit`) cannot tell apart from the reference row."""
     if not differences:
         return ""
     close = [label for label, d in differences.items() if d.within_noise]
     images = max(d.images for d in differences.values())
     if len(close) == len(differences):
-        return (f"On these {images} images no {what} differs from {reference} by two standard errors of the paired "
+        return (f"On these {images} {unit} no {what} differs from {reference} by two standard errors of the paired "
                 "difference: the sample is too small to tell the rows apart.")
     if not close:
         return f"Every {what} differs from {reference} by more than two standard errors of the paired difference."
-    return (f"Within two standard errors of {reference} (not told apart on these {images} images): "
+    return (f"Within two standard errors of {reference} (not told apart on these {images} {unit}): "
             f"{', '.join(map(str, close))}.")
 
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from ..data import image_file, preprocessing, read_or_skip
 from ..errors import UserError, memory_asked_by
 from ..explainers import CCE, EXPLAINERS
+from ..explainers.base import other_top_classes
 from ..figures import explanation_figure
 from ..models import class_index
 from ..runs.run_folder import RunFolder
@@ -55,9 +56,9 @@ def default_contrast(probs: torch.Tensor, p: int, count: int, floor: float) -> l
     """The `count` most probable classes other than p and the model's answer (which needs no change: CCE's
     contrast classes) whose probability reaches `floor` (at least the most probable one): 'why not Q?'
     is asked of classes the model considers, not of its 1000th guess."""
-    top = int(probs.argmax())
-    order = [int(c) for c in probs.argsort(descending=True) if int(c) not in (p, top)]
-    kept = [c for c in order[:count] if float(probs[c]) >= floor]
+    m = max(1, min(count, probs.numel() - len({p, int(probs.argmax())})))  # as many as there are
+    order = [int(c) for c in other_top_classes(probs[None], torch.tensor([p], device=probs.device), m)[0]]
+    kept = [c for c in order if float(probs[c]) >= floor]
     return kept or order[:1]
 
 

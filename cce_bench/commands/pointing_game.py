@@ -20,7 +20,7 @@ from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
 from ..runs.timing import timed
-from ..tables import noise_caption, paired_differences, read_paper_table, to_markdown, with_paper_difference
+from ..tables import best_row_caption, read_paper_table, to_markdown, with_paper_difference
 
 
 def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None,
@@ -77,13 +77,8 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
 
 def best_caption(records: pd.DataFrame, score: str) -> str:
     """Which methods these pairs cannot tell apart from the best one (paired over the same pairs)."""
-    means = records.groupby("method")[score].mean() if len(records) else pd.Series(dtype=float)
-    if len(means) < 2:
-        return ""
-    best = str(means.idxmax())
-    differences = paired_differences(records, "method", score, best)
-    return noise_caption(f"{EXPLAINERS.get(best).label} (the best)",
-                         {EXPLAINERS.get(n).label: d for n, d in differences.items()}).replace("images", "pairs")
+    return best_row_caption(records, "method", score, lambda name: EXPLAINERS.get(name).label, "the best",
+                            unit="pairs")
 
 
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
