@@ -35,7 +35,7 @@ bin="$work/venv/bin"
 
 step "each method's batch size on device=$device where its config leaves it null"
 "$bin/python" -c "
-from cce_bench.cli import compose_checked, register_method_knobs
+from cce_bench.composing import compose_checked, register_method_knobs
 from cce_bench.runs.runtime import resolve
 register_method_knobs()
 cfg = resolve(compose_checked('compare', ['device=$device']))

@@ -14,9 +14,9 @@ import termios
 
 import pytest
 
-from cce_bench.cli import _positional_as_override, compose_checked
+from cce_bench.cli import _positional_as_override
+from cce_bench.composing import compose_checked, register_method_knobs
 from cce_bench.commands import COMMANDS
-from cce_bench.cli import register_method_knobs
 from helpers import ROOT
 
 

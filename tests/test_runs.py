@@ -129,7 +129,7 @@ def test_slurm_launcher_config_composes():
 
 
 def test_every_method_takes_its_batch_size_from_the_device_where_the_config_leaves_it_null(tmp_path):
-    from cce_bench.cli import compose_checked, register_method_knobs
+    from cce_bench.composing import compose_checked, register_method_knobs
     from cce_bench.explainers import EXPLAINERS
     from cce_bench.runs.runtime import all_methods, resolve
 

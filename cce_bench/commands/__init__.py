@@ -167,3 +167,38 @@ COMMANDS: dict[str, CommandEntry] = {
         ),
     ]
 }
+
+
+# -- what `cce-bench --help` and `cce-bench COMMAND --help` print ---------------------------------------
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = [f"  {name:<{width}}{entry.summary}" for name, entry in COMMANDS.items()]
+    return "\n".join(["usage: cce-bench COMMAND [KEY=VALUE ...] [-m]", "", "commands:", *lines, "", USAGE_NOTES])
+
+
+USAGE_NOTES = """Overrides are Hydra's: e.g. `cce-bench sweep param=M model=vgg19 data=imagenet data.root=/data/imagenet
+device=cuda`, or a preset: `cce-bench sweep experiment=table1_alpha data.root=/data/imagenet`. Methods go
+by one name (cce, gbp, ig, rise, gradcam_pp, scorecam, fullgrad, contrastive_gradcam, appb, calm, and any
+method of captum or pytorch-grad-cam as captum_NAME, pytorch_grad_cam_NAME: `cce-bench methods`), their knobs as
+method_knobs.NAME.KNOB=VALUE. `cce-bench sweep --cfg job` prints the composed config; `--help`
+after a command lists its config groups.
+"""
+
+
+def command_help(command: str) -> str:
+    entry = COMMANDS[command]
+    if not entry.hydra:
+        return "\n".join(
+            [
+                f"usage: cce-bench {command} {' '.join(k.split()[0] for k in entry.keys)}",
+                "",
+                entry.description,
+                "",
+                "examples:",
+                *(f"  {e}" for e in entry.examples),
+            ]
+        )
+    return "\n".join([f"usage: cce-bench {command} [KEY=VALUE ...] [-m]", "", entry.description, "", "main keys:",
+                      *(f"  {k}" for k in entry.keys), f"  {COMMON_KEYS}", "", "examples:",
+                      *(f"  {e}" for e in entry.examples),
+                      "", "Every key with its range: docs/knobs.md in the project; Hydra's own help: --hydra-help"])

@@ -17,14 +17,16 @@ import weakref
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import torch
 from omegaconf import OmegaConf
 
 from ..errors import UserError
 from ..safe_files import RUN_SUBFOLDERS, append_no_follow, check_not_link, open_no_follow, write_atomic
-from .timing import cpu_name
+
+if TYPE_CHECKING:  # torch and pandas are imported where used: the command line checks a folder without them
+    import pandas as pd
+    import torch
 
 
 def _version(package: str) -> str | None:
@@ -35,6 +37,10 @@ def _version(package: str) -> str | None:
 
 
 def machine_info(device: torch.device) -> dict:
+    import torch
+
+    from .timing import cpu_name
+
     info = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
@@ -56,6 +62,8 @@ NOT_IN_FINGERPRINT = ("out", "num_workers", "batch_size", "threads")
 
 
 def fingerprint(cfg) -> tuple[str, dict]:
+    import torch
+
     settings = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_IN_FINGERPRINT:
         settings.pop(key, None)
@@ -150,6 +158,68 @@ def mark_output_folder(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if not (path / ".cce-bench").is_file() or (path / ".cce-bench").is_symlink():
         write_atomic(path / ".cce-bench", "a cce-bench output folder\n")
+
+
+# -- before a run starts: its folder can be made, is not another tool's, and no one else is writing it --------
+RUN_MARKERS = ("fingerprint.json", ".cce-bench")  # what a cce-bench output folder holds
+
+
+def nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_creatable(path: Path, shown: str) -> None:
+    """A folder can be made (or written) at `path`: probed with a temporary folder in the nearest existing
+    one, removed at once, so that a refused run changes nothing on disk."""
+    import tempfile
+
+    base = nearest_existing(path)
+    if not base.is_dir():
+        raise UserError(
+            f"{shown} cannot be made: {base} is a file, not a folder; pass out=DIR to a folder you can write"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".cce-bench-probe-", dir=base))
+    except OSError as exc:
+        raise UserError(f"{shown} cannot be made in {base} ({exc.strerror}): pass out=DIR to a folder you can "
+                        "write") from None
+
+
+def check_not_locked(path: Path, shown: str) -> None:
+    """Refused before anything is written while another process holds the run's lock (runs/run_folder.py)."""
+    import fcntl
+
+    lock = path / ".lock"
+    if not lock.is_file():
+        return
+    try:
+        with open(lock, encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip() or "another process"
+                raise UserError(f"{shown} is being written by {holder}: wait for it to finish, or pass another "
+                                "out=DIR (a rerun with the same out= after it ends resumes it)") from None
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return  # unreadable or without flock: the run's own lock says so
+
+
+def check_output_folder(path: Path, shown: str) -> None:
+    """The run's folder (`shown` as the user named it) checked before anything is made: it can be made, it
+    is not a file, not another tool's folder, and no other process is writing it."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{shown} is a file, not a folder: pass out=DIR")
+    check_creatable(path, shown)
+    if path.is_dir():
+        entries = [e.name for e in path.iterdir() if e.name != ".hydra"]
+        if entries and not any((path / m).exists() for m in RUN_MARKERS):
+            raise UserError(f"{shown} holds files that are not a cce-bench run (e.g. {sorted(entries)[0]!r}): "
+                            "pass a new or empty folder, so that nothing of yours is overwritten")
+        check_not_locked(path, shown)
 
 
 class RunFolder:
@@ -258,6 +328,8 @@ class RunFolder:
 
     def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Every finished batch, in batch order: records.jsonl/.csv and skipped.csv are rewritten whole."""
+        import pandas as pd
+
         batches = self.finished_batches()
         records = [r for k in sorted(batches) for r in batches[k]["records"]]
         skipped = [s for k in sorted(batches) for s in batches[k]["skipped"]]

@@ -1,0 +1,164 @@
+"""The command's config as Hydra composes it, checked before anything runs or imports torch.
+
+A config-group choice that does not exist gets the known choices (choices match without regard to case);
+a key that does not exist gets its nearest keys; every knob is checked against the schema
+(cce_bench/schema.py) and the method knobs (cce_bench/method_knobs), which are registered here as Hydra
+structured configs.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import sys
+
+from .errors import UserError
+from .resources import config_dir
+
+GROUPS = ("model", "data", "param", "experiment", "metric", "sanity")
+
+
+def register_method_knobs() -> None:
+    """The config `method_knobs: all`: every method's knobs class (cce_bench/method_knobs) under
+    method_knobs.NAME, as Hydra structured configs. A new method is found by existing (Hydra has no glob
+    in a defaults list)."""
+    from hydra.core.config_store import ConfigStore
+
+    from .method_knobs import structured_node
+
+    if ConfigStore.instance().repo.get("method_knobs", {}).get("all.yaml") is not None:
+        return
+    ConfigStore.instance().store(group="method_knobs", name="all", node=structured_node())
+
+
+def group_options(group: str) -> dict[str, str]:
+    """Known choices of a config group: lower-cased file stem, or the `name:` inside it -> file stem."""
+    from omegaconf import OmegaConf
+
+    known = {}
+    for path in sorted((config_dir() / group).glob("*.yaml")):
+        known[path.stem.lower()] = path.stem
+        name = OmegaConf.load(path).get("name")
+        if name is not None:
+            known.setdefault(str(name).lower(), path.stem)
+    return known
+
+
+def normalise_group_choices(args: list[str]) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    result = []
+    for text in args:
+        if text.startswith("-") or "=" not in text:
+            result.append(text)  # Hydra's own flags (-m, --cfg job, ...) and their values
+            continue
+        try:
+            (override,) = parser.parse_overrides([text])
+        except OverrideParseException:
+            result.append(text)  # Hydra reports its own parse errors
+            continue
+        group = override.key_or_group
+        if group not in GROUPS or override.is_delete() or override.package:
+            result.append(text)
+            continue
+        known = group_options(group)
+        sweep = override.is_sweep_override()
+        choices = list(override.sweep_string_iterator()) if sweep else [override.get_value_element_as_str()]
+        if group == "experiment":  # an optional group: null means none
+            known = {**known, "null": "null"}
+        for choice in choices:
+            if str(choice).lower() not in known:
+                raise UserError(
+                    f"unknown {group} {choice!r}; known: {', '.join(sorted(set(known.values()) - {'null'}))}"
+                )
+        fixed = [known[str(c).lower()] for c in choices]
+        result.append(text[: text.index("=") + 1] + ",".join(fixed))
+    return result
+
+
+def library_knob_as_addition(text: str) -> str:
+    """`method_knobs.captum_Occlusion.strides=[3,8,8]` -> `+method_knobs...`: a library method's knobs are not in
+    the composed defaults (they are the library's arguments, checked against its signatures), so Hydra is
+    told to add them."""
+    from .method_knobs import current_spelling, is_library_method
+
+    match = re.match(r"^\+?method_knobs\.(\w+)\.\w+=", text)
+    if not match or not is_library_method(match.group(1)):
+        return text
+    name = current_spelling(match.group(1))
+    if name != match.group(1):
+        print(f"cce-bench: warning: method_knobs.{match.group(1)} is now method_knobs.{name}; the old name works "
+              "until the next release", file=sys.stderr)
+    return "+" + text.lstrip("+").replace(f"method_knobs.{match.group(1)}.", f"method_knobs.{name}.", 1)
+
+
+def compose_checked(command: str, overrides: list[str], printing: bool = False, with_hydra: bool = False):
+    """The command's config composed as Hydra composes it, with one line for a bad override (a key that
+    does not exist gets the nearest keys) and every knob checked against the schema; every mandatory value
+    set, unless the config is only `printing` (`--cfg job`, which shows the unset ones as ???). With
+    `with_hydra`, the config keeps Hydra's own node (`hydra.run.dir`, ...) for the run to start from."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import open_dict
+
+    from .schema import leaf_keys, require, suggest, unset_keys, validate, warnings_for
+
+    register_method_knobs()
+
+    def composed(items, hydra_node=False):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=command):
+            return compose(config_name=command.replace("-", "_"), overrides=items, return_hydra_config=hydra_node)
+
+    try:
+        cfg = composed(overrides, with_hydra)
+    except HydraException as exc:
+        text = str(exc)
+        first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        bad = re.search(r"Could not override '([^']+)'", text)
+        if bad:
+            key = bad.group(1)
+            rest = [o for o in overrides if not re.match(rf"^[+~]*{re.escape(key)}=", o)]
+            try:
+                hint = suggest(key, leaf_keys(composed(rest)))
+            except HydraException:
+                hint = ""
+            raise UserError(f"unknown key {key!r}{hint}: `cce-bench {command} --cfg job` prints every key") from None
+        merging = re.match(r"Error merging override ([^=]+)=(.*)", first)
+        if merging:  # a value of the wrong type for a typed knob (the knobs are structured configs)
+            raise UserError(wrong_type(*merging.groups(), exc)) from None
+        hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
+        raise UserError(f"bad override: {first}{hint}") from None
+    task = cfg
+    if with_hydra:
+        task = copy.deepcopy(cfg)
+        with open_dict(task):
+            del task["hydra"]
+    validate(task)
+    if not printing:
+        require(unset_keys(task))
+    for message in warnings_for(task):
+        print(f"cce-bench: warning: {message}", file=sys.stderr)
+    return cfg
+
+
+def wrong_type(key: str, value: str, exc: Exception) -> str:
+    """One line for a value Hydra could not merge into a typed key: the key's rule where it has one, else
+    the type the config expects."""
+    import yaml
+
+    from .method_knobs import shown
+    from .schema import RULES, knob_rules
+
+    try:
+        value = shown(yaml.safe_load(value)) if not value.startswith(("[", "{")) else value
+    except yaml.YAMLError:
+        pass
+    parts = key.lstrip("+~").split(".")
+    rule = RULES.get(".".join(parts))
+    if rule is None and len(parts) == 3 and parts[0] == "method_knobs":
+        rule = knob_rules(parts[1]).get(parts[2])
+    if rule is not None:
+        return f"{key}={value} is not valid: it must be {rule.describe()}"
+    cause = exc.__cause__ or exc
+    return f"{key}={value} is not valid: {str(cause).splitlines()[0]}"
