@@ -31,7 +31,7 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
         "Del": grouped["del_auc"].mean() * 100,
         "valid %": grouped["valid"].mean() * 100,
         "images": grouped["image_id"].nunique(),
-        "seconds": grouped["gen_seconds"].sum(),
+        "seconds": grouped["seconds"].sum(),
     })
     measured["Diff"] = measured["Ins"] - measured["Del"]
     scored = records.assign(diff=records["ins_auc"] - records["del_auc"])

@@ -49,7 +49,7 @@ done
 "$bin/python" - "$work/det_first" "$work/det_second" <<'EOF'
 import sys
 import pandas as pd
-a, b = (pd.read_csv(f"{d}/records.csv").drop(columns=["gen_seconds"]) for d in sys.argv[1:])
+a, b = (pd.read_csv(f"{d}/records.csv").drop(columns=["seconds"]) for d in sys.argv[1:])
 numeric = a.select_dtypes("number").columns
 assert a.drop(columns=numeric).equals(b.drop(columns=numeric)), "the runs differ in a non-numeric column"
 diff = (a[numeric] - b[numeric]).abs().to_numpy().max()

@@ -56,7 +56,7 @@ def test_corrupt_and_truncated_images_are_skipped_and_recorded(image_tree, tmp_p
     result = run_cli("sweep", *FAST, "data=imagenet", f"data.root={image_tree}", "data.n_images=5", f"out={out}")
     assert result.returncode == 0, result.stderr
     skipped = pd.read_csv(out / "skipped.csv")
-    assert sorted(skipped["id"]) == ["n07920052/garbage.JPEG", "n07920052/truncated.JPEG"]
+    assert sorted(skipped["image_id"]) == ["n07920052/garbage.JPEG", "n07920052/truncated.JPEG"]
     assert "warning: skipped n07920052/garbage.JPEG" in result.stderr
     records = pd.read_csv(out / "records.csv")
     assert set(records["image_id"]) == {"n02123045/a.JPEG", "n02123045/b.png", "n07920052/a.JPEG"}

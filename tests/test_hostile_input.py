@@ -38,7 +38,7 @@ def test_files_that_are_not_images_are_skipped_and_listed(tmp_path, image_tree):
                      "data.n_images=null", f"out={out}", timeout=300)
     assert result.returncode == 0, result.stderr
     skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
-    reasons = dict(zip(skipped["id"].str.rsplit("/", n=1).str[-1], skipped["reason"]))
+    reasons = dict(zip(skipped["image_id"].str.rsplit("/", n=1).str[-1], skipped["reason"]))
     assert "is a FIFO, not a regular file" in reasons["pipe.JPEG"]
     assert "cannot follow" in reasons["loop1.JPEG"] and "symbolic links" in reasons["loop1.JPEG"]
     assert "DecompressionBombError" in reasons["bomb.png"]

@@ -16,7 +16,7 @@ from helpers import ROOT, run_cli
 FAST = ["experiment=smoke", "param.values=[1.0,0.5]", "metric.step=2240"]  # the smoke preset, curves of 24 points
 
 
-TIMING = ["gen_seconds"]
+TIMING = ["seconds"]
 
 
 def table_and_records(out):

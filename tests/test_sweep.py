@@ -45,7 +45,7 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     assert table.set_index("alpha")["Diff SE"].to_dict() == pytest.approx(by_hand.to_dict(), abs=0.01)
     assert "standard error" in json.loads((out / "run.json").read_text())["caption"]
     # the counterfactuals were made once per image: one generation time shared by every alpha
-    assert records.groupby("image_id")["gen_seconds"].nunique().eq(1).all()
+    assert records.groupby("image_id")["seconds"].nunique().eq(1).all()
     # on real photos, inserting the salient pixels first beats deleting them first
     assert records["ins_auc"].mean() > records["del_auc"].mean()
 
@@ -55,7 +55,7 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     assert machine["versions"]["torch"] and machine["device_name"]
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
     samples = pd.read_csv(out / "samples.csv")
-    assert samples["id"].tolist() == ["chelsea", "coffee"]
+    assert samples["image_id"].tolist() == ["chelsea", "coffee"]
     assert "| alpha |" in (out / "table.md").read_text().replace("|   alpha |", "| alpha |")
     assert "Ins (paper)" in result.stdout  # the markdown table is printed at the end
     # the caption says where the paper's numbers come from

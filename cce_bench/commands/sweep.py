@@ -59,7 +59,7 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
                                  {"label": [int(v) for v in batch["label"]], **per_image, "valid": valid}, target_prob,
                                  param=cfg.param.name, value=value,
                                  **{k: knobs[k] for k in ("alpha", "M", "gamma", "epsilon") if k in knobs},
-                                 gen_seconds=result.seconds / len(images))
+                                 seconds=result.seconds / len(images))
     return records, {"curves": curve_sums}
 
 

@@ -76,7 +76,7 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
                 part.unlink()  # batches of an unknown config cannot be trusted
         run.stamp_config(cfg)
         run.write_config(cfg)
-        run.write_csv("samples.csv", samples_table)
+        run.write_csv("samples.csv", samples_table.rename(columns={"id": "image_id"}))
     run.write_json("machine.json" if shard.is_main else f"machine.rank{shard.rank}.json", machine_info(device))
     distributed.barrier(shard)
     return run
@@ -246,9 +246,10 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) ->
         return None
     records, unreadable = run.merge()
     skipped = pd.concat([pd.DataFrame(job.dataset.skipped, columns=["id", "reason"]), unreadable], ignore_index=True)
+    skipped = skipped.rename(columns={"id": "image_id"})  # the records' name for it
     run.write_csv("skipped.csv", skipped)
     if records.empty and job.can_score:
-        first = f": {skipped['id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
+        first = f": {skipped['image_id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
         what = "pair" if job.unit == "pair" else "image"
         raise UserError(f"no {what} of {job.dataset.name} could be scored ({len(skipped)} skipped, see "
                         f"{run.path}/skipped.csv){first}")
