@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..explainers import EXPLAINERS
-from ..explainers.libraries import COST_CLASSES
+from ..explainers.base import COST_CLASSES
 from ..method_knobs import shown
 from ..models import MODELS, create_model
 from ..runs.engine import PlainCommand

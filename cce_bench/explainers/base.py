@@ -106,10 +106,22 @@ class SettingMaps:
     valid: torch.Tensor | None = None  # CCE: per image, the share of its counterfactuals that are valid
 
 
+# What a map costs in passes of the model: each method's `cost` is one of these.
+COST_CLASSES = {
+    "forward": "one forward pass per image",
+    "gradient": "one forward and backward pass per image",
+    "path": "n_steps forward and backward passes per image",
+    "samples": "one forward and backward pass per sample or baseline",
+    "perturbation": "one forward pass per perturbed input (windows, cells or samples)",
+    "optimisation": "an optimisation: many forward and backward passes per image",
+    "masks": "one forward pass per random or activation mask",
+}
+
+
 class Explainer:
     name = ""   # set by @register from the module's name
     label = ""  # the paper's abbreviation, for tables and figures
-    cost = ""   # what a map costs in passes of the model (a key of explainers.libraries.COST_CLASSES)
+    cost = ""   # what a map costs in passes of the model (a key of COST_CLASSES)
     # A method that explains a classifier of its own (CALM) sets this to that classifier, on the
     # benchmark's input; protocols that let the model choose the class then ask it instead.
     own_classifier = None

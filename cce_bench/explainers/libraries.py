@@ -59,15 +59,6 @@ CAPTUM_METHODS = {
     "LayerIntegratedGradients": "path", "InternalInfluence": "path", "LayerDeepLiftShap": "samples",
     "LayerGradientShap": "samples", "LayerFeatureAblation": "perturbation",
 }
-COST_CLASSES = {
-    "forward": "one forward pass per image",
-    "gradient": "one forward and backward pass per image",
-    "path": "n_steps forward and backward passes per image",
-    "samples": "one forward and backward pass per sample or baseline",
-    "perturbation": "one forward pass per perturbed input (windows, cells or samples)",
-    "optimisation": "an optimisation: many forward and backward passes per image",
-    "masks": "one forward pass per random or activation mask",
-}
 
 # Arguments the suite supplies itself (the model, the images, the class, a feature mask), never knobs.
 SUPPLIED = {"self", "forward_func", "model", "layer", "device_ids", "inputs", "target", "additional_forward_args",
@@ -165,6 +156,9 @@ class LibraryMethod(Explainer):
 
 
 class CaptumMethod(LibraryMethod):
+    """A captum method that attributes to the input (gradient, path, samples): the family's base. The
+    others below add what their family needs: a layer, a feature mask, a method to wrap."""
+
     library = "captum"
 
     @classmethod
@@ -174,42 +168,18 @@ class CaptumMethod(LibraryMethod):
         return getattr(captum.attr, cls.member)
 
     @classmethod
-    def wrapped(cls, knobs: dict | None = None) -> str:
-        return str((knobs or {}).get("method") or "Saliency") if cls.member == "NoiseTunnel" else cls.member
-
-    @classmethod
     def call_knobs(cls) -> dict:
-        own = library_arguments(cls.library_class().attribute)
-        if cls.member == "NoiseTunnel":  # and the knobs of the method it wraps, those of Saliency by default
-            import captum.attr
-
-            own = {**library_arguments(getattr(captum.attr, cls.wrapped()).attribute), **own}
-        return own
+        return library_arguments(cls.library_class().attribute)
 
     @classmethod
-    def unknown_knobs(cls, knobs: dict) -> list[str]:
-        if cls.member != "NoiseTunnel":
-            return super().unknown_knobs(knobs)
-        import captum.attr
-
-        method = cls.wrapped(knobs)
-        needs_layer = (
-            method in CAPTUM_METHODS and "layer" in inspect.signature(getattr(captum.attr, method).__init__).parameters
-        )
-        if method not in CAPTUM_METHODS or CAPTUM_METHODS[method] not in ("gradient", "path") or needs_layer:
-            return [f"method={method} (NoiseTunnel wraps captum's input gradient methods: Saliency, "
-                    "InputXGradient, IntegratedGradients, DeepLift, GuidedBackprop, ...)"]
-        wrapped = library_arguments(getattr(captum.attr, method).attribute)
-        return sorted(set(knobs) - set(cls.knob_names()) - set(wrapped))
-
-    @classmethod
-    def needs_layer(cls) -> bool:
-        return "layer" in inspect.signature(cls.library_class().__init__).parameters
+    def suite_defaults(cls) -> dict:
+        """The suite's knobs of this member (make_captum): its baselines where its call takes them."""
+        if "baselines" not in inspect.signature(cls.library_class().attribute).parameters:
+            return {"batch_size": None}
+        return {"baselines": "black_white" if cls.member in DISTRIBUTION_BASELINES else "black", "batch_size": None}
 
     @classmethod
     def unavailable_on(cls, model) -> str | None:
-        if cls.needs_layer() and facts_of(model).target_layer is None:
-            return "the model's facts have no target_layer: set layer="
         return cls.missing_rules(model)
 
     @classmethod
@@ -229,16 +199,11 @@ class CaptumMethod(LibraryMethod):
         if missing:  # known before any work: the method's row says so, the others run
             raise MethodUnavailable(f"cannot run on this model: {missing}", "cannot run here")
         super().__init__(model, **knobs)
-        import captum.attr
+        self.method = self.run_library(lambda: self.library_class()(model, *self.library_layers(),
+                                                                    **self.split(self.constructor_knobs())))
 
-        self.layer = resolve_layer(model, self.settings.get("layer")) if self.needs_layer() else None
-        network = [self.layer] if self.layer is not None else []
-        constructor = self.split(self.constructor_knobs())
-        if self.member == "NoiseTunnel":
-            inner = getattr(captum.attr, self.wrapped(self.settings))(model)
-            self.method = captum.attr.NoiseTunnel(inner)
-        else:
-            self.method = self.run_library(lambda: self.library_class()(model, *network, **constructor))
+    def library_layers(self) -> list:
+        return []
 
     def images_per_chunk(self) -> int:
         return self.batch_size if self.cost in ("gradient", "forward") else 1
@@ -259,6 +224,61 @@ class CaptumMethod(LibraryMethod):
             return torch.cat([image_of(0.0)[:1], image_of(1.0)[:1]])
         return image_of(1.0 if choice == "white" else 0.0)
 
+    def attribute_parameters(self) -> set:
+        return set(inspect.signature(self.method.attribute).parameters) - {"kwargs"}
+
+    def call_arguments(self, images: torch.Tensor) -> dict:
+        """The call's arguments: the knobs it takes, the baselines, and the inputs per pass where unset."""
+        parameters = self.attribute_parameters()
+        own = set(self.suite_knobs) | set(self.constructor_knobs())
+        arguments = {k: v for k, v in self.settings.items() if k in parameters and k not in own and v is not None}
+        if "baselines" in parameters:
+            arguments["baselines"] = self.baselines(images)
+        for name in BATCHING:
+            if name in parameters and arguments.get(name) is None:
+                arguments[name] = self.batch_size
+        return arguments
+
+    def takes_target(self) -> bool:
+        return "target" in inspect.signature(self.method.attribute).parameters
+
+    def _attribute_batch(self, images, targets):
+        inputs = images.detach().requires_grad_(True)
+        arguments = self.call_arguments(images)
+        if self.takes_target():
+            arguments["target"] = targets
+        attribution = self.run_library(lambda: self.method.attribute(inputs, **arguments))
+        return map_of(attribution, images.shape[-2:])
+
+
+class CaptumLayerMethod(CaptumMethod):
+    """A captum method that attributes to a layer (Layer*, InternalInfluence, GuidedGradCam): `layer`, a
+    dotted path; null: the model's target layer (its facts), as for the suite's CAM methods."""
+
+    @classmethod
+    def suite_defaults(cls) -> dict:
+        return {"layer": None, **super().suite_defaults()}
+
+    @classmethod
+    def unavailable_on(cls, model) -> str | None:
+        if facts_of(model).target_layer is None:
+            return "the model's facts have no target_layer: set layer="
+        return super().unavailable_on(model)
+
+    def __init__(self, model, **knobs):
+        self.layer = None  # resolved once the knobs are set (library_layers, called by the base)
+        super().__init__(model, **knobs)
+
+    def library_layers(self) -> list:
+        self.layer = resolve_layer(self.model, self.settings.get("layer"))
+        return [self.layer]
+
+    def call_arguments(self, images: torch.Tensor) -> dict:
+        arguments = super().call_arguments(images)
+        if self.member == "LayerFeatureAblation" and "layer_mask" in self.attribute_parameters():
+            arguments["layer_mask"] = self.layer_positions(images)
+        return arguments
+
     def layer_positions(self, images: torch.Tensor) -> torch.Tensor:
         """LayerFeatureAblation's mask: each position of the layer's output is one feature (all channels
         together), so that its cost is the layer's positions (49 at a 7 x 7 map), not its neurons."""
@@ -272,6 +292,16 @@ class CaptumMethod(LibraryMethod):
             self._positions = (size, torch.arange(h * w, device=images.device).view(1, 1, h, w))
         return self._positions[1]
 
+
+class CaptumPerturbationMethod(CaptumMethod):
+    """A captum method that perturbs the input. Those that need a feature mask (FeatureAblation,
+    ShapleyValueSampling, Lime, KernelShap) perturb square cells of `feature_cell` pixels together; Occlusion
+    has the suite's window and stride (SUITE_DEFAULTS), given as lists on the command line."""
+
+    @classmethod
+    def suite_defaults(cls) -> dict:
+        return {**super().suite_defaults(), **({"feature_cell": 16} if cls.member in FEATURE_MASKS else {})}
+
     def feature_mask(self, images: torch.Tensor) -> torch.Tensor:
         cell = int(self.settings["feature_cell"])
         h, w = images.shape[-2:]
@@ -281,37 +311,59 @@ class CaptumMethod(LibraryMethod):
         return mask.expand(1, 1, h, w)
 
     def call_arguments(self, images: torch.Tensor) -> dict:
-        parameters = self.attribute_parameters()
-        own = set(self.suite_knobs) | set(self.constructor_knobs())
-        arguments = {k: v for k, v in self.settings.items() if k in parameters and k not in own and v is not None}
-        if "baselines" in parameters:
-            arguments["baselines"] = self.baselines(images)
-        if "feature_mask" in parameters:
+        arguments = super().call_arguments(images)
+        if "feature_mask" in self.attribute_parameters():
             arguments["feature_mask"] = self.feature_mask(images)
-        for name in BATCHING:
-            if name in parameters and arguments.get(name) is None:
-                arguments[name] = self.batch_size
-        if "layer_mask" in parameters and self.member == "LayerFeatureAblation":
-            arguments["layer_mask"] = self.layer_positions(images)
         for name in ("sliding_window_shapes", "strides"):
             if isinstance(arguments.get(name), list):
                 arguments[name] = tuple(arguments[name])
         return arguments
 
-    def attribute_parameters(self) -> set:
-        """The call's parameters (NoiseTunnel: and those of the method it wraps, which it passes on)."""
-        names = set(inspect.signature(self.method.attribute).parameters)
-        if self.member == "NoiseTunnel":
-            names |= set(inspect.signature(self.method.attribution_method.attribute).parameters)
-        return names - {"kwargs"}
 
-    def _attribute_batch(self, images, targets):
-        inputs = images.detach().requires_grad_(True)
-        arguments = self.call_arguments(images)
-        if "target" in inspect.signature(self.method.attribute).parameters or self.member == "NoiseTunnel":
-            arguments["target"] = targets
-        attribution = self.run_library(lambda: self.method.attribute(inputs, **arguments))
-        return map_of(attribution, images.shape[-2:])
+class CaptumNoiseTunnel(CaptumMethod):
+    """captum's NoiseTunnel around the captum input-gradient method named by `method` (default Saliency:
+    SmoothGrad), whose knobs it takes beside its own."""
+
+    WRAPPABLE = ("gradient", "path")  # cost classes of the methods it can wrap (those without a layer)
+
+    @classmethod
+    def wrapped(cls, knobs: dict | None = None) -> str:
+        return str((knobs or {}).get("method") or "Saliency")
+
+    @classmethod
+    def suite_defaults(cls) -> dict:
+        return {"method": "Saliency", "baselines": "black", "batch_size": None}
+
+    @classmethod
+    def call_knobs(cls) -> dict:
+        import captum.attr
+
+        return {**library_arguments(getattr(captum.attr, cls.wrapped()).attribute), **super().call_knobs()}
+
+    @classmethod
+    def unknown_knobs(cls, knobs: dict) -> list[str]:
+        import captum.attr
+
+        method = cls.wrapped(knobs)
+        if CAPTUM_METHODS.get(method) not in cls.WRAPPABLE or issubclass(captum_base(method), CaptumLayerMethod):
+            return [f"method={method} (NoiseTunnel wraps captum's input gradient methods: Saliency, "
+                    "InputXGradient, IntegratedGradients, DeepLift, GuidedBackprop, ...)"]
+        wrapped = library_arguments(getattr(captum.attr, method).attribute)
+        return sorted(set(knobs) - set(cls.knob_names()) - set(wrapped))
+
+    def __init__(self, model, **knobs):
+        LibraryMethod.__init__(self, model, **knobs)
+        import captum.attr
+
+        self.method = captum.attr.NoiseTunnel(getattr(captum.attr, self.wrapped(self.settings))(model))
+
+    def attribute_parameters(self) -> set:
+        """Its call's parameters and those of the method it wraps, which it passes on."""
+        return super().attribute_parameters() | set(inspect.signature(self.method.attribution_method.attribute)
+                                                    .parameters) - {"kwargs"}
+
+    def takes_target(self) -> bool:
+        return True  # passed on to the wrapped method through its **kwargs
 
 
 def map_of(attribution: torch.Tensor, size) -> torch.Tensor:
@@ -375,18 +427,20 @@ def captum_methods() -> list[str]:
     return [name for name in CAPTUM_METHODS if hasattr(captum.attr, name)]
 
 
-def make_captum(member: str) -> type:
-    suite = {"baselines": "black_white" if member in DISTRIBUTION_BASELINES else "black", "batch_size": None}
-    cls = type(f"Captum{member}", (CaptumMethod,), {"member": member, "cost": CAPTUM_METHODS[member]})
-    if "baselines" not in inspect.signature(cls.library_class().attribute).parameters and member != "NoiseTunnel":
-        suite.pop("baselines")
-    if cls.needs_layer():
-        suite = {"layer": None, **suite}
-    if member in FEATURE_MASKS:
-        suite["feature_cell"] = 16
+def captum_base(member: str) -> type:
+    """The family class of a captum method: what it attributes to and what it needs."""
+    import captum.attr
+
     if member == "NoiseTunnel":
-        suite = {"method": "Saliency", **suite}
-    return named(cls, "captum", member, suite)
+        return CaptumNoiseTunnel
+    if "layer" in inspect.signature(getattr(captum.attr, member).__init__).parameters:
+        return CaptumLayerMethod
+    return CaptumPerturbationMethod if CAPTUM_METHODS[member] == "perturbation" else CaptumMethod
+
+
+def make_captum(member: str) -> type:
+    cls = type(f"Captum{member}", (captum_base(member),), {"member": member, "cost": CAPTUM_METHODS[member]})
+    return named(cls, "captum", member, cls.suite_defaults())
 
 
 def make_gradcam(member: str) -> type:
