@@ -126,7 +126,9 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
                             "target_prob": [0.9, 0.8, 0.7] * 2})
     cfg = OmegaConf.create(
         {
-            "paper": {"pointing_game": "table5_pointing_game.csv", "insertion_deletion": "table1_alpha.csv"},
+            "paper": {"pointing_game": "table5_pointing_game.csv",
+                      "insertion_deletion": {"table": "table1_alpha.csv", "name": "Table 1", "method": "cce",
+                                             "knob": "alpha"}},
             "method_knobs": {"cce": {"alpha": 0.7}},
             "sanity": {"fail_above": 0.5},
         }

@@ -19,7 +19,7 @@ from ..figures import plot_leaderboard, plot_sweep
 from ..metrics.class_sensitivity import class_deviation, other_classes
 from ..metrics.sanity import map_similarities
 from ..runs.cost import method_parts, scoring_part
-from ..runs.engine import Examples, Job, ScoringCommand, Session
+from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
 from ..runs.scoring import (
@@ -102,6 +102,15 @@ def main_score(has_boxes: bool) -> tuple[str, str]:
     return ("Proportion (%)", "proportion") if has_boxes else ("Diff", "diff")
 
 
+def published_insertion_deletion(spec: DictConfig, cfg: DictConfig) -> tuple[dict, dict]:
+    """The paper's Ins and Del of the method that `paper.insertion_deletion` names (config), from its row at
+    this run's value of its knob (none where the paper has no row for that value)."""
+    rows = read_paper_table(spec.table)
+    row = rows[rows[spec.knob].astype(float) == float(cfg.method_knobs[spec.method][spec.knob])]
+    ins, dele = ({spec.method: float(row[column].iloc[0]) if len(row) else None} for column in ("ins", "del"))
+    return ins, dele
+
+
 def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg: DictConfig, has_boxes: bool
                 ) -> tuple[pd.DataFrame, str]:
     """One row per method, ranked by the main score: the method table with its standard errors, each
@@ -119,11 +128,7 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
     table.insert(0, "rank", pd.Series([k + 1 if n not in unavailable and n in means else None
                                        for k, n in enumerate(names)], dtype=object))
     published = read_paper_table(cfg.paper.pointing_game)
-    ins_del = read_paper_table(cfg.paper.insertion_deletion)
-    alpha = float(cfg.method_knobs.cce.alpha)
-    cce_row = ins_del[ins_del["alpha"].astype(float) == alpha]
-    paper_ins = {"cce": float(cce_row["ins"].iloc[0]) if len(cce_row) else None}
-    paper_del = {"cce": float(cce_row["del"].iloc[0]) if len(cce_row) else None}
+    paper_ins, paper_del = published_insertion_deletion(cfg.paper.insertion_deletion, cfg)
     table.insert(table.columns.get_loc("Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
     table.insert(table.columns.get_loc("Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
     if has_boxes:
@@ -219,8 +224,8 @@ def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def examples(records: pd.DataFrame, cfg) -> Examples:
-    """CCE's records (else the first method's) with their insertion - deletion as `score` (for `report`)."""
-    method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
+    """The example method's records (engine.example_method) with their insertion - deletion as `score`."""
+    method = example_method(records)
     chosen = records[records["method"] == method].assign(score=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
     chosen = chosen.dropna(subset=["score"])  # images the method failed on have no score
     return Examples(chosen, f"{EXPLAINERS.get(method).label} Ins - Del (100 x AUC)", {"method": method})
@@ -248,6 +253,7 @@ def prepare(session: Session) -> Job:
         records = scored
         table, verdict = leaderboard(records, names, {**unavailable, **everywhere}, cfg, dataset.has_boxes)
         markdown = to_markdown(table)
+        published = cfg.paper.insertion_deletion
         if barely_believed(records):
             print(barely_believed(records).strip(), file=sys.stderr)
         header = (
@@ -265,8 +271,9 @@ def prepare(session: Session) -> Job:
             + "; p (median) = the model's median probability of the explained class; s/img = seconds per map; sanity "
               "ρ = Spearman (abs) of each map to the map of the same model with "
             f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
-            "(COCO, Score-CAM's protocol) and CCE's insertion/deletion of Table 1 at its alpha (1000 ImageNet "
-            "images, VGG-19): set beside, not the same data unless the run's is. " + verdict
+            f"(COCO, Score-CAM's protocol) and {EXPLAINERS.get(published.method).label}'s insertion/deletion of "
+            f"{published.name} at its {published.knob} (1000 ImageNet images, VGG-19): set beside, not the same data "
+            "unless the run's is. " + verdict
         )
         notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in {**unavailable, **everywhere}.items())
         notes += "".join(f"\n- {EXPLAINERS.get(n).label}: failed on {count} image(s), scored on the others: {reason}"

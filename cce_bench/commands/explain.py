@@ -18,13 +18,13 @@ from omegaconf import DictConfig
 
 from ..data import image_file, preprocessing, read_or_skip
 from ..errors import UserError, memory_asked_by
-from ..explainers import CCE, EXPLAINERS
+from ..explainers import EXPLAINERS
 from ..explainers.base import other_top_classes
 from ..figures import explanation_figure
 from ..models import class_index
 from ..runs.run_folder import RunFolder
 from ..runs.scoring import check_finite
-from ..runs.runtime import build_explainer, build_model, method_knobs, method_names, resolve, seed_everything
+from ..runs.runtime import build_explainer, build_model, method_names, resolve, seed_everything
 from ..runs.engine import PlainCommand
 
 
@@ -62,17 +62,23 @@ def default_contrast(probs: torch.Tensor, p: int, count: int, floor: float) -> l
     return kept or order[:1]
 
 
-def contrastive_row(label, picture, maps, b, categories, alpha) -> dict:
-    """Panels of one CCE question: why P (M_sup), why not Q (M_pro), and the unified map."""
-    valid = maps.valid[b]
-    shown = [categories[int(c)] for c in maps.contrast[b][:3]]
-    made = categories[int(maps.predicted[b][0])]
-    not_q = "why not " + ", ".join(shown) + ("..." if maps.contrast.shape[1] > 3 else "")
-    return {"label": label + f"\ncounterfactual -> {made} ({'valid' if valid[0] else 'not valid'}); "
-                             f"valid {int(valid.sum())}/{len(valid)}",
-            "panels": [("why P: M_sup", maps.sup[b].cpu().numpy()), (not_q + ": M_pro", maps.pro[b].cpu().numpy()),
-                       (f"unified, alpha={alpha}", maps.unified(alpha)[b].cpu().numpy())],
-            "image": picture}
+def two_map_row(explainer, label, picture, maps, b, categories) -> dict:
+    """The figure's row of one question answered by a method with two maps (its `panels`)."""
+    line, panels = explainer.panels(maps, b, categories)
+    return {"label": f"{label}\n{line}", "panels": panels, "image": picture}
+
+
+def contrast_class(cfg, categories, probs, p: int) -> int:
+    """`contrast=Q` checked: another class than P, and one the model does not already say."""
+    q = class_index(cfg.contrast, categories)
+    if q == p:
+        raise UserError(f"contrast={cfg.contrast} is the explained class itself: pass another class for 'why P "
+                        "rather than Q?'")
+    if q == int(probs.argmax()):
+        raise UserError(f"the model already says {categories[q]} for {cfg.inputs[0]}: a contrast class must need a "
+                        f"change; ask why {categories[q]} rather than {categories[p]} (target={q} contrast={p}), or "
+                        "pass another contrast")
+    return q
 
 
 def run_explain(cfg: DictConfig) -> Path:
@@ -84,19 +90,18 @@ def run_explain(cfg: DictConfig) -> Path:
         raise UserError(
             f"{len(cfg.inputs)} images given: explain takes one image, or two for 'why is a P while b is Q?'"
         )
-    if len(cfg.inputs) == 2 and [str(m) for m in cfg.methods] != ["cce"]:
+    methods = method_names(cfg)
+    if len(cfg.inputs) == 2 and (len(methods) != 1 or not EXPLAINERS.get(methods[0]).two_maps):
         raise UserError(
-            "'why is a P while b is Q?' (two images) is CCE's question only: leave methods= out, or explain "
-            "each image alone with methods=[...]"
+            "'why is a P while b is Q?' (two images) is asked of one method with two maps of its own (methods=["
+            f"{','.join(n for n in EXPLAINERS.names() if EXPLAINERS.get(n).two_maps)}]): leave methods= out, or "
+            "explain each image alone with methods=[...]"
         )
     model = build_model(cfg)
     cats = model.categories
     images, pictures = load_images(list(cfg.inputs), model, cfg.data)
     with torch.no_grad():
         probs = check_finite(model(images).float(), model, list(cfg.inputs)).softmax(1).cpu()
-    cce_knobs = method_knobs(cfg, "cce")
-    alpha = float(cce_knobs.get("alpha", 0.7))
-    methods = method_names(cfg)
     rows, facts = [], {"inputs": list(cfg.inputs), "questions": []}
 
     if len(images) == 2:  # why is a P while b is Q?
@@ -104,12 +109,12 @@ def run_explain(cfg: DictConfig) -> Path:
         if p == q:
             raise UserError(f"both images are {cats[p]} to the model: 'why is a P while b is Q?' needs two images "
                             "of different classes")
-        cce = CCE(model, **{**cce_knobs, "M": 1})
+        explainer = build_explainer(cfg, model, methods[0])
         for b, (mine, other) in enumerate(((p, q), (q, p))):
-            maps = cce.contrastive_maps(images[b:b + 1], torch.tensor([mine], device=images.device),
-                                        contrast=torch.tensor([[other]], device=images.device))
+            maps = explainer.contrastive_maps(images[b:b + 1], torch.tensor([mine], device=images.device),
+                                              contrast=torch.tensor([[other]], device=images.device))
             label = f"{cfg.inputs[b]}: why {describe(cats, probs[b], mine)} rather than {cats[other]}?"
-            rows.append(contrastive_row(label, pictures[b], maps, 0, cats, alpha))
+            rows.append(two_map_row(explainer, label, pictures[b], maps, 0, cats))
             facts["questions"].append(
                 {
                     "image": cfg.inputs[b],
@@ -133,35 +138,23 @@ def run_explain(cfg: DictConfig) -> Path:
         target = torch.tensor([p], device=images.device)
         for name in methods:
             with memory_asked_by(EXPLAINERS.get(name).memory_hint()):
-                if name == CCE.name:
+                explainer = build_explainer(cfg, model, name)
+                if explainer.two_maps:
                     if cfg.contrast is not None:
-                        q = class_index(cfg.contrast, cats)
-                        if q == p:
-                            raise UserError(
-                                f"contrast={cfg.contrast} is the explained class itself: pass another class "
-                                "for 'why P rather than Q?'"
-                            )
-                        if q == int(probs[0].argmax()):
-                            raise UserError(
-                                f"the model already says {cats[q]} for {cfg.inputs[0]}: a contrast class must "
-                                f"need a change; ask why {cats[q]} rather than {cats[p]} (target={q} "
-                                f"contrast={p}), or pass another contrast"
-                            )
-                        maps = CCE(model, **{**cce_knobs, "M": 1}).contrastive_maps(
-                            images, target, contrast=torch.tensor([[q]], device=images.device))
-                        label = f"CCE: why {asked(cats, probs[0], p)} rather than {describe(cats, probs[0], q)}?"
+                        contrast = [contrast_class(cfg, cats, probs[0], p)]
+                        question = (f"why {asked(cats, probs[0], p)} rather than "
+                                    f"{describe(cats, probs[0], contrast[0])}?")
                     else:
-                        contrast = default_contrast(probs[0], p, int(cce_knobs.get("M", 5)), float(cfg.contrast_floor))
-                        maps = CCE(model, **cce_knobs).contrastive_maps(
-                            images, target, contrast=torch.tensor([contrast], device=images.device))
-                        label = f"CCE: why {asked(cats, probs[0], p)}?"
-                    rows.append(contrastive_row(label, pictures[0], maps, 0, cats, alpha))
+                        contrast = default_contrast(probs[0], p, explainer.contrast_count, float(cfg.contrast_floor))
+                        question = f"why {asked(cats, probs[0], p)}?"
+                    asked_of = torch.tensor([contrast], device=images.device)
+                    maps = explainer.contrastive_maps(images, target, contrast=asked_of)
+                    rows.append(two_map_row(explainer, f"{explainer.label}: {question}", pictures[0], maps, 0, cats))
                     facts["questions"].append({"method": name, "P": cats[p],
                                                "Q": [cats[int(c)] for c in maps.contrast[0]],
                                                "valid": maps.valid[0].tolist(),
                                                "counterfactual": [cats[int(c)] for c in maps.predicted[0]]})
                 else:
-                    explainer = build_explainer(cfg, model, name)
                     saliency = explainer.attribute(images, target)
                     rows.append({"label": f"{explainer.label}: why {asked(cats, probs[0], p)}?", "image": pictures[0],
                                  "panels": [(explainer.label, saliency[0].cpu().numpy())]})

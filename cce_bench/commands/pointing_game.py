@@ -15,7 +15,7 @@ from ..explainers import EXPLAINERS
 from ..figures import plot_pointing_game
 from ..metrics.pointing_game import contrastive_share, energy_pointing_game
 from ..runs.cost import method_parts, scoring_part
-from ..runs.engine import Examples, Job, ScoringCommand, Session
+from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
@@ -94,9 +94,9 @@ def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def examples(records: pd.DataFrame, cfg) -> Examples:
-    """CCE's records (else the first method's) with their proportion (the contrastive game: their share on P)
-    as `score` (for `report`'s examples)."""
-    method = "cce" if "cce" in set(records["method"]) else records["method"].iloc[0]
+    """The example method's records (engine.example_method) with their proportion (the contrastive game:
+    their share on P) as `score` (for `report`'s examples)."""
+    method = example_method(records)
     score = "contrastive" if "contrastive" in records else "proportion"
     chosen = records[records["method"] == method].assign(score=lambda r: 100 * r[score])
     return Examples(chosen, f"{EXPLAINERS.get(method).label} {score} (%)", {"method": method})

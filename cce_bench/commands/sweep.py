@@ -58,7 +58,7 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
         records += batch_records(batch, model, targets, explainer.name,
                                  {"label": [int(v) for v in batch["label"]], **per_image, "valid": valid}, target_prob,
                                  param=cfg.param.name, value=value,
-                                 **{k: knobs[k] for k in ("alpha", "M", "gamma", "epsilon") if k in knobs},
+                                 **{k: knobs[k] for k in explainer.recorded_knobs if k in knobs},
                                  seconds=result.seconds / len(images))
     return records, {"curves": curve_sums}
 

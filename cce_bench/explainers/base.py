@@ -138,6 +138,23 @@ class Explainer:
     # A method with its own answer to "why P rather than Q?" (CCE, CE) sets this and overrides
     # `_contrast_batch`; any other method answers that question with its map for P.
     contrastive = False
+    # The knobs a sweep's records carry beside the swept one (the columns of the paper's tables of this
+    # method), and whether `report` draws its examples from this method first, when the run has it.
+    recorded_knobs: tuple = ()
+    featured = False
+    # A method that answers "why P?" with two maps of its own, one for "why P" and one for "why not Q" (CCE:
+    # M_sup and M_pro), sets this and implements `contrastive_maps` and `panels`; `explain` then draws both
+    # maps and their blend, and asks it alone "why is a P while b is Q?" of two images.
+    two_maps = False
+    contrast_count = 1  # how many classes Q it asks "why not Q?" of when none is given
+
+    def contrastive_maps(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor | None = None):
+        raise NotImplementedError(f"{self.label} has no two maps of its own (two_maps)")
+
+    def panels(self, maps, b: int, categories) -> tuple[str, list]:
+        """`explain`'s figure of one question answered by `contrastive_maps`: a line on what was found and
+        the (title, map) panels."""
+        raise NotImplementedError(f"{self.label} has no two maps of its own (two_maps)")
 
     @classmethod
     def memory_hint(cls) -> str:

@@ -60,6 +60,9 @@ class CCE(Explainer):
     label = "CCE"
     cost = "optimisation"
     contrastive = True
+    recorded_knobs = ("alpha", "M", "gamma", "epsilon")  # Tables 1-4's columns
+    featured = True  # the method the suite reproduces: report's examples show its maps
+    two_maps = True  # M_sup ("why P") and M_pro ("why not Q")
     needs = ("target_layer",)  # the default read-off's layer (readoff=input needs none)
 
     memory_knobs = ("batch_size", "M")
@@ -103,6 +106,21 @@ class CCE(Explainer):
                 "or method_knobs.cce.readoff=input"
             )
         return resolve_layer(model, target_layer)
+
+    @property
+    def contrast_count(self) -> int:
+        return self.M
+
+    def panels(self, maps: ContrastiveMaps, b: int, categories) -> tuple[str, list]:
+        """Why P (M_sup), why not Q (M_pro) and the unified map, with the first counterfactual's class."""
+        valid = maps.valid[b]
+        shown = [categories[int(c)] for c in maps.contrast[b][:3]]
+        made = categories[int(maps.predicted[b][0])]
+        not_q = "why not " + ", ".join(shown) + ("..." if maps.contrast.shape[1] > 3 else "")
+        line = (f"counterfactual -> {made} ({'valid' if valid[0] else 'not valid'}); "
+                f"valid {int(valid.sum())}/{len(valid)}")
+        return line, [("why P: M_sup", maps.sup[b].cpu().numpy()), (not_q + ": M_pro", maps.pro[b].cpu().numpy()),
+                      (f"unified, alpha={self.alpha}", maps.unified(self.alpha)[b].cpu().numpy())]
 
     # -- the map -----------------------------------------------------------------------------------
     def _attribute_batch(self, images, targets):

@@ -165,6 +165,15 @@ class Examples:
     setting: dict
 
 
+def example_method(records: pd.DataFrame) -> str:
+    """The method whose maps `report` shows: a featured one (its class says so) where the run has it, else
+    the first."""
+    from ..explainers import EXPLAINERS
+
+    names = list(dict.fromkeys(records["method"]))
+    return next((name for name in names if EXPLAINERS.get(name).featured), names[0])
+
+
 def no_paper_columns(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
