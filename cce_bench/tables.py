@@ -158,6 +158,16 @@ def noise_caption(reference: str, differences: dict[str, PairedDifference], what
             f"{', '.join(map(str, close))}.")
 
 
+def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with, beside each published column `X (paper)`, `X - paper`: measured - paper with the
+    measured SE (`X SE`), as every scoring command's page shows it (for `report`)."""
+    for paper in [c for c in table.columns if str(c).endswith(" (paper)")]:
+        column = paper[: -len(" (paper)")]
+        measured = column if column in table else f"{column} (%)"
+        table = with_paper_difference(table, measured, paper, f"{column} SE", f"{column} - paper")
+    return table
+
+
 def with_paper_difference(table: pd.DataFrame, measured: str, paper: str, se: str, name: str) -> pd.DataFrame:
     """`name` beside the `paper` column: measured - paper with the measured standard error, as text
     ("+0.46 (SE 1.20)"); none where the SE is unknown, since a difference without it reads as a verdict."""

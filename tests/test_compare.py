@@ -174,3 +174,22 @@ def test_compare_refuses_a_reference_it_does_not_run(tmp_path, warm_cli):
         "compare", "experiment=smoke", "methods=[gbp]", "compare.reference=cce", f"out={tmp_path / 'run'}"
     )
     assert result.returncode == 2 and "compare.reference=cce is not among the methods compared (gbp)" in result.stderr
+
+
+def test_every_published_column_gets_measured_minus_paper_with_its_se_in_both_layouts():
+    from cce_bench.commands.pointing_game import beside_paper_by_row
+    from cce_bench.tables import beside_paper
+
+    table = pd.DataFrame({"method": ["CCE", "GBP"], "Ins": [50.0, 40.0], "Ins SE": [1.0, 2.0],
+                          "Ins (paper)": [49.0, None], "Proportion (%)": [30.0, 20.0],
+                          "Proportion SE": [0.5, None], "Proportion (paper)": [27.0, 25.0]})
+    shown = beside_paper(table)
+    assert list(shown.columns) == ["method", "Ins", "Ins SE", "Ins (paper)", "Ins - paper", "Proportion (%)",
+                                   "Proportion SE", "Proportion (paper)", "Proportion - paper"]
+    # 50 - 49 = +1.00 within 2 x 1.0; 30 - 27 = +3.00 outside 2 x 0.5; no paper or no SE: no verdict
+    assert shown["Ins - paper"].iloc[0] == "+1.00 (SE 1.00, within 2 SE)" and pd.isna(shown["Ins - paper"].iloc[1])
+    assert shown["Proportion - paper"].iloc[0] == "+3.00 (SE 0.50)" and pd.isna(shown["Proportion - paper"].iloc[1])
+    by_row = pd.DataFrame([["Proportion (%)", 30.0, 20.0], ["Proportion SE", 0.5, 1.0],
+                           ["Proportion (paper)", 27.0, 19.0]], columns=["", "CCE", "GBP"])
+    last = beside_paper_by_row(by_row).iloc[-1].tolist()
+    assert last == ["measured - paper", "+3.00 (SE 0.50)", "+1.00 (SE 1.00, within 2 SE)"]

@@ -32,8 +32,8 @@ from ..runs.scoring import (
 )
 from ..runs.timing import timed
 from ..errors import UserError, debugging, describe_error, is_allocation_failure
-from ..tables import (method_table, noise_caption, paired_differences, read_paper_table, standard_error,
-                      to_markdown, with_paper_difference)
+from ..tables import (beside_paper, method_table, noise_caption, paired_differences, read_paper_table,
+                      standard_error, to_markdown)
 
 
 def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers | None, cfg) -> tuple[list[dict], dict]:
@@ -212,15 +212,6 @@ def barely_believed(records: pd.DataFrame) -> str:
             "insertion/deletion of a class the model barely believes stays near zero whatever the map, so Ins, "
             "Del and Diff here do not rank the methods; score them on the model's own answers (data=photos, "
             "data=imagenet) and read the pointing game from this run.")
-
-
-def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with, beside each published number, measured - paper with its SE (for `report`)."""
-    for column in ("Ins", "Del", "Proportion"):
-        if f"{column} (paper)" in table:
-            measured = column if column != "Proportion" else "Proportion (%)"
-            table = with_paper_difference(table, measured, f"{column} (paper)", f"{column} SE", f"{column} - paper")
-    return table
 
 
 def examples(records: pd.DataFrame, cfg) -> Examples:

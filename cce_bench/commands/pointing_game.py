@@ -20,7 +20,7 @@ from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
 from ..runs.timing import timed
-from ..tables import best_row_caption, read_paper_table, to_markdown, with_paper_difference
+from ..tables import beside_paper, best_row_caption, read_paper_table, to_markdown
 
 
 def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None,
@@ -81,15 +81,13 @@ def best_caption(records: pd.DataFrame, score: str) -> str:
                             unit="pairs")
 
 
-def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with a last row, measured - paper with its SE, per method (for `report`)."""
+def beside_paper_by_row(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 5's layout (a column per method): tables.beside_paper's differences as a last row."""
     by_method = table.set_index(table.columns[0]).T
     if "Proportion (paper)" not in by_method:
         return table
-    difference = with_paper_difference(
-        by_method, "Proportion (%)", "Proportion (paper)", "Proportion SE", "measured - paper"
-    )
-    last = pd.DataFrame([["measured - paper", *difference["measured - paper"].tolist()]], columns=table.columns)
+    difference = beside_paper(by_method)["Proportion - paper"]
+    last = pd.DataFrame([["measured - paper", *difference.tolist()]], columns=table.columns)
     return pd.concat([table, last], ignore_index=True)
 
 
@@ -152,4 +150,4 @@ def prepare(session: Session) -> Job:
                explainers=list(explainers.values()), can_score=bool(explainers), plan_parts=plan_parts)
 
 
-COMMAND = ScoringCommand("pointing-game", prepare, examples=examples, beside_paper=beside_paper)
+COMMAND = ScoringCommand("pointing-game", prepare, examples=examples, beside_paper=beside_paper_by_row)

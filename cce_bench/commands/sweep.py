@@ -17,7 +17,7 @@ from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.scoring import batch_records, check_finite, protocol_scores, write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
-from ..tables import read_paper_table, sweep_noise_caption, sweep_table, with_paper_difference
+from ..tables import beside_paper, read_paper_table, sweep_noise_caption, sweep_table
 
 
 NOT_A_KNOB = "n/a"
@@ -61,14 +61,6 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
                                  **{k: knobs[k] for k in explainer.recorded_knobs if k in knobs},
                                  seconds=result.seconds / len(images))
     return records, {"curves": curve_sums}
-
-
-def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with, beside each published number, measured - paper with its SE (for `report`)."""
-    for column in ("Ins", "Del", "Diff"):
-        if f"{column} (paper)" in table:
-            table = with_paper_difference(table, column, f"{column} (paper)", f"{column} SE", f"{column} - paper")
-    return table
 
 
 def examples(records: pd.DataFrame, cfg) -> Examples:
