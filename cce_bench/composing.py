@@ -37,7 +37,7 @@ def group_options(group: str) -> dict[str, str]:
     known = {}
     for path in sorted((config_dir() / group).glob("*.yaml")):
         known[path.stem.lower()] = path.stem
-        name = OmegaConf.load(path).get("name")
+        name = OmegaConf.select(OmegaConf.load(path), "name")
         if name is not None:
             known.setdefault(str(name).lower(), path.stem)
     return known
@@ -126,7 +126,7 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
             raise UserError(f"unknown key {key!r}{hint}: `cce-bench {command} --cfg job` prints every key") from None
         merging = re.match(r"Error merging override ([^=]+)=(.*)", first)
         if merging:  # a value of the wrong type for a typed knob (the knobs are structured configs)
-            raise UserError(wrong_type(*merging.groups(), exc)) from None
+            raise UserError(wrong_type(merging.group(1), merging.group(2), exc)) from None
         hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
         raise UserError(f"bad override: {first}{hint}") from None
     task = cfg

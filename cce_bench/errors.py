@@ -41,11 +41,10 @@ class memory_asked_by:
     def __enter__(self):
         return self
 
-    def __exit__(self, kind, exc, traceback) -> bool:
+    def __exit__(self, kind, exc, traceback) -> None:
         if exc is not None and is_allocation_failure(exc) and not any(
                 n.startswith(MEMORY_NOTE) for n in getattr(exc, "__notes__", [])):
             exc.add_note(MEMORY_NOTE + self.knobs)
-        return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -88,7 +88,7 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     return Path(path)
 
 
-def save_png(fig, path: Path) -> None:
+def save_png(fig, path: str | Path) -> None:
     """The figure as a PNG at 100 dpi, written whole and never through a link (safe_files)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
@@ -115,7 +115,7 @@ def plot_sweep(folder: str | Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     # Ten qualitative colours, then the line style changes: every swept value is told apart.
-    colours = plt.get_cmap("tab10").colors
+    colours = plt.get_cmap("tab10")(np.arange(10))
     for k, (value, curve) in enumerate(curves.items()):
         style = {"color": colours[k % 10], "linestyle": ("-", "--", ":", "-.")[(k // 10) % 4]}
         for ax, kind in zip(axes, ("insertion", "deletion")):
@@ -241,7 +241,7 @@ def plot_leaderboard(folder: str | Path) -> Path:
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv")
     config = folder / "config.yaml"
-    fail_above = OmegaConf.load(config).get("sanity", {}).get("fail_above") if config.is_file() else None
+    fail_above = OmegaConf.select(OmegaConf.load(config), "sanity.fail_above") if config.is_file() else None
     methods = table["method"].tolist()
     x = np.arange(len(methods))
     panels = [

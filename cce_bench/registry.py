@@ -19,14 +19,14 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._entries: dict[str, Callable[..., T]] = {}
-        self._families: dict[str, tuple[Callable[[], list[str]], Callable[[str], Callable[..., T]]]] = {}
-        self._made: dict[str, Callable[..., T]] = {}
+        self._entries: dict[str, T] = {}
+        self._families: dict[str, tuple[Callable[[], list[str]], Callable[[str], T]]] = {}
+        self._made: dict[str, T] = {}
         self._old_prefixes: dict[str, str] = {}  # a family's former prefix -> its prefix (deprecated spellings)
         self._warned: set[str] = set()
 
     def add_family(
-        self, prefix: str, members: Callable[[], list[str]], make: Callable[[str], Callable[..., T]]
+        self, prefix: str, members: Callable[[], list[str]], make: Callable[[str], T]
     ) -> None:
         self._families[prefix] = (members, make)
 
@@ -48,7 +48,7 @@ class Registry(Generic[T]):
                 return prefix, name[len(prefix) + 1:]
         return None
 
-    def _family_entry(self, name: str):
+    def _family_entry(self, name: str) -> T | None:
         if name in self._made:
             return self._made[name]
         split = self._split(name, self._families)
@@ -75,8 +75,8 @@ class Registry(Generic[T]):
                   file=sys.stderr)
         return current
 
-    def register(self, name: str):
-        def add(factory: Callable[..., T]) -> Callable[..., T]:
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(factory: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = factory
@@ -90,7 +90,7 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         return name in self._entries or (isinstance(name, str) and self._family_entry(self.canonical(name)) is not None)
 
-    def get(self, name: str) -> Callable[..., T]:
+    def get(self, name: str) -> T:
         name = self.canonical(name)
         if name in self._entries:
             return self._entries[name]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 from omegaconf import ListConfig
 
@@ -23,7 +24,7 @@ class Rule:
     low: float | None = None
     high: float | None = None
     nullable: bool = False
-    choices: tuple = ()
+    choices: Sequence[Any] = ()
     low_open: bool = False     # low < value instead of low <= value
     high_open: bool = False    # value < high instead of value <= high
     odd: bool = False
@@ -33,9 +34,8 @@ class Rule:
         if self.kind == "bool":
             text = "true or false"
         elif self.kind == "size":
-            text = (
-                f"a whole number in {_number(self.low or 1)}..{_number(self.high)}, or [height, width] of such numbers"
-            )
+            high = _number(self.high) if self.high is not None else "any"
+            text = f"a whole number in {_number(self.low or 1)}..{high}, or [height, width] of such numbers"
         elif self.kind == "choice":
             text = "one of " + ", ".join(map(str, self.choices))
         elif self.kind == "text":
@@ -72,7 +72,7 @@ class Rule:
             return len(sides) in (1, 2) and all(Rule("whole", self.low or 1, self.high).accepts(v) for v in sides)
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             return False
-        if self.kind == "whole" and (not float(value).is_integer() or (self.odd and int(value) % 2 == 0)):
+        if self.kind == "whole" and (not float(value).is_integer() or (self.odd and int(float(value)) % 2 == 0)):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False

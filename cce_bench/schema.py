@@ -8,6 +8,7 @@ Python. A few values are legal but degenerate: WARNINGS prints a line for each a
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -17,7 +18,7 @@ from .method_knobs import is_library_method, knobs_of, method_names, shown
 from .rules import Rule
 
 
-class OwnedChoices:
+class OwnedChoices(Sequence):
     """A choice list kept by the module that acts on it (sanity modes in metrics/sanity.py, map frames in
     data/saved_maps.py), read from there when a value is first checked: those modules load torch, which
     the checks of the other keys do without."""
@@ -158,7 +159,7 @@ def leaf_keys(cfg, prefix: str = "") -> list[str]:
 def suggest(key: str, keys: list[str]) -> str:
     """' (did you mean X?)' for a key that is not in the config, matched on its last part and in full."""
     last = key.rsplit(".", 1)[-1].lower()
-    by_last = {}
+    by_last: dict[str, list[str]] = {}
     for k in keys:
         by_last.setdefault(k.rsplit(".", 1)[-1].lower(), []).append(k)
     close = difflib.get_close_matches(last, list(by_last), n=1, cutoff=0.7)
@@ -238,7 +239,7 @@ def _check_library_knob_names(cfg) -> None:
         from .explainers import EXPLAINERS
 
         cls = EXPLAINERS.get(str(name))  # an unknown member: one line with the nearest name
-        given = OmegaConf.to_container(knobs[name]) if isinstance(knobs[name], DictConfig) else {}
+        given = dict(knobs[name]) if isinstance(knobs[name], DictConfig) else {}
         unknown = cls.unknown_knobs(given)
         if unknown:
             raise UserError(f"method_knobs.{name} has no knob {', '.join(unknown)}: {cls.label}'s knobs are "

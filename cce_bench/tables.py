@@ -89,8 +89,8 @@ def method_table(records: pd.DataFrame, names: list[str], labels: list[str]) -> 
     rows = []
     for name, label in zip(names, labels):
         mine = records[records["method"] == name] if len(records) else records
-        row = {"method": label}
-        scores = {"Ins": mine["ins_auc"], "Del": mine["del_auc"]} if len(mine) else {}
+        row: dict[str, object] = {"method": label}
+        scores: dict[str, pd.Series | None] = {"Ins": mine["ins_auc"], "Del": mine["del_auc"]} if len(mine) else {}
         if scores:
             scores["Diff"] = mine["ins_auc"] - mine["del_auc"]
         if "proportion" in records:
@@ -126,7 +126,7 @@ class PairedDifference:
 
 
 def paired_differences(records: pd.DataFrame, by: str, score: str, reference, scale: float = 100
-                       ) -> dict[object, PairedDifference]:
+                       ) -> dict:
     """Per value of `by` other than `reference` (a method, a swept value): `scale` x the mean over images
     of its `score` minus the reference's on the same image, with the standard error of that mean."""
     wide = records.pivot_table(index="image_id", columns=by, values=score, aggfunc="mean")
@@ -158,6 +158,11 @@ def noise_caption(reference: str, differences: dict[str, PairedDifference], what
             f"{', '.join(map(str, close))}.")
 
 
+def column_position(table: pd.DataFrame, column: str) -> int:
+    """Where `column` is among the table's columns (which are unique)."""
+    return list(table.columns).index(column)
+
+
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     """The table with, beside each published column `X (paper)`, `X - paper`: measured - paper with the
     measured SE (`X SE`), as every scoring command's page shows it (for `report`)."""
@@ -176,5 +181,5 @@ def with_paper_difference(table: pd.DataFrame, measured: str, paper: str, se: st
     text = [None if pd.isna(d) or pd.isna(e) else f"{d:+.2f} (SE {e:.2f}{', within 2 SE' if abs(d) < 2 * e else ''})"
             for d, e in zip(difference, errors)]
     table = table.copy()
-    table.insert(table.columns.get_loc(paper) + 1, name, text)
+    table.insert(column_position(table, paper) + 1, name, text)
     return table

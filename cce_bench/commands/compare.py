@@ -32,7 +32,7 @@ from ..runs.scoring import (
 )
 from ..runs.timing import timed
 from ..errors import UserError, debugging, describe_error, is_allocation_failure
-from ..tables import (beside_paper, method_table, noise_caption, paired_differences, read_paper_table,
+from ..tables import (beside_paper, column_position, method_table, noise_caption, paired_differences, read_paper_table,
                       standard_error, to_markdown)
 
 
@@ -91,7 +91,7 @@ def failures(records: pd.DataFrame) -> dict[str, tuple[int, str]]:
         return {}
     failed = records[records["error"].notna()]
     return {
-        name: (int(group["image_id"].nunique()), str(group["error"].iloc[0]))
+        str(name): (int(group["image_id"].nunique()), str(group["error"].iloc[0]))
         for name, group in failed.groupby("method")
     }
 
@@ -129,18 +129,18 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
                                        for k, n in enumerate(names)], dtype=object))
     published = read_paper_table(cfg.paper.pointing_game)
     paper_ins, paper_del = published_insertion_deletion(cfg.paper.insertion_deletion, cfg)
-    table.insert(table.columns.get_loc("Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
-    table.insert(table.columns.get_loc("Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
+    table.insert(column_position(table, "Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
+    table.insert(column_position(table, "Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
     if has_boxes:
         proportions = dict(zip(published["name"], published["proportion"]))
         table.insert(
-            table.columns.get_loc("Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names]
+            column_position(table, "Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names]
         )
     reference = reference_method(cfg, names, unavailable, means)
     differences = paired_differences(scored, "method", score, reference) if reference else {}
-    table.insert(table.columns.get_loc(f"{column.split(' (')[0]} SE") + 1, "paired diff",
+    table.insert(column_position(table, f"{column.split(' (')[0]} SE") + 1, "paired diff",
                  [differences[n].mean if n in differences else None for n in names])
-    table.insert(table.columns.get_loc("paired diff") + 1, "paired diff SE",
+    table.insert(column_position(table, "paired diff") + 1, "paired diff SE",
                  [differences[n].se if n in differences else None for n in names])
     if "class_deviation" in records:
         deviation = records.groupby("method")["class_deviation"].mean()

@@ -29,14 +29,15 @@ from ..runs.engine import PlainCommand
 
 
 def load_images(names: list[str], model, data_cfg) -> tuple[torch.Tensor, list]:
-    transform = preprocessing(*model.channel_stats(), data_cfg.resize, data_cfg.crop, data_cfg.interpolation)
-    images = []
+    mean, std = model.channel_stats()
+    transform = preprocessing(mean, std, data_cfg.resize, data_cfg.crop, data_cfg.interpolation)
+    inputs = []
     for name in names:
         picture, problem = read_or_skip(name, image_file(name))
         if problem is not None:  # the input's problem (corrupt, not an image, a decompression bomb, a FIFO)
             raise UserError(f"{problem['error'].rstrip('.')}: pass an image file that Pillow can open")
-        images.append(transform(picture))
-    images = torch.stack(images).to(next(model.parameters()).device)
+        inputs.append(transform(picture))
+    images = torch.stack(inputs).to(next(model.parameters()).device)
     pixels = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     return images, list(pixels)
 

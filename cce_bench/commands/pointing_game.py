@@ -77,7 +77,7 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
 
 def best_caption(records: pd.DataFrame, score: str) -> str:
     """Which methods these pairs cannot tell apart from the best one (paired over the same pairs)."""
-    return best_row_caption(records, "method", score, lambda name: EXPLAINERS.get(name).label, "the best",
+    return best_row_caption(records, "method", score, lambda name: EXPLAINERS.get(str(name)).label, "the best",
                             unit="pairs")
 
 

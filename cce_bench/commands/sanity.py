@@ -18,7 +18,7 @@ from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
 from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network
-from ..tables import standard_error, to_markdown
+from ..tables import column_position, standard_error, to_markdown
 
 
 def sanity_settings(cfg: DictConfig) -> tuple[list[str], int | None]:
@@ -56,8 +56,8 @@ def similarity_table(records: pd.DataFrame, labels: dict[str, str]) -> pd.DataFr
     grouped = records.groupby(["mode", "step", "block", "method"], sort=False)
     table = grouped[list(MEASURES)].mean().round(3).reset_index()
     for measure in MEASURES:
-        errors = grouped[measure].agg(lambda values: standard_error(values, 1, 3)).to_numpy()
-        table.insert(table.columns.get_loc(measure) + 1, f"{measure} SE", errors)
+        errors = grouped[measure].agg(lambda values: standard_error(values, 1, 3))  # type: ignore[type-var]  # None: one image
+        table.insert(column_position(table, measure) + 1, f"{measure} SE", errors.to_numpy())
     table["images"] = grouped["image_id"].nunique().values
     table["method"] = pd.Categorical(table["method"], categories=list(labels), ordered=True)
     table = table.sort_values(["mode", "method", "step"], key=lambda c: c.map({m: i for i, m in enumerate(MODES)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import torch
@@ -44,8 +45,8 @@ def prepare(session: Session) -> Job:
     maps = SavedMaps(cfg.maps, cfg.get("maps_ids"))
     OmegaConf.update(cfg, "maps_digest", maps.digest(), force_add=True)  # a rerun on changed maps is a new run
     model = build_model(cfg)
-    data_cfg = OmegaConf.to_container(cfg.data)
-    everything = OmegaConf.merge(cfg, {"data": {"n_images": None}})
+    data_cfg: dict = OmegaConf.to_container(cfg.data)  # type: ignore[assignment]  # a mapping node: a dict
+    everything = cast(DictConfig, OmegaConf.merge(cfg, {"data": {"n_images": None}}))
     all_ids = [s.id for s in build_dataset(everything, model).samples]
     dataset = MapsOnImages(build_dataset(cfg, model), maps, data_cfg, str(cfg.maps_frame), all_ids)
     if dataset.unused:

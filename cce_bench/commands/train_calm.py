@@ -46,7 +46,9 @@ def run_train_calm(cfg: DictConfig):
         net.features.requires_grad_(False)
     optimiser = torch.optim.SGD(groups, momentum=float(cfg.momentum), weight_decay=float(cfg.weight_decay))
     net.train()
-    net.features.apply(lambda m: m.eval() if isinstance(m, torch.nn.BatchNorm2d) else None)  # frozen BN statistics
+    for module in net.features.modules():  # frozen BN statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
     start, losses = time.perf_counter(), []
     for epoch in range(int(cfg.epochs)):
         batches = image_batches(dataset, int(cfg.batch_size), int(cfg.num_workers))

@@ -9,6 +9,7 @@ study.json is what `user-study-results` checks the answers against.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -55,7 +56,8 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     ]
     targets = ranking[:, 0]
     size = images.shape[-2:]
-    maps = {name: explainer.attribute(images, targets).cpu().numpy() for name, explainer in explainers.items()}
+    maps: dict[str, Any] = {name: explainer.attribute(images, targets).cpu().numpy()
+                            for name, explainer in explainers.items()}
     contrastive = cce.contrastive_maps(images, targets)
     maps[CCE.name] = list(zip(postprocess(contrastive.sup, size).cpu().numpy(),
                               postprocess(contrastive.pro, size).cpu().numpy()))

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from .images import (
     BUNDLED_PHOTOS,
@@ -26,7 +27,7 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def create_dataset(data_cfg, mean, std, seed: int = 0) -> Dataset:
+def create_dataset(data_cfg, mean, std, seed: int = 0) -> Any:
     """The data set named by `data_cfg.name`, with the model's normalisation."""
     cfg = dict(data_cfg)
     transform = preprocessing(
@@ -35,7 +36,8 @@ def create_dataset(data_cfg, mean, std, seed: int = 0) -> Dataset:
     return DATASETS.get(cfg["name"])(transform=transform, seed=seed, **cfg)
 
 
-def image_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+def image_batches(dataset: Any, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """The data set's batches, collated by its own `collate` (images, or images with their box masks)."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       collate_fn=dataset.collate)
 

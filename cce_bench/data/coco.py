@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -69,7 +70,7 @@ def image_size(info: dict) -> tuple[int, int] | str:
     """(width, height) of a COCO image entry, or why they are not usable (the entry's pairs are skipped)."""
     values = (info.get("width"), info.get("height"))
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and v > 0 for v in values):
-        return int(values[0]), int(values[1])
+        return int(values[0]), int(values[1])  # type: ignore[arg-type]  # numbers, checked above
     return (f"image {info.get('id')} has width {values[0]!r} and height {values[1]!r}: the annotation file must give "
             "both as whole numbers of pixels > 0")
 
@@ -216,8 +217,8 @@ class PointingSet(ImageSet):
 
         s = self.samples[index]
         image, skipped = read_or_skip(s.id, s.path)
-        if skipped:
-            return skipped
+        if skipped or image is None:
+            return skipped or {}
         if image.size != (s.width, s.height):
             return {"id": s.id, "path": s.path, "error": f"{s.path} is {image.size[0]}x{image.size[1]} but the "
                     f"annotations say {s.width}x{s.height}: is it the image that data.annotations describes?"}
@@ -284,17 +285,18 @@ def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed
             f"no (image, category) pair of {name} ({annotations}) is left to evaluate ({len(skipped)} skipped{first}): "
             "raise data.max_box_fraction or check the annotations"
         )
+    evaluated: list[Any] = pairs
     if contrastive:
-        pairs = contrast_pairs(pairs)
-        if not pairs:
+        evaluated = contrast_pairs(pairs)
+        if not evaluated:
             raise UserError(f"no image of {name} has two evaluable categories mapped to ImageNet: the contrastive "
                             "game needs images with two annotated objects (COCO has many; raise data.max_box_fraction)")
     what = "(image, P, Q) questions" if contrastive else "evaluable pairs"
     if n_images is not None:
-        keep = {s.id for s in seeded_sample([Sample(p.id, p.path, -1) for p in pairs], int(n_images), seed,
-                                            f"the {len(pairs)} {what} of {name}")}
-        pairs = [p for p in pairs if p.id in keep]
-    return PointingSet(name, pairs, transform, skipped)
+        keep = {s.id for s in seeded_sample([Sample(p.id, p.path, -1) for p in evaluated], int(n_images), seed,
+                                            f"the {len(evaluated)} {what} of {name}")}
+        evaluated = [p for p in evaluated if p.id in keep]
+    return PointingSet(name, evaluated, transform, skipped)
 
 
 def _mask_survives(pair: PointingSample, transform) -> bool:

@@ -35,8 +35,9 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
                         "pass data.root=/path/to/imagenet")
     if (base / split).is_dir():
         base = base / split
-    samples, skipped = [], []
-    classes = []
+    samples: list[Sample] = []
+    skipped: list[dict] = []
+    classes: list[str] = []
     for entry in os.scandir(base):
         try:
             if entry.is_dir():
@@ -55,7 +56,7 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
 
     for ci, cls in enumerate(classes):
         label = wnid_index[cls] if by_wnid else ci
-        for dirpath, _, files in os.walk(base / cls):
+        for dirpath, _subfolders, files in os.walk(base / cls):
             for f in files:
                 if _is_image(f):
                     add(os.path.relpath(os.path.join(dirpath, f), base), label)

@@ -12,6 +12,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,8 +59,9 @@ def preprocessing(mean, std, resize=256, crop=224, interpolation="bilinear") -> 
 def load_rgb(path: str) -> Image.Image:
     """Any photo as 8-bit RGB: grayscale and CMYK are converted, 16-bit is scaled (not clipped), and
     transparency is laid over white."""
-    with Image.open(path) as img:
-        img.load()
+    with Image.open(path) as opened:
+        opened.load()
+        img: Image.Image = opened
         if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
             values = np.asarray(img, dtype=np.float64)
             top = 65535.0 if values.max() > 255 else 255.0
@@ -117,7 +119,8 @@ def utf8_or_none(name: str) -> str | None:
 class ImageSet(Dataset):
     has_boxes = False
 
-    def __init__(self, name: str, samples: list[Sample], transform, skipped: list | None = None):
+    def __init__(self, name: str, samples: list[Any], transform, skipped: list | None = None):
+        # samples: Sample, or a source's own kind with an id and a path (coco.PointingSample)
         self.name = name
         self.samples = samples
         self.transform = transform

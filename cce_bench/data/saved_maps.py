@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ class SavedMaps:
         self.path = Path(str(path)).expanduser()
         if not self.path.exists():
             raise UserError(f"maps={path} does not exist: pass a folder of ID.npy files, a .npz or a .pt")
-        self._arrays: dict | None = None
+        self._arrays: Any = None  # an .npz archive (np.lib.npyio.NpzFile) or a .pt file's dict of tensors
         if self.path.is_dir():
             self.kind = "folder"
             self.ids = {str(p.relative_to(self.path).with_suffix("")) for p in self.path.rglob("*.npy") if p.is_file()}
@@ -276,7 +277,7 @@ class MapsOnImages(Dataset):
             return item
         try:
             array = self.maps.load(item["id"])
-            item["map"] = self.to_input_frame(array, index, self.maps.source(self.maps.key(item["id"])))
+            item["map"] = self.to_input_frame(array, index, self.maps.source(self.maps.key(item["id"]) or item["id"]))
         except MapSkipped as exc:
             return {"id": item["id"], "path": item["path"], "error": str(exc)}
         return item

@@ -73,7 +73,7 @@ class APPB(Explainer):
         x_adv = images.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             if self.optimizer == "adam":
-                opt = torch.optim.Adam([x_adv], lr=self.lr)
+                opt: torch.optim.Optimizer = torch.optim.Adam([x_adv], lr=self.lr)
                 for _ in counted(range(self.steps), f"APPB: {images.shape[0]} images"):
                     loss = self.per_image_loss(x_adv, images, clean, targets).sum()
                     (x_adv.grad,) = torch.autograd.grad(loss, x_adv)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,7 @@ def register(cls: type["Explainer"]) -> type["Explainer"]:
     cls.name = name
     cls.label = cls.label or name
     cls.knobs_class = knobs_of(name)
-    cls.__signature__ = knobs_signature(cls.knobs_class)
+    cls.__signature__ = knobs_signature(cls.knobs_class)  # type: ignore[attr-defined]  # what inspect reads
     cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{args_section(cls.knobs_class)}"
     EXPLAINERS.register(name)(cls)
     return cls
@@ -132,9 +132,9 @@ class Explainer:
     batch_sizes = {"cpu": 16, "cuda": 64}
     # The model's facts the method reads when its knobs leave them null (models/facts.py: "target_layer",
     # "perceptual_layers"): a model without them cannot run it with the defaults.
-    needs: tuple = ()
+    needs: tuple[str, ...] = ()
     # The knobs that set how much memory the method holds at once, named by an out-of-memory line.
-    memory_knobs = ("batch_size",)
+    memory_knobs: tuple[str, ...] = ("batch_size",)
     # A method with its own answer to "why P rather than Q?" (CCE, CE) sets this and overrides
     # `_contrast_batch`; any other method answers that question with its map for P.
     contrastive = False
@@ -146,7 +146,14 @@ class Explainer:
     # M_sup and M_pro), sets this and implements `contrastive_maps` and `panels`; `explain` then draws both
     # maps and their blend, and asks it alone "why is a P while b is Q?" of two images.
     two_maps = False
-    contrast_count = 1  # how many classes Q it asks "why not Q?" of when none is given
+
+    @property
+    def contrast_count(self) -> int:
+        """How many classes Q it asks "why not Q?" of when none is given."""
+        return 1
+
+    if TYPE_CHECKING:  # each knob is an attribute, set from knobs_class by __init__: the checker cannot list them
+        def __getattr__(self, name: str) -> Any: ...
 
     def contrastive_maps(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor | None = None):
         raise NotImplementedError(f"{self.label} has no two maps of its own (two_maps)")
@@ -184,7 +191,7 @@ class Explainer:
 
     # -- the shared call ---------------------------------------------------------------------------
     def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
-        return postprocess(self.raw_attribute(images, target), images.shape[-2:])
+        return postprocess(self.raw_attribute(images, target), (images.shape[-2], images.shape[-1]))
 
     def raw_attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
         """The method's own maps [B, h, w] before the shared post-processing (signed where the method's
@@ -205,7 +212,7 @@ class Explainer:
         step = self.batch_size  # one contrast class per image: a chunk of batch_size images is batch_size pairs
         raw = torch.cat([self._contrast_batch(images[s:s + step], targets[s:s + step], contrast[s:s + step]).float()
                          for s in range(0, len(images), step)])
-        return postprocess(raw, images.shape[-2:])
+        return postprocess(raw, (images.shape[-2], images.shape[-1]))
 
     def _contrast_batch(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -15,6 +15,8 @@ gives hundreds of weak channels the same peak: a different map.
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,15 +28,17 @@ from .layers import capture_outputs, network
 def bias_sites(net: nn.Module) -> list[tuple[nn.Module, torch.Tensor]]:
     """(module whose output carries the bias, bias vector) for every convolution with a bias and every
     BatchNorm. timm's BatchNormAct2d applies its activation inside: its linear output is that of `drop`."""
-    sites = []
+    sites: list[tuple[nn.Module, torch.Tensor]] = []
     for module in net.modules():
         if isinstance(module, nn.Conv2d) and module.bias is not None:
             sites.append((module, module.bias.detach()))
         elif isinstance(module, nn.BatchNorm2d):
-            bias = module.bias.detach() if module.bias is not None else torch.zeros_like(module.running_mean)
-            weight = module.weight.detach() if module.weight is not None else torch.ones_like(module.running_mean)
-            effective = bias - module.running_mean * weight / torch.sqrt(module.running_var + module.eps)
-            site = module.drop if hasattr(module, "drop") and hasattr(module, "act") else module
+            mean, var = module.running_mean, module.running_var
+            assert mean is not None and var is not None  # an eval-mode BatchNorm normalises by its running statistics
+            bias = module.bias.detach() if module.bias is not None else torch.zeros_like(mean)
+            weight = module.weight.detach() if module.weight is not None else torch.ones_like(mean)
+            effective = bias - mean * weight / torch.sqrt(var + module.eps)
+            site = cast(nn.Module, module.drop) if hasattr(module, "drop") and hasattr(module, "act") else module
             sites.append((site, effective))
     return sites
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from functools import lru_cache
+from typing import cast
 
 import torch
 
@@ -439,18 +440,19 @@ def captum_base(member: str) -> type:
 
 
 def make_captum(member: str) -> type:
-    cls = type(f"Captum{member}", (captum_base(member),), {"member": member, "cost": CAPTUM_METHODS[member]})
+    cls = cast("type[CaptumMethod]", type(f"Captum{member}", (captum_base(member),),
+                                          {"member": member, "cost": CAPTUM_METHODS[member]}))
     return named(cls, "captum", member, cls.suite_defaults())
 
 
 def make_gradcam(member: str) -> type:
     cost = {"ScoreCAM": "masks", "AblationCAM": "masks", "EigenCAM": "forward", "RandomCAM": "forward",
             "KPCA_CAM": "forward"}.get(member, "gradient")
-    cls = type(f"GradCam{member}", (GradCamMethod,), {"member": member, "cost": cost})
+    cls = cast("type[GradCamMethod]", type(f"GradCam{member}", (GradCamMethod,), {"member": member, "cost": cost}))
     return named(cls, "pytorch_grad_cam", member, {"target_layer": None, "batch_size": None})
 
 
-def named(cls: type, library: str, member: str, suite_knobs: dict) -> type:
+def named(cls: type[LibraryMethod], library: str, member: str, suite_knobs: dict) -> type:
     cls.name = f"{library}_{member}"
     cls.label = f"{member} ({'captum' if library == 'captum' else 'grad-cam'})"
     cls.suite_knobs = suite_knobs

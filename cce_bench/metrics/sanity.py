@@ -72,8 +72,9 @@ def _random_state(block_index: int, block: Block, seed: int) -> list[dict]:
         torch.manual_seed(generator_seed)
         for module in block.modules:
             fresh = _cpu_copy(module)
-            if hasattr(fresh, "reset_parameters"):
-                fresh.reset_parameters()
+            reset = getattr(fresh, "reset_parameters", None)
+            if callable(reset):
+                reset()
             else:  # a custom layer without its own initialiser
                 for p in fresh.parameters(recurse=False):
                     nn.init.normal_(p, std=0.01)
@@ -174,8 +175,8 @@ def map_similarities(raw: torch.Tensor, maps: torch.Tensor, raw_random: torch.Te
                      maps_random: torch.Tensor) -> list[dict]:
     """Per image: `spearman` (raw maps as the method makes them), `spearman_abs` (their magnitudes) and
     `ssim` (post-processed maps in [0, 1]) between the original and the randomised model's maps."""
-    raw, raw_random = raw.detach().cpu().double().numpy(), raw_random.detach().cpu().double().numpy()
-    maps, maps_random = maps.detach().cpu().double().numpy(), maps_random.detach().cpu().double().numpy()
-    return [{"spearman": spearman(raw[i], raw_random[i]),
-             "spearman_abs": spearman(np.abs(raw[i]), np.abs(raw_random[i])),
-             "ssim": ssim(maps[i], maps_random[i])} for i in range(len(raw))]
+    a, a_random = raw.detach().cpu().double().numpy(), raw_random.detach().cpu().double().numpy()
+    b, b_random = maps.detach().cpu().double().numpy(), maps_random.detach().cpu().double().numpy()
+    return [{"spearman": spearman(a[i], a_random[i]),
+             "spearman_abs": spearman(np.abs(a[i]), np.abs(a_random[i])),
+             "ssim": ssim(b[i], b_random[i])} for i in range(len(a))]

@@ -53,7 +53,7 @@ class Classifier(nn.Module):
         for module in self.net.modules():
             # Gradient methods hook activations (captum, pytorch-grad-cam): in-place ones break the hooks.
             if getattr(module, "inplace", False):
-                module.inplace = False
+                setattr(module, "inplace", False)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.categories = categories

@@ -24,8 +24,7 @@ def efficientnet_lite0(checkpoint=None, download=False, random_init=False) -> Cl
 
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     if random_init:
-        cfg = net.pretrained_cfg
-        return Classifier("efficientnet_lite0", net, cfg["mean"], cfg["std"], imagenet_categories())
+        return Classifier("efficientnet_lite0", net, *timm_normalisation(net), imagenet_categories())
     if checkpoint:
         state = load_state_dict(checkpoint)
         source = checkpoint
@@ -41,5 +40,9 @@ def efficientnet_lite0(checkpoint=None, download=False, random_init=False) -> Cl
                             "timm's or EfficientNet-PyTorch's efficientnet-lite0 as model.checkpoint=PATH")
         state = dict(zip(target, state.values()))
     load_into(net, state, "efficientnet_lite0", source)
-    cfg = net.pretrained_cfg
-    return Classifier("efficientnet_lite0", net, cfg["mean"], cfg["std"], imagenet_categories())
+    return Classifier("efficientnet_lite0", net, *timm_normalisation(net), imagenet_categories())
+
+
+def timm_normalisation(net) -> tuple[list[float], list[float]]:
+    """(mean, std) of a timm model's input, from its pretrained_cfg."""
+    return net.pretrained_cfg["mean"], net.pretrained_cfg["std"]

@@ -21,6 +21,6 @@ def set_precision(model, precision: str) -> None:
         raise UserError(f"precision={precision} is not one of {', '.join(PRECISIONS)}: pass precision=fp32, "
                         "precision=tf32 (the default) or precision=bf16")
     tf32 = "tf32" if precision == "tf32" else "ieee"
-    torch.backends.cudnn.conv.fp32_precision = tf32
+    torch.backends.cudnn.conv.fp32_precision = tf32  # type: ignore[attr-defined]  # torch >= 2.9, not in its stubs
     torch.backends.cuda.matmul.fp32_precision = tf32
     model.autocast_dtype = torch.bfloat16 if precision == "bf16" else None

@@ -86,7 +86,7 @@ def measure_rates(model, side: int, batch_size: int) -> Rates:
     n = max(1, min(int(batch_size), 8))
     images = torch.zeros(n, 3, side, side, device=device)
 
-    def timed(action) -> float:
+    def timed(action) -> tuple[float, object]:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -101,7 +101,7 @@ def measure_rates(model, side: int, batch_size: int) -> Rates:
         forward, _ = timed(lambda: model(images))
     graph_input = images.clone().requires_grad_(True)
     gradient, logits = timed(lambda: model(graph_input))
-    backward, _ = timed(lambda: logits.float().sum().backward())
+    backward, _ = timed(lambda: logits.float().sum().backward())  # type: ignore[attr-defined]
     model.passes.restore(passes_before)  # the probe is not the run's work
     return Rates(forward / n, gradient / n, backward / n)
 
@@ -165,8 +165,11 @@ def probe_targets(model, probe: torch.Tensor) -> torch.Tensor:
 def method_parts(model, explainers: dict, probe: torch.Tensor, maps_each: int = 1) -> dict[str, Passes]:
     """Per method (by label) the passes of its `maps_each` maps per image, counted on the probe."""
     targets = probe_targets(model, probe)
-    return {explainer.label: counted(model, lambda e=explainer: e.raw_attribute(probe, targets)) * maps_each
-            for explainer in explainers.values()}
+
+    def maps_of(explainer) -> Callable[[], object]:
+        return lambda: explainer.raw_attribute(probe, targets)
+
+    return {explainer.label: counted(model, maps_of(explainer)) * maps_each for explainer in explainers.values()}
 
 
 def scoring_part(side: int, step: int | None, maps: int) -> dict[str, Passes]:

@@ -11,7 +11,7 @@ import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -199,7 +199,7 @@ class PlainCommand:
     """A command with a run of its own (explain, user-study, train-calm, ...)."""
 
     name: str
-    run: Callable[[DictConfig], object]
+    run: Callable[..., object]  # (cfg) for a Hydra command; (arguments) for one that takes its own
 
 
 @dataclass
@@ -207,9 +207,9 @@ class Job:
     """What a command supplies to the skeleton: its data, how to score a batch (-> records, summary), how
     to turn the merged records into its tables (-> run.json extras and the text printed at the end)."""
 
-    dataset: object
+    dataset: Any  # a data set of cce_bench.data (ImageSet, PointingSet, MapsOnImages): samples, skipped, ...
     score_batch: Callable[[dict], tuple[list[dict], dict]]
-    write_tables: Callable[[RunFolder, "object", "object"], tuple[dict, str]]
+    write_tables: Callable[[RunFolder, pd.DataFrame, pd.DataFrame], tuple[dict, str]]
     desc: str
     unit: str = "img"
     model: object = None    # its pass counts go into run.json

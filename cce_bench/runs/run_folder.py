@@ -17,7 +17,7 @@ import weakref
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
@@ -64,7 +64,7 @@ NOT_IN_FINGERPRINT = ("out", "num_workers", "batch_size", "threads")
 def fingerprint(cfg) -> tuple[str, dict]:
     import torch
 
-    settings = OmegaConf.to_container(cfg, resolve=True)
+    settings: dict = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]  # a DictConfig's
     for key in NOT_IN_FINGERPRINT:
         settings.pop(key, None)
     for knobs in (settings.get("method_knobs") or {}).values():
@@ -233,7 +233,7 @@ class RunFolder:
         except OSError as exc:
             raise UserError(f"output folder {str(self.path)!r} cannot be written ({exc.strerror}): pass out=DIR "
                             "to a folder you can write") from None
-        self._lock = None
+        self._lock: IO[str] | None = None
 
     def lock(self) -> None:
         """Refuses a second process writing the same run (both would do every batch and write it twice).

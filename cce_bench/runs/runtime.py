@@ -109,7 +109,7 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
         OmegaConf.resolve(cfg)
         missing = sorted(OmegaConf.missing_keys(cfg))
     except MissingMandatoryValue as exc:
-        missing = [exc.full_key]
+        missing = [str(exc.full_key)]
     validate(cfg)  # also for the jobs of a multirun, which the command line does not compose beforehand
     require(missing)
     device = resolve_device(cfg.device, (shard or Shard()).local_rank)
@@ -152,7 +152,8 @@ def model_description(cfg: DictConfig) -> str:
 def build_dataset(cfg: DictConfig, model: Classifier, **options):
     """The run's data set; `options` are the command's own (the pointing game's `contrastive=True`)."""
     mean, std = model.channel_stats()
-    return create_dataset({**OmegaConf.to_container(cfg.data), **options}, mean, std, seed=int(cfg.seed))
+    data: dict = OmegaConf.to_container(cfg.data)  # type: ignore[assignment]  # a mapping node: a dict
+    return create_dataset({**data, **options}, mean, std, seed=int(cfg.seed))
 
 
 def all_methods() -> list[str]:
@@ -179,7 +180,7 @@ def method_knobs(cfg: DictConfig, name: str) -> dict:
     """A method's knobs as the run composed them: its knobs class's defaults with the overrides
     (method_knobs.NAME.KNOB=...)."""
     knobs = cfg.get("method_knobs", {}).get(name)
-    return OmegaConf.to_container(knobs) if knobs is not None else {}
+    return OmegaConf.to_container(knobs) if knobs is not None else {}  # type: ignore[return-value]  # a mapping
 
 
 def build_explainer(cfg: DictConfig, model: Classifier, name: str) -> Explainer:

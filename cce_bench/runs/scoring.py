@@ -95,7 +95,8 @@ class Randomisers:
     """One Randomiser per network explained (the run's model; a method's own classifier, CALM's)."""
 
     def __init__(self, seed: int):
-        self.seed, self._by_model = seed, {}
+        self.seed = seed
+        self._by_model: dict = {}
 
     def of(self, model) -> Randomiser:
         if id(model) not in self._by_model:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def sync(device: torch.device) -> None:
@@ -14,12 +16,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable, device: torch.device, repeats: int = 1, warmup: bool = False) -> tuple[float, object]:
+def timed(fn: Callable[[], T], device: torch.device, repeats: int = 1, warmup: bool = False) -> tuple[float, T]:
     """Median seconds of `repeats` calls of fn (after one untimed call if `warmup`), and the last result."""
     if warmup:
         fn()
-    times, result = [], None
-    for _ in range(repeats):
+    times = []
+    for _ in range(max(1, repeats)):
         sync(device)
         start = time.perf_counter()
         result = fn()

@@ -69,8 +69,8 @@ def read_answers(path: Path, study: dict) -> Participant:
     """One file checked against the study: its format, its study, every answer in range, and the order it
     says it showed equal to the order the page draws for its participant seed."""
     data = read_json_file(path, MAX_ANSWER_BYTES)
-    _require(isinstance(data, dict) and data.get("format") == ANSWERS_FORMAT,
-             f"not an answer file of this page (format is not {ANSWERS_FORMAT})")
+    if not isinstance(data, dict) or data.get("format") != ANSWERS_FORMAT:
+        raise BadAnswers(f"not an answer file of this page (format is not {ANSWERS_FORMAT})")
     _require(data.get("study_id") == study["study_id"],
              f"from another study (study {data.get('study_id')!r}, this one is {study['study_id']!r}): "
              "a different page or seed")
@@ -91,6 +91,7 @@ def read_answers(path: Path, study: dict) -> Participant:
     _require(isinstance(sets, list) and len(sets) == len(study["sets"]),
              f"{len(sets) if isinstance(sets, list) else 'no'} sets answered, the study has {len(study['sets'])}: "
              "an unfinished page")
+    assert isinstance(sets, list) and isinstance(seed, int) and isinstance(background, dict)  # required above
     methods = study["methods"]
     rows = []
     for i, (given, asked) in enumerate(zip(sets, study["sets"])):
@@ -119,7 +120,9 @@ def read_answers(path: Path, study: dict) -> Participant:
 def read_all(paths: list[Path], study: dict) -> tuple[list[Participant], list[dict]]:
     """The usable participants, and one (file, reason) per file left out: broken, of another study, or a
     second file of the same participant (a duplicate download or a copy)."""
-    participants, skipped, seen = [], [], {}
+    participants: list[Participant] = []
+    skipped: list[dict] = []
+    seen: dict = {}
     for path in paths:
         try:
             participant = read_answers(path, study)
