@@ -158,6 +158,27 @@ def noise_caption(reference: str, differences: dict[str, PairedDifference], what
             f"{', '.join(map(str, close))}.")
 
 
+@dataclass
+class Table:
+    """A scoring command's result as every output shows it: the frame (table.csv), its caption, the table as
+    markdown (the frame's, or the command's own layout), and notes under it (methods that could not run).
+    `write` writes table.csv and table.md and returns the text the command prints at the end."""
+
+    frame: pd.DataFrame
+    caption: str
+    notes: str | None = None  # lines after the table; None: no notes section at all
+    markdown: str | None = None  # None: the frame as markdown
+
+    def text(self) -> str:
+        shown = self.markdown if self.markdown is not None else to_markdown(self.frame)
+        return f"{self.caption}\n\n{shown}" + ("" if self.notes is None else f"\n{self.notes}")
+
+    def write(self, run) -> str:
+        run.write_csv("table.csv", self.frame)
+        run.write_text("table.md", f"{self.text()}\n")
+        return self.text()
+
+
 def column_position(table: pd.DataFrame, column: str) -> int:
     """Where `column` is among the table's columns (which are unique)."""
     return list(table.columns).index(column)

@@ -33,7 +33,7 @@ from ..runs.scoring import (
 from ..runs.timing import timed
 from ..errors import UserError, debugging, describe_error, is_allocation_failure
 from ..tables import (beside_paper, column_position, method_table, noise_caption, paired_differences, read_paper_table,
-                      standard_error, to_markdown)
+                      standard_error, Table)
 
 
 def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers | None, cfg) -> tuple[list[dict], dict]:
@@ -243,7 +243,6 @@ def prepare(session: Session) -> Job:
                       for n, (_, reason) in failed.items() if n not in set(scored["method"])}
         records = scored
         table, verdict = leaderboard(records, names, {**unavailable, **everywhere}, cfg, dataset.has_boxes)
-        markdown = to_markdown(table)
         published = cfg.paper.insertion_deletion
         if barely_believed(records):
             print(barely_believed(records).strip(), file=sys.stderr)
@@ -269,13 +268,12 @@ def prepare(session: Session) -> Job:
         notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in {**unavailable, **everywhere}.items())
         notes += "".join(f"\n- {EXPLAINERS.get(n).label}: failed on {count} image(s), scored on the others: {reason}"
                          for n, (count, reason) in failed.items() if n not in everywhere)
-        run.write_csv("table.csv", table)
-        run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
+        text = Table(table, header, notes).write(run)
         run.write_json("curves.json", {EXPLAINERS.get(k).label: v for k, v in mean_curves(run).items()})
         plot_sweep(run.path)
         plot_leaderboard(run.path)
         return ({"images": int(records["image_id"].nunique()), "records": len(records), "caption": header},
-                f"{header}\n\n{markdown}\n{notes}")
+                text)
 
     def plan_parts(probe):
         maps_each = 1 + bool(cfg.get("class_sensitivity", {}).get("enabled", False)) + (randomisers is not None)

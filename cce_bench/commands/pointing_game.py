@@ -20,7 +20,7 @@ from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
 from ..runs.timing import timed
-from ..tables import beside_paper, best_row_caption, read_paper_table, to_markdown
+from ..tables import Table, beside_paper, best_row_caption, read_paper_table
 
 
 def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None,
@@ -114,7 +114,6 @@ def prepare(session: Session) -> Job:
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         unreadable = len(skipped) - len(dataset.skipped)
         table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper), contrastive)
-        markdown = to_markdown(table)
         where = (
             f"{len(dataset) - unreadable} {'(image, P, Q) questions' if contrastive else '(image, category) pairs'} of "
             f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
@@ -137,10 +136,9 @@ def prepare(session: Session) -> Job:
                       "inside the boxes, SE its standard error over the pairs; (paper): Table 5.")
         header += " " + best_caption(records, "contrastive" if contrastive else "proportion")
         notes = "".join(f"\n- {EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
-        run.write_csv("table.csv", table)
-        run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
+        text = Table(table, header, notes).write(run)
         plot_pointing_game(run.path)
-        return {"pairs": len(dataset), "records": len(records), "caption": header}, f"{header}\n\n{markdown}\n{notes}"
+        return {"pairs": len(dataset), "records": len(records), "caption": header}, text
 
     def plan_parts(probe):
         return {**method_parts(model, explainers, probe), **scoring_part(int(cfg.data.crop), None, 0)}

@@ -18,7 +18,7 @@ from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
 from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network
-from ..tables import column_position, standard_error, to_markdown
+from ..tables import Table, column_position, standard_error, to_markdown
 
 
 def sanity_settings(cfg: DictConfig) -> tuple[list[str], int | None]:
@@ -122,13 +122,10 @@ def prepare(session: Session) -> Job:
             f"when its Spearman (abs) after the last cascading step stays above {cfg.sanity.fail_above}."
         )
         notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in unavailable.items())
-        markdown = markdown_tables(table, verdict)
-        run.write_csv("table.csv", table)
+        text = Table(table, header, notes, markdown=markdown_tables(table, verdict)).write(run)
         run.write_csv("verdict.csv", verdict)
-        run.write_text("table.md", f"{header}\n\n{markdown}\n{notes}\n")
         plot_sanity(run.path, float(cfg.sanity.fail_above))
-        return {"images": int(records["image_id"].nunique()), "records": len(records), "caption": header}, \
-            f"{header}\n\n{markdown}\n{notes}"
+        return {"images": int(records["image_id"].nunique()), "records": len(records), "caption": header}, text
 
     return Job(
         dataset,

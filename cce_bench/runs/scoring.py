@@ -164,11 +164,9 @@ def write_curve_tables(run, table, header: str) -> str:
     """table.csv, table.md (header + table), curves.json and the curve plots of an insertion/deletion run;
     returns the text printed at the end."""
     from ..figures import plot_sweep
-    from ..tables import to_markdown
+    from ..tables import Table
 
-    text = f"{header}\n\n{to_markdown(table)}"
-    run.write_csv("table.csv", table)
-    run.write_text("table.md", f"{text}\n")
+    text = Table(table, header).write(run)
     run.write_json("curves.json", mean_curves(run))
     plot_sweep(run.path)
     return text
