@@ -8,46 +8,14 @@ Python. A few values are legal but degenerate: WARNINGS prints a line for each a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from .choices import MAP_FRAMES, OTHER_CLASSES, POINTING_GAMES, SANITY_MODES, SIMILARITIES
 from .errors import UserError
 from .models.precision import PRECISIONS
 from .method_knobs import is_library_method, knobs_of, method_names, shown
 from .rules import Rule
-
-
-class OwnedChoices(Sequence):
-    """A choice list kept by the module that acts on it (sanity modes in metrics/sanity.py, map frames in
-    data/saved_maps.py), read from there when a value is first checked: those modules load torch, which
-    the checks of the other keys do without."""
-
-    def __init__(self, module: str, name: str):
-        self.module, self.name = module, name
-
-    def _values(self) -> tuple:
-        import importlib
-
-        return tuple(getattr(importlib.import_module(self.module), self.name))
-
-    def __iter__(self):
-        return iter(self._values())
-
-    def __contains__(self, value) -> bool:
-        return value in self._values()
-
-    def __len__(self) -> int:
-        return len(self._values())
-
-    def __getitem__(self, index):
-        return self._values()[index]
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, OwnedChoices) and (self.module, self.name) == (other.module, other.name)
-
-    def __hash__(self) -> int:
-        return hash((self.module, self.name))
 
 
 WHOLE_OR_NULL = Rule("whole", 1, nullable=True)
@@ -72,21 +40,17 @@ RULES: dict[str, Rule] = {
     "metric.step": Rule("whole", 1),
     "metric.blur_size": Rule("whole", 1, 1001, odd=True),
     "metric.blur_sigma": Rule("number", 0, 1000, low_open=True),
-    "sanity.modes": Rule("list", choices=OwnedChoices("cce_bench.metrics.sanity", "MODES")),
+    "sanity.modes": Rule("list", choices=tuple(SANITY_MODES)),
     "sanity.layers": WHOLE_OR_NULL,
     "sanity.fail_above": Rule("number", -1, 1),
     "sanity.enabled": Rule("bool"),
-    "game": Rule("choice", choices=OwnedChoices("cce_bench.metrics.pointing_game", "GAMES")),
+    "game": Rule("choice", choices=tuple(POINTING_GAMES)),
     "compare.reference": Rule("text"),
     "contrast_floor": Rule("number", 0, 1),
     "class_sensitivity.enabled": Rule("bool"),
-    "class_sensitivity.other": Rule(
-        "choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "OTHER_CLASSES")
-    ),
-    "class_sensitivity.similarity": Rule(
-        "choice", choices=OwnedChoices("cce_bench.metrics.class_sensitivity", "SIMILARITIES")
-    ),
-    "maps_frame": Rule("choice", choices=OwnedChoices("cce_bench.data.saved_maps", "FRAMES")),
+    "class_sensitivity.other": Rule("choice", choices=tuple(OTHER_CLASSES)),
+    "class_sensitivity.similarity": Rule("choice", choices=tuple(SIMILARITIES)),
+    "maps_frame": Rule("choice", choices=tuple(MAP_FRAMES)),
     "sets": Rule("whole", 1, 10_000),
     "choices": Rule("whole", 2, 1000),
     "title": Rule("text"),
@@ -247,8 +211,7 @@ def _check_library_knob_names(cfg) -> None:
 
 
 def _check_rules(cfg, rules: dict[str, Rule]) -> None:
-    owned_last = sorted(rules.items(), key=lambda item: isinstance(item[1].choices, OwnedChoices))
-    for key, rule in owned_last:
+    for key, rule in rules.items():
         value = _value(cfg, key)
         if value == "<absent>" or (isinstance(value, str) and value.startswith("${")):
             continue

@@ -46,6 +46,27 @@ def test_the_other_class_by_each_rule():
     assert 2 not in many.tolist() and set(many.tolist()) == {0, 1, 3, 4}
 
 
+def test_every_declared_choice_is_one_its_module_acts_on():
+    """cce_bench/choices.py names the choices (the schema checks values against them without torch); each
+    name is one the acting module runs, and a name it does not know is refused."""
+    from cce_bench.choices import MAP_FRAMES, OTHER_CLASSES, POINTING_GAMES, SANITY_MODES, SIMILARITIES
+    from cce_bench.metrics.class_sensitivity import SIMILARITY_FUNCTIONS
+    from cce_bench.metrics.sanity import MODES
+    from cce_bench.data.saved_maps import FRAMES
+
+    logits, targets = torch.tensor([[0.1, 0.9, 0.5, 0.7]]), torch.tensor([1])
+    for rule in OTHER_CLASSES:
+        assert 0 <= int(other_classes(logits, targets, rule, image_ids=["a"])[0]) < 4
+    with pytest.raises(ValueError, match="unknown other-class rule"):
+        other_classes(logits, targets, "nearest", image_ids=["a"])
+    maps = torch.rand(1, 8, 8)
+    for similarity in SIMILARITIES:
+        assert class_deviation(maps, maps, similarity).abs().max() < 1e-6
+    assert set(SIMILARITY_FUNCTIONS) == set(SIMILARITIES)
+    assert MODES == tuple(SANITY_MODES) and FRAMES == tuple(MAP_FRAMES)
+    assert set(POINTING_GAMES) == {"energy", "contrastive"}  # the two branches of commands/pointing_game.py
+
+
 def test_contrastive_share_by_hand_on_a_synthetic_box_pair():
     saliency = torch.tensor([[0., 2., 2., 0., 0., 0.],
                              [0., 2., 4., 1., 1., 0.],

@@ -25,9 +25,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from ..choices import MAP_FRAMES
 from ..errors import UserError
 
-FRAMES = ("auto", "input", "image")
+FRAMES = tuple(MAP_FRAMES)
 
 
 class MapSkipped(Exception):

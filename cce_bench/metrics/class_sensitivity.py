@@ -22,14 +22,10 @@ import zlib
 import numpy as np
 import torch
 
+from ..choices import OTHER_CLASSES
 from .sanity import spearman, ssim
 
-OTHER_CLASSES = {
-    "second": "the most likely class other than the explained one and the top-1 (the hardest contrast)",
-    "random": "a class drawn uniformly among the others, seeded per image (Sixt et al. 2020, Quantus RandomLogit)",
-    "least": "the least likely class (Rebuffi et al. 2020)",
-}
-SIMILARITIES = {"ssim": ssim, "spearman": spearman}
+SIMILARITY_FUNCTIONS = {"ssim": ssim, "spearman": spearman}  # one per name of choices.SIMILARITIES (tested)
 
 
 def other_classes(logits: torch.Tensor, targets: torch.Tensor, rule: str, seed: int = 0,
@@ -60,6 +56,6 @@ def class_deviation(maps: torch.Tensor, other_maps: torch.Tensor, similarity: st
     in [0, 1] -> [B] (float64)."""
     if maps.shape != other_maps.shape:
         raise ValueError(f"maps {tuple(maps.shape)} and other_maps {tuple(other_maps.shape)} must have one shape")
-    similar = SIMILARITIES[similarity]
+    similar = SIMILARITY_FUNCTIONS[similarity]
     a, b = maps.detach().cpu().double().numpy(), other_maps.detach().cpu().double().numpy()
     return torch.tensor([1.0 - similar(a[i], b[i]) for i in range(len(a))], dtype=torch.float64)

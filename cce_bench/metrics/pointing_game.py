@@ -56,9 +56,3 @@ def energy_inside(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (maps * masks.to(maps.device, torch.float32)).sum(dim=(1, 2))
 
 
-# `pointing-game game=NAME`: which game is played
-GAMES = {
-    "energy": "the share of the map's energy in the explained category's boxes (Score-CAM's, Table 5)",
-    "contrastive": "on images with two categories P and Q: the share of the energy in P's boxes among that in P's "
-                   "and Q's, for the method's answer to 'why P rather than Q?'",
-}

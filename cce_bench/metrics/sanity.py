@@ -25,8 +25,10 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from ..choices import SANITY_MODES
+
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-MODES = ("cascading", "independent")
+MODES = tuple(SANITY_MODES)
 MEASURES = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman", "ssim": "SSIM"}  # record key -> title
 
 
