@@ -1,49 +1,26 @@
 """`cce-bench COMMAND [hydra overrides...]`: each command runs over configs/COMMAND.yaml.
 
 A run composes its config once, with Hydra's compose API (cce_bench/composing.py: a bad group choice, key or
-value is one line, before torch is imported), checks its folder (cce_bench/runs/run_folder.py) and runs the
-command on that config. Whatever is Hydra's own (-m/--multirun with any launcher, --cfg, --info, its other
+value is one line, before torch is imported), and starts on that config (cce_bench/runs/start.py: its folder
+checked and made, as Hydra would). Whatever is Hydra's own (-m/--multirun with any launcher, --cfg, --info, its other
 flags) goes to Hydra's command line. Every exception becomes one line through `one_line_errors` (`--debug`
 shows the traceback instead).
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
-import re
 import sys
-from pathlib import Path
 from typing import Callable
 
 from .commands import COMMANDS, command_help, usage
-from .composing import compose_checked, library_knob_as_addition, normalise_group_choices, register_method_knobs
+from .composing import (FLAGS_WITH_VALUE, compose_checked, library_knob_as_addition, normalise_group_choices,
+                        positional_as_override, register_method_knobs)
 from .errors import UserError, debugging, describe_error
 from .install_check import check_torch_pair
 from .resources import config_dir
 from .runs.cost import PLAN_ONLY
-
-# Hydra's flags that take the next argument as their value
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun"}
-
-
-def _hydra_quoted(text: str) -> str:
-    """A path as a Hydra quoted string: in Hydra's grammar a backslash escapes only before a quote (or the
-    closing quote), so only those runs of backslashes are doubled, then quotes escaped."""
-    text = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text)
-    return "'" + text.replace("'", "\\'") + "'"
-
-
-def _positional_as_override(args: list[str], key: str) -> list[str]:
-    """`explain a.jpg b.jpg key=value` -> `key=value inputs=['a.jpg','b.jpg']` (paths quoted for Hydra)."""
-    images = [a for i, a in enumerate(args) if "=" not in a and not a.startswith("-")
-              and not (i > 0 and args[i - 1] in FLAGS_WITH_VALUE)]
-    rest = [a for a in args if a not in images]
-    if not images:
-        return rest
-    quoted = ",".join(_hydra_quoted(a) for a in images)
-    return [*rest, f"{key}=[{quoted}]"]
+from .runs.start import multirun_job, run_composed
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -63,71 +40,6 @@ def one_line_errors(debug: bool):
             raise
         message, code = describe_error(exc)
         fail(message, code)
-
-
-def run_composed(cfg, task: Callable, shown: str) -> None:
-    """One run on the config composed once (with Hydra's node), started as Hydra starts a job: its folder
-    checked and made, Hydra's runtime settings set, the command run. A folder made here that holds no
-    result when the run fails (or only plans) is removed, with the empty folders made above it."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import open_dict, read_write
-
-    from .runs.run_folder import check_output_folder, hold_hydra_record, nearest_existing, remove_unfinished_start
-
-    with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = os.path.abspath(str(cfg.hydra.run.dir))
-        cfg.hydra.mode = RunMode.RUN
-    HydraConfig.instance().set_config(cfg)
-    task_cfg = copy.deepcopy(cfg)
-    with open_dict(task_cfg):
-        del task_cfg["hydra"]
-    output = Path(os.path.abspath(str(task_cfg.out)))  # hydra.run.dir unless out= names another folder
-    check_output_folder(output, shown)
-    check_torch_pair()  # after the config's checks, which need no torch and answer a typo at once
-    kept = nearest_existing(output)
-    made_here = output != kept or not any(output.iterdir())
-    output.mkdir(parents=True, exist_ok=True)
-    hold_hydra_record(task_cfg)
-    try:
-        task(task_cfg)
-    except BaseException:
-        if made_here:
-            remove_unfinished_start(output, kept)
-        raise
-    if made_here and PLAN_ONLY["enabled"]:  # a plan writes nothing
-        remove_unfinished_start(output, kept)
-
-
-def multirun_job(task: Callable, debug: bool) -> Callable:
-    """A job as Hydra's command line runs it (a multirun's point, with any launcher): a failed job is one line
-    (also kept in the sweep's folder for the end of the multirun) and the multirun goes on with the next."""
-    def run(cfg) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
-        from .runs.job_failures import record_failure
-        from .runs.run_folder import hold_hydra_record, remove_unfinished_start
-
-        hydra_cfg = HydraConfig.get()
-        output = Path(hydra_cfg.runtime.output_dir)
-        made_here = not any(output.iterdir())
-        hold_hydra_record(cfg)
-        try:
-            task(cfg)
-        except BaseException as exc:
-            if made_here:
-                remove_unfinished_start(output, output.parent)
-            if debug or isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            message, _ = describe_error(exc)
-            line = f"cce-bench: error: job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {message}"
-            print(line, file=sys.stderr)
-            record_failure(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, line)
-            return
-        if made_here and PLAN_ONLY["enabled"]:
-            remove_unfinished_start(output, output.parent)
-
-    return run
 
 
 def check_launcher(overrides: list[str]) -> None:
@@ -200,7 +112,7 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
         check_torch_pair()
         return entry.load().run(overrides)
     if entry.positional:
-        overrides = _positional_as_override(overrides, entry.positional)
+        overrides = positional_as_override(overrides, entry.positional)
     overrides = [library_knob_as_addition(o) for o in normalise_group_choices(overrides)]
     out = [o[len("out="):] for o in overrides if o.startswith("out=")]
     if out and not out[-1].strip():

@@ -162,3 +162,26 @@ def wrong_type(key: str, value: str, exc: Exception) -> str:
         return f"{key}={value} is not valid: it must be {rule.describe()}"
     cause = exc.__cause__ or exc
     return f"{key}={value} is not valid: {str(cause).splitlines()[0]}"
+
+
+# Hydra's flags that take the next argument as their value
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def hydra_quoted(text: str) -> str:
+    """A path as a Hydra quoted string: in Hydra's grammar a backslash escapes only before a quote (or the
+    closing quote), so only those runs of backslashes are doubled, then quotes escaped."""
+    text = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text)
+    return "'" + text.replace("'", "\\'") + "'"
+
+
+def positional_as_override(args: list[str], key: str) -> list[str]:
+    """`explain a.jpg b.jpg key=value` -> `key=value inputs=['a.jpg','b.jpg']` (paths quoted for Hydra)."""
+    images = [a for i, a in enumerate(args) if "=" not in a and not a.startswith("-")
+              and not (i > 0 and args[i - 1] in FLAGS_WITH_VALUE)]
+    rest = [a for a in args if a not in images]
+    if not images:
+        return rest
+    quoted = ",".join(hydra_quoted(a) for a in images)
+    return [*rest, f"{key}=[{quoted}]"]

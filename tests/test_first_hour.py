@@ -14,8 +14,7 @@ import termios
 
 import pytest
 
-from cce_bench.cli import _positional_as_override
-from cce_bench.composing import compose_checked, register_method_knobs
+from cce_bench.composing import compose_checked, positional_as_override, register_method_knobs
 from cce_bench.commands import COMMANDS
 from helpers import ROOT
 
@@ -45,7 +44,7 @@ def test_every_command_has_its_own_help_and_its_examples_compose():
         for example in entry.examples if entry.hydra else []:
             words = shlex.split(example)[2:]  # as a shell hands them over
             if entry.positional:
-                words = _positional_as_override(words, entry.positional)
+                words = positional_as_override(words, entry.positional)
             compose_checked(command, words)  # an unknown key or a bad value raises
 
 
