@@ -100,8 +100,6 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
     `with_hydra`, the config keeps Hydra's own node (`hydra.run.dir`, ...) for the run to start from."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import open_dict
-
     from .schema import leaf_keys, require, suggest, unset_keys, validate, warnings_for
 
     register_method_knobs()
@@ -129,17 +127,23 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
             raise UserError(wrong_type(merging.group(1), merging.group(2), exc)) from None
         hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
         raise UserError(f"bad override: {first}{hint}") from None
-    task = cfg
-    if with_hydra:
-        task = copy.deepcopy(cfg)
-        with open_dict(task):
-            del task["hydra"]
+    task = without_hydra(cfg) if with_hydra else cfg
     validate(task)
     if not printing:
         require(unset_keys(task))
     for message in warnings_for(task):
         print(f"cce-bench: warning: {message}", file=sys.stderr)
     return cfg
+
+
+def without_hydra(cfg):
+    """The command's own config: a copy of a config composed with Hydra's node, without it."""
+    from omegaconf import open_dict
+
+    task = copy.deepcopy(cfg)
+    with open_dict(task):
+        del task["hydra"]
+    return task
 
 
 def wrong_type(key: str, value: str, exc: Exception) -> str:

@@ -3,7 +3,6 @@ made, Hydra's runtime settings set), or one job of a multirun that Hydra's comma
 made for a run that fails (or only plans) and holds no result is removed again."""
 from __future__ import annotations
 
-import copy
 import os
 import sys
 from pathlib import Path
@@ -22,30 +21,37 @@ def run_composed(cfg, task: Callable, shown: str) -> None:
     from hydra.types import RunMode
     from omegaconf import open_dict, read_write
 
-    from .run_folder import check_output_folder, hold_hydra_record, nearest_existing, remove_unfinished_start
+    from ..composing import without_hydra
+    from .run_folder import check_output_folder, nearest_existing
 
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.runtime.output_dir = os.path.abspath(str(cfg.hydra.run.dir))
         cfg.hydra.mode = RunMode.RUN
     HydraConfig.instance().set_config(cfg)
-    task_cfg = copy.deepcopy(cfg)
-    with open_dict(task_cfg):
-        del task_cfg["hydra"]
+    task_cfg = without_hydra(cfg)
     output = Path(os.path.abspath(str(task_cfg.out)))  # hydra.run.dir unless out= names another folder
     check_output_folder(output, shown)
     check_torch_pair()  # after the config's checks, which need no torch and answer a typo at once
     kept = nearest_existing(output)
     made_here = output != kept or not any(output.iterdir())
     output.mkdir(parents=True, exist_ok=True)
-    hold_hydra_record(task_cfg)
+    run_in_folder(task, task_cfg, output, kept, made_here)
+
+
+def run_in_folder(task: Callable, cfg, output: Path, keep: Path, made_here: bool) -> None:
+    """The command run with Hydra's record held for its folder. A folder made for it (`made_here`) that holds
+    no result when the run fails, or only plans, is removed with the empty folders above it up to `keep`."""
+    from .run_folder import hold_hydra_record, remove_unfinished_start
+
+    hold_hydra_record(cfg)
     try:
-        task(task_cfg)
+        task(cfg)
     except BaseException:
         if made_here:
-            remove_unfinished_start(output, kept)
+            remove_unfinished_start(output, keep)
         raise
     if made_here and PLAN_ONLY["enabled"]:  # a plan writes nothing
-        remove_unfinished_start(output, kept)
+        remove_unfinished_start(output, keep)
 
 
 def multirun_job(task: Callable, debug: bool) -> Callable:
@@ -55,25 +61,17 @@ def multirun_job(task: Callable, debug: bool) -> Callable:
         from hydra.core.hydra_config import HydraConfig
 
         from .job_failures import record_failure
-        from .run_folder import hold_hydra_record, remove_unfinished_start
 
         hydra_cfg = HydraConfig.get()
         output = Path(hydra_cfg.runtime.output_dir)
-        made_here = not any(output.iterdir())
-        hold_hydra_record(cfg)
         try:
-            task(cfg)
+            run_in_folder(task, cfg, output, output.parent, made_here=not any(output.iterdir()))
         except BaseException as exc:
-            if made_here:
-                remove_unfinished_start(output, output.parent)
             if debug or isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             message, _ = describe_error(exc)
             line = f"cce-bench: error: job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {message}"
             print(line, file=sys.stderr)
             record_failure(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, line)
-            return
-        if made_here and PLAN_ONLY["enabled"]:
-            remove_unfinished_start(output, output.parent)
 
     return run
