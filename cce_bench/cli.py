@@ -14,8 +14,8 @@ import sys
 from typing import Callable
 
 from .commands import COMMANDS, command_help, usage
-from .composing import (FLAGS_WITH_VALUE, compose_checked, library_knob_as_addition, normalise_group_choices,
-                        positional_as_override, register_method_knobs)
+from .composing import (FLAGS_WITH_VALUE, compose_checked, custom_model_argument_as_addition, library_knob_as_addition,
+                        normalise_group_choices, positional_as_override, register_method_knobs)
 from .errors import UserError, debugging, describe_error
 from .install_check import check_torch_pair
 from .resources import config_dir
@@ -114,6 +114,7 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
     if entry.positional:
         overrides = positional_as_override(overrides, entry.positional)
     overrides = [library_knob_as_addition(o) for o in normalise_group_choices(overrides)]
+    overrides = custom_model_argument_as_addition(overrides)
     out = [o[len("out="):] for o in overrides if o.startswith("out=")]
     if out and not out[-1].strip():
         raise UserError("out= is empty: pass out=DIR (a new folder, or a run's folder to resume it), or leave it out "

@@ -8,6 +8,7 @@ structured configs.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import sys
 
@@ -67,13 +68,59 @@ def normalise_group_choices(args: list[str]) -> list[str]:
         choices = list(override.sweep_string_iterator()) if sweep else [override.get_value_element_as_str()]
         if group == "experiment":  # an optional group: null means none
             known = {**known, "null": "null"}
+        if group == "model":
+            known = {**known, **{str(c).lower(): str(c) for c in choices if register_family_member(str(c))}}
         for choice in choices:
             if str(choice).lower() not in known:
-                raise UserError(
-                    f"unknown {group} {choice!r}; known: {', '.join(sorted(set(known.values()) - {'null'}))}"
-                )
+                listed = ", ".join(sorted(set(known.values()) - {"null"}))
+                if group == "model":
+                    close = difflib.get_close_matches(str(choice).lower(), list(known), n=1, cutoff=0.6)
+                    hint = f" (did you mean {known[close[0]]!r}?)" if close else ""
+                    families = ", ".join(f"{f}_NAME" for f in model_families())
+                    raise UserError(f"unknown model {choice!r}{hint}; known: {listed}, and {families} "
+                                    "(cce-bench models lists them)")
+                raise UserError(f"unknown {group} {choice!r}; known: {listed}")
         fixed = [known[str(c).lower()] for c in choices]
         result.append(text[: text.index("=") + 1] + ",".join(fixed))
+    return result
+
+
+def model_families() -> list[str]:
+    """The model families (torchvision, timm): each is declared by its config, configs/model/family/NAME.yaml."""
+    return sorted(path.stem for path in (config_dir() / "model" / "family").glob("*.yaml"))
+
+
+def register_family_member(choice: str) -> bool:
+    """`model=torchvision_resnet18`, `model=timm_resnet18`: a member of a family, checked to exist (a near miss
+    gets the nearest name), becomes a choice of the model group (the family's config with its name), as Hydra
+    stores configs made in code. False for a choice of no family."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    family = next((f for f in model_families() if choice.lower().startswith(f + "_")), None)
+    if family is None:
+        return False
+    if ConfigStore.instance().repo.get("model", {}).get(f"{choice}.yaml") is None:
+        from .models import MODELS
+
+        MODELS.get(choice)  # imports the library; an unknown member: one line with the nearest name
+        node = OmegaConf.merge(OmegaConf.load(config_dir() / "model" / "family" / f"{family}.yaml"), {"name": choice})
+        ConfigStore.instance().store(group="model", name=choice, node=node)
+    return True
+
+
+def custom_model_argument_as_addition(overrides: list[str]) -> list[str]:
+    """With model=custom, `model.depth=18` -> `+model.depth=18`: a key that configs/model/custom.yaml does not
+    declare is an argument of the user's callable, which Hydra is told to add."""
+    from omegaconf import OmegaConf
+
+    if "model=custom" not in overrides:
+        return overrides
+    declared = set(OmegaConf.load(config_dir() / "model" / "custom.yaml"))
+    result = []
+    for text in overrides:
+        match = re.match(r"^model\.([A-Za-z_]\w*)=", text)
+        result.append("+" + text if match and match.group(1) not in declared else text)
     return result
 
 

@@ -15,7 +15,8 @@ def knob_table() -> str:
              "`python -m cce_bench.knob_table > docs/knobs.md` (a test keeps the two equal).", "",
              "## Shared keys and each command's own", "", "| key | valid values |", "| --- | --- |"]
     lines += [f"| `{key}` | {rule.describe()} |" for key, rule in sorted(RULES.items())]
-    lines += ["", "A cross-key check: `data.resize` (each side) must be at least `data.crop`.", "",
+    lines += ["", "`data.resize`, `data.crop` and `data.interpolation` left null are the model's own input settings "
+              "(docs/models.md);", "a cross-key check: `data.resize` (each side) must be at least `data.crop`.", "",
               "## Each method's knobs (`method_knobs.NAME.KNOB=`)", "",
               "Declared in `cce_bench/method_knobs/NAME.py`.", "",
               "| key | default | valid values | what it sets |", "| --- | --- | --- | --- |"]

@@ -99,7 +99,7 @@ class Registry(Generic[T]):
             return made
         families = "".join(f", or {prefix}_NAME" for prefix in self._families)
         raise UserError(f"unknown {self.kind} {name!r}{self.suggestion(str(name))}; known: {', '.join(self.names())}"
-                        f"{families}" + (" (cce-bench methods lists them)" if families else ""))
+                        f"{families}" + (f" (cce-bench {self.kind}s lists them)" if families else ""))
 
     def suggestion(self, text: str) -> str:
         by_label = {

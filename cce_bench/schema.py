@@ -13,6 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .choices import MAP_FRAMES, OTHER_CLASSES, POINTING_GAMES, SANITY_MODES, SIMILARITIES
 from .errors import UserError
+from .models.inputs import INTERPOLATIONS
 from .models.precision import PRECISIONS
 from .method_knobs import is_library_method, knobs_of, method_names, shown
 from .rules import Rule
@@ -28,15 +29,23 @@ RULES: dict[str, Rule] = {
     "deterministic": Rule("bool"),
     "precision": Rule("choice", choices=PRECISIONS),
     "model.random_init": Rule("bool"),
+    "model.download": Rule("bool"),
+    "model.checkpoint": Rule("text", nullable=True),
+    "model.target_layer": Rule("text", nullable=True),
+    "model.weights": Rule("text"),
+    "model.input_size": Rule("whole", *SIDE),
+    "model.resize": Rule("whole", *SIDE, nullable=True),
+    "model.interpolation": Rule("choice", choices=INTERPOLATIONS),
+    "model.categories": Rule("text", nullable=True),
     "batch_size": Rule("whole", 1, 100_000, nullable=True),
     "images_per_batch": Rule("whole", 1, 100_000, nullable=True),
     "num_workers": Rule("whole", 0, 256),
     "threads": Rule("whole", 1, 1024, nullable=True),
     "data.n_images": WHOLE_OR_NULL,
-    "data.crop": Rule("whole", *SIDE),
-    "data.resize": Rule("size", *SIDE),
+    "data.crop": Rule("whole", *SIDE, nullable=True),   # null: the model's input settings (models/inputs.py)
+    "data.resize": Rule("size", *SIDE, nullable=True),
     "data.max_box_fraction": Rule("number", 0, 1, low_open=True),
-    "data.interpolation": Rule("choice", choices=("nearest", "bilinear", "bicubic")),
+    "data.interpolation": Rule("choice", choices=INTERPOLATIONS, nullable=True),
     "metric.step": Rule("whole", 1),
     "metric.blur_size": Rule("whole", 1, 1001, odd=True),
     "metric.blur_sigma": Rule("number", 0, 1000, low_open=True),
@@ -176,7 +185,8 @@ def require(missing: list[str]) -> None:
     """One line for the first mandatory value (???) left unset."""
     if missing:
         key = sorted(missing)[0]
-        hint = {"data.root": "/path/to/imagenet", "maps": "FOLDER_OF_NPY|FILE.npz|FILE.pt"}.get(key, "VALUE")
+        hint = {"data.root": "/path/to/imagenet", "maps": "FOLDER_OF_NPY|FILE.npz|FILE.pt",
+                "model._target_": "PACKAGE.MODULE.CALLABLE (returning the nn.Module)"}.get(key, "VALUE")
         raise UserError(f"{key} is not set: pass {key}={hint}")
 
 

@@ -80,6 +80,23 @@ step "score (maps from a .npz), sanity and compare"
 "$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,captum_DeepLift,pytorch_grad_cam_EigenCAM,cce]" experiment=smoke \
     method_knobs.captum_DeepLift.eps=1e-9 out=compare
 "$bin/cce-bench" methods > methods.md
+step "models by name and by import path: a torchvision model, your own module on PYTHONPATH"
+"$bin/cce-bench" models resnet18 > models.md && grep -q "timm_resnet18" models.md && grep -q "torchvision_resnet18" models.md
+"$bin/cce-bench" compare model=torchvision_resnet18 model.random_init=true data=photos "device=$device" \
+    "methods=[gradcam_pp,gbp]" experiment=smoke sanity.enabled=false out=torchvision_model
+mkdir user_code && cat > user_code/my_nets.py <<'EOF'
+from torch import nn
+
+
+def build(width=8, classes=1000):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, classes))
+EOF
+PYTHONPATH=user_code "$bin/cce-bench" compare model=custom model._target_=my_nets.build model.width=4 \
+    model.input_size=64 data=photos "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke sanity.enabled=false \
+    out=custom_model
+grep -q "custom my_nets.build" custom_model/table.md && grep -q "target_layer: '1'" custom_model/config.yaml \
+    && echo "custom model: ok"
 "$bin/cce-bench" report compare
 step "user-study (the page is package data), then its results from an answer file"
 "$bin/cce-bench" user-study "device=$device" experiment=smoke sets=2 data.n_images=2 out=study

@@ -34,7 +34,7 @@ def photos(lite0):
     """chelsea and coffee, preprocessed for the real model: (images [2, 3, 224, 224], ids)."""
     from cce_bench.data import create_dataset, image_batches
 
-    dataset = create_dataset({"name": "photos", "n_images": 2}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos", "n_images": 2}, lite0.inputs)
     batch = next(iter(image_batches(dataset, 2)))
     return batch["image"], batch["id"]
 

@@ -118,8 +118,8 @@ def test_the_comparison_set_mirrors_boxes_and_reads_through_pycocotools(tmp_path
     assert mirrored["images"][1] == {"id": 1001, "file_name": "a_mirrored.png", "width": 100, "height": 50}
     assert mirrored["annotations"][1]["bbox"] == [60, 5, 30, 20] and mirrored["annotations"][1]["image_id"] == 1001
     script.write_coco(tmp_path)
-    pairs = create_dataset({"name": "coco", "root": str(tmp_path)}, *lite0.channel_stats())
-    shipped = create_dataset({"name": "photos_coco"}, *lite0.channel_stats())
+    pairs = create_dataset({"name": "coco", "root": str(tmp_path)}, lite0.inputs)
+    shipped = create_dataset({"name": "photos_coco"}, lite0.inputs)
     assert len(pairs.samples) == 2 * len(shipped.samples)
     by_id = {s.id: s for s in pairs.samples}
     cup = pairs[[s.id for s in pairs.samples].index("2:cup")]

@@ -135,8 +135,12 @@ def test_every_readoff_batched_equals_one_pair_at_a_time_in_float64(tiny_net, re
 
 
 def test_a_layer_readoff_on_a_model_without_a_target_layer_says_which_knob(tiny_net):
+    # a bare network's layer is the one the rule finds: its only convolution; a network without a 4-D map
+    # (an MLP on the flattened image) has none, and the message names the knobs
+    assert CCE(tiny_net, readoff="layer_path")._layer_module is tiny_net.conv
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 224 * 224, 5))
     with pytest.raises(UserError, match="target_layer="):
-        CCE(tiny_net, readoff="layer_path")
+        CCE(mlp, readoff="layer_path")
     with pytest.raises(UserError, match="no layer 'nope'"):
         CCE(tiny_net, readoff="layer_contrast", target_layer="nope")
     CCE(tiny_net, readoff="input")  # the input read-offs need no layer

@@ -56,7 +56,7 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0):
     assert "Warning: the explained classes" in result.stderr
 
     # Grad-CAM++'s scores, recomputed here on the same pair with the metrics and randomiser called directly
-    dataset = create_dataset({"name": "photos_coco", "n_images": 1}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos_coco", "n_images": 1}, lite0.inputs)
     pair = dataset[0]
     image, mask = pair["image"][None], pair["mask"][None]
     target, _ = explained_classes(lite0, image, pair["allowed"][None], 16)

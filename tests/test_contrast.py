@@ -143,7 +143,7 @@ def test_m_sup_lies_on_p_and_m_pro_on_q(readoff):
 
 
 def test_the_bundled_set_asks_each_pair_of_categories_both_ways(lite0):
-    dataset = create_dataset({"name": "photos_coco", "contrastive": True}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos_coco", "contrastive": True}, lite0.inputs)
     assert sorted(s.id for s in dataset.samples) == ["3:bench-vs-bottle", "3:bottle-vs-bench",
                                                      "5:bench-vs-bottle", "5:bottle-vs-bench"]
     item = dataset[0]
@@ -164,7 +164,7 @@ def test_contrastive_pointing_game_end_to_end_by_value(tmp_path, lite0):
     records = pd.read_csv(out / "records.csv")
     assert len(records) == 2 * 3 and records["contrastive"].between(0, 1).all()
     # Grad-CAM++ answers with its map for P: recomputed here on the same question
-    dataset = create_dataset({"name": "photos_coco", "contrastive": True, "n_images": 2}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos_coco", "contrastive": True, "n_images": 2}, lite0.inputs)
     mine = records[records["method"] == "gradcam_pp"].set_index("image_id")
     for item in (dataset[0], dataset[1]):
         image = item["image"][None]

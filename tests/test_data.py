@@ -10,8 +10,11 @@ from PIL import Image
 from cce_bench import UserError
 from cce_bench.data import Sample, create_dataset, load_rgb, seeded_sample
 from cce_bench.data.coco import box_mask, coco_to_imagenet
-from cce_bench.models import imagenet_categories
+from cce_bench.models import InputSettings, imagenet_categories
 from helpers import noise, run_cli
+
+# the classic ImageNet crop (Resize(256), CenterCrop(224)) with mean and std 0.5
+HALF = InputSettings(mean=(0.5,) * 3, std=(0.5,) * 3)
 
 
 def test_load_rgb_converts_grayscale_cmyk_16bit_and_rgba(tmp_path):
@@ -40,12 +43,11 @@ def test_seeded_sample_depends_on_seed_only():
 
 
 def test_photos_default_order_and_too_many(lite0):
-    mean, std = lite0.channel_stats()
-    ds = create_dataset({"name": "photos", "n_images": 3}, mean, std)
+    ds = create_dataset({"name": "photos", "n_images": 3}, lite0.inputs)
     assert [s.id for s in ds.samples] == ["chelsea", "coffee", "camera"]
     assert ds[2]["image"].shape == (3, 224, 224)  # the grayscale camera man becomes RGB
     with pytest.raises(UserError, match="n_images=99"):
-        create_dataset({"name": "photos", "n_images": 99}, mean, std)
+        create_dataset({"name": "photos", "n_images": 99}, lite0.inputs)
 
 
 FAST = ["experiment=smoke", "param.values=[1.0,0.5]", "metric.step=2240"]  # the smoke preset, curves of 24 points
@@ -107,7 +109,7 @@ def coco_root(tmp_path):
 
 
 def test_coco_pairs_are_mapped_filtered_and_masked(coco_root):
-    data = create_dataset({"name": "coco", "root": str(coco_root), "n_images": None}, [0.5] * 3, [0.5] * 3)
+    data = create_dataset({"name": "coco", "root": str(coco_root), "n_images": None}, HALF)
     assert [s.id for s in data.samples] == ["1:cat"]  # person is unmapped; crowd boxes do not count
     reasons = {row["id"]: row["reason"] for row in data.skipped}
     assert "more than 0.5" in reasons["2:cat"] and "no box of positive area" in reasons["2:dog"]
@@ -127,22 +129,22 @@ def test_coco_pairs_are_mapped_filtered_and_masked(coco_root):
 
 def test_coco_errors_name_the_problem(coco_root, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        create_dataset({"name": "coco", "root": str(tmp_path / "nowhere")}, [0.5] * 3, [0.5] * 3)
+        create_dataset({"name": "coco", "root": str(tmp_path / "nowhere")}, HALF)
     bad = coco_root / "annotations" / "instances_val2017.json"
     bad.write_text("{not json")
     with pytest.raises(UserError, match="not COCO instances JSON"):
-        create_dataset({"name": "coco", "root": str(coco_root)}, [0.5] * 3, [0.5] * 3)
+        create_dataset({"name": "coco", "root": str(coco_root)}, HALF)
     bad.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
     with pytest.raises(UserError, match="none of the mapped categories"):
-        create_dataset({"name": "coco", "root": str(coco_root)}, [0.5] * 3, [0.5] * 3)
+        create_dataset({"name": "coco", "root": str(coco_root)}, HALF)
 
 
 def test_embedded_default_reads_through_pycocotools():
-    data = create_dataset({"name": "photos_coco"}, [0.5] * 3, [0.5] * 3)
+    data = create_dataset({"name": "photos_coco"}, HALF)
     assert {s.category for s in data.samples} == {"cup", "bench", "bottle"}
     assert {row["id"] for row in data.skipped} == {"1:cat", "3:motorcycle", "3:bicycle", "5:motorcycle"}
     assert len(data.samples) == 5  # cup; bench and bottle in both motorcycle photos
-    everything = create_dataset({"name": "photos_coco", "max_box_fraction": 1.0}, [0.5] * 3, [0.5] * 3)
+    everything = create_dataset({"name": "photos_coco", "max_box_fraction": 1.0}, HALF)
     assert {"cat", "motorcycle"} <= {s.category for s in everything.samples}
 
 
@@ -157,7 +159,7 @@ def test_a_mixed_folder_is_read_whole_and_the_sample_is_drawn_from_images_that_o
     (root / "empty_subfolder").mkdir(parents=True)
     for name in ("a.jpg", "b.png"):
         PILImage.new("RGB", (40, 30), (200, 10, 10)).save(root / name)
-    mixed = create_dataset({"name": "imagenet", "root": str(root), "n_images": None}, (0.5,) * 3, (0.5,) * 3)
+    mixed = create_dataset({"name": "imagenet", "root": str(root), "n_images": None}, HALF)
     assert [s.id for s in mixed.samples] == ["a.jpg", "b.png"]  # images beside a folder are read
 
     bad = tmp_path / "bad"
@@ -167,8 +169,8 @@ def test_a_mixed_folder_is_read_whole_and_the_sample_is_drawn_from_images_that_o
     os.symlink(bad / "missing.jpg", bad / "dangling.jpg")
     os.mkfifo(bad / "fifo.jpg")
     for seed in range(4):  # whichever order the seed draws them in, the one good image is the sample
-        data = create_dataset({"name": "imagenet", "root": str(bad), "n_images": 1}, (0.5,) * 3, (0.5,) * 3, seed=seed)
+        data = create_dataset({"name": "imagenet", "root": str(bad), "n_images": 1}, HALF, seed=seed)
         assert [s.id for s in data.samples] == ["good.jpg"]
         assert {row["id"] for row in data.skipped} <= {"text.jpg", "dangling.jpg", "fifo.jpg"}
     with pytest.raises(UserError, match="data.n_images=2 is larger than the 1 images in .* that can be opened"):
-        create_dataset({"name": "imagenet", "root": str(bad), "n_images": 2}, (0.5,) * 3, (0.5,) * 3)
+        create_dataset({"name": "imagenet", "root": str(bad), "n_images": 2}, HALF)

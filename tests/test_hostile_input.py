@@ -129,7 +129,7 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
     reasons = {s["id"]: s["reason"] for s in pairs.skipped}
     assert reasons["999:cup"] == "an annotation points at image id 999, which the file does not list"
     assert reasons[f"{shipped['images'][0]['id']}:cup"] == "annotation 9002 has no bbox [x, y, w, h] of numbers"
-    expected = {s.id for s in create_dataset({"name": "photos_coco"}, *lite0.channel_stats()).samples}
+    expected = {s.id for s in create_dataset({"name": "photos_coco"}, lite0.inputs).samples}
     assert {s.id for s in pairs.samples} == expected - {f"{shipped['images'][0]['id']}:cup"}
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from cce_bench import UserError
 from cce_bench.explainers import EXPLAINERS, create_explainer, postprocess
-from cce_bench.models import Classifier, ModelFacts
+from cce_bench.models import Classifier, InputSettings, ModelFacts
 from helpers import ROOT
 
 
@@ -21,7 +21,8 @@ def model():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).double()
-    classifier = Classifier("tiny", net, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3), [f"c{i}" for i in range(10)]).double()
+    inputs = InputSettings(mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+    classifier = Classifier("tiny", net, inputs, [f"c{i}" for i in range(10)]).double()
     classifier.facts = ModelFacts(target_layer="2")
     return classifier
 

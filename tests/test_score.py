@@ -76,7 +76,7 @@ def test_an_imagenet_id_finds_its_map_with_or_without_the_extension(tmp_path):
 def test_a_map_made_on_the_original_photo_is_cropped_as_the_photo_is(lite0):
     """The photo's own grey levels, saved at its size (451 x 300), must land on the model's input where
     the photo does: the map after `score`'s geometry correlates with the preprocessed image's grey levels."""
-    dataset = create_dataset({"name": "photos", "n_images": 1}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos", "n_images": 1}, lite0.inputs)
     grey = np.asarray(Image.open(bundled_photo_path("chelsea")).convert("L"), dtype=np.float32) / 255
     assert grey.shape == (300, 451)
 
@@ -105,7 +105,7 @@ def test_a_map_made_on_the_original_photo_is_cropped_as_the_photo_is(lite0):
 
 
 def test_bad_maps_are_skipped_one_by_one_with_the_reason(tmp_path, lite0):
-    dataset = create_dataset({"name": "photos", "n_images": 4}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos", "n_images": 4}, lite0.inputs)
     folder = tmp_path / "maps"
     folder.mkdir()
     np.save(folder / "chelsea.npy", np.ones((224, 224), np.float32))
@@ -121,7 +121,7 @@ def test_bad_maps_are_skipped_one_by_one_with_the_reason(tmp_path, lite0):
     assert "no map for this image" in items[3]["error"]
     # a map for a photo outside the run's sample is left aside; one for no photo at all is a mistake
     np.save(folder / "rocket.npy", np.ones((224, 224), np.float32))
-    all_ids = [s.id for s in create_dataset({"name": "photos"}, *lite0.channel_stats()).samples]
+    all_ids = [s.id for s in create_dataset({"name": "photos"}, lite0.inputs).samples]
     assert MapsOnImages(dataset, SavedMaps(str(folder)), {"crop": 224}, all_ids=all_ids).unused == 1
     np.save(folder / "tiger.npy", np.ones((224, 224), np.float32))
     with pytest.raises(UserError, match=r"1 map\(s\) for no image of photos \(e.g. 'tiger'\)"):
@@ -133,7 +133,7 @@ def test_a_map_too_large_to_be_one_is_skipped_from_its_header_alone(tmp_path, li
     from its header only; the other maps of the file still count."""
     import zipfile
 
-    dataset = create_dataset({"name": "photos", "n_images": 2}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos", "n_images": 2}, lite0.inputs)
     with zipfile.ZipFile(tmp_path / "maps.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open("chelsea.npy", "w") as member:
             np.lib.format.write_array_header_1_0(
@@ -168,7 +168,7 @@ def test_a_broken_maps_file_is_one_line_naming_it(content, message, tmp_path):
 
 
 def test_maps_that_fit_no_image_are_refused_naming_both_kinds_of_id(tmp_path, lite0):
-    dataset = create_dataset({"name": "photos", "n_images": 1}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos", "n_images": 1}, lite0.inputs)
     np.savez(tmp_path / "wrong.npz", **random_maps(["n01440764_1", "n01440764_2"], size=8))
     with pytest.raises(
         UserError, match="none of the 1 images of photos has a map in .*wrong.npz .*'chelsea'.*'n01440764_1'"
@@ -177,7 +177,7 @@ def test_maps_that_fit_no_image_are_refused_naming_both_kinds_of_id(tmp_path, li
 
 
 def test_score_on_data_with_boxes_adds_the_pointing_game(tmp_path, lite0):
-    dataset = create_dataset({"name": "photos_coco"}, *lite0.channel_stats())
+    dataset = create_dataset({"name": "photos_coco"}, lite0.inputs)
     pairs = [dataset[i] for i in range(len(dataset))][:2]
     maps = random_maps([p["id"] for p in pairs], seed=1, size=56)
     path = tmp_path / "pairs.npz"

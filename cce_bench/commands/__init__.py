@@ -1,6 +1,6 @@
 """The commands, one module each under cce_bench/commands/, declared in one registry that the command line
 and `report` read: `cce-bench COMMAND` runs `COMMAND` of cce_bench/commands/COMMAND.py (a ScoringCommand
-or a PlainCommand, cce_bench/runs/engine.py) over configs/COMMAND.yaml.
+cce_bench/runs/engine.py, or a PlainCommand, below) over configs/COMMAND.yaml.
 
 This module imports nothing heavy: the command line reads the entries (help, positional files, which
 commands score) without torch, and imports a command's module only to run it.
@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class PlainCommand:
+    """A command with a run of its own (explain, user-study, train-calm, ...); a scoring command is a
+    ScoringCommand (runs/engine.py), which runs through the shared skeleton."""
+
+    name: str
+    run: Callable[..., object]  # (cfg) for a Hydra command; (arguments) for one that takes its own
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,8 @@ class CommandEntry:
 
 
 # Keys every command takes, shown under each command's --help.
-COMMON_KEYS = ("model=efficientnet_lite0|vgg19|resnet50   device=auto|cpu|cuda   seed=0   out=DIR (a rerun resumes)\n"
+COMMON_KEYS = ("model=efficientnet_lite0|vgg19|torchvision_NAME|timm_NAME|custom (cce-bench models)\n"
+               "  device=auto|cpu|cuda   seed=0   out=DIR (a rerun resumes)\n"
                "  threads=null (CPU threads; null: the cores this process may use)   --cfg job prints every key")
 
 COMMANDS: dict[str, CommandEntry] = {
@@ -142,8 +153,19 @@ COMMANDS: dict[str, CommandEntry] = {
             "Lists every method the commands take by name: the suite's ten, and each method of captum (captum_NAME) "
             "and pytorch-grad-cam (pytorch_grad_cam_NAME), with what a map costs and whether it runs on the model "
             "with its default knobs.",
-            keys=("[model=efficientnet_lite0|vgg19|resnet50]",),
+            keys=("[model=NAME] (any name cce-bench models lists)",),
             examples=("cce-bench methods", "cce-bench methods model=vgg19"),
+            reported=False,
+            hydra=False,
+        ),
+        CommandEntry(
+            "models",
+            "every model by name: the registered ones, any torchvision_NAME or timm_NAME, your own (custom)",
+            "Lists the models the commands take by name (model=NAME): the registered ones, every torchvision and timm "
+            "classifier (torchvision_NAME, timm_NAME) and model=custom, with whether each one's weights are on this "
+            "machine. A filter lists every name that holds it.",
+            keys=("[FILTER]   (e.g. resnet, timm_vit, torchvision)",),
+            examples=("cce-bench models", "cce-bench models resnet"),
             reported=False,
             hydra=False,
         ),

@@ -25,7 +25,7 @@ from ..models import class_index
 from ..runs.run_folder import RunFolder
 from ..runs.scoring import check_finite
 from ..runs.runtime import build_explainer, build_model, method_names, resolve, seed_everything
-from ..runs.engine import PlainCommand
+from . import PlainCommand
 
 
 def load_images(names: list[str], model, data_cfg) -> tuple[torch.Tensor, list]:

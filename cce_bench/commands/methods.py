@@ -10,7 +10,7 @@ from ..explainers import EXPLAINERS
 from ..explainers.base import COST_CLASSES
 from ..method_knobs import shown
 from ..models import MODELS, create_model
-from ..runs.engine import PlainCommand
+from . import PlainCommand
 from ..runs.runtime import all_methods
 from ..tables import to_markdown
 

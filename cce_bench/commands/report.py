@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..safe_files import write_atomic
 from ..figures import explanation_figure
 from ..tables import to_markdown
-from ..runs.engine import PlainCommand
+from . import PlainCommand
 from . import COMMANDS
 
 

@@ -13,10 +13,11 @@ from tqdm import tqdm
 from ..data import create_dataset, image_batches
 from ..errors import UserError
 from ..explainers.calm import CALMNet, calm_em_loss, save_calm
-from ..models import IMAGENET_MEAN, IMAGENET_STD, torchvision_imagenet_network
+from ..models import InputSettings, torchvision_imagenet_network
+from ..models.weights import imagenet_weights
 from ..runs.run_folder import mark_output_folder
 from ..runs.runtime import resolve, seed_everything
-from ..runs.engine import PlainCommand
+from . import PlainCommand
 
 
 def initial_calm(cfg: DictConfig) -> CALMNet:
@@ -35,7 +36,9 @@ def run_train_calm(cfg: DictConfig):
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     device = torch.device(cfg.device)
     net = initial_calm(cfg).to(device)
-    dataset = create_dataset(OmegaConf.to_container(cfg.data), IMAGENET_MEAN, IMAGENET_STD, seed=int(cfg.seed))
+    # CALM's backbone is torchvision's ResNet-50 (IMAGENET1K_V1): its input settings
+    inputs = InputSettings.from_torchvision(imagenet_weights("resnet50"))
+    dataset = create_dataset(OmegaConf.to_container(cfg.data), inputs, seed=int(cfg.seed))
     if any(s.label < 0 for s in dataset.samples):
         raise UserError("train-calm needs labelled images: pass data.root=DIR of class folders (ImageNet train/)")
     head = list(net.class_maps.parameters()) + list(net.prior.parameters())

@@ -17,7 +17,8 @@ from ..errors import UserError
 from ..explainers import CCE, EXPLAINERS, postprocess
 from ..runs.scoring import check_finite
 from ..models import batched_logits
-from ..runs.engine import PlainCommand, begin, finish_run
+from ..runs.engine import begin, finish_run
+from . import PlainCommand
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
 from ..study.page import jpeg_data_uri, overlay_uri, render_page, study_definition

@@ -16,7 +16,8 @@ from omegaconf import DictConfig
 
 from ..errors import UserError
 from ..figures import plot_user_study
-from ..runs.engine import PlainCommand, begin, finish_run
+from ..runs.engine import begin, finish_run
+from . import PlainCommand
 from ..runs.run_folder import RunFolder
 from ..study.answers import (BadAnswers, answer_table, background_table, guess_table, method_table, read_all,
                              read_json_file)

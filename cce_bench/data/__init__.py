@@ -27,12 +27,13 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def create_dataset(data_cfg, mean, std, seed: int = 0) -> Any:
-    """The data set named by `data_cfg.name`, with the model's normalisation."""
+def create_dataset(data_cfg, inputs, seed: int = 0) -> Any:
+    """The data set named by `data_cfg.name`, fed as the model takes its input (`inputs`, the model's
+    InputSettings); a resize, crop or interpolation that `data_cfg` sets (not null) wins."""
     cfg = dict(data_cfg)
-    transform = preprocessing(
-        mean, std, cfg.pop("resize", 256), cfg.pop("crop", 224), cfg.pop("interpolation", "bilinear")
-    )
+    given = {key: cfg.pop(key, None) for key in ("resize", "crop", "interpolation")}
+    settings = {key: value if value is not None else inputs.as_data()[key] for key, value in given.items()}
+    transform = preprocessing(inputs.mean, inputs.std, settings["resize"], settings["crop"], settings["interpolation"])
     return DATASETS.get(cfg["name"])(transform=transform, seed=seed, **cfg)
 
 

@@ -172,6 +172,9 @@ class Explainer:
         """Why the method cannot run on `model` with its default knobs (None: it can)."""
         facts = facts_of(model)
         missing = [fact for fact in cls.needs if getattr(facts, fact) is None]
+        if "target_layer" in missing and facts.no_target_layer:
+            return (f"no convolutional layer to read: {facts.no_target_layer}; gradient, path and perturbation "
+                    "methods run on it (or name a layer: model.target_layer=PATH)")
         return f"the model's facts have no {' or '.join(missing)}: set the method's layer knob" if missing else None
 
     @classmethod

@@ -25,7 +25,7 @@ from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits, fa
 from ..progress import counted
 from ..method_knobs.cce import LAYER_READOFFS
 from ..tensors import channel_list, to_pixels
-from .base import Explainer, SettingMaps, other_top_classes, postprocess, register
+from .base import Explainer, MethodUnavailable, SettingMaps, other_top_classes, postprocess, register
 from .layers import capture_outputs, resolve_layer
 
 
@@ -98,13 +98,14 @@ class CCE(Explainer):
         return max(1, self.batch_size // self.M)
 
     def _readoff_layer(self, model, target_layer):
-        if target_layer is None and facts_of(model).target_layer is None:
+        facts = facts_of(model)
+        if target_layer is None and facts.target_layer is None and getattr(model, "facts", None) is not None:
             name = getattr(model, "name", None) or type(model).__name__
-            raise UserError(
-                f"CCE's readoff={self.readoff} reads the maps off a layer, and model {name} names none: pass "
-                "method_knobs.cce.target_layer=DOTTED.PATH (its last convolutional block, e.g. layer4.2) "
-                "or method_knobs.cce.readoff=input"
-            )
+            why = f" ({facts.no_target_layer})" if facts.no_target_layer else ""
+            message = (f"CCE's readoff={self.readoff} reads the maps off a layer, and model {name} has none{why}: pass "
+                       "method_knobs.cce.readoff=input, or method_knobs.cce.target_layer=DOTTED.PATH (its last "
+                       "convolutional block, e.g. layer4.2)")
+            raise MethodUnavailable(message, "cannot run here") if facts.no_target_layer else UserError(message)
         return resolve_layer(model, target_layer)
 
     @property

@@ -1,5 +1,5 @@
-"""A model's layers by dotted path (its default target layer from its facts), and a hook that keeps a
-layer's output."""
+"""A model's layers by dotted path (its default target layer from its facts, or for a bare network the one
+models/target_layer.py finds), and a hook that keeps a layer's output."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -19,10 +19,22 @@ def resolve_layer(model: nn.Module, path: str | None, knob: str = "target_layer=
     """A submodule by dotted path (`layer4.2`), or the model's default target layer (its facts) when `path`
     is null; `knob` is how the message names the setting that fixes a wrong path."""
     if path is None:
-        path = facts_of(model).target_layer
+        facts = facts_of(model) if getattr(model, "facts", None) is not None else None
+        if facts is None:  # a bare network: the layer the rule finds
+            from ..models.target_layer import find_target_layer
+
+            found = find_target_layer(network(model))
+            facts = type(facts_of(model))(target_layer=found.path, no_target_layer=found.why_none)
+        path = facts.target_layer
+        name = getattr(model, "name", None) or type(model).__name__
+        if path is None and facts.no_target_layer:
+            from .base import MethodUnavailable
+
+            raise MethodUnavailable(f"model {name} has no convolutional layer for this method: "
+                                    f"{facts.no_target_layer}; gradient, path and perturbation methods run on it "
+                                    "(or name a layer: model.target_layer=PATH)", "cannot run here")
         if path is None:
-            name = getattr(model, "name", None)
-            raise UserError(f"no default target layer for model {name or type(model).__name__}: "
+            raise UserError(f"no default target layer for model {name}: "
                             "pass the method's target_layer=DOTTED.PATH (e.g. layer4.2)")
     try:
         return network(model).get_submodule(str(path))

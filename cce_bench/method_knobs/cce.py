@@ -76,7 +76,8 @@ class CCEKnobs(MethodKnobs):
     readoff: str = knob("layer_contrast", Rule("choice", choices=tuple(READOFFS)),
                         "REC, how the maps are read off each counterfactual (docs/cce_method.md, the read-off)")
     target_layer: str | None = knob(None, Rule("text", nullable=True),
-                                    "REC, dotted path of the layer the layer read-offs use; null: the model's facts")
+                                    "REC, dotted path of the layer the layer read-offs use; null: the model's "
+                                    "(model.target_layer)")
     batch_size: int | None = batch_size_knob("counterfactual pairs per forward/backward pass; null: 16 on a CPU, "
                                              "64 on a GPU")
     mean: list | None = knob(None, doc="the normalisation the model expects (per channel); null: the model's own "

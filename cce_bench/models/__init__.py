@@ -3,7 +3,9 @@ normalised images and returns logits, and carries its `ModelFacts` (the layers m
 per-model settings of methods), so that adding a model is one module here and one configs/model/NAME.yaml.
 
 The pieces: `facts` (the registry and the facts record), `classifier` (the wrapper the suite runs),
-`passes` (the count of model inputs), `precision` (fp32/tf32/bf16), `weights` (loading state dicts).
+`passes` (the count of model inputs), `precision` (fp32/tf32/bf16), `weights` (loading state dicts),
+`inputs` (a model's input size, resize, interpolation, mean and std), `target_layer` (the CAM layer found
+when none is named); `families` and `custom` build models by name and by import path.
 Names are imported when first used (PEP 562), so that the config's schema reads PRECISIONS without torch.
 """
 from __future__ import annotations
@@ -12,7 +14,9 @@ import importlib
 
 _PUBLIC = {"IMAGENET_MEAN": "classifier", "IMAGENET_STD": "classifier", "Classifier": "classifier",
            "PixelInput": "classifier", "batched_logits": "classifier", "class_index": "classifier",
-           "imagenet_categories": "classifier", "MODELS": "facts", "ModelFacts": "facts", "create_model": "facts",
+           "imagenet_categories": "classifier", "categories_for": "classifier",
+           "check_logits": "classifier", "InputSettings": "inputs", "find_target_layer": "target_layer",
+            "MODELS": "facts", "ModelFacts": "facts", "create_model": "facts",
            "facts_of": "facts", "register_model": "facts", "PassCount": "passes", "PRECISIONS": "precision",
            "set_precision": "precision", "torchvision_imagenet_network": "weights"}
 

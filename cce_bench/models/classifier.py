@@ -13,15 +13,52 @@ from torch import nn
 
 from ..errors import UserError
 from ..tensors import channel_list, to_normalised, to_pixels
+from .inputs import IMAGENET_MEAN, IMAGENET_STD, InputSettings
 from .passes import CountBackward, PassCount
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Classifier", "PixelInput", "batched_logits", "categories_for",
+           "check_logits", "class_index", "imagenet_categories"]
 
 
 def imagenet_categories() -> list[str]:
     # The 1000 ImageNet class names in index order, shipped with torchvision (no download).
     return list(torchvision.models.VGG19_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def categories_for(outputs: int, path: str | None = None) -> list[str]:
+    """Class names for a model of `outputs` classes: from a file (one a line), else ImageNet's for 1000
+    outputs, else the class indices as names."""
+    if path:
+        from pathlib import Path
+
+        file = Path(str(path)).expanduser()
+        if not file.is_file():
+            raise UserError(f"model.categories={path}: no such file: pass a text file with one class name a line")
+        lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+        names = [line.strip() for line in lines if line.strip()]
+        if len(names) != outputs:
+            raise UserError(f"model.categories={path} has {len(names)} class names but the model has {outputs} "
+                            "outputs: pass a file with one name for each output, in output order")
+        return names
+    return imagenet_categories() if outputs == 1000 else [str(i) for i in range(outputs)]
+
+
+@torch.no_grad()
+def check_logits(net: nn.Module, size: int, name: str) -> int:
+    """The number of classes of `net`, checked to map [B, 3, size, size] images to [B, classes] logits."""
+    parameter = next(net.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    try:
+        out = net(torch.zeros(2, 3, size, size, device=device))
+    except Exception as exc:  # any error of the user's module: one line naming it
+        raise UserError(f"model {name} fails on a [2, 3, {size}, {size}] batch ({type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}): a classifier must take "
+                        "normalised images [B, 3, H, W]; set model.input_size= to its input side") from None
+    shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2 or out.shape[1] < 2:
+        raise UserError(f"model {name} returns {shape} for a [2, 3, {size}, {size}] batch: a classifier must return "
+                        "logits shaped [B, classes] (at least 2 classes)")
+    return int(out.shape[1])
 
 
 def class_index(name, categories: list[str]) -> int:
@@ -44,9 +81,10 @@ def class_index(name, categories: list[str]) -> int:
 class Classifier(nn.Module):
     """A network on normalised input, with what is needed to feed and read it."""
 
-    def __init__(self, name: str, net: nn.Module, mean, std, categories: list[str]):
+    def __init__(self, name: str, net: nn.Module, inputs: InputSettings, categories: list[str]):
         super().__init__()
         self.name = name
+        self.inputs = inputs  # input size, resize, interpolation, mean, std: what the data sources feed it
         self.net = net.eval().to(memory_format=torch.channels_last)
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -54,8 +92,8 @@ class Classifier(nn.Module):
             # Gradient methods hook activations (captum, pytorch-grad-cam): in-place ones break the hooks.
             if getattr(module, "inplace", False):
                 setattr(module, "inplace", False)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(inputs.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(inputs.std, dtype=torch.float32).view(1, 3, 1, 1))
         self.categories = categories
         self.autocast_dtype: torch.dtype | None = None  # set_precision(model, "bf16") sets bfloat16
         self.passes = PassCount()

@@ -71,9 +71,12 @@ def torchvision_imagenet_network(name: str, checkpoint: str | None = None, downl
 
 
 def torchvision_classifier(name: str, checkpoint: str | None, download: bool, random_init: bool = False):
-    """A torchvision ImageNet network in the suite's Classifier (random weights with `random_init`)."""
-    from .classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
+    """A torchvision ImageNet network (IMAGENET1K_V1) in the suite's Classifier, with that weight's input
+    settings (random weights with `random_init`)."""
+    from .classifier import Classifier
+    from .inputs import InputSettings
 
     net = torchvision.models.get_model(name, weights=None) if random_init else \
         torchvision_imagenet_network(name, checkpoint, download)
-    return Classifier(name, net, IMAGENET_MEAN, IMAGENET_STD, list(imagenet_weights(name).meta["categories"]))
+    weights = imagenet_weights(name)
+    return Classifier(name, net, InputSettings.from_torchvision(weights), list(weights.meta["categories"]))

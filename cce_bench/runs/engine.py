@@ -194,14 +194,6 @@ class ScoringCommand:
         return execute(cfg, self.name, self.prepare)
 
 
-@dataclass(frozen=True)
-class PlainCommand:
-    """A command with a run of its own (explain, user-study, train-calm, ...)."""
-
-    name: str
-    run: Callable[..., object]  # (cfg) for a Hydra command; (arguments) for one that takes its own
-
-
 @dataclass
 class Job:
     """What a command supplies to the skeleton: its data, how to score a batch (-> records, summary), how

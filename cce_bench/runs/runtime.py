@@ -16,7 +16,7 @@ from ..data import create_dataset
 from ..errors import UserError, memory_asked_by
 from ..schema import require, validate
 from ..explainers import EXPLAINERS, Explainer, MethodUnavailable, create_explainer
-from ..models import Classifier, create_model
+from ..models import Classifier, create_model, facts_of
 from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
@@ -131,29 +131,49 @@ def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
 
 
 def build_model(cfg: DictConfig) -> Classifier:
-    random_init = bool(cfg.model.get("random_init", False))
-    if random_init:
-        print(f"warning: model.random_init=true: {cfg.model.name} has random weights, its maps and scores mean "
+    """The run's model, from every key of `model` (a family member's or custom model's own among them); the
+    input settings and target layer it brings are written into `cfg` where the config leaves them null, so
+    that config.yaml records what the run used."""
+    knobs: dict = OmegaConf.to_container(cfg.model)  # type: ignore[assignment]  # a mapping node: a dict
+    name = str(knobs.pop("name"))
+    if knobs.get("random_init"):
+        print(f"warning: model.random_init=true: {name} has random weights, its maps and scores mean "
               "nothing (for timing only)", file=sys.stderr)
-    with memory_asked_by(
-        f"model (model={cfg.model.name} does not fit on {cfg.device}: pass another model= or device=)"
-    ):
-        return create_model(cfg.model.name, checkpoint=cfg.model.get("checkpoint"), device=cfg.device,
-                            download=bool(cfg.model.get("download", False)), random_init=random_init,
-                            precision=str(cfg.get("precision", "tf32")))
+    with memory_asked_by(f"model (model={name} does not fit on {cfg.device}: pass another model= or device=)"):
+        model = create_model(name, device=cfg.device, precision=str(cfg.get("precision", "tf32")), **knobs)
+    record_model_settings(cfg, model)
+    return model
+
+
+def record_model_settings(cfg: DictConfig, model: Classifier) -> None:
+    """data.resize, data.crop, data.interpolation from the model where they are null (an override wins), and
+    model.target_layer as the model's facts have it; then the cross-key checks again on the values used."""
+    if "data" in cfg:
+        for key, value in model.inputs.as_data().items():
+            if cfg.data.get(key) is None:
+                OmegaConf.update(cfg, f"data.{key}", value, force_add=True)
+    if cfg.model.get("target_layer") is None:
+        OmegaConf.update(cfg, "model.target_layer", facts_of(model).target_layer, force_add=True)
+    validate(cfg)
 
 
 def model_description(cfg: DictConfig) -> str:
-    """The model as tables name it, with what changes its numbers: `vgg19 (tf32)`, `vgg19 (bf16, random weights)`."""
+    """The model as tables name it, with what changes its numbers: `vgg19 (tf32)`, `vgg19 (bf16, random weights)`,
+    `custom my_pkg.nets.build (tf32)`."""
     notes = [str(cfg.get("precision", "tf32"))] + (["random weights"] if cfg.model.get("random_init") else [])
-    return f"{cfg.model.name} ({', '.join(notes)})"
+    name = f"custom {cfg.model.get('_target_')}" if cfg.model.name == "custom" else cfg.model.name
+    return f"{name} ({', '.join(notes)})"
 
 
 def build_dataset(cfg: DictConfig, model: Classifier, **options):
     """The run's data set; `options` are the command's own (the pointing game's `contrastive=True`)."""
-    mean, std = model.channel_stats()
     data: dict = OmegaConf.to_container(cfg.data)  # type: ignore[assignment]  # a mapping node: a dict
-    return create_dataset({**data, **options}, mean, std, seed=int(cfg.seed))
+    dataset = create_dataset({**data, **options}, model.inputs, seed=int(cfg.seed))
+    if dataset.has_boxes and len(model.categories) != 1000:
+        raise UserError(f"data={dataset.name} maps COCO categories to ImageNet's 1000 classes, and model {model.name} "
+                        f"has {len(model.categories)}: score it on image folders (data=photos, or data=imagenet "
+                        "data.root=DIR of class folders)")
+    return dataset
 
 
 def all_methods() -> list[str]:
