@@ -130,6 +130,8 @@ def library_knob_as_addition(text: str) -> str:
     told to add them."""
     from .method_knobs import current_spelling, is_library_method
 
+    if re.match(r"^\+?metric_knobs\.quantus_\w+\.\w+=", text):  # a Quantus metric's arguments, likewise
+        return "+" + text.lstrip("+")
     match = re.match(r"^\+?method_knobs\.(\w+)\.\w+=", text)
     if not match or not is_library_method(match.group(1)):
         return text

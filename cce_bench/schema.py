@@ -27,6 +27,7 @@ SIDE = (32, 4096)
 RULES: dict[str, Rule] = {
     "seed": SEED,
     "deterministic": Rule("bool"),
+    "save_maps": Rule("bool"),
     "precision": Rule("choice", choices=PRECISIONS),
     "model.random_init": Rule("bool"),
     "model.download": Rule("bool"),
@@ -68,6 +69,7 @@ RULES: dict[str, Rule] = {
     "confidence": Rule("number", 0, 1, low_open=True, high_open=True),
     "methods": Rule("list", choices=("all",), all_or_list=True),
     "method": Rule("text"),
+    "metrics": Rule("list"),
     "param.values": Rule("list"),
     # train-calm
     "epochs": Rule("whole", 1, 10_000),
@@ -201,6 +203,26 @@ def validate(cfg) -> None:
     _check_library_knob_names(cfg)
     _check_rules(cfg, method_knob_rules(cfg))
     _check_method_lists(cfg)
+    _check_metrics(cfg)
+
+
+def _check_metrics(cfg) -> None:
+    """`metrics=[...]`: the suite's protocols by name, or a Quantus metric (quantus_NAME, which imports quantus),
+    with its knobs checked against the metric's signature; a metric's knobs without the metric in the list."""
+    from .metrics.quantus_metrics import SUITE_METRICS, check_metric_knobs, is_quantus, quantus_class
+
+    names = [str(n) for n in (_value(cfg, "metrics") if isinstance(_value(cfg, "metrics"), (list, ListConfig)) else [])]
+    for name in names:
+        if is_quantus(name):
+            quantus_class(name)
+        elif name not in SUITE_METRICS:
+            raise UserError(f"unknown metric {name!r}: pass the suite's ({', '.join(SUITE_METRICS)}) or a Quantus "
+                            "metric as quantus_NAME (`cce-bench metrics` lists them)")
+    knobs = cfg.get("metric_knobs") or {}
+    for name in knobs:
+        if str(name) not in names:
+            raise UserError(f"metric_knobs.{name} is set but {name} is not in metrics=[...]: add it, or drop its knobs")
+        check_metric_knobs(str(name), dict(knobs[name] or {}))
 
 
 def _check_library_knob_names(cfg) -> None:

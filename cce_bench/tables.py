@@ -204,3 +204,23 @@ def with_paper_difference(table: pd.DataFrame, measured: str, paper: str, se: st
     table = table.copy()
     table.insert(column_position(table, paper) + 1, name, text)
     return table
+
+
+def add_metric_columns(table: pd.DataFrame, records: pd.DataFrame, names: list[str], metric: str) -> None:
+    """A library metric's columns: its mean over the images (the arrow says which way is better), SE, the rank
+    of each method on it, and its seconds per image."""
+    from .metrics.quantus_metrics import metric_facts
+
+    facts = metric_facts(metric)
+    label = f"{metric[len('quantus_'):]} {'↑' if facts.higher_is_better else '↓'}"
+    values = pd.to_numeric(records[metric], errors="coerce") if metric in records else pd.Series(dtype=float)
+    mine = {n: values[records["method"] == n] for n in names}
+    means = {n: float(v.mean()) for n, v in mine.items() if v.notna().any()}
+    table[label] = [round(means[n], 4) if n in means else None for n in names]
+    table[f"{label} SE"] = [standard_error(mine[n], 1, 4) if n in means else None for n in names]
+    order = sorted(means, key=lambda n: -means[n] if facts.higher_is_better else means[n])
+    table[f"{label} rank"] = [order.index(n) + 1 if n in means else None for n in names]
+    timing = f"{metric}_seconds"
+    seconds = pd.to_numeric(records[timing], errors="coerce") if timing in records else pd.Series(dtype=float)
+    table[f"{label} s/img"] = [round(float(seconds[records["method"] == n].mean()), 3) if n in means else None
+                               for n in names]

@@ -78,12 +78,11 @@ step "score (maps from a .npz), sanity and compare"
 "$bin/cce-bench" score maps=maps.npz "device=$device" experiment=smoke out=score
 "$bin/cce-bench" sanity "device=$device" "methods=[gradcam_pp]" experiment=smoke sanity.layers=2 out=sanity
 "$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,captum_DeepLift,pytorch_grad_cam_EigenCAM,cce]" experiment=smoke \
-    method_knobs.captum_DeepLift.eps=1e-9 out=compare
+    method_knobs.captum_DeepLift.eps=1e-9 "metrics=[quantus_Sparseness,quantus_RandomLogit]" save_maps=true out=compare
+test -s compare/maps/cce_M_sup.npz && grep -q "Sparseness" compare/table.md || { echo "compare: no maps or metric"; exit 1; }
 "$bin/cce-bench" methods > methods.md
-step "models by name and by import path: a torchvision model, your own module on PYTHONPATH"
+step "models by name, and your own module by import path from PYTHONPATH"
 "$bin/cce-bench" models resnet18 > models.md && grep -q "timm_resnet18" models.md && grep -q "torchvision_resnet18" models.md
-"$bin/cce-bench" compare model=torchvision_resnet18 model.random_init=true data=photos "device=$device" \
-    "methods=[gradcam_pp,gbp]" experiment=smoke sanity.enabled=false out=torchvision_model
 mkdir user_code && cat > user_code/my_nets.py <<'EOF'
 from torch import nn
 
@@ -96,10 +95,11 @@ PYTHONPATH=user_code "$bin/cce-bench" compare model=custom model._target_=my_net
     model.input_size=64 data=photos "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke sanity.enabled=false \
     out=custom_model
 grep -q "custom my_nets.build" custom_model/table.md && grep -q "target_layer: '1'" custom_model/config.yaml \
-    && echo "custom model: ok"
+    || { echo "custom model: its table or recorded layer is missing"; exit 1; }
 "$bin/cce-bench" report compare
 step "user-study (the page is package data), then its results from an answer file"
-"$bin/cce-bench" user-study "device=$device" experiment=smoke sets=2 data.n_images=2 out=study
+"$bin/cce-bench" user-study "device=$device" experiment=smoke sets=2 data.n_images=2 save_maps=true out=study
+test -s study/maps/cce_M_pro.npz || { echo "user-study: no maps"; exit 1; }
 "$bin/python" - <<'EOF'
 # One participant's answers as the page writes them (the order drawn by the page's generator's Python twin).
 import json

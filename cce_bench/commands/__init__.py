@@ -159,6 +159,17 @@ COMMANDS: dict[str, CommandEntry] = {
             hydra=False,
         ),
         CommandEntry(
+            "metrics",
+            "every metric by name: the suite's protocols and each Quantus metric (quantus_NAME), with its family",
+            "Lists the metrics compare takes by name (metrics=[...]): the suite's own protocols and each metric class "
+            "of Quantus (quantus_NAME), with its family, what it needs (boxes, explaining again) and which way is "
+            "better.",
+            keys=("(no arguments)",),
+            examples=("cce-bench metrics",),
+            reported=False,
+            hydra=False,
+        ),
+        CommandEntry(
             "models",
             "every model by name: the registered ones, any torchvision_NAME or timm_NAME, your own (custom)",
             "Lists the models the commands take by name (model=NAME): the registered ones, every torchvision and timm "

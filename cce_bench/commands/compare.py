@@ -17,9 +17,11 @@ from omegaconf import DictConfig
 from ..explainers import EXPLAINERS, MethodUnavailable, postprocess
 from ..figures import plot_leaderboard, plot_sweep
 from ..metrics.class_sensitivity import class_deviation, other_classes
+from ..metrics.quantus_metrics import is_quantus
 from ..metrics.sanity import map_similarities
 from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
+from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
 from ..runs.scoring import (
@@ -27,13 +29,14 @@ from ..runs.scoring import (
     Randomisers,
     batch_records,
     explained_network,
+    library_metric_scores,
     mean_curves,
     protocol_scores,
 )
 from ..runs.timing import timed
 from ..errors import UserError, debugging, describe_error, is_allocation_failure
-from ..tables import (beside_paper, column_position, method_table, noise_caption, paired_differences, read_paper_table,
-                      standard_error, Table)
+from ..tables import (add_metric_columns, beside_paper, column_position, method_table, noise_caption,
+                      paired_differences, read_paper_table, standard_error, Table)
 
 
 def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers | None, cfg) -> tuple[list[dict], dict]:
@@ -47,7 +50,7 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
         targets, target_prob = classes(network)  # a model with broken weights stops the run here
         try:
             per_image, curves[name], seconds = method_scores(model, explainer, network, images, targets, masks, classes,
-                                                             randomisers, cfg, batch["id"])
+                                                             randomisers, cfg, batch)
         except Exception as exc:  # noqa: BLE001 - one method's failure is its row's, not the run's
             if is_allocation_failure(exc) or debugging():
                 raise  # memory: the batch is retried with fewer inputs per pass; --debug: the traceback
@@ -57,12 +60,16 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
     return records, {"curves": curves}
 
 
-def method_scores(model, explainer, network, images, targets, masks, classes, randomisers, cfg, ids):
+def method_scores(model, explainer, network, images, targets, masks, classes, randomisers, cfg, batch):
     """One method's maps of the batch and every score of them: (per-image scores, curve sums, seconds)."""
-    size = images.shape[-2:]
+    size, ids = images.shape[-2:], batch["id"]
     seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), images.device)
     maps = postprocess(raw, size)
+    keep_maps(explainer.name, ids, maps, explainer)
     per_image, curves = protocol_scores(model, images, maps, targets, cfg, masks)
+    # seeded by the run's seed and the batch's first image: two runs agree record for record
+    per_image.update(library_metric_scores(network, explainer, images, targets, maps, masks, cfg,
+                                           int(cfg.seed) + int(batch["index"][0])))
     sensitivity = cfg.get("class_sensitivity") or {}
     if sensitivity.get("enabled", False):
         others = other_classes(classes.logits(network), targets, str(sensitivity.other), int(cfg.seed), ids)
@@ -152,6 +159,8 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
         table["p (median)"] = [float(f"{probability[n]:.3g}") if n in probability else None for n in names]
     seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
     table["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in names]
+    for name in [str(n) for n in cfg.get("metrics") or [] if is_quantus(str(n))]:
+        add_metric_columns(table, records, names, name)
     if "sanity_spearman_abs" in records:
         rho = records.groupby("method")["sanity_spearman_abs"].mean()
         fail_above = float(cfg.sanity.fail_above)

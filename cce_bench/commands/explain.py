@@ -18,10 +18,11 @@ from omegaconf import DictConfig
 
 from ..data import image_file, preprocessing, read_or_skip
 from ..errors import UserError, memory_asked_by
-from ..explainers import EXPLAINERS
+from ..explainers import EXPLAINERS, postprocess
 from ..explainers.base import other_top_classes
 from ..figures import explanation_figure
 from ..models import class_index
+from ..runs.map_store import write_maps
 from ..runs.run_folder import RunFolder
 from ..runs.scoring import check_finite
 from ..runs.runtime import build_explainer, build_model, method_names, resolve, seed_everything
@@ -104,6 +105,7 @@ def run_explain(cfg: DictConfig) -> Path:
     with torch.no_grad():
         probs = check_finite(model(images).float(), model, list(cfg.inputs)).softmax(1).cpu()
     rows, facts = [], {"inputs": list(cfg.inputs), "questions": []}
+    saved: dict[str, dict[str, np.ndarray]] = {}  # save_maps=true: method (or method_M_sup, ...) -> key -> map
 
     if len(images) == 2:  # why is a P while b is Q?
         p, q = int(probs[0].argmax()), int(probs[1].argmax())
@@ -116,6 +118,7 @@ def run_explain(cfg: DictConfig) -> Path:
                                               contrast=torch.tensor([[other]], device=images.device))
             label = f"{cfg.inputs[b]}: why {describe(cats, probs[b], mine)} rather than {cats[other]}?"
             rows.append(two_map_row(explainer, label, pictures[b], maps, 0, cats))
+            keep_two_maps(saved, methods[0], str(cfg.inputs[b]), maps, explainer.alpha)
             facts["questions"].append(
                 {
                     "image": cfg.inputs[b],
@@ -131,6 +134,8 @@ def run_explain(cfg: DictConfig) -> Path:
         for name in methods:
             explainer = build_explainer(cfg, model, name)
             maps = explainer.attribute(batch, torch.tensor(targets, device=images.device)).cpu().numpy()
+            for i, t in enumerate(targets):
+                saved.setdefault(name, {})[f"{cfg.inputs[0]}:{cats[t]}"] = maps[i]
             rows.append({"label": f"{explainer.label}: {cfg.inputs[0]}", "image": pictures[0],
                          "panels": [(f"why {describe(cats, probs[0], t)}", maps[i]) for i, t in enumerate(targets)]})
         facts["questions"].append({"targets": [cats[t] for t in targets]})
@@ -151,12 +156,14 @@ def run_explain(cfg: DictConfig) -> Path:
                     asked_of = torch.tensor([contrast], device=images.device)
                     maps = explainer.contrastive_maps(images, target, contrast=asked_of)
                     rows.append(two_map_row(explainer, f"{explainer.label}: {question}", pictures[0], maps, 0, cats))
+                    keep_two_maps(saved, name, str(cfg.inputs[0]), maps, explainer.alpha)
                     facts["questions"].append({"method": name, "P": cats[p],
                                                "Q": [cats[int(c)] for c in maps.contrast[0]],
                                                "valid": maps.valid[0].tolist(),
                                                "counterfactual": [cats[int(c)] for c in maps.predicted[0]]})
                 else:
                     saliency = explainer.attribute(images, target)
+                    saved.setdefault(name, {})[str(cfg.inputs[0])] = saliency[0].cpu().numpy()
                     rows.append({"label": f"{explainer.label}: why {asked(cats, probs[0], p)}?", "image": pictures[0],
                                  "panels": [(explainer.label, saliency[0].cpu().numpy())]})
                     facts["questions"].append({"method": name, "P": cats[p]})
@@ -170,9 +177,19 @@ def run_explain(cfg: DictConfig) -> Path:
     run = RunFolder(cfg.out)
     figure = explanation_figure(rows, run.path / "explain.png")
     run.write_json("explain.json", facts)
+    if cfg.get("save_maps"):
+        write_maps(run.path, saved)
     run.write_config(cfg)
     print(f"figure written to {figure}")
     return figure
+
+
+def keep_two_maps(saved: dict, name: str, key: str, maps, alpha: float) -> None:
+    """A two-map method's maps of one question (the first image of `maps`), as the figure draws them: the
+    unified map under the method's name, M_sup and M_pro under NAME_M_sup, NAME_M_pro."""
+    size = tuple(maps.sup.shape[-2:])
+    for suffix, values in (("", maps.unified(alpha)), ("_M_sup", maps.sup), ("_M_pro", maps.pro)):
+        saved.setdefault(f"{name}{suffix}", {})[key] = postprocess(values[:1].float(), size)[0].cpu().numpy()
 
 
 COMMAND = PlainCommand("explain", run_explain)

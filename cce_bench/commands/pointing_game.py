@@ -16,6 +16,7 @@ from ..figures import plot_pointing_game
 from ..metrics.pointing_game import contrastive_share, energy_pointing_game
 from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
+from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
@@ -68,8 +69,10 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
             share = contrastive_share(maps, masks, batch["contrast_mask"].to(device))
             per_image.update(contrast_category=batch["contrast_category"], contrast=contrast.tolist(),
                              contrastive=share.tolist())
+            keep_maps(name, batch["id"], maps)
         else:
             seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
+            keep_maps(name, batch["id"], maps, explainer)
         per_image["proportion"] = energy_pointing_game(maps, masks).tolist()
         records += batch_records(batch, model, targets, name, per_image, seconds=seconds / len(images))
     return records, {}

@@ -15,6 +15,7 @@ from ..explainers import EXPLAINERS, postprocess
 from ..figures import plot_sanity
 from ..metrics.sanity import MEASURES, MODES, map_similarities
 from ..runs.engine import Job, ScoringCommand, Session
+from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
 from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network
@@ -40,6 +41,7 @@ def score_batch(
         targets, _ = classes(network)
         raw = explainer.raw_attribute(images, targets)
         maps = postprocess(raw, size)
+        keep_maps(name, batch["id"], maps, explainer)  # the trained model's maps
         randomiser = randomisers.of(network)
         for mode in modes:
             for step, block in enumerate(randomiser.walk(mode, layers), start=1):

@@ -21,8 +21,9 @@ from ..runs.cost import scoring_part
 from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_model, model_description
-from ..runs.scoring import batch_records, explained_classes, protocol_scores, write_curve_tables
-from ..tables import method_table
+from ..metrics.quantus_metrics import is_quantus
+from ..runs.scoring import batch_records, explained_classes, library_metric_scores, protocol_scores, write_curve_tables
+from ..tables import add_metric_columns, method_table
 
 
 def maps_name(cfg: DictConfig) -> str:
@@ -36,6 +37,9 @@ def score_batch(model, batch: dict, name: str, cfg: DictConfig) -> tuple[list[di
     targets, target_prob = explained_classes(model, images, allowed, int(cfg.batch_size))
     masks = batch["mask"] if "mask" in batch else None
     per_image, curves = protocol_scores(model, images, maps, targets, cfg, masks)
+    per_image.update(library_metric_scores(model, None, images, targets, maps,
+                                           None if masks is None else masks.to(device), cfg,
+                                           int(cfg.seed) + int(batch["index"][0])))
     return batch_records(batch, model, targets, name, per_image, target_prob), {"curves": {name: curves}}
 
 
@@ -56,6 +60,8 @@ def prepare(session: Session) -> Job:
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         table = method_table(records, [name], [name])
+        for metric in [str(n) for n in cfg.get("metrics") or [] if is_quantus(str(n))]:
+            add_metric_columns(table, records, [name], metric)
         pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
         header = (
             f"Maps {maps.path} scored on {model_description(cfg)}, {records['image_id'].nunique()} images of "

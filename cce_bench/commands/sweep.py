@@ -14,6 +14,7 @@ from ..metrics.insertion_deletion import check_protocol
 from ..models import batched_logits
 from ..runs.cost import counted, probe_targets, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
+from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder
 from ..runs.scoring import batch_records, check_finite, protocol_scores, write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
@@ -53,6 +54,8 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
     for result in explainer.maps_for_settings(images, targets, settings):
         value = result.setting.get(cfg.param.name, NOT_A_KNOB)
         per_image, curve_sums[str(value)] = protocol_scores(model, images, result.maps, targets, cfg)
+        keep_maps(explainer.name if value == NOT_A_KNOB else f"{explainer.name}_{cfg.param.name}={value}",
+                  batch["id"], result.maps)
         knobs = {**explainer.knobs(), **result.setting}
         valid = [float(v) for v in result.valid] if result.valid is not None else [None] * len(images)
         records += batch_records(batch, model, targets, explainer.name,

@@ -18,6 +18,7 @@ from ..explainers import CCE, EXPLAINERS, postprocess
 from ..runs.scoring import check_finite
 from ..models import batched_logits
 from ..runs.engine import begin, finish_run
+from ..runs.map_store import write_maps
 from . import PlainCommand
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
@@ -77,6 +78,12 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
                                   {m: EXPLAINERS.get(m).label for m in methods}, sets, len(categories))
     run = RunFolder(cfg.out)
     run.write_config(cfg)
+    if cfg.get("save_maps"):  # the maps the page shows: each method's, and CCE's two
+        write_maps(run.path, {
+            **{name: {i: maps[name][b] for b, i in enumerate(batch["id"])} for name in names},
+            f"{CCE.name}_M_sup": {i: maps[CCE.name][b][0] for b, i in enumerate(batch["id"])},
+            f"{CCE.name}_M_pro": {i: maps[CCE.name][b][1] for b, i in enumerate(batch["id"])},
+        })
     run.write_json("study.json", definition)
     page = run.write_text("study.html", render_page(definition))
     finish_run(run, "user-study", session, {"study_id": definition["study_id"], "sets": len(sets),

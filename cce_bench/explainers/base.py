@@ -201,8 +201,14 @@ class Explainer:
         are; the sanity checks compare these with and without absolute values)."""
         targets = resolve_targets(self.model, images, target, self.batch_size)
         step = self.images_per_chunk()
+        self.last_parts: dict[str, list[torch.Tensor]] = {}  # a two-map method's maps of this call, per chunk
         return torch.cat([self._attribute_batch(images[s:s + step], targets[s:s + step]).float()
                           for s in range(0, len(images), step)])
+
+    def parts_of_last_maps(self) -> dict[str, torch.Tensor]:
+        """A two-map method's own maps behind its last raw_attribute call ({"M_sup": [B, h, w], "M_pro": ...}
+        for CCE), kept at no extra cost for save_maps; empty for any other method."""
+        return {name: torch.cat(chunks) for name, chunks in getattr(self, "last_parts", {}).items()}
 
     def _attribute_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

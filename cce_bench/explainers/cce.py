@@ -125,7 +125,10 @@ class CCE(Explainer):
 
     # -- the map -----------------------------------------------------------------------------------
     def _attribute_batch(self, images, targets):
-        return self.contrastive_maps(images, targets).unified(self.alpha)
+        maps = self.contrastive_maps(images, targets)
+        for name, part in (("M_sup", maps.sup), ("M_pro", maps.pro)):
+            self.last_parts.setdefault(name, []).append(part.float())
+        return maps.unified(self.alpha)
 
     def _contrast_batch(self, images, targets, contrast):
         """Question 2, "why P rather than Q?": the unified map of the one counterfactual toward Q."""

@@ -99,6 +99,7 @@ class Classifier(nn.Module):
         self.passes = PassCount()
         self.facts = None  # the model's ModelFacts, set by create_model
         self.weights_source = "the model"  # e.g. "model vgg19 with checkpoint PATH", set by create_model
+        self.eval()  # the wrapper too: libraries that check `model.training` (Quantus) see an evaluated model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with_gradient = torch.is_grad_enabled() and images.requires_grad

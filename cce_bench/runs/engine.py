@@ -25,6 +25,7 @@ from ..progress import on_run_bar
 from .cost import PLAN_ONLY, Passes, Plan, make_plan
 from .distributed import Shard
 from .memory import retrying_on_out_of_memory
+from .map_store import MAPS
 from .run_folder import RunFolder, machine_info, now_iso
 from .runtime import resolve, seed_everything
 
@@ -74,6 +75,7 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
         if not resuming:
             for part in (run.path / "parts").glob("rank*.jsonl"):
                 part.unlink()  # batches of an unknown config cannot be trusted
+            MAPS.forget_parts(run.path)
         run.stamp_config(cfg)
         run.write_config(cfg)
         run.write_csv("samples.csv", samples_table.rename(columns={"id": "image_id"}))
@@ -103,6 +105,7 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
         for k, batch in zip(todo, loader):
             with moving_with_passes(bar, plan, model, done, len(batches[k])):
                 records, summary = score_batch(k, batch) if batch["id"] else ([], {})
+            MAPS.write_batch(run.path, shard.rank, k)  # before the batch counts as done
             run.append_batch(shard.rank, k, records, batch["skipped"], summary)
             for row in batch["skipped"]:
                 print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
@@ -238,6 +241,7 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) ->
         if planned(job, session) is None:
             print(f"plan: {len(job.dataset)} {job.unit}s; {command} has no pass count to plan with", file=sys.stderr)
         return None
+    MAPS.start(bool(session.cfg.get("save_maps", False)))
     run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table())
     plan = planned(job, session)  # after the folder is accepted: a refused run says only why
     score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
@@ -254,7 +258,10 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) ->
         what = "pair" if job.unit == "pair" else "image"
         raise UserError(f"no {what} of {job.dataset.name} could be scored ({len(skipped)} skipped, see "
                         f"{run.path}/skipped.csv){first}")
+    saved = MAPS.merge(run.path)
     extra, text = job.write_tables(run, records, skipped)
+    if saved:
+        extra = {**extra, "maps": [str(path.relative_to(run.path)) for path in saved]}
     if job.model is not None and hasattr(job.model, "passes"):
         extra = {"model_inputs_this_process": job.model.passes.as_dict(), **extra}
     finish_run(run, command, session, extra)

@@ -9,11 +9,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..errors import UserError
+from ..errors import UserError, debugging, is_allocation_failure
 from ..metrics.insertion_deletion import insertion_deletion
+from ..metrics.quantus_metrics import is_quantus, quantus_scores
 from ..metrics.pointing_game import energy_pointing_game
 from ..metrics.sanity import Randomiser
 from ..models import batched_logits
+from .timing import timed
 
 
 def explained_classes(classifier, images: torch.Tensor, allowed: torch.Tensor | None, batch_size: int
@@ -170,3 +172,31 @@ def write_curve_tables(run, table, header: str) -> str:
     run.write_json("curves.json", mean_curves(run))
     plot_sweep(run.path)
     return text
+
+
+WARNED_METRICS: set = set()
+
+
+def library_metric_scores(network, explainer, images, targets, maps, masks, cfg, seed: int) -> dict[str, list]:
+    """Each Quantus metric of `metrics=` on a method's maps (`explainer` None: maps from elsewhere, `score`):
+    per image its score and seconds (the batch's time over its images). A metric that cannot run on this
+    method, model or data is one line (once) and empty cells, not a failed run."""
+    per_image: dict[str, list] = {}
+    for name in [str(n) for n in cfg.get("metrics") or [] if is_quantus(str(n))]:
+        knobs = dict((cfg.get("metric_knobs") or {}).get(name) or {})
+        try:
+            seconds, values = timed(lambda: quantus_scores(name, knobs, network, images, targets, maps, masks,
+                                                           explainer, int(cfg.batch_size), seed), images.device)
+        except Exception as exc:  # noqa: BLE001 - a metric that cannot run here is its cells', not the run's
+            if is_allocation_failure(exc) or debugging():
+                raise
+            label = explainer.label if explainer is not None else "these maps"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            why = str(exc) if isinstance(exc, UserError) else f"the library raised {type(exc).__name__}: {first}"
+            if (name, label) not in WARNED_METRICS:
+                WARNED_METRICS.add((name, label))
+                print(f"warning: {name} cannot score {label}: {why} (its cells are empty)", file=sys.stderr)
+            per_image[name], per_image[f"{name}_seconds"] = [None] * len(images), [None] * len(images)
+            continue
+        per_image[name], per_image[f"{name}_seconds"] = values, [seconds / len(images)] * len(images)
+    return per_image

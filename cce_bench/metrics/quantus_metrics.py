@@ -1,0 +1,151 @@
+"""Any Quantus metric by name (`quantus_NAME`, NAME a metric class of quantus), scored in the suite's runs:
+batched on the run's device, seeded from the run's seed, per image into the records.
+
+Quantus takes the model, the normalised images, the explained classes and the maps (as `a_batch`
+[B, 1, H, W]); a localisation metric also the boxes (`s_batch`, the pointing-game data's masks); a metric
+that explains again (randomisation, robustness, ...) calls `explain_func`, which here is the suite's own
+explainer of the method being scored, rebuilt on the network Quantus passes (a randomised copy for MPRT).
+A metric's arguments are its knobs (`metric_knobs.quantus_NAME.KNOB=VALUE`), checked by name against the
+class's signature before any work. quantus is imported only when a quantus_ metric is named.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UserError
+
+PREFIX = "quantus_"
+
+# The suite's own protocols, computed by the commands themselves (always, where the data allows).
+SUITE_METRICS = {
+    "insertion_deletion": ("faithfulness", "-", "higher Ins, lower Del", "Petsiuk et al.'s insertion/deletion AUC"),
+    "pointing_game": ("localisation", "boxes", "higher", "the energy-based pointing game (Score-CAM's)"),
+    "class_sensitivity": ("randomisation", "re-explains", "higher", "class deviation: 1 - similarity of the maps "
+                          "for the explained and another class"),
+    "sanity": ("randomisation", "re-explains", "lower", "model-parameter randomisation (Adebayo et al.)"),
+}
+
+# Arguments the suite sets on every Quantus metric: one score per image, no bars or warnings of its own.
+FIXED = {"return_aggregate": False, "display_progressbar": False, "disable_warnings": True}
+
+
+@dataclass(frozen=True)
+class MetricFacts:
+    family: str            # Quantus's evaluation category, lower case
+    needs: str             # "boxes" (localisation), "re-explains" (randomisation, robustness), else "-"
+    higher_is_better: bool
+
+
+def quantus_module():
+    try:
+        import quantus
+    except ImportError:
+        raise UserError("quantus_ metrics need the package quantus: pip install quantus==0.6.0") from None
+    return quantus
+
+
+def quantus_members() -> list[str]:
+    """The metric classes quantus exports (Sparseness, RandomLogit, ...), by name."""
+    quantus = quantus_module()
+    return sorted(name for name, value in vars(quantus).items()
+                  if inspect.isclass(value) and issubclass(value, quantus.Metric) and value is not quantus.Metric)
+
+
+def is_quantus(name: str) -> bool:
+    return str(name).startswith(PREFIX)
+
+
+def quantus_class(name: str):
+    """`quantus_Sparseness` -> quantus.Sparseness; a near miss: one line with the nearest name."""
+    member = str(name)[len(PREFIX):]
+    members = quantus_members()
+    if member not in members:
+        close = difflib.get_close_matches(member, members, n=1, cutoff=0.6)
+        hint = f" (did you mean {PREFIX}{close[0]}?)" if close else ""
+        raise UserError(f"unknown metric {name!r}{hint}: `cce-bench metrics` lists every one")
+    return getattr(quantus_module(), member)
+
+
+def metric_facts(name: str) -> MetricFacts:
+    cls = quantus_class(name)
+    family = str(getattr(cls.evaluation_category, "value", cls.evaluation_category)).lower()
+    needs = {"localisation": "boxes", "randomisation": "re-explains", "robustness": "re-explains"}.get(family, "-")
+    direction = str(getattr(cls.score_direction, "name", cls.score_direction)).upper()
+    return MetricFacts(family, needs, direction != "LOWER")
+
+
+def knob_names(name: str) -> list[str]:
+    """The arguments a metric class names in its signature (and its bases'), less those the suite sets."""
+    names: set[str] = set()
+    for klass in quantus_class(name).__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        names |= {p.name for p in inspect.signature(init).parameters.values()
+                  if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return sorted(names - set(FIXED))
+
+
+def check_metric_knobs(name: str, knobs: dict) -> None:
+    unknown = sorted(set(knobs) - set(knob_names(name)))
+    if unknown:
+        raise UserError(f"metric {name} has no argument {', '.join(unknown)}; its arguments: "
+                        f"{', '.join(knob_names(name))} (set them as metric_knobs.{name}.KNOB=VALUE)")
+
+
+def make_metric(name: str, knobs: dict, seed: int):
+    """The Quantus metric object with its knobs; a metric with a `seed` argument gets the run's seed."""
+    cls = quantus_class(name)
+    check_metric_knobs(name, knobs)
+    arguments = dict(knobs)
+    if "seed" in knob_names(name):
+        arguments.setdefault("seed", int(seed))
+    return cls(**arguments, **FIXED)
+
+
+def explain_function(explainer):
+    """Quantus's explain_func: the suite's explainer of the method scored, on the network Quantus passes
+    (the run's model, or a randomised copy of it), maps [B, 1, H, W] as numpy."""
+    import torch
+
+    from ..explainers import create_explainer
+
+    def explain(model, inputs, targets, **_ignored):
+        on = explainer if model is explainer.model else create_explainer(explainer.name, model, **explainer.knobs())
+        device = next(model.parameters()).device
+        images = torch.as_tensor(np.asarray(inputs), dtype=torch.float32, device=device)
+        classes = torch.as_tensor(np.asarray(targets), dtype=torch.long, device=device).reshape(-1)
+        return on.attribute(images, classes).detach().float().cpu().numpy()[:, None]
+
+    return explain
+
+
+def quantus_scores(name: str, knobs: dict, model, images, targets, maps, masks, explainer, batch_size: int,
+                   seed: int) -> list[float]:
+    """One score per image: the metric on the batch (images normalised [B, 3, H, W], maps [B, H, W], masks
+    [B, H, W] or None), seeded with `seed` (numpy and torch) so that two runs agree record for record."""
+    import torch
+
+    facts = metric_facts(name)
+    if facts.needs == "boxes" and masks is None:
+        raise UserError(f"{name} is a localisation metric and needs boxes: run it on data=photos_coco or "
+                        "data=coco (their COCO boxes are its s_batch)")
+    if facts.needs == "re-explains" and explainer is None:
+        raise UserError(f"{name} explains again, and maps from elsewhere have no method to ask: score it with the "
+                        "method in `cce-bench compare methods=[...]`")
+    metric = make_metric(name, knobs, seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    scores = metric(model=model, x_batch=images.detach().cpu().numpy(), y_batch=targets.detach().cpu().numpy(),
+                    a_batch=maps.detach().float().cpu().numpy()[:, None],
+                    s_batch=None if masks is None else masks.detach().float().cpu().numpy()[:, None],
+                    channel_first=True, explain_func=None if explainer is None else explain_function(explainer),
+                    device=str(images.device),
+                    batch_size=int(batch_size))
+    if isinstance(scores, dict):  # one list per layer randomised (MPRT): the last, the fully randomised model's
+        scores = list(scores.values())[-1]
+    return [float(np.mean(score)) if np.ndim(score) else float(score) for score in scores]

@@ -1,0 +1,122 @@
+"""`save_maps=true`: the maps a run scores, kept for other tools as `maps/NAME.npz` (image_id -> float32
+[H, W], exactly as scored), which `cce-bench score maps=...` reads back.
+
+While a run goes on, each finished batch's maps are one file, `parts/maps/rank{R}_batch{K}.npz`, written
+before the batch is marked done: a stopped run loses no finished batch's maps and a redone batch replaces
+its file, so nothing is kept twice. When every batch is done, the parts are merged into one file per name,
+in the data set's order, and removed. A command that makes maps calls `keep_maps(name, ids, maps)`; it does nothing
+unless the run asked for the maps.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..safe_files import check_not_link, write_atomic
+
+# key of one map inside a batch's part: NAME + SEPARATOR + image_id (method names and settings have no "|")
+SEPARATOR = "|"
+
+
+class MapStore:
+    def __init__(self) -> None:
+        self.enabled = False
+        self.pending: dict[str, np.ndarray] = {}
+
+    def start(self, enabled: bool) -> None:
+        self.enabled, self.pending = bool(enabled), {}
+
+    def keep(self, name: str, ids, maps: torch.Tensor) -> None:
+        """The maps [B, H, W] of `ids` under `name` (a method, or a method at a swept setting); a batch done
+        again (after running out of memory) replaces what it kept."""
+        if not self.enabled:
+            return
+        values = maps.detach().float().cpu().numpy()
+        for image_id, value in zip(ids, values):
+            self.pending[f"{name}{SEPARATOR}{image_id}"] = value
+
+    def write_batch(self, run_path: Path, rank: int, batch: int) -> None:
+        """The batch's maps as one part file (before the batch is marked done)."""
+        if not self.enabled:
+            return
+        folder = Path(run_path) / "parts" / "maps"
+        check_not_link(folder)
+        folder.mkdir(exist_ok=True)
+        write_atomic(folder / f"rank{rank}_batch{batch}.npz", npz_bytes(self.pending))
+        self.pending = {}
+
+    def merge(self, run_path: Path) -> list[Path]:
+        """Every part into maps/NAME.npz, batches in order, then the parts removed (one copy on disk); the
+        files of maps/. A finished run run again has no parts: its merged files stand."""
+        if not self.enabled:
+            return []
+        folder = Path(run_path) / "maps"
+        parts = sorted((Path(run_path) / "parts" / "maps").glob("rank*_batch*.npz"), key=batch_number)
+        if not parts:
+            return sorted(folder.glob("*.npz"))
+        by_name: dict[str, dict[str, np.ndarray]] = {}
+        for part in parts:
+            check_not_link(part)
+            with np.load(part) as arrays:
+                for key in arrays.files:
+                    name, image_id = key.split(SEPARATOR, 1)
+                    by_name.setdefault(name, {})[image_id] = arrays[key]
+        written = write_maps(run_path, by_name)
+        for part in parts:
+            part.unlink()
+        return written
+
+    def forget_parts(self, run_path: Path) -> None:
+        """A run started anew (another config): earlier batches' maps, merged or not, are not this run's."""
+        parts = (Path(run_path) / "parts" / "maps").glob("rank*_batch*.npz")
+        for old in [*parts, *(Path(run_path) / "maps").glob("*.npz")]:
+            old.unlink()
+
+
+def batch_number(path: Path) -> int:
+    return int(re.search(r"_batch(\d+)\.npz$", path.name).group(1))  # type: ignore[union-attr]  # globbed so
+
+
+def file_name(name: str) -> str:
+    """A map set's name as a file name: `cce`, `cce_alpha=0.7` (a path separator would leave the folder)."""
+    return re.sub(r"[^\w=.,+-]", "_", name)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # the stub reads a key as its allow_pickle flag
+    return buffer.getvalue()
+
+
+def write_maps(run_path: Path, saved: dict[str, dict[str, np.ndarray]]) -> list[Path]:
+    """maps/NAME.npz of a command that makes its maps in one go (explain, user-study): name -> id -> map."""
+    folder = Path(run_path) / "maps"
+    check_not_link(folder)
+    folder.mkdir(exist_ok=True)
+    written = []
+    for name, maps in saved.items():
+        path = folder / f"{file_name(name)}.npz"
+        write_atomic(path, npz_bytes({key: np.asarray(value, dtype=np.float32) for key, value in maps.items()}))
+        written.append(path)
+    return written
+
+
+MAPS = MapStore()
+
+
+def keep_maps(name: str, ids, maps: torch.Tensor, explainer=None) -> None:
+    """A command's maps of a batch, kept when the run saves its maps (save_maps=true); with the `explainer`
+    that has just made them, a two-map method's own maps too (CCE: NAME_M_sup, NAME_M_pro), post-processed
+    as every map is."""
+    if not MAPS.enabled:
+        return
+    MAPS.keep(name, ids, maps)
+    if explainer is not None:
+        from ..explainers import postprocess
+
+        for part, values in explainer.parts_of_last_maps().items():
+            MAPS.keep(f"{name}_{part}", ids, postprocess(values, (int(maps.shape[-2]), int(maps.shape[-1]))))

@@ -1,0 +1,138 @@
+"""Quantus metrics by name in compare: by value against Quantus called directly on the same inputs, the
+overlap with the suite's own pointing game, bad names and knobs in one line, the listing."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cce_bench import UserError
+from cce_bench.metrics import energy_pointing_game
+from cce_bench.metrics.quantus_metrics import check_metric_knobs, metric_facts, quantus_class
+from helpers import run_cli
+
+
+def test_relevance_mass_accuracy_is_the_energy_pointing_game_on_the_maps_the_suite_scores(tiny_net):
+    """The contract where the two overlap: Quantus's RelevanceMassAccuracy (mass inside the mask over the
+    whole mass) is the energy pointing game's proportion on the same non-negative maps. They differ only in
+    what each does to a map first: the game takes relu and min-max; RMA takes the map as given (normalise=True
+    divides by the maximum, which the ratio does not see), so a map with negative values differs."""
+    import quantus
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 3, 8, 8)).astype(np.float32)
+    y = np.array([0, 1, 2])
+    masks = np.zeros((3, 8, 8), bool)
+    masks[:, 2:6, 1:5] = True
+    masks[2, :, :] = False
+    masks[2, 0, 0] = True
+    maps = rng.random((3, 8, 8)).astype(np.float32)
+    maps[:, 0, 0] = 0.0  # min-max leaves the map as it is: min 0 ...
+    maps[:, 7, 7] = 1.0  # ... and max 1, as every map the suite scores
+    rma = quantus.RelevanceMassAccuracy(disable_warnings=True)(
+        model=tiny_net, x_batch=x, y_batch=y, a_batch=maps[:, None], s_batch=masks[:, None].astype(np.float32),
+        channel_first=True, device="cpu")
+    ours = energy_pointing_game(torch.from_numpy(maps), torch.from_numpy(masks)).numpy()
+    np.testing.assert_allclose(rma, ours, rtol=1e-6)
+    signed = maps - 0.5  # RMA counts the negative mass; the game's relu drops it
+    rma_signed = quantus.RelevanceMassAccuracy(disable_warnings=True)(
+        model=tiny_net, x_batch=x, y_batch=y, a_batch=signed[:, None], s_batch=masks[:, None].astype(np.float32),
+        channel_first=True, device="cpu")
+    assert not np.allclose(rma_signed, energy_pointing_game(torch.from_numpy(signed), torch.from_numpy(masks)).numpy())
+
+
+def test_random_logit_similarity_is_one_minus_the_class_deviation_on_the_maps_the_suite_scores():
+    """RandomLogit scores SSIM of the map for the class and for a random other class; class deviation is
+    1 - SSIM of the same two maps. On maps the suite scores (min 0, max 1) Quantus's SSIM (data range: the
+    two maps' span) equals the suite's (data range 1); the two differ in which other class each draws."""
+    from quantus.functions.similarity_func import ssim
+
+    from cce_bench.metrics.class_sensitivity import class_deviation
+
+    rng = np.random.default_rng(1)
+    maps, others = rng.random((2, 3, 32, 32)).astype(np.float32)
+    for m in (maps, others):
+        m[:, 0, 0], m[:, -1, -1] = 0.0, 1.0
+    ours = 1 - class_deviation(torch.from_numpy(maps), torch.from_numpy(others), "ssim").numpy()
+    np.testing.assert_allclose(ours, [ssim(a, b) for a, b in zip(maps, others)], rtol=1e-5)
+
+
+def test_metric_names_and_knobs_are_checked_against_quantus():
+    assert metric_facts("quantus_RandomLogit").family == "randomisation"
+    assert not metric_facts("quantus_RandomLogit").higher_is_better
+    assert metric_facts("quantus_Sparseness").higher_is_better and metric_facts("quantus_PointingGame").needs == "boxes"
+    with pytest.raises(UserError, match=r"unknown metric 'quantus_Sparsenes' \(did you mean quantus_Sparseness\?\)"):
+        quantus_class("quantus_Sparsenes")
+    with pytest.raises(UserError, match=r"metric quantus_RandomLogit has no argument num_clases; its arguments: .*"
+                                        r"num_classes"):
+        check_metric_knobs("quantus_RandomLogit", {"num_clases": 10})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["metrics=[quantus_Sparsenes]"], "unknown metric 'quantus_Sparsenes' (did you mean quantus_Sparseness?)"),
+    (["metrics=[quantus_RandomLogit]", "metric_knobs.quantus_RandomLogit.num_clases=10"],
+     "metric quantus_RandomLogit has no argument num_clases; its arguments:"),
+    (["metrics=[faithfulness]"], "unknown metric 'faithfulness': pass the suite's (insertion_deletion"),
+    (["metric_knobs.quantus_RandomLogit.num_classes=10"],
+     "metric_knobs.quantus_RandomLogit is set but quantus_RandomLogit is not in metrics=[...]"),
+])
+def test_bad_metrics_are_one_line_before_any_work(tmp_path, args, message, warm_cli):
+    result = warm_cli.run("compare", "experiment=smoke", "methods=[gbp]", *args, f"out={tmp_path / 'out'}")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and message in lines[-1] and "Traceback" not in result.stderr, lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_listing_has_every_quantus_metric_with_its_family(capsys):
+    import quantus
+
+    from cce_bench.commands.metrics import run_metrics
+
+    table = run_metrics([]).set_index("name")
+    assert table.loc["quantus_MPRT", "family"] == "randomisation" and table.loc["quantus_MPRT", "better"] == "lower"
+    assert table.loc["pointing_game", "needs"] == "boxes"
+    assert {f"quantus_{n}" for n in ("Sparseness", "ROAD", "Infidelity", "Focus")} <= set(table.index)
+    assert len([n for n in table.index if n.startswith("quantus_")]) == len(
+        [v for v in vars(quantus).values() if isinstance(v, type) and issubclass(v, quantus.Metric)]) - 1
+
+
+@pytest.mark.slow
+def test_three_families_by_value_against_quantus_called_directly(tmp_path, lite0):
+    """compare's Sparseness (complexity), RelevanceMassAccuracy (localisation, on the COCO boxes) and RandomLogit
+    (randomisation: it explains again, through the suite's GBP and the library's Grad-CAM) against Quantus called
+    here on the same images, classes and saved maps, with the run's seed."""
+    import quantus
+
+    from cce_bench.data import create_dataset, image_batches
+    from cce_bench.explainers import create_explainer
+
+    out = tmp_path / "compare"
+    metrics = "metrics=[insertion_deletion,quantus_Sparseness,quantus_RelevanceMassAccuracy,quantus_RandomLogit]"
+    result = run_cli("compare", "experiment=smoke", "methods=[gbp,pytorch_grad_cam_GradCAM]", "sanity.enabled=false",
+                     "class_sensitivity.enabled=false", metrics, "save_maps=true", f"out={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = pd.read_csv(out / "records.csv").set_index("method")
+    batch = next(iter(image_batches(create_dataset({"name": "photos_coco", "n_images": 1}, lite0.inputs), 1)))
+    images, masks = batch["image"], batch["mask"]
+    for method in ("gbp", "pytorch_grad_cam_GradCAM"):
+        row = records.loc[method]
+        with np.load(out / "maps" / f"{method}.npz") as saved:
+            maps = saved[batch["id"][0]][None]
+        targets = np.array([int(row["target"])])
+        explainer = create_explainer(method, lite0)
+
+        def explain(model, inputs, targets, **_):
+            return explainer.attribute(torch.as_tensor(inputs), torch.as_tensor(targets).reshape(-1)).numpy()[:, None]
+
+        common = dict(model=lite0, x_batch=images.numpy(), y_batch=targets, a_batch=maps[:, None], channel_first=True,
+                      device="cpu")
+        sparseness = quantus.Sparseness(disable_warnings=True)(**common)
+        mass = quantus.RelevanceMassAccuracy(disable_warnings=True)(**common, s_batch=masks.numpy()[:, None] * 1.0)
+        np.random.seed(0)  # the run's seed + the batch's first index (0)
+        random_logit = quantus.RandomLogit(num_classes=1000, seed=0, disable_warnings=True)(**common,
+                                                                                          explain_func=explain)
+        assert row["quantus_Sparseness"] == pytest.approx(sparseness[0], rel=1e-6)
+        assert row["quantus_RelevanceMassAccuracy"] == pytest.approx(mass[0], rel=1e-6)
+        assert row["quantus_RelevanceMassAccuracy"] == pytest.approx(row["proportion"], rel=1e-6)  # the contract
+        assert row["quantus_RandomLogit"] == pytest.approx(random_logit[0], rel=1e-5)
+    table = pd.read_csv(out / "table.csv")
+    assert {"Sparseness ↑", "RelevanceMassAccuracy ↑ rank", "RandomLogit ↓", "RandomLogit ↓ s/img"} <= set(table)
