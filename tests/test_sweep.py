@@ -2,6 +2,7 @@
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,7 +13,7 @@ from helpers import run_cli
 def alpha_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "run"
     result = run_cli("sweep", "param=alpha", "data.n_images=2", "param.values=[1.0,0.7,0.1]",
-                     "method_knobs.cce.M=2", "method_knobs.cce.steps=10", f"out={out}")
+                     "method_knobs.cce.M=2", "method_knobs.cce.steps=10", "save_maps=true", f"out={out}")
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -25,6 +26,14 @@ def test_alpha_sweep_writes_every_output(alpha_run):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "table.csv")
     assert table["alpha"].tolist() == [1.0, 0.7, 0.1]
+    # save_maps: a file per value, CCE's two maps with each; alpha only mixes M_sup and M_pro of the same
+    # counterfactuals, so M_sup is one map whatever alpha, and at alpha 1 the unified map is M_sup's
+    with np.load(out / "maps" / "cce_alpha=1.0.npz") as unified, \
+            np.load(out / "maps" / "cce_alpha=1.0_M_sup.npz") as sup, \
+            np.load(out / "maps" / "cce_alpha=0.1_M_sup.npz") as sup_again:
+        assert unified.files == ["chelsea", "coffee"]
+        np.testing.assert_allclose(unified["chelsea"], sup["chelsea"], atol=1e-5)
+        np.testing.assert_array_equal(sup["coffee"], sup_again["coffee"])
     assert table.loc[1, "Ins (paper)"] == pytest.approx(57.9971)  # the published number beside ours
     assert table.loc[1, "Del (paper)"] == pytest.approx(17.9553)
     assert (table["Diff"] - (table["Ins"] - table["Del"])).abs().max() < 0.02

@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..errors import UserError
+from ..explainers import postprocess
 from ..metrics.insertion_deletion import check_protocol
 from ..models import batched_logits
 from ..runs.cost import counted, probe_targets, scoring_part
@@ -54,8 +55,10 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
     for result in explainer.maps_for_settings(images, targets, settings):
         value = result.setting.get(cfg.param.name, NOT_A_KNOB)
         per_image, curve_sums[str(value)] = protocol_scores(model, images, result.maps, targets, cfg)
-        keep_maps(explainer.name if value == NOT_A_KNOB else f"{explainer.name}_{cfg.param.name}={value}",
-                  batch["id"], result.maps)
+        name = explainer.name if value == NOT_A_KNOB else f"{explainer.name}_{cfg.param.name}={value}"
+        keep_maps(name, batch["id"], result.maps)
+        for part, values in (result.parts or {}).items():  # CCE's M_sup and M_pro at this setting
+            keep_maps(f"{name}_{part}", batch["id"], postprocess(values, images.shape[-2:]))
         knobs = {**explainer.knobs(), **result.setting}
         valid = [float(v) for v in result.valid] if result.valid is not None else [None] * len(images)
         records += batch_records(batch, model, targets, explainer.name,

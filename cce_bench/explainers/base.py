@@ -104,6 +104,7 @@ class SettingMaps:
     maps: torch.Tensor
     seconds: float
     valid: torch.Tensor | None = None  # CCE: per image, the share of its counterfactuals that are valid
+    parts: dict | None = None  # a two-map method's own maps behind `maps` (CCE: {"M_sup": ..., "M_pro": ...})
 
 
 # What a map costs in passes of the model: each method's `cost` is one of these.

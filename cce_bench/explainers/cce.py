@@ -384,4 +384,5 @@ class CCE(Explainer):
             for setting in members:
                 alpha = setting.get("alpha", self.alpha)
                 yield SettingMaps(setting, postprocess(maps.unified(alpha), images.shape[-2:]), seconds,
-                                  valid=maps.valid.float().mean(1))
+                                  valid=maps.valid.float().mean(1),
+                                  parts={"M_sup": maps.sup, "M_pro": maps.pro})
