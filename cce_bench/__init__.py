@@ -9,7 +9,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"explain": ".api", "insertion_deletion": ".api", "UserError": ".errors", "EXPLAINERS": ".explainers",
+_PUBLIC = {"explain": ".api", "insertion_deletion": ".api", "load_images": ".api", "InputSettings": ".models",
+           "UserError": ".errors", "EXPLAINERS": ".explainers",
            "create_explainer": ".explainers", "MODELS": ".models", "PixelInput": ".models", "create_model": ".models"}
 
 __all__ = sorted([*_PUBLIC, "__version__"])

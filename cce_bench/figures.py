@@ -57,7 +57,7 @@ def overlay_rgb(image: np.ndarray, saliency: np.ndarray, max_alpha: float = MAX_
 
 @names_as_text
 def explanation_figure(rows: list[dict], path: str | Path) -> Path:
-    """A grid: one row per question or method; the first panel the image, then one overlay per map.
+    """A grid: one row per question; the first panel the image, then one overlay per map.
 
     Each row: {"label": str, "image": [H, W, 3], "panels": [(title, map [H, W] or None), ...]}.
     """
@@ -88,10 +88,44 @@ def explanation_figure(rows: list[dict], path: str | Path) -> Path:
     return Path(path)
 
 
-def save_png(fig, path: str | Path) -> None:
+@names_as_text
+def method_grid(image: np.ndarray, title: str, cells: list[list[tuple[str, np.ndarray]]], path: str | Path) -> Path:
+    """Several methods on one image, compactly: the image once at the left (titled with the question), then
+    the maps as overlays, `cells[row][column]` = (title, map [H, W]), one colour bar for all (each map on its
+    own display scale, as in `explanation_figure`)."""
+    columns = max(len(row) for row in cells)
+    title = "\n".join(textwrap.fill(line, 30) for line in title.splitlines())
+    # a line of 8-point text is about 0.14 inch: the longest title adds to the height it needs
+    lines = max([title.count("\n") + 1] + [textwrap.fill(t, 26).count("\n") + 1 for row in cells for t, _ in row])
+    fig = plt.figure(figsize=(2.2 * (columns + 1) + 0.5, 2.3 * len(cells) + 0.15 * lines))
+    grid = fig.add_gridspec(len(cells), columns + 2, width_ratios=[1.0] * (columns + 1) + [0.05])
+    left = fig.add_subplot(grid[:, 0])
+    left.imshow(image)
+    left.set_title(title, fontsize=8)
+    for r, row in enumerate(cells):
+        for c, (cell_title, saliency) in enumerate(row):
+            ax = fig.add_subplot(grid[r, c + 1])
+            ax.imshow(overlay_rgb(image, display_scale(saliency)))
+            ax.set_title(textwrap.fill(cell_title, 26), fontsize=8)
+            ax.axis("off")
+    left.axis("off")
+    fig.colorbar(cm.ScalarMappable(Normalize(0, 1), CMAP), cax=fig.add_subplot(grid[:, -1]))
+    save_png(fig, path, bbox_inches="tight")  # the box of what is drawn: the image's long title included
+    plt.close(fig)
+    return Path(path)
+
+
+def grid_rows(panels: list, per_row: int = 6) -> list[list]:
+    """`panels` in rows of at most `per_row`, as even as they go (11 panels: 6 and 5)."""
+    rows = -(-len(panels) // per_row)
+    width = -(-len(panels) // rows)
+    return [panels[i:i + width] for i in range(0, len(panels), width)]
+
+
+def save_png(fig, path: str | Path, **savefig) -> None:
     """The figure as a PNG at 100 dpi, written whole and never through a link (safe_files)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=100, **savefig)
     write_atomic(Path(path), buffer.getvalue())
 
 
@@ -157,6 +191,12 @@ def plot_sweep(folder: str | Path) -> list[Path]:
     return written
 
 
+def standard_error_row(name: str) -> str | None:
+    """The row holding a measured row's standard error ('Proportion (%)' -> 'Proportion SE'); a published
+    number ('Proportion (paper)') has none: the paper gives no standard errors."""
+    return None if name.endswith("(paper)") else f"{name.split(' (')[0]} SE"
+
+
 @names_as_text
 def plot_pointing_game(folder: str | Path) -> Path:
     """table5.png: per method, the measured proportion with its standard error beside the paper's; in the
@@ -179,7 +219,7 @@ def plot_pointing_game(folder: str | Path) -> Path:
     width = 0.8 / len(bars)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(methods)), 4))
     for k, (name, label, colour) in enumerate(bars):
-        se_name = f"{name.split(' (')[0]} SE"
+        se_name = standard_error_row(name)
         se = row(se_name) if se_name in table.index else None
         ax.bar(x + (k - (len(bars) - 1) / 2) * width, row(name).fillna(0), width, label=label, color=colour,
                yerr=None if se is None else se.fillna(0), capsize=3, alpha=0.6 if name.endswith("(paper)") else 1)
@@ -232,44 +272,54 @@ def plot_sanity(folder: str | Path, fail_above: float | None = None) -> Path:
     return saved(fig, folder / "sanity.png")
 
 
+LEADERBOARD_PANELS = (  # (title, column, colour): a panel per score, which way is better in the title
+    ("Ins ↑ (100 x AUC)", "Ins", "tab:green"), ("Del ↓ (100 x AUC)", "Del", "tab:red"),
+    ("Diff = Ins - Del ↑", "Diff", "tab:blue"), ("pointing game (%) ↑", "Proportion (%)", "tab:blue"),
+    ("class deviation ↑", "Class dev", "tab:orange"),
+    ("sanity: Spearman to the randomised model's map ↓", "sanity ρ", "tab:purple"),
+    ("the paper's Table 5 (%): VGG-19 on COCO, not this run", "Proportion (paper)", "tab:gray"),
+)
+
+
+def leaderboard_panels(table: pd.DataFrame) -> list[tuple[str, str, str | None, str]]:
+    """(title, column, its SE column or None, colour) of each score `table` has a value of."""
+    panels = []
+    for title, column, colour in LEADERBOARD_PANELS:
+        if column in table and pd.to_numeric(table[column], errors="coerce").notna().any():
+            se_column = standard_error_row(column)
+            panels.append((title, column, se_column if se_column in table else None, colour))
+    return panels
+
+
 @names_as_text
 def plot_leaderboard(folder: str | Path) -> Path:
-    """leaderboard.png: this run's scores per method with their SE bars, in rank order: Ins, Del and Diff;
-    the pointing-game proportion where measured; the class deviation; the sanity check's similarity after
-    randomisation with its failure threshold; the paper's Table 5 (other model, other data) in a panel of
-    its own."""
+    """leaderboard.png: one panel per score of this run, each method's value with its SE bar, in rank order:
+    Ins, Del, Diff; the pointing-game proportion where measured; the class deviation; the sanity check's
+    similarity after randomisation with its failure threshold; the paper's Table 5 (other model, other data)
+    in a panel of its own, without bars (the paper gives no standard errors)."""
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv")
     config = folder / "config.yaml"
     fail_above = OmegaConf.select(OmegaConf.load(config), "sanity.fail_above") if config.is_file() else None
     methods = table["method"].tolist()
     x = np.arange(len(methods))
-    panels = [
-        ("insertion / deletion (100 x AUC), this run", [("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")])
-    ]
-    if "Proportion (%)" in table:
-        panels.append(("pointing game (%), this run", [("Proportion (%)", "tab:blue")]))
-    if "Class dev" in table:
-        panels.append(("class deviation (1 - similarity of two classes' maps)", [("Class dev", "tab:orange")]))
-    if "sanity ρ" in table:
-        panels.append(("sanity: Spearman to the randomised model's map", [("sanity ρ", "tab:purple")]))
-    if "Proportion (paper)" in table and pd.to_numeric(table["Proportion (paper)"], errors="coerce").notna().any():
-        panels.append(("the paper's Table 5 (%): VGG-19 on COCO, not this run", [("Proportion (paper)", "tab:gray")]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 0.8 * len(methods)) * len(panels) / 1.5, 4), squeeze=False)
-    for ax, (title, columns) in zip(axes[0], panels):
-        width = 0.8 / len(columns)
-        for k, (column, colour) in enumerate(columns):
-            values = pd.to_numeric(table[column], errors="coerce").fillna(0)
-            se_column = next((c for c in (f"{column} SE", f"{column.split(' (')[0]} SE") if c in table), None)
-            errors = pd.to_numeric(table[se_column], errors="coerce").fillna(0) if se_column else None
-            ax.bar(x + (k - (len(columns) - 1) / 2) * width, values, width, label=column, color=colour,
-                   yerr=errors, capsize=2)
-        if columns[0][0] == "sanity ρ" and fail_above is not None:
+    panels = leaderboard_panels(table)
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * max(3.2, 0.55 * len(methods)), 3.6 * rows),
+                             squeeze=False)
+    for ax, (title, column, se_column, colour) in zip(axes.flat, panels):
+        values = pd.to_numeric(table[column], errors="coerce").fillna(0)
+        errors = pd.to_numeric(table[se_column], errors="coerce").fillna(0) if se_column else None
+        ax.bar(x, values, 0.7, color=colour, yerr=errors, capsize=2)
+        if column == "sanity ρ" and fail_above is not None:
             ax.axhline(float(fail_above), color="black", linestyle="--", linewidth=1, label=f"fails above {fail_above}")
+            ax.legend(fontsize=7)
         ax.set_xticks(x, methods, rotation=45, ha="right", fontsize=8)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(textwrap.fill(title, 36), fontsize=9)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     return saved(fig, folder / "leaderboard.png")
 
 

@@ -53,7 +53,7 @@ def check_torch_pair(torch_version: str | None = None, torchvision_version: str 
         torchvision_version = torchvision_version or metadata.version("torchvision")
     except metadata.PackageNotFoundError as exc:
         raise UserError(
-            f"{exc.name} is not installed: pip install torch torchvision (see the README's Set-up)"
+            f"{exc.name} is not installed: pip install torch torchvision (see the README's Install)"
         ) from None
     fitting = fitting_torchvision(torch_version)
     found = release(torchvision_version)

@@ -64,8 +64,8 @@ class WarmCli:
 
 
 def guide_text() -> str:
-    """The user's documentation as one text: the README, then every page under docs/."""
-    return "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    """The user's documentation as one text: the README, then every page of the docs site (docs/, its folders too)."""
+    return "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
 
 
 def readme_command(prefix: str, comment: str = "") -> list[str]:
@@ -75,12 +75,13 @@ def readme_command(prefix: str, comment: str = "") -> list[str]:
 
     lines = [line for line in guide_text().splitlines()
              if line.startswith(prefix) and comment in line.partition("#")[2]]
-    assert len(lines) == 1, (
-        f"the documentation has {len(lines)} lines starting with {prefix!r} (comment with {comment!r})"
+    commands = {tuple(shlex.split(line, comments=True)) for line in lines}  # a command page may repeat a guide's line
+    assert len(commands) == 1, (
+        f"the documentation has {len(commands)} commands starting with {prefix!r} (comment with {comment!r})"
     )
-    words = shlex.split(lines[0], comments=True)
+    (words,) = commands
     assert words[0] == "cce-bench"
-    return words[1:]
+    return list(words[1:])
 
 
 def readme_code(first_line: str) -> str:
@@ -88,5 +89,5 @@ def readme_code(first_line: str) -> str:
     import re
 
     blocks = re.findall(r"```(?:python|bash)\n(.*?)```", guide_text(), re.S)
-    (block,) = [b for b in blocks if b.startswith(first_line)]
+    (block,) = {b for b in blocks if b.startswith(first_line)}  # the README may show a docs page's block again
     return block

@@ -219,7 +219,7 @@ def test_compare_on_a_torchvision_model_and_on_a_custom_module_from_outside_the_
     assert config["model"]["target_layer"] == "layer4.1"
     assert {k: config["data"][k] for k in ("resize", "crop", "interpolation")} == \
         {"resize": 256, "crop": 224, "interpolation": "bilinear"}
-    assert "torchvision_resnet18 (tf32, random weights)" in (run / "table.md").read_text()
+    assert "torchvision_resnet18 (fp32, random weights)" in (run / "table.md").read_text()
 
     run = tmp_path / "custom"
     result = run_cli("compare", "model=custom", "model._target_=my_nets.build", "model.width=4", "model.classes=1000",
@@ -230,7 +230,7 @@ def test_compare_on_a_torchvision_model_and_on_a_custom_module_from_outside_the_
     assert config["model"]["width"] == 4 and config["model"]["target_layer"] == "3"
     assert (config["data"]["crop"], config["data"]["resize"]) == (64, 73)
     table = (run / "table.md").read_text()
-    assert "custom my_nets.build (tf32)" in table and "GCAM+" in table and "CCE" in table
+    assert "custom my_nets.build (fp32)" in table and "GCAM+" in table and "CCE" in table
 
 
 @pytest.mark.slow

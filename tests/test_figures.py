@@ -2,7 +2,12 @@
 import numpy as np
 from PIL import Image
 
-from cce_bench.figures import display_scale, explanation_figure, overlay_rgb
+from scipy import ndimage
+
+import pandas as pd
+
+from cce_bench.figures import (display_scale, explanation_figure, grid_rows, leaderboard_panels, method_grid,
+                               overlay_rgb, plot_leaderboard, standard_error_row)
 
 
 def test_overlay_shows_the_image_where_the_map_is_zero_and_colour_where_high():
@@ -41,3 +46,52 @@ def test_figure_has_one_column_per_panel_and_one_row_per_question(tmp_path):
                    "panels": [("m1", rng.random((8, 8)))]}]
     with Image.open(explanation_figure(long_title, tmp_path / "g.png")) as img:
         assert img.size[1] > 340  # a row with a five-line title is taller, so the title is not cut off
+
+
+def blue_panels(path) -> int:
+    """The solid blue rectangles of a figure drawn from an all-blue image with all-zero maps (an overlay of a
+    zero map is the image itself), counted as connected regions of pure blue pixels."""
+    with Image.open(path) as img:
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    blue = (rgb[..., 0] < 10) & (rgb[..., 1] < 10) & (rgb[..., 2] > 245)
+    labels, count = ndimage.label(blue)
+    sizes = np.bincount(labels.ravel())[1:]
+    return int((sizes > 0.5 * sizes.max()).sum())  # panels, not specks of anti-aliasing
+
+
+def test_several_methods_draw_the_image_once_then_a_panel_per_map(tmp_path):
+    image = np.zeros((16, 16, 3))
+    image[..., 2] = 1.0
+    zero = np.zeros((16, 16))
+    two_by_three = [[(f"{m}: why {c}", zero) for m in ("GBP", "IG", "CCE")] for c in ("cat", "dog")]
+    assert blue_panels(method_grid(image, "chelsea", two_by_three, tmp_path / "grid.png")) == 1 + 6
+    assert blue_panels(method_grid(image, "why cat?", [[("GBP", zero)]], tmp_path / "one.png")) == 1 + 1
+    rows = [{"label": "GBP: why cat?", "image": image, "panels": [("GBP", zero)]},
+            {"label": "IG: why cat?", "image": image, "panels": [("IG", zero)]}]
+    assert blue_panels(explanation_figure(rows, tmp_path / "rows.png")) == 2 * 2  # the old layout repeats the image
+
+
+def test_many_panels_wrap_into_even_rows():
+    assert [len(row) for row in grid_rows(list(range(11)))] == [6, 5]
+    assert [len(row) for row in grid_rows(list(range(12)))] == [6, 6]
+    assert [len(row) for row in grid_rows(list(range(4)))] == [4]
+    assert [len(row) for row in grid_rows(list(range(13)))] == [5, 5, 3]
+
+
+def test_only_measured_bars_get_a_standard_error_bar():
+    assert standard_error_row("Proportion (%)") == "Proportion SE"
+    assert standard_error_row("Contrastive (%)") == "Contrastive SE"
+    assert standard_error_row("Proportion (paper)") is None  # the paper's numbers come without one
+
+
+def test_the_leaderboard_has_a_panel_per_score_with_bars_only_where_an_se_was_measured(tmp_path):
+    table = pd.DataFrame({"method": ["CCE", "GBP"], "Ins": [50.0, 40.0], "Ins SE": [2.0, 3.0], "Del": [20.0, 25.0],
+                          "Del SE": [1.0, 1.5], "Diff": [30.0, 15.0], "Diff SE": [2.5, 3.5],
+                          "Proportion (%)": [60.0, 55.0], "Proportion SE": [4.0, 5.0],
+                          "Proportion (paper)": [61.1, "–"], "Class dev": ["–", "–"]})
+    panels = {column: se for _, column, se, _ in leaderboard_panels(table)}
+    assert panels == {"Ins": "Ins SE", "Del": "Del SE", "Diff": "Diff SE", "Proportion (%)": "Proportion SE",
+                      "Proportion (paper)": None}  # no class deviation measured; no SE for the paper's numbers
+    table.to_csv(tmp_path / "table.csv", index=False)
+    with Image.open(plot_leaderboard(tmp_path)) as img:  # 5 panels: 4 in the first row, 1 in the second
+        assert img.size[1] > 1.8 * 360 and img.size[0] >= 4 * 320

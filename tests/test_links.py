@@ -57,16 +57,16 @@ def test_a_linked_subfolder_and_records_read_through_a_link_are_refused(tmp_path
         run.finished_batches()
 
 
-def test_a_refused_rerun_writes_nothing_through_a_planted_lock(tmp_path, victim):
+def test_a_refused_rerun_writes_nothing_through_a_planted_lock(tmp_path, victim, warm_cli):
     out = tmp_path / "run"
     first = run_cli("sweep", "experiment=smoke", "param.values=[0.7]", f"out={out}")
     assert first.returncode == 0, first.stderr
     plant(out / ".lock", victim)
-    refused = run_cli("sweep", "experiment=smoke", "param.values=[0.7]", "seed=7", f"out={out}")
+    refused = warm_cli.run("sweep", "experiment=smoke", "param.values=[0.7]", "seed=7", f"out={out}")
     assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr
     assert ".lock is a symbolic link" in refused.stderr and victim.read_text() == VICTIM_TEXT
     os.unlink(out / ".lock")
     plant(out / "table.md", victim)  # the same config resumes and rewrites its tables: refused at the link
-    resumed = run_cli("sweep", "experiment=smoke", "param.values=[0.7]", f"out={out}")
+    resumed = warm_cli.run("sweep", "experiment=smoke", "param.values=[0.7]", f"out={out}")
     assert resumed.returncode == 2 and "table.md is a symbolic link" in resumed.stderr
     assert victim.read_text() == VICTIM_TEXT

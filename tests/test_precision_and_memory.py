@@ -128,8 +128,9 @@ def test_bf16_is_recorded_in_every_output_and_stays_near_fp32(reference_run, tmp
     assert json.loads((out / "run.json").read_text())["precision"] == "bf16"
     assert yaml.safe_load((out / "config.yaml").read_text())["precision"] == "bf16"
     assert "efficientnet_lite0 (bf16)" in (out / "table.md").read_text()
-    assert "efficientnet_lite0 (tf32)" in (reference_run / "table.md").read_text()
-    # The reference ran at the default, tf32, which on a CPU is float32.
+    # The reference ran at the default, tf32, which on a CPU is float32, and every output says so.
+    assert "efficientnet_lite0 (fp32)" in (reference_run / "table.md").read_text()
+    assert json.loads((reference_run / "run.json").read_text())["precision"] == "fp32"
     columns = ["image_id", "value", "target", "target_prob", "ins_auc", "del_auc"]
     bf16 = pd.read_csv(out / "records.csv").sort_values(["image_id", "value"])[columns].reset_index(drop=True)
     reference = pd.read_csv(reference_run / "records.csv").query("value == 1.0")

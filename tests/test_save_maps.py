@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from cce_bench.runs.map_store import MapStore
 from helpers import readme_code, run_cli
@@ -105,3 +106,5 @@ def test_explain_saves_its_maps_with_cce_two_maps(tmp_path):
         assert unified.files == sup.files == ["chelsea"]
         assert unified["chelsea"].max() == pytest.approx(1.0) and sup["chelsea"].min() >= 0
     assert (out / "maps" / "gbp.npz").is_file()
+    with Image.open(out / "explain.png") as figure:  # one row: the image, GBP, CCE's M_sup, M_pro and unified map
+        assert figure.size[0] > 3 * figure.size[1], figure.size  # (a row per method would be two rows, not one)

@@ -10,17 +10,18 @@ when it says P, M_sup) and a negative map ("why not Q": where evidence for Q had
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..data import image_file, preprocessing, read_or_skip
+from ..api import load_images
 from ..errors import UserError, memory_asked_by
 from ..explainers import EXPLAINERS, postprocess
 from ..explainers.base import other_top_classes
-from ..figures import explanation_figure
+from ..figures import explanation_figure, grid_rows, method_grid
 from ..models import class_index
 from ..runs.map_store import write_maps
 from ..runs.run_folder import RunFolder
@@ -29,16 +30,13 @@ from ..runs.runtime import build_explainer, build_model, method_names, resolve, 
 from . import PlainCommand
 
 
-def load_images(names: list[str], model, data_cfg) -> tuple[torch.Tensor, list]:
-    mean, std = model.channel_stats()
-    transform = preprocessing(mean, std, data_cfg.resize, data_cfg.crop, data_cfg.interpolation)
-    inputs = []
-    for name in names:
-        picture, problem = read_or_skip(name, image_file(name))
-        if problem is not None:  # the input's problem (corrupt, not an image, a decompression bomb, a FIFO)
-            raise UserError(f"{problem['error'].rstrip('.')}: pass an image file that Pillow can open")
-        inputs.append(transform(picture))
-    images = torch.stack(inputs).to(next(model.parameters()).device)
+def images_and_pictures(names: list[str], model, data_cfg) -> tuple[torch.Tensor, list]:
+    """The images as the model takes them (the run's data settings), and as pictures [H, W, 3] in [0, 1]."""
+    resize = data_cfg.resize
+    resize = int(resize) if isinstance(resize, (int, float)) else tuple(int(side) for side in resize)
+    settings = replace(model.inputs, resize=resize, size=int(data_cfg.crop),
+                       interpolation=str(data_cfg.interpolation))
+    images = load_images(names, model, settings)
     pixels = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     return images, list(pixels)
 
@@ -101,7 +99,7 @@ def run_explain(cfg: DictConfig) -> Path:
         )
     model = build_model(cfg)
     cats = model.categories
-    images, pictures = load_images(list(cfg.inputs), model, cfg.data)
+    images, pictures = images_and_pictures(list(cfg.inputs), model, cfg.data)
     with torch.no_grad():
         probs = check_finite(model(images).float(), model, list(cfg.inputs)).softmax(1).cpu()
     rows, facts = [], {"inputs": list(cfg.inputs), "questions": []}
@@ -175,13 +173,36 @@ def run_explain(cfg: DictConfig) -> Path:
                       f"{'not finite' if not np.isfinite(saliency).all() else 'all zero'}: it shows nothing; check "
                       "the method's knobs", file=sys.stderr)
     run = RunFolder(cfg.out)
-    figure = explanation_figure(rows, run.path / "explain.png")
+    if len(methods) > 1:  # one image under several methods: the image once, a column per method
+        figure = several_methods_figure(rows, cfg.targets, run.path / "explain.png")
+    else:
+        figure = explanation_figure(rows, run.path / "explain.png")
     run.write_json("explain.json", facts)
     if cfg.get("save_maps"):
         write_maps(run.path, saved)
     run.write_config(cfg)
     print(f"figure written to {figure}")
     return figure
+
+
+def several_methods_figure(rows: list[dict], targets, path: Path) -> Path:
+    """The rows of one image under several methods as one grid: for `targets=[...]` a row per asked class and
+    a column per method; for one question the methods' maps side by side (a two-map method's M_sup, M_pro
+    and unified map each), wrapped into rows."""
+    picture = rows[0]["image"]
+    labels = [row["label"].split(":")[0] for row in rows]  # each row's method label
+    if targets:
+        cells = [[(f"{label}: {row['panels'][t][0]}", row["panels"][t][1]) for label, row in zip(labels, rows)]
+                 for t in range(len(rows[0]["panels"]))]
+        return method_grid(picture, rows[0]["label"].split(": ", 1)[1], cells, path)
+    question = rows[0]["label"].splitlines()[0].split(": ", 1)[1]
+    panels = []
+    for label, row in zip(labels, rows):
+        # a two-map method's line on its counterfactual goes under the question
+        question += "".join(f"\n{label}: {line}" for line in row["label"].splitlines()[1:])
+        panels += [(title if title.startswith(label) else f"{label} {title}", saliency)
+                   for title, saliency in row["panels"]]
+    return method_grid(picture, question, grid_rows(panels), path)
 
 
 def keep_two_maps(saved: dict, name: str, key: str, maps, alpha: float) -> None:

@@ -57,7 +57,7 @@ def run_models(args: list[str]) -> pd.DataFrame:
     print(f"Models by name (model=NAME):\n\n{to_markdown(table)}\n")
     if text is None:
         print(f"And every member of a family: {counts}; your own: model=custom model._target_=PACKAGE.MODULE.CALLABLE "
-              "(README: Your own model).")
+              "(docs/models.md: Your own model).")
     return table
 
 

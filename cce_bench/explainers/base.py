@@ -268,6 +268,10 @@ def device_type(model) -> str:
 
 
 def create_explainer(name: str, model, **knobs) -> Explainer:
+    """The method `name` (any name `cce-bench methods` lists) on `model`, its knobs as keyword arguments,
+    each checked against its range (docs: Every knob); an unknown knob raises `UserError` listing the
+    method's. `.attribute(images, targets)` then gives maps [B, H, W] in [0, 1]; a method with two maps
+    (CCE) also has `.contrastive_maps(images, targets, contrast=None)`."""
     cls = EXPLAINERS.get(name)
     unknown = cls.unknown_knobs(knobs)
     if unknown:

@@ -8,7 +8,7 @@ B * M pairs of a chunk are one tensor: the per-pair losses are summed, and since
 and the model is frozen, every pair is optimised exactly as it would be alone.
 
 Only alpha, M, gamma and epsilon are documented by the paper; every other choice here is a
-reconstruction and a knob (see the README's table of knobs).
+reconstruction and a knob (docs/cce.md lists them).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ _PUBLIC = {"IMAGENET_MEAN": "classifier", "IMAGENET_STD": "classifier", "Classif
            "check_logits": "classifier", "InputSettings": "inputs", "find_target_layer": "target_layer",
             "MODELS": "facts", "ModelFacts": "facts", "create_model": "facts",
            "facts_of": "facts", "register_model": "facts", "PassCount": "passes", "PRECISIONS": "precision",
-           "set_precision": "precision", "torchvision_imagenet_network": "weights"}
+           "set_precision": "precision", "precision_in_effect": "precision", "torchvision_imagenet_network": "weights"}
 
 __all__ = sorted(_PUBLIC)
 

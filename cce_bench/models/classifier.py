@@ -1,7 +1,8 @@
 """The wrapper every model runs in: a network on normalised input with its normalisation and class names.
 
-The suite's metrics work in the model's normalised input space (README: The protocol), while CCE perturbs in
-pixel space; `PixelInput` wraps a classifier so that it takes images in [0, 1] and normalises inside.
+The suite's metrics work in the model's normalised input space (docs/protocols.md: Insertion/deletion),
+while CCE perturbs in pixel space; `PixelInput` wraps a classifier so that it takes images in [0, 1] and
+normalises inside.
 """
 from __future__ import annotations
 

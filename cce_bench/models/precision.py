@@ -24,3 +24,15 @@ def set_precision(model, precision: str) -> None:
     torch.backends.cudnn.conv.fp32_precision = tf32  # type: ignore[attr-defined]  # torch >= 2.9, not in its stubs
     torch.backends.cuda.matmul.fp32_precision = tf32
     model.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+
+
+def precision_in_effect(precision: str, device: str) -> str:
+    """What `precision` is on `device`, as tables and run.json name it: TF32 exists only on CUDA cards of
+    compute capability 8.0 (Ampere) or later, so tf32 elsewhere (a CPU, an older card) is plain fp32."""
+    if precision != "tf32":
+        return precision
+    if not str(device).startswith("cuda"):
+        return "fp32"
+    import torch
+
+    return "tf32" if torch.cuda.get_device_capability(torch.device(str(device))) >= (8, 0) else "fp32"

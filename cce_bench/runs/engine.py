@@ -27,7 +27,7 @@ from .distributed import Shard
 from .memory import retrying_on_out_of_memory
 from .map_store import MAPS
 from .run_folder import RunFolder, machine_info, now_iso
-from .runtime import resolve, seed_everything
+from .runtime import resolve, run_precision, seed_everything
 
 
 @dataclass
@@ -149,7 +149,7 @@ def moving_with_passes(bar, plan: Plan | None, model, done: int, items: int):
 
 def finish_run(run: RunFolder, command: str, session: Session, extra: dict) -> None:
     run.write_json("run.json", {"status": "complete", "command": command, "seed": int(session.cfg.seed),
-                                "precision": str(session.cfg.get("precision", "tf32")),
+                                "precision": run_precision(session.cfg),
                                 "started": session.started, "finished": now_iso(),
                                 "wall_seconds": round(time.perf_counter() - session.wall_start, 1),
                                 "processes": session.shard.world, "threads": torch.get_num_threads(),

@@ -16,7 +16,7 @@ from ..data import create_dataset
 from ..errors import UserError, memory_asked_by
 from ..schema import require, validate
 from ..explainers import EXPLAINERS, Explainer, MethodUnavailable, create_explainer
-from ..models import Classifier, create_model, facts_of
+from ..models import Classifier, create_model, facts_of, precision_in_effect
 from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
@@ -157,10 +157,15 @@ def record_model_settings(cfg: DictConfig, model: Classifier) -> None:
     validate(cfg)
 
 
+def run_precision(cfg: DictConfig) -> str:
+    """The precision the run's passes have on its device: `precision=tf32` on a CPU is fp32 (precision_in_effect)."""
+    return precision_in_effect(str(cfg.get("precision", "tf32")), str(cfg.device))
+
+
 def model_description(cfg: DictConfig) -> str:
     """The model as tables name it, with what changes its numbers: `vgg19 (tf32)`, `vgg19 (bf16, random weights)`,
-    `custom my_pkg.nets.build (tf32)`."""
-    notes = [str(cfg.get("precision", "tf32"))] + (["random weights"] if cfg.model.get("random_init") else [])
+    `custom my_pkg.nets.build (fp32)` (on a CPU, where TF32 does not exist)."""
+    notes = [run_precision(cfg)] + (["random weights"] if cfg.model.get("random_init") else [])
     name = f"custom {cfg.model.get('_target_')}" if cfg.model.name == "custom" else cfg.model.name
     return f"{name} ({', '.join(notes)})"
 
