@@ -96,7 +96,8 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0, warm
 
 def test_readme_compare_command_on_images_without_boxes(tmp_path):
     out = tmp_path / "compare"
-    result = run_cli(*readme_command("cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos experiment=smoke"), f"out={out}")
+    shown = readme_command("cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos experiment=smoke")
+    result = run_cli(*shown, f"out={out}")
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "table.csv")
     assert sorted(table["method"]) == ["CCE", "GBP", "GCAM+", "IG"] and "Proportion (%)" not in table

@@ -5,7 +5,8 @@ when it says P, M_sup) and a negative map ("why not Q": where evidence for Q had
 - one image:                 why P? (P the top-1 class or `target`; Q the next M classes)
 - `target=P contrast=Q`:     why P rather than Q?
 - two images a and b:        why is a P while b is Q? (a is perturbed toward Q, b toward P)
-`targets=[P1,P2]` explains several objects of one image, one map each; `methods=[...]` adds a row per method.
+`targets=[P1,P2]` explains several objects of one image, one map each; `methods=[...]` with several methods
+draws one grid: the image once, a column per method (a row per class with `targets=`).
 """
 from __future__ import annotations
 
