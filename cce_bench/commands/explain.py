@@ -63,10 +63,12 @@ def default_contrast(probs: torch.Tensor, p: int, count: int, floor: float) -> l
     return kept or order[:1]
 
 
-def two_map_row(explainer, label, picture, maps, b, categories) -> dict:
-    """The figure's row of one question answered by a method with two maps (its `panels`)."""
-    line, panels = explainer.panels(maps, b, categories)
-    return {"label": f"{label}\n{line}", "panels": panels, "image": picture}
+def two_map_row(explainer, asked_of: str, question: str, picture, maps, b, categories) -> dict:
+    """The figure's row of one question answered by a method with two maps (its `panels`); `asked_of` names
+    the method or the image the question is asked of, `found` is what the counterfactual turned out to be."""
+    found, panels = explainer.panels(maps, b, categories)
+    return {"label": f"{asked_of}: {question}\n{found}", "method": explainer.label, "question": question,
+            "found": found, "panels": panels, "image": picture}
 
 
 def contrast_class(cfg, categories, probs, p: int) -> int:
@@ -115,8 +117,8 @@ def run_explain(cfg: DictConfig) -> Path:
         for b, (mine, other) in enumerate(((p, q), (q, p))):
             maps = explainer.contrastive_maps(images[b:b + 1], torch.tensor([mine], device=images.device),
                                               contrast=torch.tensor([[other]], device=images.device))
-            label = f"{cfg.inputs[b]}: why {describe(cats, probs[b], mine)} rather than {cats[other]}?"
-            rows.append(two_map_row(explainer, label, pictures[b], maps, 0, cats))
+            question = f"why {describe(cats, probs[b], mine)} rather than {cats[other]}?"
+            rows.append(two_map_row(explainer, str(cfg.inputs[b]), question, pictures[b], maps, 0, cats))
             keep_two_maps(saved, methods[0], str(cfg.inputs[b]), maps, explainer.alpha)
             facts["questions"].append(
                 {
@@ -135,7 +137,8 @@ def run_explain(cfg: DictConfig) -> Path:
             maps = explainer.attribute(batch, torch.tensor(targets, device=images.device)).cpu().numpy()
             for i, t in enumerate(targets):
                 saved.setdefault(name, {})[f"{cfg.inputs[0]}:{cats[t]}"] = maps[i]
-            rows.append({"label": f"{explainer.label}: {cfg.inputs[0]}", "image": pictures[0],
+            rows.append({"label": f"{explainer.label}: {cfg.inputs[0]}", "method": explainer.label,
+                         "question": str(cfg.inputs[0]), "image": pictures[0],
                          "panels": [(f"why {describe(cats, probs[0], t)}", maps[i]) for i, t in enumerate(targets)]})
         facts["questions"].append({"targets": [cats[t] for t in targets]})
     else:  # why P? or why P rather than Q?
@@ -154,7 +157,7 @@ def run_explain(cfg: DictConfig) -> Path:
                         question = f"why {asked(cats, probs[0], p)}?"
                     asked_of = torch.tensor([contrast], device=images.device)
                     maps = explainer.contrastive_maps(images, target, contrast=asked_of)
-                    rows.append(two_map_row(explainer, f"{explainer.label}: {question}", pictures[0], maps, 0, cats))
+                    rows.append(two_map_row(explainer, explainer.label, question, pictures[0], maps, 0, cats))
                     keep_two_maps(saved, name, str(cfg.inputs[0]), maps, explainer.alpha)
                     facts["questions"].append({"method": name, "P": cats[p],
                                                "Q": [cats[int(c)] for c in maps.contrast[0]],
@@ -163,7 +166,9 @@ def run_explain(cfg: DictConfig) -> Path:
                 else:
                     saliency = explainer.attribute(images, target)
                     saved.setdefault(name, {})[str(cfg.inputs[0])] = saliency[0].cpu().numpy()
-                    rows.append({"label": f"{explainer.label}: why {asked(cats, probs[0], p)}?", "image": pictures[0],
+                    question = f"why {asked(cats, probs[0], p)}?"
+                    rows.append({"label": f"{explainer.label}: {question}", "method": explainer.label,
+                                 "question": question, "image": pictures[0],
                                  "panels": [(explainer.label, saliency[0].cpu().numpy())]})
                     facts["questions"].append({"method": name, "P": cats[p]})
 
@@ -191,19 +196,15 @@ def several_methods_figure(rows: list[dict], targets, path: Path) -> Path:
     a column per method; for one question the methods' maps side by side (a two-map method's M_sup, M_pro
     and unified map each), wrapped into rows."""
     picture = rows[0]["image"]
-    labels = [row["label"].split(":")[0] for row in rows]  # each row's method label
     if targets:
-        cells = [[(f"{label}: {row['panels'][t][0]}", row["panels"][t][1]) for label, row in zip(labels, rows)]
+        cells = [[(f"{row['method']}: {row['panels'][t][0]}", row["panels"][t][1]) for row in rows]
                  for t in range(len(rows[0]["panels"]))]
-        return method_grid(picture, rows[0]["label"].split(": ", 1)[1], cells, path)
-    question = rows[0]["label"].splitlines()[0].split(": ", 1)[1]
-    panels = []
-    for label, row in zip(labels, rows):
-        # a two-map method's line on its counterfactual goes under the question
-        question += "".join(f"\n{label}: {line}" for line in row["label"].splitlines()[1:])
-        panels += [(title if title.startswith(label) else f"{label} {title}", saliency)
-                   for title, saliency in row["panels"]]
-    return method_grid(picture, question, grid_rows(panels), path)
+        return method_grid(picture, rows[0]["question"], cells, path)
+    # the question once, with what each two-map method's counterfactual turned out to be under it
+    title = rows[0]["question"] + "".join(f"\n{row['method']}: {row['found']}" for row in rows if "found" in row)
+    panels = [(name if name.startswith(row["method"]) else f"{row['method']} {name}", saliency)
+              for row in rows for name, saliency in row["panels"]]
+    return method_grid(picture, title, grid_rows(panels), path)
 
 
 def keep_two_maps(saved: dict, name: str, key: str, maps, alpha: float) -> None:
