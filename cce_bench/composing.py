@@ -128,12 +128,12 @@ def library_knob_as_addition(text: str) -> str:
     """`method_knobs.captum_Occlusion.strides=[3,8,8]` -> `+method_knobs...`: a library method's knobs are not in
     the composed defaults (they are the library's arguments, checked against its signatures), so Hydra is
     told to add them."""
-    from .method_knobs import current_spelling, is_library_method
+    from .method_knobs import current_spelling, has_open_knobs
 
     if re.match(r"^\+?metric_knobs\.quantus_\w+\.\w+=", text):  # a Quantus metric's arguments, likewise
         return "+" + text.lstrip("+")
     match = re.match(r"^\+?method_knobs\.(\w+)\.\w+=", text)
-    if not match or not is_library_method(match.group(1)):
+    if not match or not has_open_knobs(match.group(1)):
         return text
     name = current_spelling(match.group(1))
     if name != match.group(1):

@@ -272,53 +272,49 @@ def plot_sanity(folder: str | Path, fail_above: float | None = None) -> Path:
     return saved(fig, folder / "sanity.png")
 
 
-LEADERBOARD_PANELS = (  # (title, column, colour): a panel per score, which way is better in the title
-    ("Ins ↑ (100 x AUC)", "Ins", "tab:green"), ("Del ↓ (100 x AUC)", "Del", "tab:red"),
-    ("Diff = Ins - Del ↑", "Diff", "tab:blue"), ("pointing game (%) ↑", "Proportion (%)", "tab:blue"),
-    ("class deviation ↑", "Class dev", "tab:orange"),
-    ("sanity: Spearman to the randomised model's map ↓", "sanity ρ", "tab:purple"),
-    ("the paper's Table 5 (%): VGG-19 on COCO, not this run", "Proportion (paper)", "tab:gray"),
-)
-
-
-def leaderboard_panels(table: pd.DataFrame) -> list[tuple[str, str, str | None, str]]:
-    """(title, column, its SE column or None, colour) of each score `table` has a value of."""
-    panels = []
-    for title, column, colour in LEADERBOARD_PANELS:
+def leaderboard_panels(table: pd.DataFrame, panels: list) -> list[tuple[str, str, str | None, str]]:
+    """(title, column, its SE column or None, colour) of each panel (metrics.Panel) whose score `table` has a
+    value of."""
+    shown = []
+    for panel in panels:
+        column = panel.column
         if column in table and pd.to_numeric(table[column], errors="coerce").notna().any():
             se_column = standard_error_row(column)
-            panels.append((title, column, se_column if se_column in table else None, colour))
-    return panels
+            shown.append((panel.title, column, se_column if se_column in table else None, panel.colour))
+    return shown
 
 
 @names_as_text
-def plot_leaderboard(folder: str | Path) -> Path:
-    """leaderboard.png: one panel per score of this run, each method's value with its SE bar, in rank order:
-    Ins, Del, Diff; the pointing-game proportion where measured; the class deviation; the sanity check's
-    similarity after randomisation with its failure threshold; the paper's Table 5 (other model, other data)
-    in a panel of its own, without bars (the paper gives no standard errors)."""
+def plot_leaderboard(folder: str | Path, panels: list) -> Path:
+    """leaderboard.png: one panel per score of this run (`panels`, each metric's, metrics.Panel), each method's
+    value with its SE bar, in rank order; a panel's threshold (the sanity check's failure line) drawn from the
+    run's config; the paper's Table 5 (other model, other data) in a panel of its own, without bars (the paper
+    gives no standard errors)."""
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv")
     config = folder / "config.yaml"
-    fail_above = OmegaConf.select(OmegaConf.load(config), "sanity.fail_above") if config.is_file() else None
+    settings = OmegaConf.load(config) if config.is_file() else None
+    thresholds = {panel.column: OmegaConf.select(settings, panel.threshold_key)
+                  for panel in panels if panel.threshold_key and settings is not None}
     methods = table["method"].tolist()
     x = np.arange(len(methods))
-    panels = leaderboard_panels(table)
-    columns = min(4, len(panels))
-    rows = -(-len(panels) // columns)
+    shown = leaderboard_panels(table, panels)
+    columns = min(4, len(shown))
+    rows = -(-len(shown) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * max(3.2, 0.55 * len(methods)), 3.6 * rows),
                              squeeze=False)
-    for ax, (title, column, se_column, colour) in zip(axes.flat, panels):
+    for ax, (title, column, se_column, colour) in zip(axes.flat, shown):
         values = pd.to_numeric(table[column], errors="coerce").fillna(0)
         errors = pd.to_numeric(table[se_column], errors="coerce").fillna(0) if se_column else None
         ax.bar(x, values, 0.7, color=colour, yerr=errors, capsize=2)
-        if column == "sanity ρ" and fail_above is not None:
-            ax.axhline(float(fail_above), color="black", linestyle="--", linewidth=1, label=f"fails above {fail_above}")
+        if thresholds.get(column) is not None:
+            ax.axhline(float(thresholds[column]), color="black", linestyle="--", linewidth=1,
+                       label=f"fails above {thresholds[column]}")
             ax.legend(fontsize=7)
         ax.set_xticks(x, methods, rotation=45, ha="right", fontsize=8)
         ax.set_title(textwrap.fill(title, 36), fontsize=9)
         ax.grid(alpha=0.3, axis="y")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
     return saved(fig, folder / "leaderboard.png")
 

@@ -24,11 +24,22 @@ class Registry(Generic[T]):
         self._made: dict[str, T] = {}
         self._old_prefixes: dict[str, str] = {}  # a family's former prefix -> its prefix (deprecated spellings)
         self._warned: set[str] = set()
+        # Names found elsewhere than in the package (a user's code, an installed plugin): each source lists its
+        # names and makes the entry of one when asked.
+        self._sources: dict[str, tuple[Callable[[], list[str]], Callable[[str], T]]] = {}
 
     def add_family(
         self, prefix: str, members: Callable[[], list[str]], make: Callable[[str], T]
     ) -> None:
         self._families[prefix] = (members, make)
+
+    def add_source(self, label: str, names: Callable[[], list[str]], make: Callable[[str], T]) -> None:
+        """Whole names from outside the package (`custom`, an installed plugin's methods), listed by `names()`
+        of the source and made by `make(name)` when asked; a name the package registers itself wins."""
+        self._sources[label] = (names, make)
+
+    def source_names(self, label: str) -> list[str]:
+        return [name for name in self._sources[label][0]() if name not in self._entries]
 
     def family_names(self, prefix: str) -> list[str]:
         """The names a family provides, `PREFIX_Member`, in the library's order."""
@@ -51,6 +62,10 @@ class Registry(Generic[T]):
     def _family_entry(self, name: str) -> T | None:
         if name in self._made:
             return self._made[name]
+        for label, (names, make) in self._sources.items():
+            if name in self.source_names(label):
+                self._made[name] = make(name)
+                return self._made[name]
         split = self._split(name, self._families)
         if split is not None and split[1] in self._families[split[0]][0]():
             self._made[name] = self._families[split[0]][1](split[1])
@@ -108,7 +123,8 @@ class Registry(Generic[T]):
         members = (
             [n for prefix in self._families for n in self.family_names(prefix)] if "_" in text or ":" in text else []
         )
-        folded = {n.lower().replace("-", "_"): n for n in [*self._entries, *members]}
+        found = [n for label in self._sources for n in self.source_names(label)]
+        folded = {n.lower().replace("-", "_"): n for n in [*self._entries, *found, *members]}
         text = text.replace(":", "_").replace(".", "_")  # captum:DeepLift, captum.DeepLift -> captum_DeepLift
         match = folded.get(text.lower().replace("-", "_")) or by_label.get(text.lower())
         if match is None:

@@ -15,7 +15,7 @@ from .choices import MAP_FRAMES, OTHER_CLASSES, POINTING_GAMES, SANITY_MODES, SI
 from .errors import UserError
 from .models.inputs import INTERPOLATIONS
 from .models.precision import PRECISIONS
-from .method_knobs import is_library_method, knobs_of, method_names, shown
+from .method_knobs import has_open_knobs, knobs_of, method_names, shown
 from .rules import Rule
 
 
@@ -56,6 +56,7 @@ RULES: dict[str, Rule] = {
     "sanity.enabled": Rule("bool"),
     "game": Rule("choice", choices=tuple(POINTING_GAMES)),
     "compare.reference": Rule("text"),
+    "compare.rank_by": Rule("text"),
     "contrast_floor": Rule("number", 0, 1),
     "class_sensitivity.enabled": Rule("bool"),
     "class_sensitivity.other": Rule("choice", choices=tuple(OTHER_CLASSES)),
@@ -69,7 +70,7 @@ RULES: dict[str, Rule] = {
     "confidence": Rule("number", 0, 1, low_open=True, high_open=True),
     "methods": Rule("list", choices=("all",), all_or_list=True),
     "method": Rule("text"),
-    "metrics": Rule("list"),
+    "metrics": Rule("list", nullable=True),
     "param.values": Rule("list"),
     # train-calm
     "epochs": Rule("whole", 1, 10_000),
@@ -159,7 +160,7 @@ def knob_rules(name: str) -> dict[str, Rule]:
 
 def method_knob_rules(cfg) -> dict[str, Rule]:
     """Every method's knob rules as method_knobs.NAME.KNOB."""
-    names = [str(n) for n in (cfg.get("method_knobs") or {}) if str(n) in method_names() or is_library_method(str(n))]
+    names = [str(n) for n in (cfg.get("method_knobs") or {}) if str(n) in method_names() or has_open_knobs(str(n))]
     return {f"method_knobs.{name}.{knob}": rule for name in names for knob, rule in knob_rules(name).items()}
 
 
@@ -207,39 +208,43 @@ def validate(cfg) -> None:
 
 
 def _check_metrics(cfg) -> None:
-    """`metrics=[...]`: the suite's protocols by name, or a Quantus metric (quantus_NAME, which imports quantus),
-    with its knobs checked against the metric's signature; a metric's knobs without the metric in the list."""
-    from .metrics.quantus_metrics import SUITE_METRICS, check_metric_knobs, is_quantus, quantus_class
-
-    names = [str(n) for n in (_value(cfg, "metrics") if isinstance(_value(cfg, "metrics"), (list, ListConfig)) else [])]
-    for name in names:
-        if is_quantus(name):
-            quantus_class(name)
-        elif name not in SUITE_METRICS:
-            raise UserError(f"unknown metric {name!r}: pass the suite's ({', '.join(SUITE_METRICS)}) or a Quantus "
-                            "metric as quantus_NAME (`cce-bench metrics` lists them)")
+    """`metrics=[...]`: each name in the metric registry (a Quantus metric imports quantus), its knobs checked
+    against the metric's signature; a metric's knobs without the metric in the list."""
+    chosen = _value(cfg, "metrics")
+    names = [str(n) for n in chosen] if isinstance(chosen, (list, ListConfig)) else []
     knobs = cfg.get("metric_knobs") or {}
+    if not names and not knobs:
+        return
+    from .metrics import METRICS
+    from .metrics.quantus_metrics import check_metric_knobs, is_quantus
+
+    for name in names:
+        METRICS.get(name)  # an unknown name: one line with the nearest
     for name in knobs:
         if str(name) not in names:
             raise UserError(f"metric_knobs.{name} is set but {name} is not in metrics=[...]: add it, or drop its knobs")
-        check_metric_knobs(str(name), dict(knobs[name] or {}))
+        if is_quantus(str(name)):
+            check_metric_knobs(str(name), dict(knobs[name] or {}))
 
 
 def _check_library_knob_names(cfg) -> None:
-    """A library method's knobs (method_knobs.captum_X.KNOB, not in the composed defaults) against the
-    library's signatures; a library method that does not exist, with the nearest name."""
+    """The knobs of a method whose knobs are another's code's arguments (method_knobs.captum_X.KNOB, a custom
+    method's, a plugin's: not in the composed defaults) against that code's signatures; a library method that
+    does not exist, with the nearest name."""
     knobs = cfg.get("method_knobs") or {}
     for name in knobs:
-        if not is_library_method(str(name)):
+        if not has_open_knobs(str(name)):
             continue
         from .explainers import EXPLAINERS
 
         cls = EXPLAINERS.get(str(name))  # an unknown member: one line with the nearest name
         given = dict(knobs[name]) if isinstance(knobs[name], DictConfig) else {}
+        if hasattr(cls, "resolved"):  # custom: the callable its _target_ names, imported to read its signature
+            cls = cls.resolved(given)
         unknown = cls.unknown_knobs(given)
         if unknown:
             raise UserError(f"method_knobs.{name} has no knob {', '.join(unknown)}: {cls.label}'s knobs are "
-                            f"{', '.join(cls.knob_names())} (the library's arguments)")
+                            f"{', '.join(cls.knob_names())} (its code's arguments)")
 
 
 def _check_rules(cfg, rules: dict[str, Rule]) -> None:

@@ -82,27 +82,6 @@ def to_markdown(table: pd.DataFrame) -> str:
     return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".2f", missingval="–")
 
 
-def method_table(records: pd.DataFrame, names: list[str], labels: list[str]) -> pd.DataFrame:
-    """One row per method (in `names` order, printed as `labels`): Ins, Del, Diff (100 x mean AUC), the
-    pointing-game proportion (%) where the records have one, each with its standard error over the
-    images, and the number of images."""
-    rows = []
-    for name, label in zip(names, labels):
-        mine = records[records["method"] == name] if len(records) else records
-        row: dict[str, object] = {"method": label}
-        scores: dict[str, pd.Series | None] = {"Ins": mine["ins_auc"], "Del": mine["del_auc"]} if len(mine) else {}
-        if scores:
-            scores["Diff"] = mine["ins_auc"] - mine["del_auc"]
-        if "proportion" in records:
-            scores["Proportion (%)"] = mine["proportion"] if len(mine) else None
-        for column in ("Ins", "Del", "Diff") + (("Proportion (%)",) if "proportion" in records else ()):
-            values = scores.get(column)
-            row[column] = None if values is None or not len(values) else round(float(values.mean() * 100), 2)
-            row[f"{column.split(' (')[0]} SE"] = None if values is None else standard_error(values)
-        row["images"] = int(mine["image_id"].nunique()) if len(mine) else 0
-        rows.append(row)
-    return pd.DataFrame(rows)
-
 def standard_error(values, scale: float = 100, digits: int = 2) -> float | None:
     """`scale` x the standard error of the mean of `values` (None under two values)."""
     values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
@@ -204,23 +183,3 @@ def with_paper_difference(table: pd.DataFrame, measured: str, paper: str, se: st
     table = table.copy()
     table.insert(column_position(table, paper) + 1, name, text)
     return table
-
-
-def add_metric_columns(table: pd.DataFrame, records: pd.DataFrame, names: list[str], metric: str) -> None:
-    """A library metric's columns: its mean over the images (the arrow says which way is better), SE, the rank
-    of each method on it, and its seconds per image."""
-    from .metrics.quantus_metrics import metric_facts
-
-    facts = metric_facts(metric)
-    label = f"{metric[len('quantus_'):]} {'↑' if facts.higher_is_better else '↓'}"
-    values = pd.to_numeric(records[metric], errors="coerce") if metric in records else pd.Series(dtype=float)
-    mine = {n: values[records["method"] == n] for n in names}
-    means = {n: float(v.mean()) for n, v in mine.items() if v.notna().any()}
-    table[label] = [round(means[n], 4) if n in means else None for n in names]
-    table[f"{label} SE"] = [standard_error(mine[n], 1, 4) if n in means else None for n in names]
-    order = sorted(means, key=lambda n: -means[n] if facts.higher_is_better else means[n])
-    table[f"{label} rank"] = [order.index(n) + 1 if n in means else None for n in names]
-    timing = f"{metric}_seconds"
-    seconds = pd.to_numeric(records[timing], errors="coerce") if timing in records else pd.Series(dtype=float)
-    table[f"{label} s/img"] = [round(float(seconds[records["method"] == n].mean()), 3) if n in means else None
-                               for n in names]

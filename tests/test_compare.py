@@ -116,10 +116,17 @@ def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path, warm_cli):
     assert not (tmp_path / "run" / "run.json").exists()
 
 
+def ranked_leaderboard(records, cfg, has_boxes):
+    """compare's leaderboard of gbp and cce scored by the suite's insertion/deletion (and pointing game)."""
+    from cce_bench.commands.compare import leaderboard, ranking_metric
+    from cce_bench.runs.scoring import RunMetrics
+
+    metrics = RunMetrics(["insertion_deletion"] + (["pointing_game"] if has_boxes else []), cfg)
+    return leaderboard(records, ["gbp", "cce"], {}, cfg, metrics, ranking_metric(cfg, metrics, has_boxes))
+
+
 def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     from omegaconf import OmegaConf
-
-    from cce_bench.commands.compare import leaderboard
 
     records = pd.DataFrame({"method": ["gbp"] * 3 + ["cce"] * 3, "image_id": ["a", "b", "c"] * 2,
                             "ins_auc": [0.5, 0.6, 0.9, 0.4, 0.4, 0.4], "del_auc": [0.1, 0.1, 0.2, 0.2, 0.1, 0.3],
@@ -134,7 +141,7 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
             "sanity": {"fail_above": 0.5},
         }
     )
-    table, caption = leaderboard(records, ["gbp", "cce"], {}, cfg, has_boxes=True)
+    table, caption = ranked_leaderboard(records, cfg, has_boxes=True)
     table = table.set_index("method")
     assert list(table.columns[:7]) == ["rank", "Ins", "Ins SE", "Del", "Del SE", "Diff", "Diff SE"]
     assert list(table.columns[9:14]) == ["Proportion (%)", "Proportion SE", "paired diff", "paired diff SE",
@@ -154,7 +161,7 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     assert table.loc["GBP", "p (median)"] == pytest.approx(0.8)
 
     # without boxes: ranked by Diff (GBP 53.33 > CCE 20); CCE - GBP per image -0.2, -0.2, -0.6: -33.33, SE 13.33
-    table, caption = leaderboard(records.drop(columns="proportion"), ["gbp", "cce"], {}, cfg, has_boxes=False)
+    table, caption = ranked_leaderboard(records.drop(columns="proportion"), cfg, has_boxes=False)
     table = table.set_index("method")
     assert list(table.index) == ["GBP", "CCE"]
     assert table.loc["CCE", "paired diff"] == pytest.approx(-33.33) and table.loc[
@@ -162,11 +169,11 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     ] == pytest.approx(13.33)
     assert "Every method differs from GBP by more than two standard errors" in caption
     cfg.compare = {"reference": "cce"}
-    table, caption = leaderboard(records.drop(columns="proportion"), ["gbp", "cce"], {}, cfg, has_boxes=False)
+    table, caption = ranked_leaderboard(records.drop(columns="proportion"), cfg, has_boxes=False)
     assert table.set_index("method").loc["GBP", "paired diff"] == pytest.approx(33.33) and "minus CCE's" in caption
 
     # classes the model barely believes: flagged in the caption
-    _, caption = leaderboard(records.assign(target_prob=1e-5), ["gbp", "cce"], {}, cfg, has_boxes=True)
+    _, caption = ranked_leaderboard(records.assign(target_prob=1e-5), cfg, has_boxes=True)
     assert "Warning: the explained classes have median probability 1e-05" in caption
 
 

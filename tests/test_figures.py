@@ -89,9 +89,13 @@ def test_the_leaderboard_has_a_panel_per_score_with_bars_only_where_an_se_was_me
                           "Del SE": [1.0, 1.5], "Diff": [30.0, 15.0], "Diff SE": [2.5, 3.5],
                           "Proportion (%)": [60.0, 55.0], "Proportion SE": [4.0, 5.0],
                           "Proportion (paper)": [61.1, "–"], "Class dev": ["–", "–"]})
-    panels = {column: se for _, column, se, _ in leaderboard_panels(table)}
+    from cce_bench.commands.compare import panels
+    from cce_bench.runs.scoring import RunMetrics
+
+    every_panel = panels(RunMetrics(["insertion_deletion", "pointing_game", "class_sensitivity"], None))
+    panels = {column: se for _, column, se, _ in leaderboard_panels(table, every_panel)}
     assert panels == {"Ins": "Ins SE", "Del": "Del SE", "Diff": "Diff SE", "Proportion (%)": "Proportion SE",
                       "Proportion (paper)": None}  # no class deviation measured; no SE for the paper's numbers
     table.to_csv(tmp_path / "table.csv", index=False)
-    with Image.open(plot_leaderboard(tmp_path)) as img:  # 5 panels: 4 in the first row, 1 in the second
+    with Image.open(plot_leaderboard(tmp_path, every_panel)) as img:  # 5 panels: 4 in the first row, 1 in the second
         assert img.size[1] > 1.8 * 360 and img.size[0] >= 4 * 320

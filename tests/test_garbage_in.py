@@ -9,7 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from cce_bench.errors import debugging
-from cce_bench.runs.scoring import batch_records, map_flags, protocol_scores
+from cce_bench.metrics import MapsToScore
+from cce_bench.runs.scoring import RunMetrics, batch_records, map_flags
 from helpers import run_cli
 
 
@@ -35,7 +36,7 @@ def test_blank_and_broken_maps_are_flagged_scored_as_nothing_and_warned_once(lit
     assert map_flags(maps) == [None, "all zero", "not finite"]
     cfg = OmegaConf.create({"metric": {"step": 12544, "blur_size": 11, "blur_sigma": 5.0}, "batch_size": 16})
     targets = torch.zeros(3, dtype=torch.long)
-    per_image, _ = protocol_scores(lite0, images, maps, targets, cfg)
+    per_image, _ = RunMetrics(["insertion_deletion"], cfg).score(MapsToScore(lite0, images, maps, targets, cfg, seed=0))
     assert per_image["map_flag"] == [None, "all zero", "not finite"]
     # a broken map is scored as the all-zero map: the scores of no explanation
     assert per_image["ins_auc"][2] == pytest.approx(per_image["ins_auc"][1], abs=1e-6)

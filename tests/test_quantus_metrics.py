@@ -68,10 +68,18 @@ def test_metric_names_and_knobs_are_checked_against_quantus():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["metrics=[quantus_Sparsenes]"], "unknown metric 'quantus_Sparsenes' (did you mean quantus_Sparseness?)"),
+    (["metrics=[quantus_Sparsenes]"], "unknown metric 'quantus_Sparsenes' (did you mean 'quantus_Sparseness'?)"),
     (["metrics=[quantus_RandomLogit]", "metric_knobs.quantus_RandomLogit.num_clases=10"],
      "metric quantus_RandomLogit has no argument num_clases; its arguments:"),
-    (["metrics=[faithfulness]"], "unknown metric 'faithfulness': pass the suite's (insertion_deletion"),
+    (["metrics=[faithfulness]"], "unknown metric 'faithfulness'; known: class_sensitivity, insertion_deletion"),
+    # what a metric needs, checked before any image: boxes on data without them; a list that names nothing
+    (["data=photos", "metrics=[pointing_game]"], "metric pointing_game needs boxes, and this data has none"),
+    (["data=photos", "metrics=[quantus_RelevanceMassAccuracy]"],
+     "metric quantus_RelevanceMassAccuracy needs boxes, and this data has none"),
+    (["metrics=[]"], "metrics=[] leaves compare nothing to score"),
+    (["metrics=[sanity,insertion_deletion]", "compare.rank_by=pointing_game"],
+     "compare.rank_by=pointing_game is not among this run's metrics with a score to rank by (sanity, "
+     "insertion_deletion)"),
     (["metric_knobs.quantus_RandomLogit.num_classes=10"],
      "metric_knobs.quantus_RandomLogit is set but quantus_RandomLogit is not in metrics=[...]"),
 ])
@@ -106,9 +114,10 @@ def test_three_families_by_value_against_quantus_called_directly(tmp_path, lite0
     from cce_bench.explainers import create_explainer
 
     out = tmp_path / "compare"
-    metrics = "metrics=[insertion_deletion,quantus_Sparseness,quantus_RelevanceMassAccuracy,quantus_RandomLogit]"
-    result = run_cli("compare", "experiment=smoke", "methods=[gbp,pytorch_grad_cam_GradCAM]", "sanity.enabled=false",
-                     "class_sensitivity.enabled=false", metrics, "save_maps=true", f"out={out}", cwd=tmp_path)
+    metrics = ("metrics=[insertion_deletion,pointing_game,quantus_Sparseness,quantus_RelevanceMassAccuracy,"
+               "quantus_RandomLogit]")
+    result = run_cli("compare", "experiment=smoke", "methods=[gbp,pytorch_grad_cam_GradCAM]", metrics,
+                     "save_maps=true", f"out={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     records = pd.read_csv(out / "records.csv").set_index("method")
     batch = next(iter(image_batches(create_dataset({"name": "photos_coco", "n_images": 1}, lite0.inputs), 1)))

@@ -43,7 +43,7 @@ def test_a_batch_done_twice_keeps_one_copy_and_the_parts_merge_in_batch_order(tm
 def test_saved_maps_score_to_the_same_numbers_and_survive_a_resume(tmp_path):
     out = tmp_path / "compare"
     args = ("compare", "data=photos", "data.n_images=2", "experiment=smoke", "methods=[gbp,cce]",
-            "sanity.enabled=false", "class_sensitivity.enabled=false", "save_maps=true", "metrics=[quantus_Sparseness]",
+            "save_maps=true", "metrics=[insertion_deletion,quantus_Sparseness]",
             f"out={out}")
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -198,3 +198,14 @@ def test_score_on_data_with_boxes_adds_the_pointing_game(tmp_path, lite0):
         "Proportion (%)" in pd.read_csv(out / "table.csv")
         and pd.read_csv(out / "table.csv").loc[0, "method"] == "random"
     )
+
+
+@pytest.mark.parametrize("metric", ["quantus_MaxSensitivity", "class_sensitivity", "sanity"])
+def test_score_refuses_a_metric_that_explains_again_before_any_image(tmp_path, warm_cli, metric):
+    """Maps from elsewhere have no method to ask again: one line before the first image, no folder left."""
+    np.savez(tmp_path / "maps.npz", chelsea=np.random.default_rng(0).random((8, 8)))
+    result = warm_cli.run("score", f"maps={tmp_path / 'maps.npz'}", "experiment=smoke", f"metrics=[{metric}]",
+                          f"out={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr
+    assert f"metric {metric} explains again, and maps from elsewhere have no method to ask" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

@@ -16,30 +16,21 @@ from omegaconf import DictConfig
 
 from ..explainers import EXPLAINERS, MethodUnavailable, postprocess
 from ..figures import plot_leaderboard, plot_sweep
-from ..metrics.class_sensitivity import class_deviation, other_classes
-from ..metrics.quantus_metrics import is_quantus
-from ..metrics.sanity import map_similarities
+from ..metrics import MapsToScore, Metric, Panel
+from ..metrics.base import CHECK, FURTHER, LIBRARY, PROTOCOL
 from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
-from ..runs.scoring import (
-    ClassesPerNetwork,
-    Randomisers,
-    batch_records,
-    explained_network,
-    library_metric_scores,
-    mean_curves,
-    protocol_scores,
-)
+from ..runs.runtime import (build_dataset, build_explainers, build_model, method_label, method_names,
+                            model_description, none_can_run)
+from ..runs.scoring import ClassesPerNetwork, RunMetrics, batch_records, explained_network, mean_curves, run_metrics
 from ..runs.timing import timed
 from ..errors import UserError, debugging, describe_error, is_allocation_failure
-from ..tables import (add_metric_columns, beside_paper, column_position, method_table, noise_caption,
-                      paired_differences, read_paper_table, standard_error, Table)
+from ..tables import Table, beside_paper, column_position, noise_caption, paired_differences, read_paper_table
 
 
-def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers | None, cfg) -> tuple[list[dict], dict]:
+def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
     allowed, masks = batch.get("allowed"), batch.get("mask")
@@ -50,39 +41,26 @@ def score_batch(model, batch: dict, explainers: dict, randomisers: Randomisers |
         targets, target_prob = classes(network)  # a model with broken weights stops the run here
         try:
             per_image, curves[name], seconds = method_scores(model, explainer, network, images, targets, masks, classes,
-                                                             randomisers, cfg, batch)
+                                                             metrics, cfg, batch)
         except Exception as exc:  # noqa: BLE001 - one method's failure is its row's, not the run's
             if is_allocation_failure(exc) or debugging():
                 raise  # memory: the batch is retried with fewer inputs per pass; --debug: the traceback
             records += failed_records(batch, name, exc)
             continue
         records += batch_records(batch, model, targets, name, per_image, target_prob, seconds=seconds / len(images))
-    return records, {"curves": curves}
+    return records, {"curves": {name: sums for name, sums in curves.items() if sums}}
 
 
-def method_scores(model, explainer, network, images, targets, masks, classes, randomisers, cfg, batch):
-    """One method's maps of the batch and every score of them: (per-image scores, curve sums, seconds)."""
-    size, ids = images.shape[-2:], batch["id"]
+def method_scores(model, explainer, network, images, targets, masks, classes, metrics: RunMetrics, cfg, batch):
+    """One method's maps of the batch and every metric's scores of them: (per-image scores, sums, seconds)."""
     seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), images.device)
-    maps = postprocess(raw, size)
-    keep_maps(explainer.name, ids, maps, explainer)
-    per_image, curves = protocol_scores(model, images, maps, targets, cfg, masks)
+    maps = postprocess(raw, images.shape[-2:])
+    keep_maps(explainer.name, batch["id"], maps, explainer)
     # seeded by the run's seed and the batch's first image: two runs agree record for record
-    per_image.update(library_metric_scores(network, explainer, images, targets, maps, masks, cfg,
-                                           int(cfg.seed) + int(batch["index"][0])))
-    sensitivity = cfg.get("class_sensitivity") or {}
-    if sensitivity.get("enabled", False):
-        others = other_classes(classes.logits(network), targets, str(sensitivity.other), int(cfg.seed), ids)
-        other_maps = postprocess(explainer.raw_attribute(images, others), size)
-        per_image["class_deviation"] = class_deviation(maps, other_maps, str(sensitivity.similarity)).tolist()
-        per_image["other_class"] = others.tolist()
-    if randomisers is not None:
-        randomiser = randomisers.of(network)
-        with randomiser.randomised(randomiser.blocks):
-            raw_random = explainer.raw_attribute(images, targets)
-        similarity = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
-        per_image["sanity_spearman_abs"] = [s["spearman_abs"] for s in similarity]
-    return per_image, curves, seconds
+    to_score = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]), list(batch["id"]),
+                           None if masks is None else masks.to(images.device), explainer, network, raw, classes.logits)
+    per_image, sums = metrics.score(to_score)
+    return per_image, sums, seconds
 
 
 def failed_records(batch: dict, name: str, exc: BaseException) -> list[dict]:
@@ -103,10 +81,26 @@ def failures(records: pd.DataFrame) -> dict[str, tuple[int, str]]:
     }
 
 
-def main_score(has_boxes: bool) -> tuple[str, str]:
-    """(table column, per-image record) the leaderboard is ranked by: Table 5's proportion where the data
-    has boxes, else insertion - deletion."""
-    return ("Proportion (%)", "proportion") if has_boxes else ("Diff", "diff")
+def ranking_metric(cfg: DictConfig, metrics: RunMetrics, has_boxes: bool) -> Metric:
+    """The metric the leaderboard is ranked by (`compare.rank_by`): `auto` takes Table 5's pointing game where the
+    run scores it, else insertion/deletion, else the first metric with a ranking."""
+    chosen = str((cfg.get("compare") or {}).get("rank_by", "auto"))
+    ranked = [metric for metric in metrics if metric.ranking() is not None]
+    if chosen != "auto":
+        match = [metric for metric in ranked if metric.name == chosen]
+        if not match:
+            choices = ", ".join(m.name for m in ranked) or "none"
+            raise UserError(f"compare.rank_by={chosen} is not among this run's metrics with a score to rank by "
+                            f"({choices}): pass one of them or compare.rank_by=auto")
+        return match[0]
+    for preferred in ("pointing_game", "insertion_deletion"):
+        match = [metric for metric in ranked if metric.name == preferred]
+        if match:
+            return match[0]
+    if not ranked:
+        raise UserError(f"no metric of metrics=[{', '.join(metrics.names)}] has a score to rank methods by: add "
+                        "insertion_deletion or pointing_game")
+    return ranked[0]
 
 
 def published_insertion_deletion(spec: DictConfig, cfg: DictConfig) -> tuple[dict, dict]:
@@ -118,68 +112,69 @@ def published_insertion_deletion(spec: DictConfig, cfg: DictConfig) -> tuple[dic
     return ins, dele
 
 
-def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg: DictConfig, has_boxes: bool
-                ) -> tuple[pd.DataFrame, str]:
-    """One row per method, ranked by the main score: the method table with its standard errors, each
-    method's difference to the reference method paired over the same images, the paper's numbers, the
-    median probability of the explained classes, seconds per image and the sanity check; and the caption
-    sentences on what this sample can tell apart."""
-    column, score = main_score(has_boxes)
-    scored = records.assign(diff=records["ins_auc"] - records["del_auc"]) if len(records) else records.assign(diff=None)
-    means = scored.groupby("method")[score].mean() if len(scored) and score in scored else pd.Series(dtype=float)
-    names = sorted(names, key=lambda n: (n in unavailable or n not in means, -float(means.get(n, 0.0))))
-    labels = [EXPLAINERS.get(n).label for n in names]
-    table = method_table(records, names, labels)
-    if has_boxes and "Proportion (%)" not in table:
-        table["Proportion (%)"], table["Proportion SE"] = None, None
+def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg: DictConfig, metrics: RunMetrics,
+                ranked_by: Metric) -> tuple[pd.DataFrame, str]:
+    """One row per method, ranked by `ranked_by`: each metric's columns (with their standard errors), each
+    method's difference to the reference method paired over the same images, the paper's numbers, the median
+    probability of the explained classes and seconds per image; and the caption sentences on what this sample
+    can tell apart."""
+    ranking = ranked_by.ranking()
+    assert ranking is not None  # ranking_metric picks a metric with one
+    values = ranked_by.rank_values(records) if len(records) else None
+    scored = records.assign(rank_score=values if values is not None else None)
+    means = scored.groupby("method")["rank_score"].mean().dropna() if len(scored) else pd.Series(dtype=float)
+    sign = -1.0 if ranking.higher_is_better else 1.0
+    names = sorted(names, key=lambda n: (n in unavailable or n not in means, sign * float(means.get(n, 0.0))))
+    table = metrics.table(records, names, [method_label(cfg, n) for n in names], add_run_columns)
     table.insert(0, "rank", pd.Series([k + 1 if n not in unavailable and n in means else None
                                        for k, n in enumerate(names)], dtype=object))
-    published = read_paper_table(cfg.paper.pointing_game)
-    paper_ins, paper_del = published_insertion_deletion(cfg.paper.insertion_deletion, cfg)
-    table.insert(column_position(table, "Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
-    table.insert(column_position(table, "Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
-    if has_boxes:
-        proportions = dict(zip(published["name"], published["proportion"]))
-        table.insert(
-            column_position(table, "Proportion SE") + 1, "Proportion (paper)", [proportions.get(n) for n in names]
-        )
+    add_paper_columns(table, names, cfg)
     reference = reference_method(cfg, names, unavailable, means)
-    differences = paired_differences(scored, "method", score, reference) if reference else {}
-    table.insert(column_position(table, f"{column.split(' (')[0]} SE") + 1, "paired diff",
+    differences = paired_differences(scored, "method", "rank_score", reference, ranking.scale) if reference else {}
+    after = ranking.se_column if ranking.se_column is not None and ranking.se_column in table else ranking.column
+    table.insert(column_position(table, after) + 1, "paired diff",
                  [differences[n].mean if n in differences else None for n in names])
     table.insert(column_position(table, "paired diff") + 1, "paired diff SE",
                  [differences[n].se if n in differences else None for n in names])
-    if "class_deviation" in records:
-        deviation = records.groupby("method")["class_deviation"].mean()
-        table["Class dev"] = [round(float(deviation[n]), 3) if n in deviation else None for n in names]
-        table["Class dev SE"] = [standard_error(records.loc[records["method"] == n, "class_deviation"], 1, 3)
-                                 for n in names]
+    table = table.astype(object)  # an unavailable method shows why in its row
+    for name in unavailable:
+        row = names.index(name)
+        for key in table.columns[2:]:
+            if key not in PAPER_COLUMNS:
+                table.loc[row, key] = unavailable[name].short if key == table.columns[2] else None
+    caption = ""
+    if reference:
+        label = method_label(cfg, reference)
+        by_label = {method_label(cfg, n): d for n, d in differences.items()}
+        caption = (f"Ranked by {ranking.column}; paired diff = the method's {ranking.column} minus {label}'s on the "
+                   f"same images, with its SE. " + noise_caption(label, by_label))
+    return table, caption + barely_believed(records)
+
+
+def add_run_columns(table: pd.DataFrame, records: pd.DataFrame, names: list[str]) -> None:
+    """The median probability of the explained classes and the seconds per map, per method."""
     if "target_prob" in records:
         probability = records.groupby("method")["target_prob"].median()
         table["p (median)"] = [float(f"{probability[n]:.3g}") if n in probability else None for n in names]
     seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
     table["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in names]
-    for name in [str(n) for n in cfg.get("metrics") or [] if is_quantus(str(n))]:
-        add_metric_columns(table, records, names, name)
-    if "sanity_spearman_abs" in records:
-        rho = records.groupby("method")["sanity_spearman_abs"].mean()
-        fail_above = float(cfg.sanity.fail_above)
-        table["sanity ρ"] = [round(float(rho[n]), 3) if n in rho else None for n in names]
-        table["sanity"] = [None if n not in rho else ("FAILS" if rho[n] > fail_above else "passes") for n in names]
-    table = table.astype(object)  # an unavailable method shows why in its row
-    for name in unavailable:
-        row = names.index(name)
-        for key in table.columns[2:]:
-            if key not in ("Ins (paper)", "Del (paper)", "Proportion (paper)"):
-                table.loc[row, key] = unavailable[name].short if key == "Ins" else None
-    caption = ""
-    if reference:
-        label = EXPLAINERS.get(reference).label
-        caption = (
-            f"Ranked by {column}; paired diff = the method's {column} minus {label}'s on the same images, "
-            f"with its SE. " + noise_caption(label, {EXPLAINERS.get(n).label: d for n, d in differences.items()})
-        )
-    return table, caption + barely_believed(records)
+
+
+PAPER_COLUMNS = ("Ins (paper)", "Del (paper)", "Proportion (paper)")
+
+
+def add_paper_columns(table: pd.DataFrame, names: list[str], cfg: DictConfig) -> None:
+    """The paper's numbers beside the measured ones where the run has them: the insertion/deletion of the
+    method `paper.insertion_deletion` names, Table 5's proportions."""
+    if "Diff SE" in table:
+        paper_ins, paper_del = published_insertion_deletion(cfg.paper.insertion_deletion, cfg)
+        table.insert(column_position(table, "Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
+        table.insert(column_position(table, "Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
+    if "Proportion SE" in table:
+        published = read_paper_table(cfg.paper.pointing_game)
+        proportions = dict(zip(published["name"], published["proportion"]))
+        table.insert(column_position(table, "Proportion SE") + 1, "Proportion (paper)",
+                     [proportions.get(n) for n in names])
 
 
 def chosen_reference(cfg: DictConfig) -> str:
@@ -224,11 +219,20 @@ def barely_believed(records: pd.DataFrame) -> str:
 
 
 def examples(records: pd.DataFrame, cfg) -> Examples:
-    """The example method's records (engine.example_method) with their insertion - deletion as `score`."""
+    """The example method's records (engine.example_method) with their insertion - deletion as `score` (the
+    pointing game's proportion in a run without insertion/deletion)."""
     method = example_method(records)
-    chosen = records[records["method"] == method].assign(score=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
+    label = method_label(cfg, method)
+    mine = records[records["method"] == method]
+    if "ins_auc" in records:
+        chosen, what = mine.assign(score=lambda r: 100 * (r["ins_auc"] - r["del_auc"])), "Ins - Del (100 x AUC)"
+    elif "proportion" in records:
+        chosen, what = mine.assign(score=lambda r: 100 * r["proportion"]), "pointing game (%)"
+    else:
+        raise UserError("the run scored neither insertion/deletion nor the pointing game, the scores its example "
+                        "images are ranked by")
     chosen = chosen.dropna(subset=["score"])  # images the method failed on have no score
-    return Examples(chosen, f"{EXPLAINERS.get(method).label} Ins - Del (100 x AUC)", {"method": method})
+    return Examples(chosen, f"{label} {what}", {"method": method})
 
 
 def prepare(session: Session) -> Job:
@@ -240,58 +244,64 @@ def prepare(session: Session) -> Job:
     if not explainers:
         raise none_can_run(unavailable)
     dataset = build_dataset(cfg, model)
-    randomisers = Randomisers(int(cfg.seed)) if bool(cfg.sanity.get("enabled", True)) else None
+    metrics = run_metrics(cfg, dataset.has_boxes, has_method=True, command="compare")
+    ranked_by = ranking_metric(cfg, metrics, dataset.has_boxes)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         failed = failures(records)
         scored = records[records["error"].isna()].drop(columns="error") if "error" in records else records
         if scored.empty:
             raise UserError("every method failed on every image: " + "; ".join(
-                f"{EXPLAINERS.get(n).label}: {reason}" for n, (_, reason) in failed.items()))
+                f"{method_label(cfg, n)}: {reason}" for n, (_, reason) in failed.items()))
         everywhere = {n: MethodUnavailable(f"failed on every image: {reason}", short="failed")
                       for n, (_, reason) in failed.items() if n not in set(scored["method"])}
         records = scored
-        table, verdict = leaderboard(records, names, {**unavailable, **everywhere}, cfg, dataset.has_boxes)
-        published = cfg.paper.insertion_deletion
+        table, verdict = leaderboard(records, names, {**unavailable, **everywhere}, cfg, metrics, ranked_by)
         if barely_believed(records):
             print(barely_believed(records).strip(), file=sys.stderr)
-        header = (
-            f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
-            f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: Ins/Del = 100 x mean "
-            "insertion/"
-            f"deletion AUC (step {cfg.metric.step}), Diff = Ins - Del, SE = standard error over the images"
-            + ("; Proportion = energy-based pointing game (%)" if dataset.has_boxes else "")
-            + (
-                f"; Class dev = class deviation, 1 - {cfg.class_sensitivity.similarity} of the maps for the explained "
-                f"class and the {cfg.class_sensitivity.other} class (0: the same map whatever the class)"
-                if cfg.get("class_sensitivity", {}).get("enabled", False)
-                else ""
-            )
-            + "; p (median) = the model's median probability of the explained class; s/img = seconds per map; sanity "
-              "ρ = Spearman (abs) of each map to the map of the same model with "
-            f"every block re-initialised (FAILS above {cfg.sanity.fail_above}). (paper): Table 5's proportions "
-            f"(COCO, Score-CAM's protocol) and {EXPLAINERS.get(published.method).label}'s insertion/deletion of "
-            f"{published.name} at its {published.knob} (1000 ImageNet images, VGG-19): set beside, not the same data "
-            "unless the run's is. " + verdict
-        )
-        notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in {**unavailable, **everywhere}.items())
-        notes += "".join(f"\n- {EXPLAINERS.get(n).label}: failed on {count} image(s), scored on the others: {reason}"
+        header = leaderboard_caption(cfg, metrics, records, dataset, skipped, device) + verdict
+        notes = "".join(f"\n- {method_label(cfg, n)}: {exc}" for n, exc in {**unavailable, **everywhere}.items())
+        notes += "".join(f"\n- {method_label(cfg, n)}: failed on {count} image(s), scored on the others: {reason}"
                          for n, (count, reason) in failed.items() if n not in everywhere)
         text = Table(table, header, notes).write(run)
-        run.write_json("curves.json", {EXPLAINERS.get(k).label: v for k, v in mean_curves(run).items()})
-        plot_sweep(run.path)
-        plot_leaderboard(run.path)
+        curves = mean_curves(run)
+        if curves:
+            run.write_json("curves.json", {method_label(cfg, k): v for k, v in curves.items()})
+            plot_sweep(run.path)
+        plot_leaderboard(run.path, panels(metrics))
         return ({"images": int(records["image_id"].nunique()), "records": len(records), "caption": header},
                 text)
 
     def plan_parts(probe):
-        maps_each = 1 + bool(cfg.get("class_sensitivity", {}).get("enabled", False)) + (randomisers is not None)
-        return {**method_parts(model, explainers, probe, maps_each),
-                **scoring_part(int(cfg.data.crop), int(cfg.metric.step), len(explainers))}
+        return {**method_parts(model, explainers, probe, 1 + metrics.extra_maps()),
+                **scoring_part(metrics.passes(int(cfg.data.crop)) * len(explainers))}
 
-    return Job(dataset, lambda batch: score_batch(model, batch, explainers, randomisers, cfg), write_tables,
+    return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, cfg), write_tables,
                desc=f"compare ({len(explainers)} methods)", unit="img", model=model,
                explainers=list(explainers.values()), plan_parts=plan_parts)
+
+
+def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFrame, dataset, skipped, device) -> str:
+    """What the table is: the images, the model and the machine, what each metric's columns mean, and what
+    the paper's columns beside them are."""
+    published = cfg.paper.insertion_deletion
+    early = [m.caption() for m in metrics if m.section in (PROTOCOL, FURTHER) and m.caption()]
+    late = [m.caption() for m in metrics if m.section in (LIBRARY, CHECK) and m.caption()]
+    meanings = "; ".join([*early, "p (median) = the model's median probability of the explained class; s/img = "
+                          "seconds per map", *late])
+    return (
+        f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
+        f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: {meanings}. (paper): Table 5's "
+        f"proportions (COCO, Score-CAM's protocol) and {EXPLAINERS.get(published.method).label}'s insertion/deletion "
+        f"of {published.name} at its {published.knob} (1000 ImageNet images, VGG-19): set beside, not the same data "
+        "unless the run's is. "
+    )
+
+
+def panels(metrics: RunMetrics) -> list[Panel]:
+    """The leaderboard's panels: each metric's, then the paper's Table 5 where the run has its column."""
+    return [panel for metric in metrics for panel in metric.panels()] + [
+        Panel("the paper's Table 5 (%): VGG-19 on COCO, not this run", "Proportion (paper)", "tab:gray")]
 
 
 COMMAND = ScoringCommand("compare", prepare, examples=examples, beside_paper=beside_paper)

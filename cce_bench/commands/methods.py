@@ -8,7 +8,8 @@ import pandas as pd
 from ..errors import UserError
 from ..explainers import EXPLAINERS
 from ..explainers.base import COST_CLASSES
-from ..method_knobs import shown
+from ..explainers.user_methods import TARGET
+from ..method_knobs import CUSTOM, shown
 from ..models import MODELS, create_model
 from . import PlainCommand
 from ..runs.runtime import all_methods
@@ -18,7 +19,9 @@ from ..tables import to_markdown
 def method_table(model) -> pd.DataFrame:
     rows = []
     for source, names in (("cce-bench", all_methods()), ("captum", EXPLAINERS.family_names("captum")),
-                          ("pytorch-grad-cam", EXPLAINERS.family_names("pytorch_grad_cam"))):
+                          ("pytorch-grad-cam", EXPLAINERS.family_names("pytorch_grad_cam")),
+                          ("an installed package", EXPLAINERS.source_names("entry points")),
+                          ("your code", [CUSTOM])):
         for name in names:
             cls = EXPLAINERS.get(name)
             why_not = cls.unavailable_on(model)
@@ -29,9 +32,13 @@ def method_table(model) -> pd.DataFrame:
 
 def knob_summary(cls) -> str:
     """The suite's methods: each knob with its default (ranges: docs/knobs.md); a library's: the knobs the
-    suite adds to the library's own arguments."""
+    suite adds to the library's own arguments; a user's or a plugin's: its callable's arguments."""
     if getattr(cls, "library", ""):
         return ", ".join([*cls.suite_knobs, "and the library's arguments"])
+    if cls.name == CUSTOM:
+        return f"{TARGET} (PACKAGE.MODULE.NAME), batch_size, and the callable's arguments"
+    if hasattr(cls, "arguments"):
+        return ", ".join(f"{k}={shown(v)}" for k, v in {**cls.arguments(), "batch_size": None}.items())
     return ", ".join(f"{k}={shown(v)}" for k, v in cls.knobs_class.defaults().items())
 
 
@@ -48,7 +55,9 @@ def run_methods(args: list[str]) -> pd.DataFrame:
         "Methods by name (methods=[...], method=...; knobs as "
         f"method_knobs.NAME.KNOB=VALUE):\n\n{to_markdown(table)}\n\n"
         f"Cost classes:\n{costs}\n\nThe library methods' knobs are the library's own arguments "
-        "(docs/beyond.md: Library methods)."
+        "(docs/beyond.md: Library methods); your own method: methods=[custom] "
+        "method_knobs.custom._target_=PACKAGE.MODULE.NAME, or a package's `cce_bench.methods` entry point "
+        "(docs/methods.md: Your own method)."
     )
     return table
 

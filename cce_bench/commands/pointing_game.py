@@ -19,17 +19,16 @@ from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
-from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description
+from ..runs.runtime import build_dataset, build_explainers, build_model, method_label, method_names, model_description
 from ..runs.timing import timed
 from ..tables import Table, beside_paper, best_row_caption, read_paper_table
 
 
-def pointing_table(records: pd.DataFrame, methods: list[str], unavailable: dict, paper: pd.DataFrame | None,
-                   contrastive: bool = False) -> pd.DataFrame:
+def pointing_table(records: pd.DataFrame, methods: list[str], labels: list[str], unavailable: dict,
+                   paper: pd.DataFrame | None, contrastive: bool = False) -> pd.DataFrame:
     """Methods as columns (by label); rows: the contrastive share (%) and its SE (contrastive game), the
     measured proportion (%) and its SE, the paper's proportion, and seconds per image."""
     published = dict(zip(paper["name"], paper["proportion"])) if paper is not None and not contrastive else {}
-    labels = [EXPLAINERS.get(name).label for name in methods]
     scores = (["contrastive"] if contrastive else []) + ["proportion"]
     names = {"contrastive": "Contrastive", "proportion": "Proportion"}
     rows: dict = {f"{names[k]}{suffix}": {} for k in scores for suffix in (" (%)", " SE")}
@@ -78,9 +77,9 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
     return records, {}
 
 
-def best_caption(records: pd.DataFrame, score: str) -> str:
+def best_caption(records: pd.DataFrame, score: str, cfg) -> str:
     """Which methods these pairs cannot tell apart from the best one (paired over the same pairs)."""
-    return best_row_caption(records, "method", score, lambda name: EXPLAINERS.get(str(name)).label, "the best",
+    return best_row_caption(records, "method", score, lambda name: method_label(cfg, str(name)), "the best",
                             unit="pairs")
 
 
@@ -100,7 +99,7 @@ def examples(records: pd.DataFrame, cfg) -> Examples:
     method = example_method(records)
     score = "contrastive" if "contrastive" in records else "proportion"
     chosen = records[records["method"] == method].assign(score=lambda r: 100 * r[score])
-    return Examples(chosen, f"{EXPLAINERS.get(method).label} {score} (%)", {"method": method})
+    return Examples(chosen, f"{method_label(cfg, method)} {score} (%)", {"method": method})
 
 
 def prepare(session: Session) -> Job:
@@ -116,14 +115,15 @@ def prepare(session: Session) -> Job:
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         unreadable = len(skipped) - len(dataset.skipped)
-        table = pointing_table(records, methods, unavailable, read_paper_table(cfg.paper), contrastive)
+        table = pointing_table(records, methods, [method_label(cfg, n) for n in methods], unavailable,
+                               read_paper_table(cfg.paper), contrastive)
         where = (
             f"{len(dataset) - unreadable} {'(image, P, Q) questions' if contrastive else '(image, category) pairs'} of "
             f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
             f"{machine_info(device)['device_name']}"
         )
         if contrastive:
-            answering = [EXPLAINERS.get(n).label for n in methods if EXPLAINERS.get(n).contrastive]
+            answering = [method_label(cfg, n) for n in methods if EXPLAINERS.get(n).contrastive]
             contrastive_methods = (
                 (", ".join(answering) + (" answers" if len(answering) == 1 else " answer")) if answering else ""
             )
@@ -137,14 +137,14 @@ def prepare(session: Session) -> Job:
         else:
             header = (f"Energy-based pointing game on {where}; proportion = 100 x mean share of the map's energy "
                       "inside the boxes, SE its standard error over the pairs; (paper): Table 5.")
-        header += " " + best_caption(records, "contrastive" if contrastive else "proportion")
-        notes = "".join(f"\n- {EXPLAINERS.get(name).label}: {exc}" for name, exc in unavailable.items())
+        header += " " + best_caption(records, "contrastive" if contrastive else "proportion", cfg)
+        notes = "".join(f"\n- {method_label(cfg, name)}: {exc}" for name, exc in unavailable.items())
         text = Table(table, header, notes).write(run)
         plot_pointing_game(run.path)
         return {"pairs": len(dataset), "records": len(records), "caption": header}, text
 
     def plan_parts(probe):
-        return {**method_parts(model, explainers, probe), **scoring_part(int(cfg.data.crop), None, 0)}
+        return {**method_parts(model, explainers, probe), **scoring_part()}
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, cfg), write_tables,
                desc=f"pointing game ({len(explainers)} methods)", unit="pair", model=model,

@@ -11,13 +11,14 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from ..explainers import EXPLAINERS, postprocess
+from ..explainers import postprocess
 from ..figures import plot_sanity
 from ..metrics.sanity import MEASURES, MODES, map_similarities
 from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import build_dataset, build_explainers, build_model, method_names, model_description, none_can_run
+from ..runs.runtime import (build_dataset, build_explainers, build_model, method_label, method_names,
+                            model_description, none_can_run)
 from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network
 from ..tables import Table, column_position, standard_error, to_markdown
 
@@ -123,7 +124,7 @@ def prepare(session: Session) -> Job:
             "(with and without absolute values) and SSIM of the maps in [0, 1]; 1 = unchanged. A method fails "
             f"when its Spearman (abs) after the last cascading step stays above {cfg.sanity.fail_above}."
         )
-        notes = "".join(f"\n- {EXPLAINERS.get(n).label}: {exc}" for n, exc in unavailable.items())
+        notes = "".join(f"\n- {method_label(cfg, n)}: {exc}" for n, exc in unavailable.items())
         text = Table(table, header, notes, markdown=markdown_tables(table, verdict)).write(run)
         run.write_csv("verdict.csv", verdict)
         plot_sanity(run.path, float(cfg.sanity.fail_above))

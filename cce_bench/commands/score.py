@@ -21,26 +21,25 @@ from ..runs.cost import scoring_part
 from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_model, model_description
-from ..metrics.quantus_metrics import is_quantus
-from ..runs.scoring import batch_records, explained_classes, library_metric_scores, protocol_scores, write_curve_tables
-from ..tables import add_metric_columns, method_table
+from ..metrics import MapsToScore
+from ..runs.scoring import RunMetrics, batch_records, explained_classes, run_metrics, write_curve_tables
 
 
 def maps_name(cfg: DictConfig) -> str:
     return str(cfg.name) if cfg.get("name") else Path(str(cfg.maps)).expanduser().name.split(".")[0] or "maps"
 
 
-def score_batch(model, batch: dict, name: str, cfg: DictConfig) -> tuple[list[dict], dict]:
+def score_batch(model, batch: dict, name: str, metrics: RunMetrics, cfg: DictConfig) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images, maps = batch["image"].to(device), batch["map"].to(device)
     allowed = batch.get("allowed")
     targets, target_prob = explained_classes(model, images, allowed, int(cfg.batch_size))
-    masks = batch["mask"] if "mask" in batch else None
-    per_image, curves = protocol_scores(model, images, maps, targets, cfg, masks)
-    per_image.update(library_metric_scores(model, None, images, targets, maps,
-                                           None if masks is None else masks.to(device), cfg,
-                                           int(cfg.seed) + int(batch["index"][0])))
-    return batch_records(batch, model, targets, name, per_image, target_prob), {"curves": {name: curves}}
+    masks = batch["mask"].to(device) if "mask" in batch else None
+    to_score = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]), list(batch["id"]),
+                           masks)
+    per_image, curves = metrics.score(to_score)
+    records = batch_records(batch, model, targets, name, per_image, target_prob)
+    return records, {"curves": {name: curves} if curves else {}}
 
 
 def prepare(session: Session) -> Job:
@@ -57,29 +56,27 @@ def prepare(session: Session) -> Job:
         print(f"note: {dataset.unused} map(s) in {maps.path} are for images outside this run's sample "
               "(data.n_images, seed): left aside", file=sys.stderr)
     name = maps_name(cfg)
+    metrics = run_metrics(cfg, dataset.has_boxes, has_method=False, command="score")
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        table = method_table(records, [name], [name])
-        for metric in [str(n) for n in cfg.get("metrics") or [] if is_quantus(str(n))]:
-            add_metric_columns(table, records, [name], metric)
-        pointing = "; pointing game: 100 x mean share of the map's energy inside the boxes" if dataset.has_boxes else ""
+        table = metrics.table(records, [name], [name])
+        measured = "; ".join(m.caption() for m in metrics if m.caption()) or ", ".join(metrics.names)
         header = (
             f"Maps {maps.path} scored on {model_description(cfg)}, {records['image_id'].nunique()} images of "
-            f"{dataset.name} "
-            f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur {cfg.metric.blur_size}/"
-            f"sigma {cfg.metric.blur_sigma}, 100 x mean AUC{pointing}; SE = standard error over the images."
+            f"{dataset.name} ({len(skipped)} skipped): {measured}"
+            + ("." if "SE = " in measured else "; SE = standard error over the images.")
         )
         text = write_curve_tables(run, table, header)
         return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, text
 
     return Job(
         dataset,
-        lambda batch: score_batch(model, batch, name, cfg),
+        lambda batch: score_batch(model, batch, name, metrics, cfg),
         write_tables,
         desc=f"score {name}",
         unit="img",
         model=model,
-        plan_parts=lambda probe: scoring_part(int(cfg.data.crop), int(cfg.metric.step), 1),
+        plan_parts=lambda probe: scoring_part(metrics.passes(int(cfg.data.crop))),
     )
 
 

@@ -17,7 +17,8 @@ from ..runs.cost import counted, probe_targets, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder
-from ..runs.scoring import batch_records, check_finite, protocol_scores, write_curve_tables
+from ..metrics import MapsToScore
+from ..runs.scoring import RunMetrics, batch_records, check_finite, write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
 from ..tables import beside_paper, read_paper_table, sweep_noise_caption, sweep_table
 
@@ -45,7 +46,7 @@ def sweep_settings(cfg: DictConfig, explainer) -> list[dict]:
     return settings
 
 
-def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dict]:
+def score_batch(model, batch, explainer, settings, metrics: RunMetrics, cfg) -> tuple[list[dict], dict]:
     """Records per (image, setting), and per setting the sums of the batch's insertion/deletion curves."""
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
@@ -54,7 +55,9 @@ def score_batch(model, batch, explainer, settings, cfg) -> tuple[list[dict], dic
     records, curve_sums = [], {}
     for result in explainer.maps_for_settings(images, targets, settings):
         value = result.setting.get(cfg.param.name, NOT_A_KNOB)
-        per_image, curve_sums[str(value)] = protocol_scores(model, images, result.maps, targets, cfg)
+        to_score = MapsToScore(model, images, result.maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
+                               list(batch["id"]), explainer=explainer)
+        per_image, curve_sums[str(value)] = metrics.score(to_score)
         name = explainer.name if value == NOT_A_KNOB else f"{explainer.name}_{cfg.param.name}={value}"
         keep_maps(name, batch["id"], result.maps)
         for part, values in (result.parts or {}).items():  # CCE's M_sup and M_pro at this setting
@@ -87,6 +90,7 @@ def prepare(session: Session) -> Job:
     settings = sweep_settings(cfg, explainer)
     check_protocol(cfg.metric.step, cfg.metric.blur_size, cfg.metric.blur_sigma)
     dataset = build_dataset(cfg, model)
+    metrics = RunMetrics(["insertion_deletion"], cfg)  # Tables 1-4 are insertion/deletion
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
@@ -108,9 +112,9 @@ def prepare(session: Session) -> Job:
     def plan_parts(probe):
         targets = probe_targets(model, probe)
         maps = {explainer.label: counted(model, lambda: list(explainer.maps_for_settings(probe, targets, settings)))}
-        return {**maps, **scoring_part(int(cfg.data.crop), int(cfg.metric.step), len(settings))}
+        return {**maps, **scoring_part(metrics.passes(int(cfg.data.crop)) * len(settings))}
 
-    return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, cfg), write_tables,
+    return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, metrics, cfg), write_tables,
                desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img", model=model,
                explainers=[explainer], plan_parts=plan_parts)
 

@@ -20,13 +20,19 @@ from ..rules import Rule
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXPLAINERS_DIR = PACKAGE_DIR.parent / "explainers"
-NOT_METHODS = {"__init__", "base", "layers", "libraries"}  # explainers' modules that are machinery, not methods
+# explainers' modules that are machinery, not methods
+NOT_METHODS = {"__init__", "base", "layers", "libraries", "user_methods"}
 # Libraries whose methods go by PREFIX_ClassName (cce_bench/explainers/libraries.py); their knobs are the
 # library's arguments, set as method_knobs.PREFIX_ClassName.KNOB and checked against its signatures. A
 # prefix is the library's import name, which no name of the suite's own methods starts with (tested).
 LIBRARY_PREFIXES = ("captum", "pytorch_grad_cam")
 # Former prefixes, still understood with a warning until the next release (gradcam_ met the suite's gradcam_pp).
 RENAMED_PREFIXES = {"gradcam": "pytorch_grad_cam"}
+# A user's own method by import path: methods=[custom] method_knobs.custom._target_=PACKAGE.MODULE.NAME, its
+# arguments as method_knobs.custom.KEY=VALUE (explainers/user_methods.py).
+CUSTOM = "custom"
+# The entry point group under which an installed package declares methods of its own, each by its name.
+ENTRY_POINT_GROUP = "cce_bench.methods"
 
 
 def knob(default, rule: Rule | None = None, doc: str = ""):
@@ -108,6 +114,22 @@ def is_library_method(name: str) -> bool:
     if name in method_names():
         return False
     return any(name.startswith(prefix + "_") for prefix in (*LIBRARY_PREFIXES, *RENAMED_PREFIXES))
+
+
+def plugin_method_names() -> list[str]:
+    """The methods installed packages declare under the `cce_bench.methods` entry point group (read from their
+    metadata, nothing imported); a name of the suite's own is left out (the suite's wins)."""
+    from importlib.metadata import entry_points
+
+    own = set(method_names()) | {CUSTOM}
+    return sorted({point.name for point in entry_points(group=ENTRY_POINT_GROUP) if point.name not in own})
+
+
+def has_open_knobs(name: str) -> bool:
+    """A method whose knobs are not declared in this package but are the arguments of code elsewhere (a library's
+    class, the user's callable, a plugin's): set as method_knobs.NAME.KEY=VALUE and checked against that code's
+    signature."""
+    return is_library_method(name) or name == CUSTOM or name in plugin_method_names()
 
 
 def current_spelling(name: str) -> str:

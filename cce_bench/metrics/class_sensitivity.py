@@ -20,9 +20,11 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..choices import OTHER_CLASSES
+from .base import FURTHER, REEXPLAINS, MapsToScore, Metric, Panel, Ranking, Scored, mean_column, register_metric
 from .sanity import spearman, ssim
 
 SIMILARITY_FUNCTIONS = {"ssim": ssim, "spearman": spearman}  # one per name of choices.SIMILARITIES (tested)
@@ -59,3 +61,45 @@ def class_deviation(maps: torch.Tensor, other_maps: torch.Tensor, similarity: st
     similar = SIMILARITY_FUNCTIONS[similarity]
     a, b = maps.detach().cpu().double().numpy(), other_maps.detach().cpu().double().numpy()
     return torch.tensor([1.0 - similar(a[i], b[i]) for i in range(len(a))], dtype=torch.float64)
+
+
+@register_metric
+class ClassSensitivity(Metric):
+    """Class deviation: the method's map for another class of the same image, against its map for the
+    explained class (knobs: `class_sensitivity.other`, `class_sensitivity.similarity`)."""
+
+    label = "class deviation"
+    family = "randomisation"
+    what = "class deviation: 1 - similarity of the maps for the explained and another class"
+    higher_is_better = True
+    needs = frozenset({REEXPLAINS})
+    extra_maps = 1
+    section = FURTHER
+
+    def score(self, maps: MapsToScore) -> Scored:
+        from ..explainers import postprocess
+
+        knobs = self.cfg.class_sensitivity
+        others = other_classes(maps.logits(maps.explained_network), maps.targets, str(knobs.other), int(self.cfg.seed),
+                               maps.ids)
+        other_maps = postprocess(maps.explainer.raw_attribute(maps.images, others), maps.size)
+        deviation = class_deviation(maps.maps, other_maps, str(knobs.similarity))
+        return Scored({"class_deviation": deviation.tolist(), "other_class": others.tolist()})
+
+    def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
+        means, errors = mean_column(records, names, "class_deviation", 1, 3)
+        return {"Class dev": means, "Class dev SE": errors}
+
+    def ranking(self) -> Ranking:
+        return Ranking("Class dev", "Class dev SE", 1)
+
+    def rank_values(self, records: pd.DataFrame) -> pd.Series | None:
+        return records["class_deviation"] if "class_deviation" in records else None
+
+    def panels(self) -> list[Panel]:
+        return [Panel("class deviation ↑", "Class dev", "tab:orange")]
+
+    def caption(self) -> str:
+        knobs = self.cfg.class_sensitivity
+        return (f"Class dev = class deviation, 1 - {knobs.similarity} of the maps for the explained class and the "
+                f"{knobs.other} class (0: the same map whatever the class)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter1d
@@ -21,6 +22,7 @@ from scipy.ndimage import gaussian_filter1d
 from ..errors import UserError
 from ..models import batched_logits
 from ..progress import counted
+from .base import PROTOCOL, MapsToScore, Metric, Panel, Ranking, Scored, mean_column, register_metric
 
 
 @dataclass
@@ -133,3 +135,51 @@ def insertion_deletion(model, images: torch.Tensor, maps: torch.Tensor, targets=
     curves = scores.view(2, b, n_steps + 1)
     return InsertionDeletion(insertion_auc=auc(curves[1]), deletion_auc=auc(curves[0]),
                              insertion_curve=curves[1], deletion_curve=curves[0])
+
+
+@register_metric
+class InsertionDeletionMetric(Metric):
+    """Insertion and deletion AUCs of each map (100 x; Diff = Ins - Del), the knobs of `metric.*`."""
+
+    label = "insertion/deletion"
+    family = "faithfulness"
+    what = "Petsiuk et al.'s insertion/deletion AUC (RISE's protocol)"
+    higher_is_better = True
+    units = "100 x AUC"
+    section = PROTOCOL
+
+    def protocol(self) -> dict:
+        knobs = self.cfg.metric
+        return {"step": int(knobs.step), "blur_size": int(knobs.blur_size), "blur_sigma": float(knobs.blur_sigma)}
+
+    def score(self, maps: MapsToScore) -> Scored:
+        scores = insertion_deletion(maps.model, maps.images, maps.maps, maps.targets,
+                                    batch_size=int(self.cfg.batch_size), **self.protocol())
+        curves = {"n": len(maps.images), "insertion": scores.insertion_curve.sum(0).tolist(),
+                  "deletion": scores.deletion_curve.sum(0).tolist()}
+        return Scored({"ins_auc": scores.insertion_auc.tolist(), "del_auc": scores.deletion_auc.tolist()}, curves)
+
+    def forward_passes(self, side: int) -> float:
+        return 2 * (math.ceil(side * side / int(self.cfg.metric.step)) + 1)  # both curves, n + 1 points each
+
+    def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
+        scored = records.assign(diff=records["ins_auc"] - records["del_auc"]) if "ins_auc" in records else records
+        columns: dict[str, list] = {}
+        for column, record in (("Ins", "ins_auc"), ("Del", "del_auc"), ("Diff", "diff")):
+            columns[column], columns[f"{column} SE"] = mean_column(scored, names, record, 100, 2)
+        return columns
+
+    def ranking(self) -> Ranking:
+        return Ranking("Diff", "Diff SE", 100)
+
+    def rank_values(self, records: pd.DataFrame) -> pd.Series | None:
+        return records["ins_auc"] - records["del_auc"] if "ins_auc" in records else None
+
+    def panels(self) -> list[Panel]:
+        return [Panel("Ins ↑ (100 x AUC)", "Ins", "tab:green"), Panel("Del ↓ (100 x AUC)", "Del", "tab:red"),
+                Panel("Diff = Ins - Del ↑", "Diff", "tab:blue")]
+
+    def caption(self) -> str:
+        knobs = self.cfg.metric
+        return (f"Ins/Del = 100 x mean insertion/deletion AUC (step {knobs.step}), Diff = Ins - Del, SE = standard "
+                "error over the images")

@@ -11,11 +11,13 @@ on either box); 0: all on Q.
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
 from ..tensors import min_max
+from .base import BOXES, PROTOCOL, MapsToScore, Metric, Panel, Ranking, Scored, mean_column, register_metric
 
 
 def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -56,3 +58,36 @@ def energy_inside(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (maps * masks.to(maps.device, torch.float32)).sum(dim=(1, 2))
 
 
+
+
+@register_metric
+class PointingGame(Metric):
+    """The energy-based pointing game of each map on the data's boxes (%)."""
+
+    label = "pointing game"
+    family = "localisation"
+    what = "the energy-based pointing game (Score-CAM's): the share of the map's energy inside the boxes"
+    higher_is_better = True
+    units = "%"
+    needs = frozenset({BOXES})
+    section = PROTOCOL
+
+    def score(self, maps: MapsToScore) -> Scored:
+        assert maps.masks is not None  # check() refuses a run without boxes before any work
+        return Scored({"proportion": energy_pointing_game(maps.maps, maps.masks.to(maps.maps.device)).tolist()})
+
+    def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
+        means, errors = mean_column(records, names, "proportion", 100, 2)
+        return {"Proportion (%)": means, "Proportion SE": errors}
+
+    def ranking(self) -> Ranking:
+        return Ranking("Proportion (%)", "Proportion SE", 100)
+
+    def rank_values(self, records: pd.DataFrame) -> pd.Series | None:
+        return records["proportion"] if "proportion" in records else None
+
+    def panels(self) -> list[Panel]:
+        return [Panel("pointing game (%) ↑", "Proportion (%)", "tab:blue")]
+
+    def caption(self) -> str:
+        return "Proportion = energy-based pointing game (%)"

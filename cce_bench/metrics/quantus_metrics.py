@@ -15,19 +15,12 @@ import inspect
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..errors import UserError
+from .base import BOXES, LIBRARY, METRICS, REEXPLAINS, MapsToScore, Metric, Panel, Ranking, Scored, mean_column
 
 PREFIX = "quantus_"
-
-# The suite's own protocols, computed by the commands themselves (always, where the data allows).
-SUITE_METRICS = {
-    "insertion_deletion": ("faithfulness", "-", "higher Ins, lower Del", "Petsiuk et al.'s insertion/deletion AUC"),
-    "pointing_game": ("localisation", "boxes", "higher", "the energy-based pointing game (Score-CAM's)"),
-    "class_sensitivity": ("randomisation", "re-explains", "higher", "class deviation: 1 - similarity of the maps "
-                          "for the explained and another class"),
-    "sanity": ("randomisation", "re-explains", "lower", "model-parameter randomisation (Adebayo et al.)"),
-}
 
 # Arguments the suite sets on every Quantus metric: one score per image, no bars or warnings of its own.
 FIXED = {"return_aggregate": False, "display_progressbar": False, "disable_warnings": True}
@@ -73,7 +66,7 @@ def quantus_class(name: str):
 def metric_facts(name: str) -> MetricFacts:
     cls = quantus_class(name)
     family = str(getattr(cls.evaluation_category, "value", cls.evaluation_category)).lower()
-    needs = {"localisation": "boxes", "randomisation": "re-explains", "robustness": "re-explains"}.get(family, "-")
+    needs = NEEDS_BY_FAMILY.get(family, "-")
     direction = str(getattr(cls.score_direction, "name", cls.score_direction)).upper()
     return MetricFacts(family, needs, direction != "LOWER")
 
@@ -149,3 +142,66 @@ def quantus_scores(name: str, knobs: dict, model, images, targets, maps, masks, 
     if isinstance(scores, dict):  # one list per layer randomised (MPRT): the last, the fully randomised model's
         scores = list(scores.values())[-1]
     return [float(np.mean(score)) if np.ndim(score) else float(score) for score in scores]
+
+
+# Quantus's evaluation category -> what the metric needs beyond the maps.
+NEEDS_BY_FAMILY = {"localisation": BOXES, "randomisation": REEXPLAINS, "robustness": REEXPLAINS}
+# A metric's arguments that `cce-bench metrics` leaves out of its listing (every metric has them).
+COMMON_ARGUMENTS = ("abs", "normalise", "normalise_func", "normalise_func_kwargs", "aggregate_func",
+                    "default_plot_func")
+
+
+class QuantusMetric(Metric):
+    """A metric class of Quantus by name (`quantus_Sparseness`): its knobs are the class's arguments
+    (`metric_knobs.quantus_NAME.KNOB`), its facts read from the class (category, score direction)."""
+
+    source = "quantus"
+    section = LIBRARY
+    member = ""
+
+    @property
+    def knobs(self) -> dict:
+        return dict(((self.cfg.get("metric_knobs") or {}).get(self.name) or {})) if self.cfg is not None else {}
+
+    @property
+    def column(self) -> str:
+        return f"{self.member} {'↑' if self.higher_is_better else '↓'}"
+
+    def score(self, maps: MapsToScore) -> Scored:
+        return Scored({self.name: quantus_scores(self.name, self.knobs, maps.explained_network, maps.images,
+                                                 maps.targets, maps.maps, maps.masks, maps.explainer,
+                                                 int(self.cfg.batch_size), maps.seed)})
+
+    def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
+        label = self.column
+        means, errors = mean_column(records, names, self.name, 1, 4)
+        scored = {n: m for n, m in zip(names, means) if m is not None}
+        order = sorted(scored, key=lambda n: -scored[n] if self.higher_is_better else scored[n])
+        seconds, _ = mean_column(records, names, f"{self.name}_seconds", 1, 3)
+        return {label: means, f"{label} SE": errors, f"{label} rank": [order.index(n) + 1 if n in scored else None
+                                                                      for n in names],
+                f"{label} s/img": [s if n in scored else None for n, s in zip(names, seconds)]}
+
+    def ranking(self) -> Ranking:
+        return Ranking(self.column, f"{self.column} SE", 1, self.higher_is_better)
+
+    def rank_values(self, records: pd.DataFrame) -> pd.Series | None:
+        return pd.to_numeric(records[self.name], errors="coerce") if self.name in records else None
+
+    def panels(self) -> list[Panel]:
+        return [Panel(f"{self.column} (Quantus)", self.column, "tab:cyan")]
+
+
+def quantus_metric(member: str) -> type[QuantusMetric]:
+    """The registry entry of one Quantus metric class: a QuantusMetric with that class's facts."""
+    name = PREFIX + member
+    facts = metric_facts(name)
+    arguments = [k for k in knob_names(name) if k not in COMMON_ARGUMENTS]
+    return type(f"Quantus{member}", (QuantusMetric,), {
+        "name": name, "member": member, "label": member, "family": facts.family,
+        "needs": frozenset({facts.needs} if facts.needs != "-" else set()),
+        "higher_is_better": facts.higher_is_better, "what": "arguments: " + (", ".join(arguments) or "-"),
+    })
+
+
+METRICS.add_family("quantus", quantus_members, quantus_metric)

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from .base import CHECK, REEXPLAINS, MapsToScore, Metric, Panel, Ranking, Scored, register_metric
 from ..choices import SANITY_MODES
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -182,3 +184,57 @@ def map_similarities(raw: torch.Tensor, maps: torch.Tensor, raw_random: torch.Te
     return [{"spearman": spearman(a[i], a_random[i]),
              "spearman_abs": spearman(np.abs(a[i]), np.abs(a_random[i])),
              "ssim": ssim(b[i], b_random[i])} for i in range(len(a))]
+
+
+@register_metric
+class Sanity(Metric):
+    """The model-parameter randomisation test in one number per map: the Spearman (abs) of the map to the
+    same method's map with every block of the network re-initialised (knob: `sanity.fail_above`)."""
+
+    label = "sanity"
+    family = "randomisation"
+    what = "model-parameter randomisation (Adebayo et al.): Spearman (abs) to the map of the randomised model"
+    higher_is_better = False
+    needs = frozenset({REEXPLAINS})
+    extra_maps = 1
+    section = CHECK
+
+    def __init__(self, cfg=None):
+        super().__init__(cfg)
+        self._randomisers: dict[int, Randomiser] = {}  # one per network explained, each made once per run
+
+    def randomiser(self, network) -> Randomiser:
+        if id(network) not in self._randomisers:
+            self._randomisers[id(network)] = Randomiser(network, int(self.cfg.seed))
+        return self._randomisers[id(network)]
+
+    def score(self, maps: MapsToScore) -> Scored:
+        from ..explainers import postprocess
+
+        randomiser = self.randomiser(maps.explained_network)
+        with randomiser.randomised(randomiser.blocks):
+            raw_random = maps.explainer.raw_attribute(maps.images, maps.targets)
+        raw = maps.raw if maps.raw is not None else maps.maps
+        similarity = map_similarities(raw, maps.maps, raw_random, postprocess(raw_random, maps.size))
+        return Scored({"sanity_spearman_abs": [s["spearman_abs"] for s in similarity]})
+
+    def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
+        rho: pd.Series | dict = (records.groupby("method")["sanity_spearman_abs"].mean()
+                                 if "sanity_spearman_abs" in records else {})
+        fail_above = float(self.cfg.sanity.fail_above)
+        return {"sanity ρ": [round(float(rho[n]), 3) if n in rho else None for n in names],
+                "sanity": [None if n not in rho else ("FAILS" if rho[n] > fail_above else "passes") for n in names]}
+
+    def ranking(self) -> Ranking:
+        return Ranking("sanity ρ", None, 1, higher_is_better=False)
+
+    def rank_values(self, records: pd.DataFrame) -> pd.Series | None:
+        return records["sanity_spearman_abs"] if "sanity_spearman_abs" in records else None
+
+    def panels(self) -> list[Panel]:
+        return [Panel("sanity: Spearman to the randomised model's map ↓", "sanity ρ", "tab:purple",
+                      threshold_key="sanity.fail_above")]
+
+    def caption(self) -> str:
+        return ("sanity ρ = Spearman (abs) of each map to the map of the same model with every block "
+                f"re-initialised (FAILS above {self.cfg.sanity.fail_above})")

@@ -4,7 +4,6 @@ the run's image size. `--dry-run` prints this and stops; the run's progress bar 
 left from the first seconds on, instead of after the first image."""
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -70,11 +69,6 @@ def probe_batch(model, images: int = 1) -> torch.Tensor:
     pixels = torch.rand(images, 3, PROBE_SIDE, PROBE_SIDE, generator=generator)
     mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in model.channel_stats())
     return ((pixels - mean) / std).to(next(model.parameters()).device)
-
-
-def insertion_deletion_passes(side: int, step: int) -> Passes:
-    """Forward passes of one map's insertion and deletion curves (metrics/insertion_deletion.py)."""
-    return Passes(forward=2 * (math.ceil(side * side / step) + 1))
 
 
 def measure_rates(model, side: int, batch_size: int) -> Rates:
@@ -172,8 +166,7 @@ def method_parts(model, explainers: dict, probe: torch.Tensor, maps_each: int = 
     return {explainer.label: counted(model, maps_of(explainer)) * maps_each for explainer in explainers.values()}
 
 
-def scoring_part(side: int, step: int | None, maps: int) -> dict[str, Passes]:
-    """The scoring passes per image: the explained class (one forward) and, with a step, the insertion
-    and deletion curves of each of `maps` maps."""
-    curves = insertion_deletion_passes(side, step) * maps if step else Passes()
-    return {"scoring": curves + Passes(forward=1)}
+def scoring_part(per_image: Passes | None = None) -> dict[str, Passes]:
+    """The scoring passes per image: the explained class (one forward) and the metrics' passes (`per_image`:
+    each metric's per map, times the maps scored per image)."""
+    return {"scoring": (per_image or Passes()) + Passes(forward=1)}

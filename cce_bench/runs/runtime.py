@@ -16,6 +16,8 @@ from ..data import create_dataset
 from ..errors import UserError, memory_asked_by
 from ..schema import require, validate
 from ..explainers import EXPLAINERS, Explainer, MethodUnavailable, create_explainer
+from ..explainers.user_methods import TARGET, custom_label
+from ..method_knobs import CUSTOM
 from ..models import Classifier, create_model, facts_of, precision_in_effect
 from .distributed import Shard
 
@@ -199,6 +201,13 @@ def method_names(cfg: DictConfig) -> list[str]:
     for name in names:
         EXPLAINERS.get(name)
     return names
+
+
+def method_label(cfg: DictConfig, name: str) -> str:
+    """How tables name a method of this run: its label; a custom method, its callable's name."""
+    if name == CUSTOM:
+        return custom_label(str(OmegaConf.select(cfg, f"method_knobs.{CUSTOM}.{TARGET}", default=None) or CUSTOM))
+    return EXPLAINERS.get(name).label
 
 
 def method_knobs(cfg: DictConfig, name: str) -> dict:

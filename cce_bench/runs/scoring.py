@@ -1,20 +1,22 @@
-"""What every command that scores maps shares: which class a map explains (and on which network), the
-protocol's scores of one batch of maps (insertion/deletion always, the pointing game where the data has
-boxes), the one record schema, and the randomised copies of a network for the sanity check."""
+"""What every command that scores maps shares: which class a map explains (and on which network), the run's
+metrics (`metrics=[...]`, each from the metric registry) scoring one batch of maps, the one record schema,
+and the randomised copies of a network for the sanity command."""
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig
 
 from ..errors import UserError, debugging, is_allocation_failure
-from ..metrics.insertion_deletion import insertion_deletion
-from ..metrics.quantus_metrics import is_quantus, quantus_scores
-from ..metrics.pointing_game import energy_pointing_game
+from ..metrics import MapsToScore, Metric, Scored, create_metric
+from ..metrics.base import FURTHER, PROTOCOL, SECTIONS
 from ..metrics.sanity import Randomiser
 from ..models import batched_logits
+from .cost import Passes
 from .timing import timed
 
 
@@ -106,23 +108,107 @@ class Randomisers:
         return self._by_model[id(model)]
 
 
-def protocol_scores(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, cfg: DictConfig,
-                    masks: torch.Tensor | None = None) -> tuple[dict[str, list[float]], dict]:
-    """Per image `ins_auc`, `del_auc` (and `proportion` with box masks) and `map_flag` (a map that is all
-    zero or not finite, scored as zeros: its scores are those of no explanation); and the batch's curve sums."""
-    flags = map_flags(maps)
-    broken = torch.tensor([flag == "not finite" for flag in flags], device=maps.device).view(
-        -1, *[1] * (maps.dim() - 1)
-    )
-    maps = torch.where(broken, torch.zeros_like(maps, dtype=torch.float), maps.float())
-    scores = insertion_deletion(model, images, maps, targets, step=int(cfg.metric.step), batch_size=int(cfg.batch_size),
-                                blur_size=int(cfg.metric.blur_size), blur_sigma=float(cfg.metric.blur_sigma))
-    per_image = {"ins_auc": scores.insertion_auc.tolist(), "del_auc": scores.deletion_auc.tolist(), "map_flag": flags}
-    if masks is not None:
-        per_image["proportion"] = energy_pointing_game(maps, masks.to(maps.device)).tolist()
-    curves = {"n": len(images), "insertion": scores.insertion_curve.sum(0).tolist(),
-              "deletion": scores.deletion_curve.sum(0).tolist()}
-    return per_image, curves
+class RunMetrics:
+    """The metrics of one run, each made once from `metrics=[...]`: scores a batch of maps with every one of
+    them, flags blank or broken maps first (scored as no explanation), and keeps the warnings it has given
+    (once per metric and method in this run, not in the process: a second run warns again)."""
+
+    def __init__(self, names: list[str], cfg: DictConfig):
+        self.metrics = [create_metric(name, cfg) for name in names]
+        self.warned: set = set()
+
+    @property
+    def names(self) -> list[str]:
+        return [metric.name for metric in self.metrics]
+
+    def __iter__(self):
+        return iter(self.metrics)
+
+    def score(self, maps: MapsToScore) -> tuple[dict[str, list], dict]:
+        """Per image `map_flag` and each metric's record columns; the batch's sums (insertion/deletion's curves)."""
+        flags = map_flags(maps.maps)
+        broken = torch.tensor([flag == "not finite" for flag in flags], device=maps.maps.device).view(
+            -1, *[1] * (maps.maps.dim() - 1))
+        maps.maps = torch.where(broken, torch.zeros_like(maps.maps, dtype=torch.float), maps.maps.float())
+        per_image: dict[str, list] = {"map_flag": flags}
+        sums: dict = {}
+        for metric in self.metrics:
+            scored = self.scored_or_empty(metric, maps)
+            per_image.update(scored.per_image)
+            sums.update(scored.sums or {})
+        return per_image, sums
+
+    def scored_or_empty(self, metric: Metric, maps: MapsToScore) -> Scored:
+        """A library's metric, timed (`NAME_seconds`, per image); one that cannot score this method, model or
+        data is one line (once) and empty cells, not a failed run. The suite's own metrics fail as the method does."""
+        if metric.source == "cce-bench":
+            return metric.score(maps)
+        try:
+            seconds, scored = timed(lambda: metric.score(maps), maps.images.device)
+            scored.per_image[f"{metric.name}_seconds"] = [seconds / len(maps.images)] * len(maps.images)
+            return scored
+        except Exception as exc:  # noqa: BLE001 - a metric that cannot run here is its cells', not the run's
+            if is_allocation_failure(exc) or debugging():
+                raise
+            label = maps.explainer.label if maps.explainer is not None else "these maps"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            why = str(exc) if isinstance(exc, UserError) else f"the library raised {type(exc).__name__}: {first}"
+            if (metric.name, label) not in self.warned:
+                self.warned.add((metric.name, label))
+                print(f"warning: {metric.name} cannot score {label}: {why} (its cells are empty)", file=sys.stderr)
+            empty = [None] * len(maps.images)
+            return Scored({metric.name: empty, f"{metric.name}_seconds": list(empty)})
+
+    def table(self, records: pd.DataFrame, names: list[str], labels: list[str],
+              run_columns: Callable[[pd.DataFrame, pd.DataFrame, list[str]], None] | None = None) -> pd.DataFrame:
+        """A row per method (`names`, printed as `labels`): each metric's columns in the order of their sections
+        (metrics/base.py), the number of images after the paper's protocols, and `run_columns(table, records,
+        names)` (compare: the median explained probability, seconds per map) after the suite's further scores."""
+        table = pd.DataFrame({"method": labels})
+        for section in SECTIONS:
+            for metric in self.metrics:
+                if metric.section == section:
+                    for column, values in metric.columns(records, names).items():
+                        table[column] = values
+            if section == PROTOCOL:
+                table["images"] = [int(records.loc[records["method"] == n, "image_id"].nunique()) if len(records) else 0
+                                   for n in names]
+            if section == FURTHER and run_columns is not None:
+                run_columns(table, records, names)
+        return table
+
+    def extra_maps(self) -> int:
+        """Maps of a method per image beyond the scored one (another class, a randomised model)."""
+        return sum(metric.extra_maps for metric in self.metrics)
+
+    def passes(self, side: int) -> Passes:
+        """Model passes of the scoring per map (insertion/deletion's curves)."""
+        return Passes(forward=sum(metric.forward_passes(side) for metric in self.metrics))
+
+
+def default_metrics(cfg: DictConfig, has_boxes: bool, has_method: bool) -> list[str]:
+    """`metrics: null`: the suite's own protocols that this run can score: insertion/deletion; the pointing game
+    where the data has boxes; with a method to ask again, class deviation and the sanity check unless their
+    `enabled` is false."""
+    names = ["insertion_deletion"] + (["pointing_game"] if has_boxes else [])
+    if has_method:
+        names += [name for name in ("class_sensitivity", "sanity")
+                  if bool((cfg.get(name) or {}).get("enabled", True))]
+    return names
+
+
+def run_metrics(cfg: DictConfig, has_boxes: bool, has_method: bool, command: str) -> RunMetrics:
+    """The run's metrics (`metrics=[...]`, or the defaults where null), each checked against what this run
+    can give it (boxes, a method to ask again) before any work."""
+    chosen = cfg.get("metrics")
+    names = [str(n) for n in chosen] if chosen is not None else default_metrics(cfg, has_boxes, has_method)
+    if not names:
+        raise UserError(f"metrics=[] leaves {command} nothing to score: name at least one (`cce-bench metrics` lists "
+                        "them), or metrics=null for the suite's own")
+    metrics = RunMetrics(names, cfg)
+    for metric in metrics:
+        metric.check(has_boxes, has_method, command)
+    return metrics
 
 
 def map_flags(maps: torch.Tensor) -> list[str | None]:
@@ -169,34 +255,8 @@ def write_curve_tables(run, table, header: str) -> str:
     from ..tables import Table
 
     text = Table(table, header).write(run)
-    run.write_json("curves.json", mean_curves(run))
-    plot_sweep(run.path)
+    curves = mean_curves(run)
+    if curves:  # a run without insertion/deletion has no curves
+        run.write_json("curves.json", curves)
+        plot_sweep(run.path)
     return text
-
-
-WARNED_METRICS: set = set()
-
-
-def library_metric_scores(network, explainer, images, targets, maps, masks, cfg, seed: int) -> dict[str, list]:
-    """Each Quantus metric of `metrics=` on a method's maps (`explainer` None: maps from elsewhere, `score`):
-    per image its score and seconds (the batch's time over its images). A metric that cannot run on this
-    method, model or data is one line (once) and empty cells, not a failed run."""
-    per_image: dict[str, list] = {}
-    for name in [str(n) for n in cfg.get("metrics") or [] if is_quantus(str(n))]:
-        knobs = dict((cfg.get("metric_knobs") or {}).get(name) or {})
-        try:
-            seconds, values = timed(lambda: quantus_scores(name, knobs, network, images, targets, maps, masks,
-                                                           explainer, int(cfg.batch_size), seed), images.device)
-        except Exception as exc:  # noqa: BLE001 - a metric that cannot run here is its cells', not the run's
-            if is_allocation_failure(exc) or debugging():
-                raise
-            label = explainer.label if explainer is not None else "these maps"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            why = str(exc) if isinstance(exc, UserError) else f"the library raised {type(exc).__name__}: {first}"
-            if (name, label) not in WARNED_METRICS:
-                WARNED_METRICS.add((name, label))
-                print(f"warning: {name} cannot score {label}: {why} (its cells are empty)", file=sys.stderr)
-            per_image[name], per_image[f"{name}_seconds"] = [None] * len(images), [None] * len(images)
-            continue
-        per_image[name], per_image[f"{name}_seconds"] = values, [seconds / len(images)] * len(images)
-    return per_image
