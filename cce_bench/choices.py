@@ -2,7 +2,7 @@
 the schema checks a value against them before a run starts (schema.RULES), and the module that acts on a
 choice reads its names from here."""
 
-# sanity.modes: how the model-parameter randomisation test re-initialises the blocks (metrics/sanity.py)
+# metric_knobs.sanity.modes: how the model-parameter randomisation test re-initialises the blocks (metrics/sanity.py)
 SANITY_MODES = {
     "cascading": "the blocks from the logits down, one more at each step, the earlier ones kept random",
     "independent": "one block at a time, the others trained",
@@ -15,14 +15,14 @@ POINTING_GAMES = {
                    "and Q's, for the method's answer to 'why P rather than Q?'",
 }
 
-# class_sensitivity.other: the class a map is compared against (metrics/class_sensitivity.py)
+# metric_knobs.class_sensitivity.other: the class a map is compared against (metrics/class_sensitivity.py)
 OTHER_CLASSES = {
     "second": "the most likely class other than the explained one and the top-1 (the hardest contrast)",
     "random": "a class drawn uniformly among the others, seeded per image (Sixt et al. 2020, Quantus RandomLogit)",
     "least": "the least likely class (Rebuffi et al. 2020)",
 }
 
-# class_sensitivity.similarity: how alike the two maps are (metrics/class_sensitivity.py)
+# metric_knobs.class_sensitivity.similarity: how alike the two maps are (metrics/class_sensitivity.py)
 SIMILARITIES = {
     "ssim": "structural similarity of the maps in [0, 1]",
     "spearman": "Spearman rank correlation of the maps",

@@ -11,11 +11,18 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .commands import COMMANDS, command_help, usage
-from .composing import (FLAGS_WITH_VALUE, compose_checked, custom_model_argument_as_addition, library_knob_as_addition,
-                        normalise_group_choices, positional_as_override, register_method_knobs)
+from .composing import (
+    FLAGS_WITH_VALUE,
+    compose_checked,
+    custom_model_argument_as_addition,
+    library_knob_as_addition,
+    normalise_group_choices,
+    positional_as_override,
+    register_knob_nodes,
+)
 from .errors import UserError, debugging, describe_error
 from .install_check import check_torch_pair
 from .resources import config_dir
@@ -64,7 +71,7 @@ def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: boo
     elif not printing:
         check_launcher(overrides)
         check_torch_pair()
-    register_method_knobs()
+    register_knob_nodes()
     sys.argv = [f"cce-bench {command}", *overrides]
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command.replace("-", "_"))(
         multirun_job(task, debug))

@@ -15,20 +15,22 @@ import sys
 from .errors import UserError
 from .resources import config_dir
 
-GROUPS = ("model", "data", "param", "experiment", "metric", "sanity")
+GROUPS = ("model", "data", "param", "experiment")
 
 
-def register_method_knobs() -> None:
-    """The config `method_knobs: all`: every method's knobs class (cce_bench/method_knobs) under
-    method_knobs.NAME, as Hydra structured configs. A new method is found by existing (Hydra has no glob
-    in a defaults list)."""
+def register_knob_nodes() -> None:
+    """The configs `method_knobs: all` and `metric_knobs: all`: every method's and metric's knobs class
+    (cce_bench/method_knobs, cce_bench/metric_knobs) under method_knobs.NAME and metric_knobs.NAME, as Hydra
+    structured configs. A new method or metric is found by existing (Hydra has no glob in a defaults list)."""
     from hydra.core.config_store import ConfigStore
 
     from .method_knobs import structured_node
+    from .metric_knobs import structured_node as metric_node
 
     if ConfigStore.instance().repo.get("method_knobs", {}).get("all.yaml") is not None:
         return
     ConfigStore.instance().store(group="method_knobs", name="all", node=structured_node())
+    ConfigStore.instance().store(group="metric_knobs", name="all", node=metric_node())
 
 
 def group_options(group: str) -> dict[str, str]:
@@ -149,9 +151,10 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
     `with_hydra`, the config keeps Hydra's own node (`hydra.run.dir`, ...) for the run to start from."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
+
     from .schema import leaf_keys, require, suggest, unset_keys, validate, warnings_for
 
-    register_method_knobs()
+    register_knob_nodes()
 
     def composed(items, hydra_node=False):
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=command):
@@ -165,6 +168,9 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
         bad = re.search(r"Could not override '([^']+)'", text)
         if bad:
             key = bad.group(1)
+            renamed = renamed_key(key)
+            if renamed:
+                raise UserError(f"{key} {renamed}") from None
             rest = [o for o in overrides if not re.match(rf"^[+~]*{re.escape(key)}=", o)]
             try:
                 hint = suggest(key, leaf_keys(composed(rest)))
@@ -185,6 +191,29 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
     return cfg
 
 
+# Keys of earlier releases: the metrics' knobs are metric_knobs.NAME.KNOB, as the methods' are method_knobs.NAME.KNOB.
+RENAMED_KEYS = {
+    "metric.": "metric_knobs.insertion_deletion.",
+    "sanity.fail_above": "metric_knobs.sanity.fail_above", "sanity.modes": "metric_knobs.sanity.modes",
+    "sanity.layers": "metric_knobs.sanity.layers",
+    "class_sensitivity.other": "metric_knobs.class_sensitivity.other",
+    "class_sensitivity.similarity": "metric_knobs.class_sensitivity.similarity",
+}
+DROPPED_KEYS = ("sanity.enabled", "class_sensitivity.enabled")
+
+
+def renamed_key(key: str) -> str | None:
+    """What a key of an earlier release is now, as the rest of a line ('is now ...'), or None."""
+    key = key.lstrip("+~")
+    if key in DROPPED_KEYS:
+        return ("is gone: name the metrics to score, e.g. metrics=[insertion_deletion,pointing_game] "
+                "(`cce-bench metrics` lists them)")
+    for old, new in RENAMED_KEYS.items():
+        if key == old or (old.endswith(".") and key.startswith(old)):
+            return f"is now {new + key[len(old):] if old.endswith('.') else new}"
+    return None
+
+
 def without_hydra(cfg):
     """The command's own config: a copy of a config composed with Hydra's node, without it."""
     from omegaconf import open_dict
@@ -201,6 +230,7 @@ def wrong_type(key: str, value: str, exc: Exception) -> str:
     import yaml
 
     from .method_knobs import shown
+    from .metric_knobs import metric_knobs_of, metric_names
     from .schema import RULES, knob_rules
 
     try:
@@ -211,6 +241,8 @@ def wrong_type(key: str, value: str, exc: Exception) -> str:
     rule = RULES.get(".".join(parts))
     if rule is None and len(parts) == 3 and parts[0] == "method_knobs":
         rule = knob_rules(parts[1]).get(parts[2])
+    if rule is None and len(parts) == 3 and parts[0] == "metric_knobs" and parts[1] in metric_names():
+        rule = metric_knobs_of(parts[1]).rules().get(parts[2])
     if rule is not None:
         return f"{key}={value} is not valid: it must be {rule.describe()}"
     cause = exc.__cause__ or exc

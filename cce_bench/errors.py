@@ -2,7 +2,7 @@
 `describe_error` turns any exception into one such line and an exit code (the CLI's one place)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 BUG_HINT = ("this is a bug in cce-bench, not in your input: rerun the same command with --debug for the "
             "traceback and report it with the command (README: Reporting a bug)")

@@ -1,10 +1,12 @@
 """docs/knobs.md: every numeric, choice and list knob of every command with its valid range, written from
-the schema (cce_bench/schema.py) and the methods' knobs classes (cce_bench/method_knobs), so that the page
+the schema (cce_bench/schema.py) and the methods' and metrics' knobs classes (cce_bench/method_knobs,
+cce_bench/metric_knobs), so that the page
 cannot drift from the checks. `python -m cce_bench.knob_table > docs/knobs.md` writes it; a test compares
 the two."""
 from __future__ import annotations
 
 from .method_knobs import knobs_of, method_names, shown
+from .metric_knobs import metric_knobs_of, metric_names
 from .schema import RULES
 
 
@@ -30,8 +32,23 @@ def knob_table() -> str:
     lines += [
         "",
         "The methods of captum and pytorch-grad-cam (`captum_NAME`, `pytorch_grad_cam_NAME`: `cce-bench methods`) take",
-        "the library's own arguments, checked by name against its signatures; the library checks their values.",
+        "the library's own arguments, checked by name against its signatures; the library checks their values. A",
+        "method of your own (`methods=[custom]`, or an installed package's) takes its callable's arguments.",
+        "",
+        "## Each metric's knobs (`metric_knobs.NAME.KNOB=`)",
+        "",
+        "Declared in `cce_bench/metric_knobs/NAME.py`; a Quantus metric's (`quantus_NAME`) are its class's arguments.",
+        "",
+        "| key | default | valid values | what it sets |",
+        "| --- | --- | --- | --- |",
     ]
+    for name in metric_names():
+        metric_knobs = metric_knobs_of(name)
+        rules, defaults = metric_knobs.rules(), metric_knobs.defaults()
+        for knob, doc in metric_knobs.docs().items():
+            what = doc.replace("|", "\\|")
+            lines.append(f"| `metric_knobs.{name}.{knob}` | `{shown(defaults[knob])}` | {rules[knob].describe()} | "
+                         f"{what} |")
     return "\n".join(lines) + "\n"
 
 

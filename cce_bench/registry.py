@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import difflib
 import sys
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from .errors import UserError
 
@@ -62,7 +63,7 @@ class Registry(Generic[T]):
     def _family_entry(self, name: str) -> T | None:
         if name in self._made:
             return self._made[name]
-        for label, (names, make) in self._sources.items():
+        for label, (_, make) in self._sources.items():
             if name in self.source_names(label):
                 self._made[name] = make(name)
                 return self._made[name]

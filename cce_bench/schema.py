@@ -11,13 +11,13 @@ import difflib
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .choices import MAP_FRAMES, OTHER_CLASSES, POINTING_GAMES, SANITY_MODES, SIMILARITIES
+from .choices import MAP_FRAMES, POINTING_GAMES, SANITY_MODES
 from .errors import UserError
+from .method_knobs import has_open_knobs, knobs_of, method_names, shown
+from .metric_knobs import metric_knobs_of, metric_names
 from .models.inputs import INTERPOLATIONS
 from .models.precision import PRECISIONS
-from .method_knobs import has_open_knobs, knobs_of, method_names, shown
 from .rules import Rule
-
 
 WHOLE_OR_NULL = Rule("whole", 1, nullable=True)
 SEED = Rule("whole", 0, 2**32 - 1)
@@ -47,20 +47,10 @@ RULES: dict[str, Rule] = {
     "data.resize": Rule("size", *SIDE, nullable=True),
     "data.max_box_fraction": Rule("number", 0, 1, low_open=True),
     "data.interpolation": Rule("choice", choices=INTERPOLATIONS, nullable=True),
-    "metric.step": Rule("whole", 1),
-    "metric.blur_size": Rule("whole", 1, 1001, odd=True),
-    "metric.blur_sigma": Rule("number", 0, 1000, low_open=True),
-    "sanity.modes": Rule("list", choices=tuple(SANITY_MODES)),
-    "sanity.layers": WHOLE_OR_NULL,
-    "sanity.fail_above": Rule("number", -1, 1),
-    "sanity.enabled": Rule("bool"),
     "game": Rule("choice", choices=tuple(POINTING_GAMES)),
     "compare.reference": Rule("text"),
     "compare.rank_by": Rule("text"),
     "contrast_floor": Rule("number", 0, 1),
-    "class_sensitivity.enabled": Rule("bool"),
-    "class_sensitivity.other": Rule("choice", choices=tuple(OTHER_CLASSES)),
-    "class_sensitivity.similarity": Rule("choice", choices=tuple(SIMILARITIES)),
     "maps_frame": Rule("choice", choices=tuple(MAP_FRAMES)),
     "sets": Rule("whole", 1, 10_000),
     "choices": Rule("whole", 2, 1000),
@@ -93,16 +83,17 @@ def _crop_fits_resize(cfg) -> str | None:
 
 
 def _no_sanity_mode(cfg) -> str | None:
-    modes = _value(cfg, "sanity.modes")
+    modes = _value(cfg, "metric_knobs.sanity.modes")
     if isinstance(modes, (list, ListConfig)) and len(modes) == 0:
-        return f"sanity.modes=[] is empty: name at least one of {', '.join(RULES['sanity.modes'].choices)}"
+        return f"metric_knobs.sanity.modes=[] is empty: name at least one of {', '.join(SANITY_MODES)}"
     return None
 
 
 def _few_curve_points(cfg) -> str | None:
-    step, crop = _value(cfg, "metric.step"), _value(cfg, "data.crop")
+    step, crop = _value(cfg, "metric_knobs.insertion_deletion.step"), _value(cfg, "data.crop")
     if isinstance(step, int) and isinstance(crop, int) and crop * crop / step < 4:  # fewer than 5 points
-        return (f"metric.step={step} gives {crop * crop // step + 1} points on each insertion/deletion curve: the "
+        return (f"metric_knobs.insertion_deletion.step={step} gives {crop * crop // step + 1} points on each "
+                "insertion/deletion curve: the "
                 "AUC is that of a few straight segments (the paper's step is 224)")
     return None
 
@@ -164,6 +155,13 @@ def method_knob_rules(cfg) -> dict[str, Rule]:
     return {f"method_knobs.{name}.{knob}": rule for name in names for knob, rule in knob_rules(name).items()}
 
 
+def metric_knob_rules(cfg) -> dict[str, Rule]:
+    """Every suite metric's knob rules as metric_knobs.NAME.KNOB (from cce_bench/metric_knobs, no torch)."""
+    names = [str(n) for n in (cfg.get("metric_knobs") or {}) if str(n) in metric_names()]
+    return {f"metric_knobs.{name}.{knob}": rule
+            for name in names for knob, rule in metric_knobs_of(name).rules().items()}
+
+
 def check_knob_value(name: str, knob: str, value, where: str) -> None:
     """One swept value of a method's knob (param.values=[...]) against the knob's rule."""
     rule = knob_rules(name).get(knob)
@@ -203,6 +201,7 @@ def validate(cfg) -> None:
             raise UserError(message)
     _check_library_knob_names(cfg)
     _check_rules(cfg, method_knob_rules(cfg))
+    _check_rules(cfg, metric_knob_rules(cfg))
     _check_method_lists(cfg)
     _check_metrics(cfg)
 
@@ -212,19 +211,18 @@ def _check_metrics(cfg) -> None:
     against the metric's signature; a metric's knobs without the metric in the list."""
     chosen = _value(cfg, "metrics")
     names = [str(n) for n in chosen] if isinstance(chosen, (list, ListConfig)) else []
-    knobs = cfg.get("metric_knobs") or {}
-    if not names and not knobs:
+    library = [str(n) for n in (cfg.get("metric_knobs") or {}) if str(n) not in metric_names()]
+    if not names and not library:
         return
     from .metrics import METRICS
-    from .metrics.quantus_metrics import check_metric_knobs, is_quantus
+    from .metrics.quantus_metrics import check_metric_knobs
 
     for name in names:
         METRICS.get(name)  # an unknown name: one line with the nearest
-    for name in knobs:
-        if str(name) not in names:
+    for name in library:  # a library metric's arguments (not in the composed defaults)
+        if name not in names:
             raise UserError(f"metric_knobs.{name} is set but {name} is not in metrics=[...]: add it, or drop its knobs")
-        if is_quantus(str(name)):
-            check_metric_knobs(str(name), dict(knobs[name] or {}))
+        check_metric_knobs(name, dict(cfg.metric_knobs[name] or {}))
 
 
 def _check_library_knob_names(cfg) -> None:

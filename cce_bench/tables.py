@@ -1,8 +1,8 @@
 """The paper's tables: measured means per swept value beside the published numbers."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
 
 import pandas as pd

@@ -8,6 +8,7 @@ baseline pushes the same number of inputs through the same model at the same bat
 """
 import argparse
 import warnings
+from functools import partial
 
 import torch
 
@@ -51,7 +52,7 @@ def main():
         explainer = create_explainer(method, model, **knobs.get(method, {}), batch_size=args.batch_size)
         if method not in ("rise", "scorecam", "cce", "appb"):  # warm the cheap ones; the slow ones dwarf it
             explainer.attribute(images[:1], targets[:1])
-        seconds, _ = timed(lambda: explainer.attribute(images, targets), device)
+        seconds, _ = timed(partial(explainer.attribute, images, targets), device)
         line = f"{EXPLAINERS.get(method).label:7s} {seconds / args.images:8.3f} s/img"
         if method in ("rise", "scorecam"):
             if method == "rise":
@@ -61,8 +62,8 @@ def main():
                     model(images[:1])
                 flat = out[0][0].flatten(1)
                 needed = int((flat.amax(1) > flat.amin(1)).sum())
-            bare, _ = timed(lambda: [bare_forwards(model, images[b], needed, args.batch_size)
-                                     for b in range(args.images)], device)
+            bare, _ = timed(partial(lambda n: [bare_forwards(model, images[b], n, args.batch_size)
+                                               for b in range(args.images)], needed), device)
             line += (
                 f"   ({needed} forwards/img; bare forwards {bare / args.images:.3f} s/img; ratio {seconds / bare:.3f})"
             )

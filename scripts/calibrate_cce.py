@@ -36,8 +36,8 @@ from cce_bench.explainers import CCE
 from cce_bench.explainers.base import postprocess
 from cce_bench.explainers.cce import normalise_max
 from cce_bench.runs.runtime import resolve_device, seed_everything
-from cce_bench.tables import to_markdown
 from cce_bench.runs.timing import device_name
+from cce_bench.tables import to_markdown
 
 # Candidate reconstructions: knobs that differ from the method's defaults. "unit" is the first
 # reconstruction (L_dist in [0, 1] units); "pixel" measures L_dist in 0-255 units, those of epsilon.

@@ -76,9 +76,9 @@ EOF
 step "score (maps from a .npz), sanity and compare"
 "$bin/python" -c "import numpy as np; np.savez('maps.npz', chelsea=np.random.default_rng(0).random((56, 56)))"
 "$bin/cce-bench" score maps=maps.npz "device=$device" experiment=smoke out=score
-"$bin/cce-bench" sanity "device=$device" "methods=[gradcam_pp]" experiment=smoke sanity.layers=2 out=sanity
+"$bin/cce-bench" sanity "device=$device" "methods=[gradcam_pp]" experiment=smoke metric_knobs.sanity.layers=2 out=sanity
 "$bin/cce-bench" compare "device=$device" "methods=[gradcam_pp,captum_DeepLift,pytorch_grad_cam_EigenCAM,cce]" experiment=smoke \
-    method_knobs.captum_DeepLift.eps=1e-9 "metrics=[quantus_Sparseness,quantus_RandomLogit]" save_maps=true out=compare
+    method_knobs.captum_DeepLift.eps=1e-9 "metrics=[insertion_deletion,pointing_game,quantus_Sparseness,quantus_RandomLogit]" save_maps=true out=compare
 test -s compare/maps/cce_M_sup.npz && grep -q "Sparseness" compare/table.md || { echo "compare: no maps or metric"; exit 1; }
 "$bin/cce-bench" methods > methods.md
 step "models by name, and your own module by import path from PYTHONPATH"
@@ -92,7 +92,7 @@ def build(width=8, classes=1000):
                          nn.Linear(width, classes))
 EOF
 PYTHONPATH=user_code "$bin/cce-bench" compare model=custom model._target_=my_nets.build model.width=4 \
-    model.input_size=64 data=photos "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke sanity.enabled=false \
+    model.input_size=64 data=photos "device=$device" "methods=[gradcam_pp,cce]" experiment=smoke "metrics=[insertion_deletion]" \
     out=custom_model
 grep -q "custom my_nets.build" custom_model/table.md && grep -q "target_layer: '1'" custom_model/config.yaml \
     || { echo "custom model: its table or recorded layer is missing"; exit 1; }

@@ -29,7 +29,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-
 from torchvision.transforms.v2 import functional as TF
 
 from cce_bench.data import load_rgb

@@ -21,7 +21,8 @@ import pandas as pd
 
 def run_compare(precision: str, methods: list[str], images: int, overrides: list[str], out: Path) -> dict:
     command = [sys.executable, "-m", "cce_bench.cli", "compare", f"methods=[{','.join(methods)}]", "data=photos",
-               f"data.n_images={images}", "sanity.enabled=false", f"precision={precision}", f"out={out}", *overrides]
+               f"data.n_images={images}", "metrics=[insertion_deletion,class_sensitivity]", f"precision={precision}",
+               f"out={out}", *overrides]
     subprocess.run(command, check=True)
     return json.loads((out / "run.json").read_text())
 

@@ -212,8 +212,8 @@ def test_models_lists_families_and_marks_installed_weights(capsys, tmp_path, mon
 def test_compare_on_a_torchvision_model_and_on_a_custom_module_from_outside_the_checkout(tmp_path, custom_package):
     run = tmp_path / "torchvision"
     result = run_cli("compare", "model=torchvision_resnet18", "model.random_init=true", "data=photos",
-                     "experiment=smoke", "methods=[gbp,gradcam_pp]", "sanity.enabled=false", f"out={run}",
-                     cwd=tmp_path)
+                     "experiment=smoke", "methods=[gbp,gradcam_pp]", "metrics=[insertion_deletion,class_sensitivity]",
+                     f"out={run}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["target_layer"] == "layer4.1"
@@ -224,7 +224,8 @@ def test_compare_on_a_torchvision_model_and_on_a_custom_module_from_outside_the_
     run = tmp_path / "custom"
     result = run_cli("compare", "model=custom", "model._target_=my_nets.build", "model.width=4", "model.classes=1000",
                      "model.input_size=64", "data=photos", "experiment=smoke", "methods=[gbp,gradcam_pp,cce]",
-                     "sanity.enabled=false", f"out={run}", cwd=tmp_path, env={"PYTHONPATH": str(custom_package)})
+                     "metrics=[insertion_deletion,class_sensitivity]", f"out={run}", cwd=tmp_path,
+                     env={"PYTHONPATH": str(custom_package)})
     assert result.returncode == 0, result.stderr[-2000:]
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["width"] == 4 and config["model"]["target_layer"] == "3"

@@ -2,7 +2,6 @@
 import pytest
 
 
-
 @pytest.mark.parametrize(
     "make, args, message",
     [
@@ -42,7 +41,10 @@ def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, mes
     (["data=imagenet", "data.root=/proc/version"], "data root '/proc/version' is a file, not a folder"),
     (["data=coco", "data.root=/proc/version"], "data root '/proc/version' is a file, not a folder"),
     (["model=vgg19"], "no weights for vgg19"),
-    (["metric.step=0"], "metric.step=0 is not valid: it must be a whole number >= 1"),
+    (["metric_knobs.insertion_deletion.step=0"],
+     "metric_knobs.insertion_deletion.step=0 is not valid: it must be a whole number >= 1"),
+    (["metric.step=448"], "metric.step is now metric_knobs.insertion_deletion.step"),  # a key of an earlier release
+    (["sanity.enabled=false"], "sanity.enabled is gone: name the metrics to score, e.g. metrics=[insertion_deletion"),
     (["device=cuda:0"], "torch sees no CUDA GPU"),
     (["out=/proc/cce-bench-cannot-write"], "cannot be made in /proc"),
 ])

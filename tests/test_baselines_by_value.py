@@ -148,32 +148,39 @@ def test_fullgrad_map_matches_the_authors_procedure():
         torch.testing.assert_close(maps[b], postprocess(reference[None], (10, 9))[0], atol=1e-5, rtol=0)
 
 
+def authors_lbfgs_direction(net, img, target: int, steps: int = 15):
+    """The authors' APPB loop for one image: L-BFGS on the perceptual + pixel loss with the margin toward the
+    best other class, from the image itself."""
+    clean = net.conv(img).detach()
+
+    def loss(candidate):
+        out = 10.0 * F.mse_loss(net.conv(candidate), clean) + F.mse_loss(candidate, img)
+        z = net(candidate)[0]
+        others = torch.cat([z[:target], z[target + 1:]]).max()
+        return out + (z[target] - others + 2.0) ** 2
+
+    direction = img.clone().requires_grad_(True)
+    optimiser = torch.optim.LBFGS([direction], max_iter=steps)
+
+    def closure():
+        optimiser.zero_grad()
+        value = loss(direction)
+        value.backward()
+        return value
+
+    optimiser.step(closure)
+    return direction.detach()
+
+
 def test_appb_matches_the_authors_lbfgs_loop_one_image_at_a_time(tiny_net, batch):
     images, targets = batch
     images = images.double()
     net = tiny_net.double()
     maps = create_explainer("appb", net, layers=["conv"], steps=15, gamma_p=10.0).attribute(images, targets)
     for b in range(3):
-        img, target = images[b:b + 1], int(targets[b])
-        clean = net.conv(img).detach()
-
-        def loss(candidate):
-            out = 10.0 * F.mse_loss(net.conv(candidate), clean) + F.mse_loss(candidate, img)
-            z = net(candidate)[0]
-            others = torch.cat([z[:target], z[target + 1:]]).max()
-            return out + (z[target] - others + 2.0) ** 2
-
-        direction = img.clone().requires_grad_(True)
-        optimiser = torch.optim.LBFGS([direction], max_iter=15)
-
-        def closure():
-            optimiser.zero_grad()
-            value = loss(direction)
-            value.backward()
-            return value
-
-        optimiser.step(closure)
-        rms = ((direction.detach() - img) ** 2).mean(1).sqrt()[0].numpy()
+        img = images[b:b + 1]
+        direction = authors_lbfgs_direction(net, img, int(targets[b]))
+        rms = ((direction - img) ** 2).mean(1).sqrt()[0].numpy()
         from scipy.ndimage import gaussian_filter
 
         reference = torch.as_tensor(gaussian_filter(rms, sigma=2, mode="mirror"))

@@ -104,10 +104,15 @@ def test_readme_compare_command_on_images_without_boxes(tmp_path):
     assert list(table["rank"]) == [1, 2, 3, 4] and table["Diff"].is_monotonic_decreasing  # ranked by Diff
     assert table["sanity"].isin(["passes", "FAILS"]).all() and (table["images"] == 1).all()
     assert (out / "leaderboard.png").is_file() and (out / "curves.png").is_file()
-    off = run_cli("compare", "experiment=smoke", "data=photos", "methods=[gbp]", "sanity.enabled=false",
-                  f"out={tmp_path / 'off'}")
+    # a list of metrics means what it says: only its columns, ranked by its first score, its caption alone
+    off = run_cli("compare", "experiment=smoke", "data=photos", "methods=[gbp,gradcam_pp]",
+                  "metrics=[class_sensitivity]", f"out={tmp_path / 'off'}")
     assert off.returncode == 0, off.stderr
-    assert "sanity ρ" not in pd.read_csv(tmp_path / "off" / "table.csv")
+    columns = list(pd.read_csv(tmp_path / "off" / "table.csv"))
+    assert columns == ["rank", "method", "images", "Class dev", "Class dev SE", "paired diff", "paired diff SE",
+                       "p (median)", "s/img"], columns
+    caption = (tmp_path / "off" / "table.md").read_text().splitlines()[0]
+    assert "Ranked by Class dev" in caption and "sanity" not in caption and "Ins/Del" not in caption
 
 
 def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path, warm_cli):

@@ -50,9 +50,9 @@ def test_every_declared_choice_is_one_its_module_acts_on():
     """cce_bench/choices.py names the choices (the schema checks values against them without torch); each
     name is one the acting module runs, and a name it does not know is refused."""
     from cce_bench.choices import MAP_FRAMES, OTHER_CLASSES, POINTING_GAMES, SANITY_MODES, SIMILARITIES
+    from cce_bench.data.saved_maps import FRAMES
     from cce_bench.metrics.class_sensitivity import SIMILARITY_FUNCTIONS
     from cce_bench.metrics.sanity import MODES
-    from cce_bench.data.saved_maps import FRAMES
 
     logits, targets = torch.tensor([[0.1, 0.9, 0.5, 0.7]]), torch.tensor([1])
     for rule in OTHER_CLASSES:

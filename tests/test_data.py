@@ -50,7 +50,8 @@ def test_photos_default_order_and_too_many(lite0):
         create_dataset({"name": "photos", "n_images": 99}, lite0.inputs)
 
 
-FAST = ["experiment=smoke", "param.values=[1.0,0.5]", "metric.step=2240"]  # the smoke preset, curves of 24 points
+# the smoke preset, curves of 24 points
+FAST = ["experiment=smoke", "param.values=[1.0,0.5]", "metric_knobs.insertion_deletion.step=2240"]
 
 
 def test_corrupt_and_truncated_images_are_skipped_and_recorded(image_tree, tmp_path):

@@ -3,8 +3,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cce_bench.runs.distributed import Shard
 from cce_bench.errors import UserError
+from cce_bench.runs.distributed import Shard
 from cce_bench.runs.runtime import resolve, resolve_device
 
 

@@ -9,7 +9,6 @@ from cce_bench import UserError
 from cce_bench.models import class_index, imagenet_categories
 from helpers import run_cli
 
-
 FAST_CCE = ["experiment=smoke"]
 
 

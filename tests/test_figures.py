@@ -1,13 +1,19 @@
 """Overlays and figure grids."""
 import numpy as np
+import pandas as pd
 from PIL import Image
-
 from scipy import ndimage
 
-import pandas as pd
-
-from cce_bench.figures import (display_scale, explanation_figure, grid_rows, leaderboard_panels, method_grid,
-                               overlay_rgb, plot_leaderboard, standard_error_row)
+from cce_bench.figures import (
+    display_scale,
+    explanation_figure,
+    grid_rows,
+    leaderboard_panels,
+    method_grid,
+    overlay_rgb,
+    plot_leaderboard,
+    standard_error_row,
+)
 
 
 def test_overlay_shows_the_image_where_the_map_is_zero_and_colour_where_high():

@@ -14,8 +14,8 @@ import termios
 
 import pytest
 
-from cce_bench.composing import compose_checked, positional_as_override, register_method_knobs
 from cce_bench.commands import COMMANDS
+from cce_bench.composing import compose_checked, positional_as_override, register_knob_nodes
 from helpers import ROOT
 
 
@@ -32,14 +32,14 @@ def in_fresh_python(code: str) -> subprocess.CompletedProcess:
 ])
 def test_help_typos_and_shared_values_answer_without_loading_torch(args, says):
     result = in_fresh_python(
-        "import sys\nfrom cce_bench.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-        "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded', file=sys.stderr)" % (args,))
+        f"import sys\nfrom cce_bench.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded', file=sys.stderr)")
     assert says in result.stdout + result.stderr
     assert result.stderr.strip().endswith("torch not loaded"), result.stderr
 
 
 def test_every_command_has_its_own_help_and_its_examples_compose():
-    register_method_knobs()
+    register_knob_nodes()
     for command, entry in COMMANDS.items():
         assert entry.description and entry.keys and entry.examples, command
         for example in entry.examples if entry.hydra else []:
@@ -64,7 +64,8 @@ def test_a_cpu_run_shows_progress_inside_its_batches_on_a_terminal_and_saves_eac
     inside an image, and names the stage it is in; each image is its own batch."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "cce_bench.cli", "sweep", "data.n_images=2", "param.values=[0.7]",
-               "method_knobs.cce.M=1", "method_knobs.cce.steps=3", "metric.step=12544", f"out={out}"]
+               "method_knobs.cce.M=1", "method_knobs.cce.steps=3", "metric_knobs.insertion_deletion.step=12544",
+               f"out={out}"]
     pid, terminal = pty.fork()
     if pid == 0:  # the child: the command on the terminal
         os.chdir(ROOT)

@@ -34,7 +34,7 @@ def test_blank_and_broken_maps_are_flagged_scored_as_nothing_and_warned_once(lit
     maps[1] = 0
     maps[2, 5, 5] = float("nan")
     assert map_flags(maps) == [None, "all zero", "not finite"]
-    cfg = OmegaConf.create({"metric": {"step": 12544, "blur_size": 11, "blur_sigma": 5.0}, "batch_size": 16})
+    cfg = OmegaConf.create({"metric_knobs": {"insertion_deletion": {"step": 12544}}, "batch_size": 16})
     targets = torch.zeros(3, dtype=torch.long)
     per_image, _ = RunMetrics(["insertion_deletion"], cfg).score(MapsToScore(lite0, images, maps, targets, cfg, seed=0))
     assert per_image["map_flag"] == [None, "all zero", "not finite"]
@@ -59,7 +59,7 @@ def test_one_failing_method_gets_its_row_and_the_others_are_scored(tmp_path):
         "methods=[gbp,captum_Occlusion,captum_LRP]",
         "data=photos",
         "experiment=smoke",
-        "sanity.enabled=false",
+        "metrics=[insertion_deletion,class_sensitivity]",
         "method_knobs.captum_Occlusion.sliding_window_shapes=[4,8,8]",
         f"out={out}",
     )

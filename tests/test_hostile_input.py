@@ -140,7 +140,8 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         (["sweep", "data.n_imgs=3"], "unknown key 'data.n_imgs' (did you mean data.n_images?)"),
         (["sweep", "data.n_images=abc"], "data.n_images='abc' is not valid: it must be a whole number >= 1, or null"),
         (["sweep", "seed=-1"], "seed=-1 is not valid: it must be a whole number >= 0"),
-        (["sweep", "metric.blur_size=4"], "metric.blur_size=4 is not valid: it must be an odd whole number >= 1"),
+        (["sweep", "metric_knobs.insertion_deletion.blur_size=4"],
+         "metric_knobs.insertion_deletion.blur_size=4 is not valid: it must be an odd whole number >= 1"),
         (["sweep", "method_knobs.cce.M=2.5"], "method_knobs.cce.M=2.5 is not valid: it must be a whole number >= 1"),
         (
             ["sweep", "method_knobs.rise.keep=abc"],
@@ -148,13 +149,15 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         ),
         (["sweep", "deterministic=maybe"], "deterministic='maybe' is not valid: it must be true or false"),
         (
-            ["compare", "sanity.modes=[sideways]"],
-            "sanity.modes=['sideways'] is not valid: it must be a list [a,b,...] of cascading, independent",
+            ["compare", "metric_knobs.sanity.modes=[sideways]"],
+            "metric_knobs.sanity.modes=['sideways'] is not valid: it must be a list [a,b,...] of cascading, "
+            "independent",
         ),
         (["sweep", "model=vgg19,resnet50"], "a list of values needs -m"),
         (["pointing-game", "methods=[]"], "methods=[] is empty"),
         (["sanity", "methods=[]"], "methods=[] is empty"),
-        (["sanity", "sanity.modes=[]"], "sanity.modes=[] is empty: name at least one of cascading, independent"),
+        (["sanity", "metric_knobs.sanity.modes=[]"],
+         "metric_knobs.sanity.modes=[] is empty: name at least one of cascading, independent"),
         (["pointing-game", "methods=[cce,gbp,cce]"], "methods names cce twice"),
         (["sweep", "param.values=[abc]"], "param.values: 'abc' is not valid for alpha: it must be a number"),
         (
@@ -162,7 +165,8 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
             "param.values: 0 is not valid for M: it must be a whole number >= 1",
         ),
         (["sweep", "seed=1e20"], "it must be a whole number >= 0 and <= 4294967295"),
-        (["sweep", "metric.blur_sigma=inf"], "metric.blur_sigma=inf is not valid: it must be a number > 0"),
+        (["sweep", "metric_knobs.insertion_deletion.blur_sigma=inf"],
+         "metric_knobs.insertion_deletion.blur_sigma=inf is not valid: it must be a number > 0"),
         (
             ["sweep", "data.resize=-5"],
             "data.resize=-5 is not valid: it must be a whole number in 32..4096, or [height, width]",

@@ -45,11 +45,12 @@ def test_all_methods_come_from_the_registry_in_the_papers_column_order():
 def test_each_knob_is_declared_once_and_every_reader_reads_that_declaration():
     import inspect
 
-    from cce_bench.composing import register_method_knobs
-    from cce_bench.knob_table import knob_table
     from hydra.core.config_store import ConfigStore
 
-    register_method_knobs()
+    from cce_bench.composing import register_knob_nodes
+    from cce_bench.knob_table import knob_table
+
+    register_knob_nodes()
     composed = ConfigStore.instance().load("method_knobs/all.yaml").node
     page = knob_table()
     for name in EXPLAINERS.names():
@@ -224,6 +225,39 @@ print(EXPLAINERS.get("center_prior").label)
                             env={**os.environ, "PYTHONPATH": str(copy_with_a_new_method)}, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Centre"
+
+
+@pytest.mark.slow
+def test_a_metric_added_as_the_architecture_page_shows_is_scored_listed_and_checked(tmp_path):
+    root = copy_with_readme_files(tmp_path, "cce_bench/metric_knobs/top_share.py", "cce_bench/metrics/top_share.py")
+    code = """
+import torch
+from omegaconf import OmegaConf
+from cce_bench.metrics import MapsToScore, create_metric
+cfg = OmegaConf.create({"metric_knobs": {"top_share": {"fraction": 0.25}}})
+maps = torch.ones(2, 4, 4)
+maps[1] = 0
+maps[1, 0, :2] = 1  # 2 of 16 pixels hold all the mass: their top quarter holds it all
+scored = create_metric("top_share", cfg).score(MapsToScore(None, torch.zeros(2, 3, 4, 4), maps, None, cfg, 0))
+print(scored.per_image["top_share"])
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [float(v) for v in result.stdout.strip(" []\n").split(",")] == pytest.approx([0.25, 1.0])
+
+    compare = run_copy(root, "compare", "experiment=smoke", "data=photos", "methods=[gbp,gradcam_pp]",
+                       "metrics=[insertion_deletion,top_share]", "metric_knobs.top_share.fraction=0.05",
+                       f"out={root / 'compare'}")
+    assert compare.returncode == 0, compare.stderr
+    table = pd.read_csv(root / "compare" / "table.csv")
+    assert {"Top share", "Top share SE", "Ins"} <= set(table) and "sanity" not in table
+    assert table["Top share"].between(0.05, 1).all()  # the top 5% of pixels hold at least 5% of the mass
+    listing = run_copy(root, "metrics")
+    assert "| top_share " in listing.stdout and "complexity" in listing.stdout
+    refused = run_copy(root, "compare", "metrics=[top_share]", "metric_knobs.top_share.fraction=0", "experiment=smoke")
+    assert refused.returncode == 2 and "metric_knobs.top_share.fraction=0 is not valid: it must be a number > 0 " \
+        "and <= 1" in refused.stderr, refused.stderr
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 from captum import attr as captum
+from omegaconf import OmegaConf
 from pytorch_grad_cam import EigenCAM, GradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from omegaconf import OmegaConf
 from torch import nn
 
 from cce_bench import UserError

@@ -4,7 +4,6 @@ import torch
 
 from cce_bench import UserError, create_model
 
-
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 

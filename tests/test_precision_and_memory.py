@@ -11,7 +11,6 @@ import yaml
 from cce_bench import UserError, create_model
 from cce_bench.models import batched_logits, set_precision
 from cce_bench.runs.memory import is_out_of_memory
-
 from helpers import ROOT, run_cli
 
 # Two photos, one per batch, the smoke preset's CCE (M=2, 3 steps) and 5-point curves of 20 inputs per image.

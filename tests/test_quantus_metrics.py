@@ -103,6 +103,15 @@ def test_the_listing_has_every_quantus_metric_with_its_family(capsys):
         [v for v in vars(quantus).values() if isinstance(v, type) and issubclass(v, quantus.Metric)]) - 1
 
 
+def explain_function_of(explainer):
+    """Quantus's explain_func through one of the suite's explainers, written here as a user would."""
+
+    def explain(model, inputs, targets, **_):
+        return explainer.attribute(torch.as_tensor(inputs), torch.as_tensor(targets).reshape(-1)).numpy()[:, None]
+
+    return explain
+
+
 @pytest.mark.slow
 def test_three_families_by_value_against_quantus_called_directly(tmp_path, lite0):
     """compare's Sparseness (complexity), RelevanceMassAccuracy (localisation, on the COCO boxes) and RandomLogit
@@ -127,10 +136,7 @@ def test_three_families_by_value_against_quantus_called_directly(tmp_path, lite0
         with np.load(out / "maps" / f"{method}.npz") as saved:
             maps = saved[batch["id"][0]][None]
         targets = np.array([int(row["target"])])
-        explainer = create_explainer(method, lite0)
-
-        def explain(model, inputs, targets, **_):
-            return explainer.attribute(torch.as_tensor(inputs), torch.as_tensor(targets).reshape(-1)).numpy()[:, None]
+        explain = explain_function_of(create_explainer(method, lite0))
 
         common = dict(model=lite0, x_batch=images.numpy(), y_batch=targets, a_batch=maps[:, None], channel_first=True,
                       device="cpu")

@@ -19,7 +19,7 @@ def finished_sweep(tmp_path_factory):
         "param.values=[1.0,0.7]",
         "method_knobs.cce.M=2",
         "method_knobs.cce.steps=3",
-        "metric.step=2240",
+        "metric_knobs.insertion_deletion.step=2240",
         f"out={out}",
     )
     assert result.returncode == 0, result.stderr

@@ -12,9 +12,9 @@ import pytest
 
 from helpers import ROOT, run_cli
 
-
 # Small but real: the real model and photos, CCE with few steps, curves of 24 points.
-FAST = ["experiment=smoke", "param.values=[1.0,0.5]", "metric.step=2240"]  # the smoke preset, curves of 24 points
+# the smoke preset, curves of 24 points
+FAST = ["experiment=smoke", "param.values=[1.0,0.5]", "metric_knobs.insertion_deletion.step=2240"]
 
 
 TIMING = ["seconds"]
@@ -122,11 +122,11 @@ def test_slurm_launcher_config_composes():
 
 
 def test_every_method_takes_its_batch_size_from_the_device_where_the_config_leaves_it_null(tmp_path):
-    from cce_bench.composing import compose_checked, register_method_knobs
+    from cce_bench.composing import compose_checked, register_knob_nodes
     from cce_bench.explainers import EXPLAINERS
     from cce_bench.runs.runtime import all_methods, resolve
 
-    register_method_knobs()
+    register_knob_nodes()
     cfg = resolve(compose_checked("compare", ["device=cpu", "method_knobs.gbp.batch_size=3", f"out={tmp_path}"]))
     expected = {name: EXPLAINERS.get(name).batch_sizes["cpu"] for name in EXPLAINERS.names()}
     assert {name: knobs.batch_size for name, knobs in cfg.method_knobs.items()} == {**expected, "gbp": 3}

@@ -12,9 +12,9 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from cce_bench.commands.sanity import score_batch, verdicts
-from cce_bench.runs.scoring import Randomisers
 from cce_bench.explainers import Explainer
 from cce_bench.metrics.sanity import Randomiser, randomisation_blocks, spearman
+from cce_bench.runs.scoring import Randomisers
 from helpers import TinyNet, readme_command, run_cli
 
 
@@ -77,11 +77,11 @@ def test_cascading_randomises_the_top_k_blocks_and_independent_one_and_both_undo
     randomiser = Randomiser(net, seed=3)
     assert [b.name for b in randomiser.blocks] == ["0+1", "3", "6"]
     seen = []
-    for block in randomiser.walk("cascading"):
+    for _block in randomiser.walk("cascading"):
         seen.append(changed(net, trained))
     assert seen == [{"6"}, {"6", "3"}, {"6", "3", "0", "1"}]
     cascading_fc = None
-    for block in randomiser.walk("cascading"):
+    for _block in randomiser.walk("cascading"):
         cascading_fc = net[6].weight.clone()
         break
     seen = [(block, changed(net, trained)) for block in randomiser.walk("independent")]

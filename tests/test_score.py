@@ -15,6 +15,7 @@ from cce_bench.errors import UserError
 from cce_bench.metrics import energy_pointing_game
 from helpers import readme_code, readme_command, run_cli
 
+
 def random_maps(ids, seed=0, size=224):
     rng = np.random.default_rng(seed)
     return {i: rng.random((size, size)).astype(np.float32) for i in ids}

@@ -13,7 +13,8 @@ from helpers import run_cli
 def alpha_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "run"
     result = run_cli("sweep", "param=alpha", "data.n_images=2", "param.values=[1.0,0.7,0.1]",
-                     "method_knobs.cce.M=2", "method_knobs.cce.steps=10", "metric.step=448", "save_maps=true",
+                     "method_knobs.cce.M=2", "method_knobs.cce.steps=10", "metric_knobs.insertion_deletion.step=448",
+                     "save_maps=true",
                      f"out={out}")  # curves of 113 points: half the protocol's 225, for time
     assert result.returncode == 0, result.stderr
     return out, result

@@ -81,7 +81,8 @@ def test_a_function_a_class_and_an_explainer_subclass_give_their_maps_by_value(u
     assert torch.equal(function.attribute(images, targets), expected)
     assert function.label == "edge_map" and function.knobs()["_target_"] == "my_saliency.edge_map"
     again = function.with_knobs(power=1.0)  # rebuilt from its knobs, the path among them
-    assert torch.equal(again.attribute(images, targets), postprocess(my_saliency.edge_map(None, images, None), (16, 16)))
+    plain = postprocess(my_saliency.edge_map(None, images, None), (16, 16))
+    assert torch.equal(again.attribute(images, targets), plain)
 
     corner = create_explainer("custom", tiny_net, _target_="my_saliency.Corner", side=4).attribute(images, targets)
     assert corner[:, :4, :4].eq(1).all() and corner.sum() == 2 * 16

@@ -8,8 +8,8 @@ commands score) without torch, and imports a command's module only to run it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ COMMANDS: dict[str, CommandEntry] = {
             "value by insertion/deletion (100 x AUC, Diff = Ins - Del).",
             keys=(
                 "param=alpha|M|gamma|epsilon   param.values=[...]   method=cce (any method)",
-                "data=photos|imagenet   data.root=DIR   data.n_images=N   metric.step=224",
+                "data=photos|imagenet   data.root=DIR   data.n_images=N   metric_knobs.insertion_deletion.step=224",
                 "experiment=table1_alpha|table2_M|table3_gamma|table4_epsilon|smoke",
             ),
             examples=(
@@ -113,7 +113,8 @@ COMMANDS: dict[str, CommandEntry] = {
             "model-parameter randomisation test (Adebayo et al. 2018) for any of the methods",
             "Model-parameter randomisation test (Adebayo et al. 2018): how much each method's maps change when the "
             "model's layers are re-initialised.",
-            keys=("methods=[...]   sanity.modes=[cascading,independent]   sanity.layers=N   sanity.fail_above=0.5",),
+            keys=("methods=[...]   metric_knobs.sanity.modes=[cascading,independent]   metric_knobs.sanity.layers=N",
+                  "metric_knobs.sanity.fail_above=0.5"),
             examples=("cce-bench sanity methods=[gradcam_pp,gbp] data.n_images=1",),
             scoring=True,
         ),
@@ -122,7 +123,8 @@ COMMANDS: dict[str, CommandEntry] = {
             "one leaderboard: every method on the same images, all scores, time and sanity",
             "One leaderboard: every method on the same images, insertion/deletion, the pointing game where the data "
             "has boxes, time per image and the sanity check.",
-            keys=("methods=[...]   sanity.enabled=true|false   data=photos_coco|photos|imagenet|coco   data.root=DIR",),
+            keys=("methods=[...]   metrics=[insertion_deletion,pointing_game,...]   compare.rank_by=NAME",
+                  "data=photos_coco|photos|imagenet|coco   data.root=DIR"),
             examples=("cce-bench compare methods=[gradcam_pp,gbp,ig,cce] data=photos experiment=smoke",),
             scoring=True,
         ),

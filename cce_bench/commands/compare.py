@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from ..errors import UserError, debugging, describe_error, is_allocation_failure
 from ..explainers import EXPLAINERS, MethodUnavailable, postprocess
 from ..figures import plot_leaderboard, plot_sweep
 from ..metrics import MapsToScore, Metric, Panel
@@ -22,11 +23,17 @@ from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.runtime import (build_dataset, build_explainers, build_model, method_label, method_names,
-                            model_description, none_can_run)
+from ..runs.runtime import (
+    build_dataset,
+    build_explainers,
+    build_model,
+    method_label,
+    method_names,
+    model_description,
+    none_can_run,
+)
 from ..runs.scoring import ClassesPerNetwork, RunMetrics, batch_records, explained_network, mean_curves, run_metrics
 from ..runs.timing import timed
-from ..errors import UserError, debugging, describe_error, is_allocation_failure
 from ..tables import Table, beside_paper, column_position, noise_caption, paired_differences, read_paper_table
 
 
@@ -289,12 +296,14 @@ def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFr
     late = [m.caption() for m in metrics if m.section in (LIBRARY, CHECK) and m.caption()]
     meanings = "; ".join([*early, "p (median) = the model's median probability of the explained class; s/img = "
                           "seconds per map", *late])
+    paper = (
+        f"(paper): Table 5's proportions (COCO, Score-CAM's protocol) and {EXPLAINERS.get(published.method).label}'s "
+        f"insertion/deletion of {published.name} at its {published.knob} (1000 ImageNet images, VGG-19): set beside, "
+        "not the same data unless the run's is. "
+    ) if {"insertion_deletion", "pointing_game"} & set(metrics.names) else ""
     return (
         f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
-        f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: {meanings}. (paper): Table 5's "
-        f"proportions (COCO, Score-CAM's protocol) and {EXPLAINERS.get(published.method).label}'s insertion/deletion "
-        f"of {published.name} at its {published.knob} (1000 ImageNet images, VGG-19): set beside, not the same data "
-        "unless the run's is. "
+        f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: {meanings}. {paper}"
     )
 
 

@@ -26,8 +26,8 @@ from ..figures import explanation_figure, grid_rows, method_grid
 from ..models import class_index
 from ..runs.map_store import write_maps
 from ..runs.run_folder import RunFolder
-from ..runs.scoring import check_finite
 from ..runs.runtime import build_explainer, build_model, method_names, resolve, seed_everything
+from ..runs.scoring import check_finite
 from . import PlainCommand
 
 

@@ -11,9 +11,9 @@ from ..explainers.base import COST_CLASSES
 from ..explainers.user_methods import TARGET
 from ..method_knobs import CUSTOM, shown
 from ..models import MODELS, create_model
-from . import PlainCommand
 from ..runs.runtime import all_methods
 from ..tables import to_markdown
+from . import PlainCommand
 
 
 def method_table(model) -> pd.DataFrame:

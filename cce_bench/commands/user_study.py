@@ -15,14 +15,14 @@ from omegaconf import DictConfig
 
 from ..errors import UserError
 from ..explainers import CCE, EXPLAINERS, postprocess
-from ..runs.scoring import check_finite
 from ..models import batched_logits
 from ..runs.engine import begin, finish_run
 from ..runs.map_store import write_maps
-from . import PlainCommand
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
+from ..runs.scoring import check_finite
 from ..study.page import jpeg_data_uri, overlay_uri, render_page, study_definition
+from . import PlainCommand
 
 
 def check_methods(names: list[str], choices: int, n_classes: int) -> None:

@@ -17,11 +17,18 @@ from omegaconf import DictConfig
 from ..errors import UserError
 from ..figures import plot_user_study
 from ..runs.engine import begin, finish_run
-from . import PlainCommand
 from ..runs.run_folder import RunFolder
-from ..study.answers import (BadAnswers, answer_table, background_table, guess_table, method_table, read_all,
-                             read_json_file)
+from ..study.answers import (
+    BadAnswers,
+    answer_table,
+    background_table,
+    guess_table,
+    method_table,
+    read_all,
+    read_json_file,
+)
 from ..study.page import STUDY_FORMAT
+from . import PlainCommand
 
 # study.json embeds every image and map as a data URI: ~0.5 MB a set.
 MAX_STUDY_BYTES = 2_000_000_000

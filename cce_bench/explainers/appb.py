@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
-from ..progress import counted
 from ..models import facts_of
+from ..progress import counted
 from .base import Explainer, register
 from .layers import capture_outputs, resolve_layer
+
 
 @register
 class APPB(Explainer):

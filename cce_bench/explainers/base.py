@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..models import batched_logits, facts_of
 from ..method_knobs import BatchOnlyKnobs, MethodKnobs, args_section, knobs_of
+from ..models import batched_logits, facts_of
 from ..registry import Registry
 from ..tensors import min_max
 
-EXPLAINERS: Registry[type["Explainer"]] = Registry("method")
+EXPLAINERS: Registry[type[Explainer]] = Registry("method")
 
 
 class MethodUnavailable(UserError):
@@ -32,7 +33,7 @@ class MethodUnavailable(UserError):
         self.short = short
 
 
-def register(cls: type["Explainer"]) -> type["Explainer"]:
+def register(cls: type[Explainer]) -> type[Explainer]:
     """Registers a method under its module's name (`explainers/score_cam.py` -> `score_cam`), the one
     name its knobs (cce_bench/method_knobs/NAME.py, set as method_knobs.NAME.KNOB) and its records use.
     The class name spells the same words (ScoreCAM); `label` is only how tables and figures print it. The
@@ -247,7 +248,7 @@ class Explainer:
     def knobs(self) -> dict:
         return {n: getattr(self, n) for n in self.knob_names()}
 
-    def with_knobs(self, **changes) -> "Explainer":
+    def with_knobs(self, **changes) -> Explainer:
         return type(self)(self.model, **{**self.knobs(), **changes})
 
     def maps_for_settings(

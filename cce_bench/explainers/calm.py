@@ -9,7 +9,6 @@ and the attribution map of class y is the joint p(y, z | x) over the positions. 
 from __future__ import annotations
 
 import io
-
 from pathlib import Path
 
 import torch
@@ -18,8 +17,8 @@ import torchvision
 from torch import nn
 
 from ..errors import UserError
-from ..safe_files import write_atomic
 from ..models import IMAGENET_MEAN, IMAGENET_STD
+from ..safe_files import write_atomic
 from ..tensors import to_normalised, to_pixels
 from .base import Explainer, MethodUnavailable, register
 

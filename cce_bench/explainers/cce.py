@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ..errors import UserError
+from ..method_knobs.cce import LAYER_READOFFS
 from ..models import IMAGENET_MEAN, IMAGENET_STD, PixelInput, batched_logits, facts_of
 from ..progress import counted
-from ..method_knobs.cce import LAYER_READOFFS
 from ..tensors import channel_list, to_pixels
 from .base import Explainer, MethodUnavailable, SettingMaps, other_top_classes, postprocess, register
 from .layers import capture_outputs, resolve_layer

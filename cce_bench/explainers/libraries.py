@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from functools import lru_cache
+from functools import cache
 from typing import cast
 
 import torch
 
 from ..errors import UserError
+from ..method_knobs import RENAMED_PREFIXES, BatchOnlyKnobs
+from ..method_knobs import shown as shown_value
 from ..models import facts_of
-from ..method_knobs import RENAMED_PREFIXES, BatchOnlyKnobs, shown as shown_value
 from ..rules import Rule
 from .base import EXPLAINERS, Explainer, MethodUnavailable
 from .gradcam_pp import cam_maps
@@ -410,7 +411,7 @@ class GradCamMethod(LibraryMethod):
                                                  constructor, call))
 
 
-@lru_cache(maxsize=None)
+@cache
 def gradcam_methods() -> list[str]:
     """pytorch-grad-cam's CAM methods: every class it exports that is a BaseCAM with its call, except
     SegEigenCAM (for segmentation models) and ShapleyCAM (it differentiates through the weights, which the

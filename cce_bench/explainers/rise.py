@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from ..progress import counted
 from ..models import facts_of
+from ..progress import counted
 from .base import Explainer, register
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import UserError
 from ..rules import Rule
@@ -54,6 +55,9 @@ class MethodKnobs:
     """A method's knobs: subclass it in method_knobs/NAME.py, one field per knob made with `knob(...)`,
     `batch_size: int | None = batch_size_knob()` last (every method has it)."""
 
+    kind: ClassVar[str] = "method"       # what the knobs belong to, for messages
+    group: ClassVar[str] = "method_knobs"  # where the command line sets them: GROUP.NAME.KNOB
+
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
@@ -71,17 +75,17 @@ class MethodKnobs:
         return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
 
     @classmethod
-    def checked(cls, values: dict, method: str, label: str = "") -> "MethodKnobs":
+    def checked(cls, values: dict, method: str, label: str = "") -> MethodKnobs:
         """The knobs from `values` (the rest at their defaults), each checked against its rule: one line
         for a name the method does not have or a value out of its range."""
         unknown = sorted(set(values) - set(cls.names()))
         if unknown:
-            raise UserError(f"method {method} has no knob {', '.join(unknown)}; its knobs: {', '.join(cls.names())} "
-                            f"(set them as method_knobs.{method}.KNOB=VALUE)")
+            raise UserError(f"{cls.kind} {method} has no knob {', '.join(unknown)}; its knobs: "
+                            f"{', '.join(cls.names()) or 'none'} (set them as {cls.group}.{method}.KNOB=VALUE)")
         for name, rule in cls.rules().items():
             if name in values and not rule.accepts(values[name]):
                 raise UserError(f"{label or method} {name}={shown(values[name])} is not valid: it must be "
-                                f"{rule.describe()} (method_knobs.{method}.{name})")
+                                f"{rule.describe()} ({cls.group}.{method}.{name})")
         return cls(**values)
 
 
@@ -142,7 +146,7 @@ def current_spelling(name: str) -> str:
     return name
 
 
-@lru_cache(maxsize=None)
+@cache
 def knobs_of(method: str) -> type[MethodKnobs]:
     """The knobs class of one of the suite's methods: the one MethodKnobs subclass of method_knobs/NAME.py,
     else BatchOnlyKnobs."""

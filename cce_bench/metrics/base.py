@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from ..errors import UserError
+from ..metric_knobs import metric_knobs_of
 from ..registry import Registry
 
 if TYPE_CHECKING:  # annotations only: the registry is read (names, needs) before torch is loaded
     import torch
 
-METRICS: Registry[type["Metric"]] = Registry("metric")
+METRICS: Registry[type[Metric]] = Registry("metric")
 
 # What a metric can need beyond the model, the images and the maps.
 BOXES = "boxes"            # the data's boxes (data=coco, data=photos_coco)
@@ -117,8 +118,24 @@ class Metric:
     section: ClassVar[int] = FURTHER
     source: ClassVar[str] = "cce-bench"
 
+    if TYPE_CHECKING:  # each knob is an attribute, set from its knobs class by __init__: the checker cannot list them
+        def __getattr__(self, name: str) -> Any: ...
+
     def __init__(self, cfg=None):
+        """The metric for a run's config (None: its knobs at their defaults); each knob of its declaration
+        (cce_bench/metric_knobs/NAME.py), checked against its range, becomes an attribute of the same name."""
         self.cfg = cfg
+        if self.source == "cce-bench":
+            settings = metric_knobs_of(self.name).checked(self.given_knobs(), self.name, self.label)
+            for knob in settings.names():
+                setattr(self, knob, getattr(settings, knob))
+
+    def given_knobs(self) -> dict:
+        """The knobs the run's config sets for this metric (metric_knobs.NAME), as plain values."""
+        from omegaconf import DictConfig, OmegaConf
+
+        node = OmegaConf.select(self.cfg, f"metric_knobs.{self.name}") if isinstance(self.cfg, DictConfig) else None
+        return dict(OmegaConf.to_container(node)) if isinstance(node, DictConfig) else {}  # type: ignore[arg-type]
 
     # -- what it computes ------------------------------------------------------------------------------
     def score(self, maps: MapsToScore) -> Scored:

@@ -66,7 +66,7 @@ def class_deviation(maps: torch.Tensor, other_maps: torch.Tensor, similarity: st
 @register_metric
 class ClassSensitivity(Metric):
     """Class deviation: the method's map for another class of the same image, against its map for the
-    explained class (knobs: `class_sensitivity.other`, `class_sensitivity.similarity`)."""
+    explained class (knobs: `metric_knobs.class_sensitivity.other`, `.similarity`)."""
 
     label = "class deviation"
     family = "randomisation"
@@ -79,11 +79,10 @@ class ClassSensitivity(Metric):
     def score(self, maps: MapsToScore) -> Scored:
         from ..explainers import postprocess
 
-        knobs = self.cfg.class_sensitivity
-        others = other_classes(maps.logits(maps.explained_network), maps.targets, str(knobs.other), int(self.cfg.seed),
+        others = other_classes(maps.logits(maps.explained_network), maps.targets, str(self.other), int(self.cfg.seed),
                                maps.ids)
         other_maps = postprocess(maps.explainer.raw_attribute(maps.images, others), maps.size)
-        deviation = class_deviation(maps.maps, other_maps, str(knobs.similarity))
+        deviation = class_deviation(maps.maps, other_maps, str(self.similarity))
         return Scored({"class_deviation": deviation.tolist(), "other_class": others.tolist()})
 
     def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
@@ -100,6 +99,5 @@ class ClassSensitivity(Metric):
         return [Panel("class deviation ↑", "Class dev", "tab:orange")]
 
     def caption(self) -> str:
-        knobs = self.cfg.class_sensitivity
-        return (f"Class dev = class deviation, 1 - {knobs.similarity} of the maps for the explained class and the "
-                f"{knobs.other} class (0: the same map whatever the class)")
+        return (f"Class dev = class deviation, 1 - {self.similarity} of the maps for the explained class and the "
+                f"{self.other} class (0: the same map whatever the class)")

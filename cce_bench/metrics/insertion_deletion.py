@@ -88,12 +88,13 @@ def _check_inputs(images: torch.Tensor, maps: torch.Tensor) -> None:
 
 
 def check_protocol(step, blur_size, blur_sigma) -> None:
+    """The protocol's settings as the Python API takes them (the command line checks its knobs' rules first)."""
     if int(step) != step or int(step) < 1:
-        raise UserError(f"step={step} must be a positive number of pixels per step (metric.step)")
+        raise UserError(f"step={step} must be a positive number of pixels per step")
     if int(blur_size) != blur_size or int(blur_size) < 1 or int(blur_size) % 2 == 0:
-        raise UserError(f"blur_size={blur_size} must be an odd positive kernel size (metric.blur_size)")
+        raise UserError(f"blur_size={blur_size} must be an odd positive kernel size")
     if float(blur_sigma) <= 0:
-        raise UserError(f"blur_sigma={blur_sigma} must be > 0 (metric.blur_sigma)")
+        raise UserError(f"blur_sigma={blur_sigma} must be > 0")
 
 
 @torch.inference_mode()
@@ -139,7 +140,7 @@ def insertion_deletion(model, images: torch.Tensor, maps: torch.Tensor, targets=
 
 @register_metric
 class InsertionDeletionMetric(Metric):
-    """Insertion and deletion AUCs of each map (100 x; Diff = Ins - Del), the knobs of `metric.*`."""
+    """Insertion and deletion AUCs of each map (100 x; Diff = Ins - Del); knobs: `metric_knobs.insertion_deletion.*`."""
 
     label = "insertion/deletion"
     family = "faithfulness"
@@ -149,8 +150,7 @@ class InsertionDeletionMetric(Metric):
     section = PROTOCOL
 
     def protocol(self) -> dict:
-        knobs = self.cfg.metric
-        return {"step": int(knobs.step), "blur_size": int(knobs.blur_size), "blur_sigma": float(knobs.blur_sigma)}
+        return {"step": int(self.step), "blur_size": int(self.blur_size), "blur_sigma": float(self.blur_sigma)}
 
     def score(self, maps: MapsToScore) -> Scored:
         scores = insertion_deletion(maps.model, maps.images, maps.maps, maps.targets,
@@ -160,7 +160,7 @@ class InsertionDeletionMetric(Metric):
         return Scored({"ins_auc": scores.insertion_auc.tolist(), "del_auc": scores.deletion_auc.tolist()}, curves)
 
     def forward_passes(self, side: int) -> float:
-        return 2 * (math.ceil(side * side / int(self.cfg.metric.step)) + 1)  # both curves, n + 1 points each
+        return 2 * (math.ceil(side * side / int(self.step)) + 1)  # both curves, n + 1 points each
 
     def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
         scored = records.assign(diff=records["ins_auc"] - records["del_auc"]) if "ins_auc" in records else records
@@ -180,6 +180,5 @@ class InsertionDeletionMetric(Metric):
                 Panel("Diff = Ins - Del ↑", "Diff", "tab:blue")]
 
     def caption(self) -> str:
-        knobs = self.cfg.metric
-        return (f"Ins/Del = 100 x mean insertion/deletion AUC (step {knobs.step}), Diff = Ins - Del, SE = standard "
+        return (f"Ins/Del = 100 x mean insertion/deletion AUC (step {self.step}), Diff = Ins - Del, SE = standard "
                 "error over the images")

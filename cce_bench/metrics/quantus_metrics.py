@@ -161,7 +161,7 @@ class QuantusMetric(Metric):
 
     @property
     def knobs(self) -> dict:
-        return dict(((self.cfg.get("metric_knobs") or {}).get(self.name) or {})) if self.cfg is not None else {}
+        return dict((self.cfg.get("metric_knobs") or {}).get(self.name) or {}) if self.cfg is not None else {}
 
     @property
     def column(self) -> str:

@@ -16,9 +16,9 @@ the same block gets the same random weights in every mode, batch, process and de
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,8 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
-from .base import CHECK, REEXPLAINS, MapsToScore, Metric, Panel, Ranking, Scored, register_metric
 from ..choices import SANITY_MODES
+from .base import CHECK, REEXPLAINS, MapsToScore, Metric, Panel, Ranking, Scored, register_metric
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 MODES = tuple(SANITY_MODES)
@@ -189,7 +189,7 @@ def map_similarities(raw: torch.Tensor, maps: torch.Tensor, raw_random: torch.Te
 @register_metric
 class Sanity(Metric):
     """The model-parameter randomisation test in one number per map: the Spearman (abs) of the map to the
-    same method's map with every block of the network re-initialised (knob: `sanity.fail_above`)."""
+    same method's map with every block of the network re-initialised (knob: `metric_knobs.sanity.fail_above`)."""
 
     label = "sanity"
     family = "randomisation"
@@ -221,7 +221,7 @@ class Sanity(Metric):
     def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
         rho: pd.Series | dict = (records.groupby("method")["sanity_spearman_abs"].mean()
                                  if "sanity_spearman_abs" in records else {})
-        fail_above = float(self.cfg.sanity.fail_above)
+        fail_above = float(self.fail_above)
         return {"sanity ρ": [round(float(rho[n]), 3) if n in rho else None for n in names],
                 "sanity": [None if n not in rho else ("FAILS" if rho[n] > fail_above else "passes") for n in names]}
 
@@ -233,8 +233,8 @@ class Sanity(Metric):
 
     def panels(self) -> list[Panel]:
         return [Panel("sanity: Spearman to the randomised model's map ↓", "sanity ρ", "tab:purple",
-                      threshold_key="sanity.fail_above")]
+                      threshold_key="metric_knobs.sanity.fail_above")]
 
     def caption(self) -> str:
         return ("sanity ρ = Spearman (abs) of each map to the map of the same model with every block "
-                f"re-initialised (FAILS above {self.cfg.sanity.fail_above})")
+                f"re-initialised (FAILS above {self.fail_above})")

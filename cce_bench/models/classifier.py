@@ -92,7 +92,7 @@ class Classifier(nn.Module):
         for module in self.net.modules():
             # Gradient methods hook activations (captum, pytorch-grad-cam): in-place ones break the hooks.
             if getattr(module, "inplace", False):
-                setattr(module, "inplace", False)
+                setattr(module, "inplace", False)  # noqa: B010 - nn.Module's typing has no `inplace`
         self.register_buffer("mean", torch.tensor(inputs.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(inputs.std, dtype=torch.float32).view(1, 3, 1, 1))
         self.categories = categories

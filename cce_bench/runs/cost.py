@@ -5,8 +5,9 @@ left from the first seconds on, instead of after the first image."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the annotations only: this module runs without torch until a plan is made
     import torch
@@ -30,10 +31,10 @@ class Passes:
     gradient: float = 0
     backward: float = 0
 
-    def __add__(self, other: "Passes") -> "Passes":
+    def __add__(self, other: Passes) -> Passes:
         return Passes(self.forward + other.forward, self.gradient + other.gradient, self.backward + other.backward)
 
-    def __mul__(self, factor: float) -> "Passes":
+    def __mul__(self, factor: float) -> Passes:
         return Passes(self.forward * factor, self.gradient * factor, self.backward * factor)
 
     @property

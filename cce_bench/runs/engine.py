@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -20,12 +21,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import UserError
-from . import distributed
 from ..progress import on_run_bar
+from . import distributed
 from .cost import PLAN_ONLY, Passes, Plan, make_plan
 from .distributed import Shard
-from .memory import retrying_on_out_of_memory
 from .map_store import MAPS
+from .memory import retrying_on_out_of_memory
 from .run_folder import RunFolder, machine_info, now_iso
 from .runtime import resolve, run_precision, seed_everything
 
@@ -189,7 +190,7 @@ class ScoringCommand:
     single score to rank images by)."""
 
     name: str
-    prepare: Callable[[Session], "Job"]
+    prepare: Callable[[Session], Job]
     examples: Callable[[pd.DataFrame, DictConfig], Examples] | None = None
     beside_paper: Callable[[pd.DataFrame], pd.DataFrame] = no_paper_columns
 

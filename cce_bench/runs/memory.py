@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from omegaconf import DictConfig
 
 from ..errors import UserError, is_allocation_failure
-
 
 # A failed allocation: torch's OutOfMemoryError (CUDA), MemoryError, or the RuntimeError a CPU allocator raises.
 is_out_of_memory = is_allocation_failure

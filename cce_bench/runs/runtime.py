@@ -14,11 +14,11 @@ from omegaconf.errors import MissingMandatoryValue
 
 from ..data import create_dataset
 from ..errors import UserError, memory_asked_by
-from ..schema import require, validate
 from ..explainers import EXPLAINERS, Explainer, MethodUnavailable, create_explainer
 from ..explainers.user_methods import TARGET, custom_label
 from ..method_knobs import CUSTOM
 from ..models import Classifier, create_model, facts_of, precision_in_effect
+from ..schema import require, validate
 from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large

@@ -4,7 +4,7 @@ and the randomised copies of a network for the sanity command."""
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -186,22 +186,18 @@ class RunMetrics:
         return Passes(forward=sum(metric.forward_passes(side) for metric in self.metrics))
 
 
-def default_metrics(cfg: DictConfig, has_boxes: bool, has_method: bool) -> list[str]:
-    """`metrics: null`: the suite's own protocols that this run can score: insertion/deletion; the pointing game
-    where the data has boxes; with a method to ask again, class deviation and the sanity check unless their
-    `enabled` is false."""
-    names = ["insertion_deletion"] + (["pointing_game"] if has_boxes else [])
-    if has_method:
-        names += [name for name in ("class_sensitivity", "sanity")
-                  if bool((cfg.get(name) or {}).get("enabled", True))]
-    return names
+def default_metrics(has_boxes: bool, has_method: bool) -> list[str]:
+    """`metrics: null`: the suite's own metrics that this run can score: insertion/deletion; the pointing game
+    where the data has boxes; with a method to ask again, class deviation and the sanity check."""
+    return (["insertion_deletion"] + (["pointing_game"] if has_boxes else [])
+            + (["class_sensitivity", "sanity"] if has_method else []))
 
 
 def run_metrics(cfg: DictConfig, has_boxes: bool, has_method: bool, command: str) -> RunMetrics:
     """The run's metrics (`metrics=[...]`, or the defaults where null), each checked against what this run
     can give it (boxes, a method to ask again) before any work."""
     chosen = cfg.get("metrics")
-    names = [str(n) for n in chosen] if chosen is not None else default_metrics(cfg, has_boxes, has_method)
+    names = [str(n) for n in chosen] if chosen is not None else default_metrics(has_boxes, has_method)
     if not names:
         raise UserError(f"metrics=[] leaves {command} nothing to score: name at least one (`cce-bench metrics` lists "
                         "them), or metrics=null for the suite's own")

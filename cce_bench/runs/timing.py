@@ -4,7 +4,8 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
