@@ -10,7 +10,8 @@ import importlib
 __version__ = "0.1.0"
 
 _PUBLIC = {"explain": ".api", "insertion_deletion": ".api", "load_images": ".api", "InputSettings": ".models",
-           "UserError": ".errors", "EXPLAINERS": ".explainers",
+           "UserError": ".errors", "EXPLAINERS": ".explainers", "Contrast": ".explainers", "METRICS": ".metrics",
+           "create_metric": ".metrics",
            "create_explainer": ".explainers", "MODELS": ".models", "PixelInput": ".models", "create_model": ".models"}
 
 __all__ = sorted([*_PUBLIC, "__version__"])

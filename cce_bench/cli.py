@@ -26,7 +26,6 @@ from .composing import (
 from .errors import UserError, debugging, describe_error
 from .install_check import check_torch_pair
 from .resources import config_dir
-from .runs.cost import PLAN_ONLY
 from .runs.start import multirun_job, run_composed
 
 
@@ -58,7 +57,7 @@ def check_launcher(overrides: list[str]) -> None:
                         "cluster's login node, or leave hydra/launcher=slurm out to run the points here one by one")
 
 
-def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: bool) -> None:
+def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: bool, plan_only: bool = False) -> None:
     """Hydra's own command line, for its flags: a multirun, --cfg, --info, --hydra-help, ..."""
     import hydra
 
@@ -74,7 +73,7 @@ def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: boo
     register_knob_nodes()
     sys.argv = [f"cce-bench {command}", *overrides]
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command.replace("-", "_"))(
-        multirun_job(task, debug))
+        multirun_job(task, debug, plan_only))
     FAILED_JOBS.clear()
     try:
         app()
@@ -89,7 +88,7 @@ def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: boo
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or debugging()
-    PLAN_ONLY["enabled"] = "--dry-run" in argv
+    plan_only = "--dry-run" in argv
     argv = [a for a in argv if a not in ("--debug", "--dry-run")]
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then lets the task's exception through, with its traceback
@@ -103,14 +102,14 @@ def main(argv: list[str] | None = None) -> None:
         print(command_help(argv[0]))
     else:
         with one_line_errors(debug):
-            _dispatch(argv[0], argv[1:], debug)
+            _dispatch(argv[0], argv[1:], debug, plan_only)
 
 
-def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
+def _dispatch(command: str, overrides: list[str], debug: bool, plan_only: bool = False) -> None:
     if command not in COMMANDS:
         raise UserError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     entry = COMMANDS[command]
-    if PLAN_ONLY["enabled"] and not entry.scoring:
+    if plan_only and not entry.scoring:
         raise UserError(
             f"--dry-run plans the scoring commands ({', '.join(n for n, e in COMMANDS.items() if e.scoring)}); "
             f"{command} has no plan: leave --dry-run out"
@@ -128,12 +127,13 @@ def _dispatch(command: str, overrides: list[str], debug: bool) -> None:
                         "for results/runs/<time>_<run name>")
     if out and not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append(f"hydra.run.dir={out[-1]}")  # out=DIR is the run's folder, Hydra's record included
-    task = lambda cfg: entry.load().run(cfg)  # noqa: E731 - the command's module is imported only to run
+    planning = {"plan_only": True} if plan_only else {}  # only a scoring command plans (checked above)
+    task = lambda cfg: entry.load().run(cfg, **planning)  # noqa: E731 - the command's module is imported only to run
     if any(o.startswith("-") for o in overrides):
-        return hand_to_hydra(command, overrides, task, debug)
+        return hand_to_hydra(command, overrides, task, debug, plan_only)
     run_dirs = [o for o in overrides if o.startswith("hydra.run.dir=")]
     shown = f"out={out[-1]}" if out else run_dirs[-1] if run_dirs else "the run folder results/runs/..."
-    run_composed(compose_checked(command, overrides, with_hydra=True), task, shown)
+    run_composed(compose_checked(command, overrides, with_hydra=True), task, shown, plan_only)
 
 
 if __name__ == "__main__":

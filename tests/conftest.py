@@ -36,7 +36,7 @@ def photos(lite0):
 
     dataset = create_dataset({"name": "photos", "n_images": 2}, lite0.inputs)
     batch = next(iter(image_batches(dataset, 2)))
-    return batch["image"], batch["id"]
+    return batch["image"], batch["image_id"]
 
 
 

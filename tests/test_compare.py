@@ -73,7 +73,7 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0, warm
     deviation = class_deviation(maps, explainer.attribute(image, other))
     records = pd.read_csv(out / "records.csv")
     mine = records[records["method"] == "gradcam_pp"].iloc[0]
-    assert mine["image_id"] == pair["id"] and mine["target"] == int(target)
+    assert mine["image_id"] == pair["image_id"] and mine["target"] == int(target)
     assert mine["ins_auc"] == pytest.approx(float(scores.insertion_auc[0]), abs=1e-4)
     assert mine["del_auc"] == pytest.approx(float(scores.deletion_auc[0]), abs=1e-4)
     assert mine["proportion"] == pytest.approx(float(energy_pointing_game(maps, mask)[0]), abs=1e-4)

@@ -1,6 +1,8 @@
 """Contrast, measured: class deviation and the other class by hand, the contrastive pointing game's share
 by hand on a synthetic box pair, each method's answer to "why P rather than Q?", and the contrastive game
 end to end from the command line, checked by value."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from skimage.metrics import structural_similarity
 
 from cce_bench.data import create_dataset
 from cce_bench.data.coco import box_mask
-from cce_bench.explainers import CCE, create_explainer, postprocess
+from cce_bench.explainers import CCE, Contrast, create_explainer, postprocess
 from cce_bench.metrics.class_sensitivity import class_deviation, other_classes
 from cce_bench.metrics.pointing_game import contrastive_share, energy_pointing_game
 from cce_bench.runs.scoring import explained_classes
@@ -96,17 +98,41 @@ def test_each_method_answers_why_p_rather_than_q(tiny_net):
     contrast = order[:, 3]  # a class the default rules would not pick
     # CE: Grad-CAM of the cross-entropy toward Q; its own rule picks the second class
     ce = create_explainer("contrastive_gradcam", net, target_layer="conv")
-    torch.testing.assert_close(ce.attribute_contrast(images, targets, order[:, 1]), ce.attribute(images, targets))
-    assert not torch.allclose(ce.attribute_contrast(images, targets, contrast), ce.attribute(images, targets))
+    torch.testing.assert_close(ce.attribute(images, Contrast(targets, order[:, 1])), ce.attribute(images, targets))
+    assert not torch.allclose(ce.attribute(images, Contrast(targets, contrast)), ce.attribute(images, targets))
+    assert ce.answers_contrast() and list(ce.explain(images, Contrast(targets, contrast)).maps) == ["map"]
     # CCE: question 2 is the unified map of the one counterfactual toward Q
     cce = CCE(net, M=3, steps=10, epsilon=32, batch_size=9, target_layer="conv")
     one = cce.with_knobs(M=1).contrastive_maps(images, targets, contrast=contrast[:, None])
-    torch.testing.assert_close(cce.attribute_contrast(images, targets, contrast),
+    torch.testing.assert_close(cce.attribute(images, Contrast(targets, contrast)),
                                postprocess(one.unified(cce.alpha), (12, 12)))
     assert torch.equal(one.contrast[:, 0], contrast)
     # a method without a contrastive map answers with its map for P
     ig = create_explainer("ig", net, steps=4)
-    torch.testing.assert_close(ig.attribute_contrast(images, targets, contrast), ig.attribute(images, targets))
+    assert not ig.answers_contrast()
+    torch.testing.assert_close(ig.attribute(images, Contrast(targets, contrast)), ig.attribute(images, targets))
+
+
+def test_cce_answers_with_its_three_maps_by_name_and_any_caller_takes_them(tiny_net):
+    """CCE's answer names its maps (the unified map the answer, M_sup and M_pro beside it), each post-processed
+    as every method's map; the contrast classes default to its own M most likely other classes."""
+    net = tiny_net.double()
+    torch.manual_seed(1)
+    images = torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    targets = net(images).argmax(1)
+    cce = CCE(net, M=2, steps=6, epsilon=32, batch_size=4, target_layer="conv")
+    answer = cce.explain(images, Contrast(targets))
+    assert answer.main == "unified" and set(answer.maps) == {"unified", "M_sup", "M_pro"}
+    maps = cce.contrastive_maps(images, targets)
+    torch.testing.assert_close(answer.contrast, maps.contrast)
+    for name, raw in (("M_sup", maps.sup), ("M_pro", maps.pro), ("unified", maps.unified(cce.alpha))):
+        torch.testing.assert_close(answer.maps[name], postprocess(raw, (12, 12)))
+    torch.testing.assert_close(cce.attribute(images, targets), answer.answer)  # "why P?" is the same question
+    titles = [title for title, _ in answer.titles(0, [f"class{i}" for i in range(10)])]
+    q = ", ".join(f"class{int(c)}" for c in maps.contrast[0])
+    assert titles == [f"why class{int(targets[0])}: M_sup", f"why not {q}: M_pro", f"unified, alpha={cce.alpha}"]
+    assert re.fullmatch(r"counterfactual -> \d+ \((valid|not valid)\); valid [0-2]/2", answer.found[0])  # no names
+    assert set(answer.details) == {"valid", "predicted", "counterfactual"}
 
 
 class QuarterNet(torch.nn.Module):
@@ -172,7 +198,7 @@ def test_contrastive_pointing_game_end_to_end_by_value(tmp_path, lite0):
         contrast, _ = explained_classes(lite0, image, item["contrast_allowed"][None], 16)
         maps = create_explainer("gradcam_pp", lite0).attribute(image, target)
         share = contrastive_share(maps, item["mask"][None], item["contrast_mask"][None])
-        assert mine.loc[item["id"], "contrastive"] == pytest.approx(float(share[0]), abs=1e-5)
-        assert mine.loc[item["id"], "contrast"] == int(contrast[0])
+        assert mine.loc[item["image_id"], "contrastive"] == pytest.approx(float(share[0]), abs=1e-5)
+        assert mine.loc[item["image_id"], "contrast"] == int(contrast[0])
     assert float(rows.loc["Contrastive (%)", "GCAM+"]) == pytest.approx(round(100 * mine["contrastive"].mean(), 2))
     assert "why P rather than Q" in (out / "table.md").read_text() and (out / "table5.png").is_file()

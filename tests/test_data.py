@@ -112,7 +112,7 @@ def coco_root(tmp_path):
 def test_coco_pairs_are_mapped_filtered_and_masked(coco_root):
     data = create_dataset({"name": "coco", "root": str(coco_root), "n_images": None}, HALF)
     assert [s.id for s in data.samples] == ["1:cat"]  # person is unmapped; crowd boxes do not count
-    reasons = {row["id"]: row["reason"] for row in data.skipped}
+    reasons = {row["image_id"]: row["reason"] for row in data.skipped}
     assert "more than 0.5" in reasons["2:cat"] and "no box of positive area" in reasons["2:dog"]
     item = data[0]
     assert item["image"].shape == (3, 224, 224) and item["mask"].shape == (224, 224)
@@ -143,7 +143,7 @@ def test_coco_errors_name_the_problem(coco_root, tmp_path):
 def test_embedded_default_reads_through_pycocotools():
     data = create_dataset({"name": "photos_coco"}, HALF)
     assert {s.category for s in data.samples} == {"cup", "bench", "bottle"}
-    assert {row["id"] for row in data.skipped} == {"1:cat", "3:motorcycle", "3:bicycle", "5:motorcycle"}
+    assert {row["image_id"] for row in data.skipped} == {"1:cat", "3:motorcycle", "3:bicycle", "5:motorcycle"}
     assert len(data.samples) == 5  # cup; bench and bottle in both motorcycle photos
     everything = create_dataset({"name": "photos_coco", "max_box_fraction": 1.0}, HALF)
     assert {"cat", "motorcycle"} <= {s.category for s in everything.samples}
@@ -172,6 +172,6 @@ def test_a_mixed_folder_is_read_whole_and_the_sample_is_drawn_from_images_that_o
     for seed in range(4):  # whichever order the seed draws them in, the one good image is the sample
         data = create_dataset({"name": "imagenet", "root": str(bad), "n_images": 1}, HALF, seed=seed)
         assert [s.id for s in data.samples] == ["good.jpg"]
-        assert {row["id"] for row in data.skipped} <= {"text.jpg", "dangling.jpg", "fifo.jpg"}
+        assert {row["image_id"] for row in data.skipped} <= {"text.jpg", "dangling.jpg", "fifo.jpg"}
     with pytest.raises(UserError, match="data.n_images=2 is larger than the 1 images in .* that can be opened"):
         create_dataset({"name": "imagenet", "root": str(bad), "n_images": 2}, HALF)

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from cce_bench.errors import debugging
 from cce_bench.metrics import MapsToScore
-from cce_bench.runs.scoring import RunMetrics, batch_records, map_flags
+from cce_bench.runs.scoring import RunMetrics, map_flags
 from helpers import run_cli
 
 
@@ -36,13 +36,17 @@ def test_blank_and_broken_maps_are_flagged_scored_as_nothing_and_warned_once(lit
     assert map_flags(maps) == [None, "all zero", "not finite"]
     cfg = OmegaConf.create({"metric_knobs": {"insertion_deletion": {"step": 12544}}, "batch_size": 16})
     targets = torch.zeros(3, dtype=torch.long)
-    per_image, _ = RunMetrics(["insertion_deletion"], cfg).score(MapsToScore(lite0, images, maps, targets, cfg, seed=0))
+    run_metrics = RunMetrics(["insertion_deletion"], cfg)
+
+    def scored():
+        return run_metrics.score(MapsToScore(lite0, images, maps.clone(), targets, cfg, 0, ["a", "b", "c"],
+                                             method="probe_method"))
+
+    per_image, _ = scored()
     assert per_image["map_flag"] == [None, "all zero", "not finite"]
     # a broken map is scored as the all-zero map: the scores of no explanation
     assert per_image["ins_auc"][2] == pytest.approx(per_image["ins_auc"][1], abs=1e-6)
-    batch = {"id": ["a", "b", "c"], "index": [0, 1, 2]}
-    batch_records(batch, lite0, targets, "probe_method", per_image)
-    batch_records(batch, lite0, targets, "probe_method", per_image)  # the same again: no second warning
+    scored()  # the same again in this run: no second warning
     warned = capsys.readouterr().err.strip().splitlines()
     assert warned == [
         "warning: probe_method's map of b is all zero: scored as no explanation (records.csv: map_flag); "

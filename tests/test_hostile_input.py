@@ -126,7 +126,7 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
 
     pairs = pointing_pairs("coco", str(root / "annotations" / "instances_val2017.json"), str(root / "val2017"),
                            preprocessing(*lite0.channel_stats()))
-    reasons = {s["id"]: s["reason"] for s in pairs.skipped}
+    reasons = {s["image_id"]: s["reason"] for s in pairs.skipped}
     assert reasons["999:cup"] == "an annotation points at image id 999, which the file does not list"
     assert reasons[f"{shipped['images'][0]['id']}:cup"] == "annotation 9002 has no bbox [x, y, w, h] of numbers"
     expected = {s.id for s in create_dataset({"name": "photos_coco"}, lite0.inputs).samples}
@@ -289,7 +289,7 @@ def test_an_image_entry_with_a_size_that_is_not_pixels_skips_its_pairs(tmp_path,
     root = coco_folder(tmp_path, shipped)
     pairs = pointing_pairs("coco", str(root / "annotations" / "instances_val2017.json"), str(root / "val2017"),
                            preprocessing(*lite0.channel_stats()))
-    reasons = [s["reason"] for s in pairs.skipped if s["id"].startswith(f"{first['id']}:")]
+    reasons = [s["reason"] for s in pairs.skipped if s["image_id"].startswith(f"{first['id']}:")]
     assert reasons and all(
         f"image {first['id']} has width" in r and "whole numbers of pixels > 0" in r for r in reasons
     )

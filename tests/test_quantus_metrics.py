@@ -134,7 +134,7 @@ def test_three_families_by_value_against_quantus_called_directly(tmp_path, lite0
     for method in ("gbp", "pytorch_grad_cam_GradCAM"):
         row = records.loc[method]
         with np.load(out / "maps" / f"{method}.npz") as saved:
-            maps = saved[batch["id"][0]][None]
+            maps = saved[batch["image_id"][0]][None]
         targets = np.array([int(row["target"])])
         explain = explain_function_of(create_explainer(method, lite0))
 

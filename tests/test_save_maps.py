@@ -16,8 +16,7 @@ from helpers import readme_code, run_cli
 
 
 def test_a_batch_done_twice_keeps_one_copy_and_the_parts_merge_in_batch_order(tmp_path):
-    store = MapStore()
-    store.start(True)
+    store = MapStore(enabled=True)
     (tmp_path / "parts").mkdir()
     first = torch.rand(2, 4, 4)
     store.keep("gbp", ["b", "a"], torch.zeros(2, 4, 4))

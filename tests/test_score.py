@@ -191,8 +191,8 @@ def test_score_on_data_with_boxes_adds_the_pointing_game(tmp_path, lite0):
     records = pd.read_csv(out / "records.csv").set_index("image_id")
     assert sorted(records.index) == sorted(maps)
     for pair in pairs:
-        expected = energy_pointing_game(torch.from_numpy(maps[pair["id"]])[None], pair["mask"][None])
-        assert records.loc[pair["id"], "proportion"] == pytest.approx(float(expected), abs=1e-5)
+        expected = energy_pointing_game(torch.from_numpy(maps[pair["image_id"]])[None], pair["mask"][None])
+        assert records.loc[pair["image_id"], "proportion"] == pytest.approx(float(expected), abs=1e-5)
     skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
     assert (skipped["reason"].str.contains("no map for this image")).sum() == len(dataset) - 2
     assert (

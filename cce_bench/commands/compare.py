@@ -21,14 +21,14 @@ from ..metrics import MapsToScore, Metric, Panel
 from ..metrics.base import CHECK, FURTHER, LIBRARY, PROTOCOL
 from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
-from ..runs.map_store import keep_maps
+from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import (
     build_dataset,
     build_explainers,
     build_model,
+    chosen_methods,
     method_label,
-    method_names,
     model_description,
     none_can_run,
 )
@@ -37,7 +37,8 @@ from ..runs.timing import timed
 from ..tables import Table, beside_paper, column_position, noise_caption, paired_differences, read_paper_table
 
 
-def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, cfg) -> tuple[list[dict], dict]:
+def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, kept: MapStore, cfg
+                ) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
     allowed, masks = batch.get("allowed"), batch.get("mask")
@@ -48,7 +49,7 @@ def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, cfg) 
         targets, target_prob = classes(network)  # a model with broken weights stops the run here
         try:
             per_image, curves[name], seconds = method_scores(model, explainer, network, images, targets, masks, classes,
-                                                             metrics, cfg, batch)
+                                                             metrics, kept, cfg, batch)
         except Exception as exc:  # noqa: BLE001 - one method's failure is its row's, not the run's
             if is_allocation_failure(exc) or debugging():
                 raise  # memory: the batch is retried with fewer inputs per pass; --debug: the traceback
@@ -58,14 +59,16 @@ def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, cfg) 
     return records, {"curves": {name: sums for name, sums in curves.items() if sums}}
 
 
-def method_scores(model, explainer, network, images, targets, masks, classes, metrics: RunMetrics, cfg, batch):
+def method_scores(model, explainer, network, images, targets, masks, classes, metrics: RunMetrics, kept: MapStore,
+                  cfg, batch):
     """One method's maps of the batch and every metric's scores of them: (per-image scores, sums, seconds)."""
     seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), images.device)
     maps = postprocess(raw, images.shape[-2:])
-    keep_maps(explainer.name, batch["id"], maps, explainer)
+    kept.keep(explainer.name, batch["image_id"], maps, explainer)
     # seeded by the run's seed and the batch's first image: two runs agree record for record
-    to_score = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]), list(batch["id"]),
-                           None if masks is None else masks.to(images.device), explainer, network, raw, classes.logits)
+    to_score = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
+                           list(batch["image_id"]), None if masks is None else masks.to(images.device), explainer,
+                           network, raw, classes.logits, explainer.name)
     per_image, sums = metrics.score(to_score)
     return per_image, sums, seconds
 
@@ -74,7 +77,7 @@ def failed_records(batch: dict, name: str, exc: BaseException) -> list[dict]:
     """A record per image of the batch saying why the method failed on it (no scores)."""
     reason, _ = describe_error(exc)
     return [{"index": index, "image_id": image_id, "method": name, "error": reason}
-            for index, image_id in zip(batch["index"], batch["id"])]
+            for index, image_id in zip(batch["index"], batch["image_id"])]
 
 
 def failures(records: pd.DataFrame) -> dict[str, tuple[int, str]]:
@@ -244,7 +247,7 @@ def examples(records: pd.DataFrame, cfg) -> Examples:
 
 def prepare(session: Session) -> Job:
     cfg, device = session.cfg, session.device
-    names = method_names(cfg)
+    names = chosen_methods(cfg)
     check_reference(cfg, names)
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
@@ -283,7 +286,7 @@ def prepare(session: Session) -> Job:
         return {**method_parts(model, explainers, probe, 1 + metrics.extra_maps()),
                 **scoring_part(metrics.passes(int(cfg.data.crop)) * len(explainers))}
 
-    return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, cfg), write_tables,
+    return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, session.maps, cfg), write_tables,
                desc=f"compare ({len(explainers)} methods)", unit="img", model=model,
                explainers=list(explainers.values()), plan_parts=plan_parts)
 

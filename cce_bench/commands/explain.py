@@ -20,13 +20,13 @@ from omegaconf import DictConfig
 
 from ..api import load_images
 from ..errors import UserError, memory_asked_by
-from ..explainers import EXPLAINERS, postprocess
+from ..explainers import EXPLAINERS, Contrast, Explanation
 from ..explainers.base import other_top_classes
 from ..figures import explanation_figure, grid_rows, method_grid
 from ..models import class_index
 from ..runs.map_store import write_maps
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import build_explainer, build_model, method_names, resolve, seed_everything
+from ..runs.runtime import build_explainer, build_model, chosen_methods, resolve, seed_everything
 from ..runs.scoring import check_finite
 from . import PlainCommand
 
@@ -63,12 +63,40 @@ def default_contrast(probs: torch.Tensor, p: int, count: int, floor: float) -> l
     return kept or order[:1]
 
 
-def two_map_row(explainer, asked_of: str, question: str, picture, maps, b, categories) -> dict:
-    """The figure's row of one question answered by a method with two maps (its `panels`); `asked_of` names
-    the method or the image the question is asked of, `found` is what the counterfactual turned out to be."""
-    found, panels = explainer.panels(maps, b, categories)
-    return {"label": f"{asked_of}: {question}\n{found}", "method": explainer.label, "question": question,
-            "found": found, "panels": panels, "image": picture}
+def explanation_row(label: str, asked_of: str, question: str, picture, explanation: Explanation, b: int,
+                    categories) -> dict:
+    """The figure's row of one question: a panel per named map of the method's answer (a method with one map:
+    its label over it), and what the method found, where it says (`found`)."""
+    if len(explanation.maps) > 1:
+        panels = [(title, maps.cpu().numpy()) for title, maps in explanation.titles(b, categories)]
+    else:
+        panels = [(label, explanation.answer[b].cpu().numpy())]
+    found = explanation.found[b] if explanation.found else ""
+    row = {"label": f"{asked_of}: {question}" + (f"\n{found}" if found else ""), "method": label,
+           "question": question, "image": picture, "panels": panels}
+    return {**row, "found": found} if found else row
+
+
+def question_facts(name: str, explanation: Explanation, b: int, categories) -> dict:
+    """explain.json's record of one answer: the method, P, and where it asked about them Q, and what its
+    counterfactuals were (valid or not, and the class the model gave them)."""
+    assert explanation.classes is not None  # explain() always resolves the classes asked about
+    facts: dict = {"method": name, "P": categories[int(explanation.classes[b])]}
+    if explanation.contrast is not None:
+        facts["Q"] = [categories[int(c)] for c in explanation.contrast[b]]
+    if "valid" in explanation.details:
+        facts["valid"] = explanation.details["valid"][b].tolist()
+    if "predicted" in explanation.details:
+        facts["counterfactual"] = [categories[int(c)] for c in explanation.details["predicted"][b]]
+    return facts
+
+
+def keep_explanation(saved: dict, name: str, key: str, explanation: Explanation, b: int) -> None:
+    """The maps of image b as the figure draws them: the answer under the method's name, its other named maps
+    under NAME_MAP (CCE: cce, cce_M_sup, cce_M_pro)."""
+    for map_name, maps in explanation.maps.items():
+        file = name if map_name == explanation.main else f"{name}_{map_name}"
+        saved.setdefault(file, {})[key] = maps[b].cpu().numpy()
 
 
 def contrast_class(cfg, categories, probs, p: int) -> int:
@@ -87,108 +115,122 @@ def contrast_class(cfg, categories, probs, p: int) -> int:
 def run_explain(cfg: DictConfig) -> Path:
     cfg = resolve(cfg)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    methods = chosen_methods(cfg)
+    check_inputs(cfg, methods)
+    model = build_model(cfg)
+    images, pictures = images_and_pictures(list(cfg.inputs), model, cfg.data)
+    with torch.no_grad():
+        logits = check_finite(model(images).float(), model, list(cfg.inputs))
+    asking = two_images if len(images) == 2 else several_classes if cfg.targets else one_question
+    rows, questions, saved = asking(cfg, model, methods, images, pictures, logits)
+    warn_blank(rows)
+    run = RunFolder(cfg.out)
+    if len(methods) > 1:  # one image under several methods: the image once, a column per method
+        figure = several_methods_figure(rows, cfg.targets, run.path / "explain.png")
+    else:
+        figure = explanation_figure(rows, run.path / "explain.png")
+    run.write_json("explain.json", {"inputs": list(cfg.inputs), "questions": questions})
+    if cfg.get("save_maps"):
+        write_maps(run.path, saved)
+    run.write_config(cfg)
+    print(f"figure written to {figure}")
+    return figure
+
+
+def check_inputs(cfg: DictConfig, methods: list[str]) -> None:
+    """One image, or two for 'why is a P while b is Q?', asked of one method that answers contrast itself."""
     if not cfg.inputs:
         raise UserError("no image given: cce-bench explain photo.jpg (or a bundled photo: chelsea, coffee, ...)")
     if len(cfg.inputs) > 2:
         raise UserError(
             f"{len(cfg.inputs)} images given: explain takes one image, or two for 'why is a P while b is Q?'"
         )
-    methods = method_names(cfg)
-    if len(cfg.inputs) == 2 and (len(methods) != 1 or not EXPLAINERS.get(methods[0]).two_maps):
+    if len(cfg.inputs) == 2 and (len(methods) != 1 or not EXPLAINERS.get(methods[0]).answers_contrast()):
+        answering = ",".join(n for n in EXPLAINERS.names() if EXPLAINERS.get(n).answers_contrast())
         raise UserError(
-            "'why is a P while b is Q?' (two images) is asked of one method with two maps of its own (methods=["
-            f"{','.join(n for n in EXPLAINERS.names() if EXPLAINERS.get(n).two_maps)}]): leave methods= out, or "
-            "explain each image alone with methods=[...]"
+            "'why is a P while b is Q?' (two images) is asked of one method that answers 'P rather than Q' itself "
+            f"(methods=[{answering}]): leave methods= out, or explain each image alone with methods=[...]"
         )
-    model = build_model(cfg)
-    cats = model.categories
-    images, pictures = images_and_pictures(list(cfg.inputs), model, cfg.data)
-    with torch.no_grad():
-        probs = check_finite(model(images).float(), model, list(cfg.inputs)).softmax(1).cpu()
-    rows, facts = [], {"inputs": list(cfg.inputs), "questions": []}
-    saved: dict[str, dict[str, np.ndarray]] = {}  # save_maps=true: method (or method_M_sup, ...) -> key -> map
 
-    if len(images) == 2:  # why is a P while b is Q?
-        p, q = int(probs[0].argmax()), int(probs[1].argmax())
-        if p == q:
-            raise UserError(f"both images are {cats[p]} to the model: 'why is a P while b is Q?' needs two images "
-                            "of different classes")
-        explainer = build_explainer(cfg, model, methods[0])
-        for b, (mine, other) in enumerate(((p, q), (q, p))):
-            maps = explainer.contrastive_maps(images[b:b + 1], torch.tensor([mine], device=images.device),
-                                              contrast=torch.tensor([[other]], device=images.device))
-            question = f"why {describe(cats, probs[b], mine)} rather than {cats[other]}?"
-            rows.append(two_map_row(explainer, str(cfg.inputs[b]), question, pictures[b], maps, 0, cats))
-            keep_two_maps(saved, methods[0], str(cfg.inputs[b]), maps, explainer.alpha)
-            facts["questions"].append(
-                {
-                    "image": cfg.inputs[b],
-                    "P": cats[mine],
-                    "Q": cats[other],
-                    "valid": bool(maps.valid[0, 0]),
-                    "counterfactual": cats[int(maps.predicted[0, 0])],
-                }
-            )
-    elif cfg.targets:  # several objects of one image
-        targets = [class_index(t, cats) for t in cfg.targets]
-        batch = images.expand(len(targets), -1, -1, -1)
-        for name in methods:
+
+def two_images(cfg, model, methods, images, pictures, logits) -> tuple[list, list, dict]:
+    """Why is a P while b is Q? Each image's answer of the one method, a asked against b's class and b
+    against a's."""
+    cats, probs = model.categories, logits.softmax(1).cpu()
+    p, q = int(probs[0].argmax()), int(probs[1].argmax())
+    if p == q:
+        raise UserError(f"both images are {cats[p]} to the model: 'why is a P while b is Q?' needs two images "
+                        "of different classes")
+    explainer = build_explainer(cfg, model, methods[0])
+    rows, questions = [], []
+    saved: dict[str, dict[str, np.ndarray]] = {}
+    for b, (mine, other) in enumerate(((p, q), (q, p))):
+        asked_of = Contrast(torch.tensor([mine], device=images.device), torch.tensor([[other]], device=images.device))
+        explanation = explainer.explain(images[b:b + 1], asked_of)
+        question = f"why {describe(cats, probs[b], mine)} rather than {cats[other]}?"
+        rows.append(explanation_row(explainer.label, str(cfg.inputs[b]), question, pictures[b], explanation, 0, cats))
+        keep_explanation(saved, methods[0], str(cfg.inputs[b]), explanation, 0)
+        facts = question_facts(methods[0], explanation, 0, cats)
+        questions.append({"image": cfg.inputs[b], **facts, "Q": cats[other], "valid": facts.get("valid", [None])[0],
+                          "counterfactual": facts.get("counterfactual", [None])[0]})
+    return rows, questions, saved
+
+
+def several_classes(cfg, model, methods, images, pictures, logits) -> tuple[list, list, dict]:
+    """Several objects of one image (`targets=[...]`): each method's map of each class."""
+    cats, probs = model.categories, logits.softmax(1).cpu()
+    targets = [class_index(t, cats) for t in cfg.targets]
+    batch = images.expand(len(targets), -1, -1, -1)
+    rows = []
+    saved: dict[str, dict[str, np.ndarray]] = {}
+    for name in methods:
+        explainer = build_explainer(cfg, model, name)
+        maps = explainer.attribute(batch, torch.tensor(targets, device=images.device)).cpu().numpy()
+        for i, t in enumerate(targets):
+            saved.setdefault(name, {})[f"{cfg.inputs[0]}:{cats[t]}"] = maps[i]
+        rows.append({"label": f"{explainer.label}: {cfg.inputs[0]}", "method": explainer.label,
+                     "question": str(cfg.inputs[0]), "image": pictures[0],
+                     "panels": [(f"why {describe(cats, probs[0], t)}", maps[i]) for i, t in enumerate(targets)]})
+    return rows, [{"targets": [cats[t] for t in targets]}], saved
+
+
+def one_question(cfg, model, methods, images, pictures, logits) -> tuple[list, list, dict]:
+    """Why P? (P the model's answer or `target`), or why P rather than Q (`contrast`), asked of each method: a
+    method that answers contrast itself is asked against Q (its own contrast classes, the improbable ones left
+    out, where no Q is given); any other answers with its map for P."""
+    cats, probs = model.categories, logits.softmax(1).cpu()
+    p = class_index(cfg.target, cats) if cfg.target is not None else int(probs[0].argmax())
+    target = torch.tensor([p], device=images.device)
+    rows, questions = [], []
+    saved: dict[str, dict[str, np.ndarray]] = {}
+    for name in methods:
+        with memory_asked_by(EXPLAINERS.get(name).memory_hint()):
             explainer = build_explainer(cfg, model, name)
-            maps = explainer.attribute(batch, torch.tensor(targets, device=images.device)).cpu().numpy()
-            for i, t in enumerate(targets):
-                saved.setdefault(name, {})[f"{cfg.inputs[0]}:{cats[t]}"] = maps[i]
-            rows.append({"label": f"{explainer.label}: {cfg.inputs[0]}", "method": explainer.label,
-                         "question": str(cfg.inputs[0]), "image": pictures[0],
-                         "panels": [(f"why {describe(cats, probs[0], t)}", maps[i]) for i, t in enumerate(targets)]})
-        facts["questions"].append({"targets": [cats[t] for t in targets]})
-    else:  # why P? or why P rather than Q?
-        p = class_index(cfg.target, cats) if cfg.target is not None else int(probs[0].argmax())
-        target = torch.tensor([p], device=images.device)
-        for name in methods:
-            with memory_asked_by(EXPLAINERS.get(name).memory_hint()):
-                explainer = build_explainer(cfg, model, name)
-                if explainer.two_maps:
-                    if cfg.contrast is not None:
-                        contrast = [contrast_class(cfg, cats, probs[0], p)]
-                        question = (f"why {asked(cats, probs[0], p)} rather than "
-                                    f"{describe(cats, probs[0], contrast[0])}?")
-                    else:
-                        contrast = default_contrast(probs[0], p, explainer.contrast_count, float(cfg.contrast_floor))
-                        question = f"why {asked(cats, probs[0], p)}?"
-                    asked_of = torch.tensor([contrast], device=images.device)
-                    maps = explainer.contrastive_maps(images, target, contrast=asked_of)
-                    rows.append(two_map_row(explainer, explainer.label, question, pictures[0], maps, 0, cats))
-                    keep_two_maps(saved, name, str(cfg.inputs[0]), maps, explainer.alpha)
-                    facts["questions"].append({"method": name, "P": cats[p],
-                                               "Q": [cats[int(c)] for c in maps.contrast[0]],
-                                               "valid": maps.valid[0].tolist(),
-                                               "counterfactual": [cats[int(c)] for c in maps.predicted[0]]})
+            question = f"why {asked(cats, probs[0], p)}?"
+            asked_of: torch.Tensor | Contrast = target
+            if explainer.answers_contrast():
+                if cfg.contrast is not None:
+                    contrast = [contrast_class(cfg, cats, probs[0], p)]
+                    question = f"why {asked(cats, probs[0], p)} rather than {describe(cats, probs[0], contrast[0])}?"
                 else:
-                    saliency = explainer.attribute(images, target)
-                    saved.setdefault(name, {})[str(cfg.inputs[0])] = saliency[0].cpu().numpy()
-                    question = f"why {asked(cats, probs[0], p)}?"
-                    rows.append({"label": f"{explainer.label}: {question}", "method": explainer.label,
-                                 "question": question, "image": pictures[0],
-                                 "panels": [(explainer.label, saliency[0].cpu().numpy())]})
-                    facts["questions"].append({"method": name, "P": cats[p]})
+                    count = explainer.contrast_classes(logits, target).shape[1]
+                    contrast = default_contrast(probs[0], p, count, float(cfg.contrast_floor))
+                asked_of = Contrast(target, torch.tensor([contrast], device=images.device))
+            explanation = explainer.explain(images, asked_of)
+        rows.append(explanation_row(explainer.label, explainer.label, question, pictures[0], explanation, 0, cats))
+        keep_explanation(saved, name, str(cfg.inputs[0]), explanation, 0)
+        questions.append(question_facts(name, explanation, 0, cats))
+    return rows, questions, saved
 
+
+def warn_blank(rows: list[dict]) -> None:
+    """One line per drawn map that is all zero or not finite: it shows nothing."""
     for row in rows:
         for title, saliency in row["panels"]:
             if saliency is not None and (not np.isfinite(saliency).all() or not np.abs(saliency).max() > 0):
                 print(f"warning: the map \"{title}\" of {row['label'].splitlines()[0]} is "
                       f"{'not finite' if not np.isfinite(saliency).all() else 'all zero'}: it shows nothing; check "
                       "the method's knobs", file=sys.stderr)
-    run = RunFolder(cfg.out)
-    if len(methods) > 1:  # one image under several methods: the image once, a column per method
-        figure = several_methods_figure(rows, cfg.targets, run.path / "explain.png")
-    else:
-        figure = explanation_figure(rows, run.path / "explain.png")
-    run.write_json("explain.json", facts)
-    if cfg.get("save_maps"):
-        write_maps(run.path, saved)
-    run.write_config(cfg)
-    print(f"figure written to {figure}")
-    return figure
 
 
 def several_methods_figure(rows: list[dict], targets, path: Path) -> Path:
@@ -205,14 +247,6 @@ def several_methods_figure(rows: list[dict], targets, path: Path) -> Path:
     panels = [(name if name.startswith(row["method"]) else f"{row['method']} {name}", saliency)
               for row in rows for name, saliency in row["panels"]]
     return method_grid(picture, title, grid_rows(panels), path)
-
-
-def keep_two_maps(saved: dict, name: str, key: str, maps, alpha: float) -> None:
-    """A two-map method's maps of one question (the first image of `maps`), as the figure draws them: the
-    unified map under the method's name, M_sup and M_pro under NAME_M_sup, NAME_M_pro."""
-    size = tuple(maps.sup.shape[-2:])
-    for suffix, values in (("", maps.unified(alpha)), ("_M_sup", maps.sup), ("_M_pro", maps.pro)):
-        saved.setdefault(f"{name}{suffix}", {})[key] = postprocess(values[:1].float(), size)[0].cpu().numpy()
 
 
 COMMAND = PlainCommand("explain", run_explain)

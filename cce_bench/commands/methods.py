@@ -16,7 +16,7 @@ from ..tables import to_markdown
 from . import PlainCommand
 
 
-def method_table(model) -> pd.DataFrame:
+def methods_listing(model) -> pd.DataFrame:
     rows = []
     for source, names in (("cce-bench", all_methods()), ("captum", EXPLAINERS.family_names("captum")),
                           ("pytorch-grad-cam", EXPLAINERS.family_names("pytorch_grad_cam")),
@@ -34,7 +34,7 @@ def knob_summary(cls) -> str:
     """The suite's methods: each knob with its default (ranges: docs/knobs.md); a library's: the knobs the
     suite adds to the library's own arguments; a user's or a plugin's: its callable's arguments."""
     if getattr(cls, "library", ""):
-        return ", ".join([*cls.suite_knobs, "and the library's arguments"])
+        return ", ".join([*cls.added_knobs(), "and the library's arguments"])
     if cls.name == CUSTOM:
         return f"{TARGET} (PACKAGE.MODULE.NAME), batch_size, and the callable's arguments"
     if hasattr(cls, "arguments"):
@@ -49,7 +49,7 @@ def run_methods(args: list[str]) -> pd.DataFrame:
             raise UserError(f"cce-bench methods takes model=NAME only, not {arg!r}: e.g. cce-bench methods model=vgg19")
         model_name = arg[len("model="):]
     MODELS.get(model_name)  # an unknown model: one line with the known ones
-    table = method_table(create_model(model_name, random_init=True))
+    table = methods_listing(create_model(model_name, random_init=True))
     costs = "\n".join(f"- {name}: {text}" for name, text in COST_CLASSES.items())
     print(
         "Methods by name (methods=[...], method=...; knobs as "

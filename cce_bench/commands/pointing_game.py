@@ -13,14 +13,14 @@ import pandas as pd
 import torch
 
 from ..errors import UserError
-from ..explainers import EXPLAINERS
+from ..explainers import EXPLAINERS, Contrast
 from ..figures import plot_pointing_game
 from ..metrics.pointing_game import contrastive_share, energy_pointing_game
 from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
-from ..runs.map_store import keep_maps
+from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder, machine_info
-from ..runs.runtime import build_dataset, build_explainers, build_model, method_label, method_names, model_description
+from ..runs.runtime import build_dataset, build_explainers, build_model, chosen_methods, method_label, model_description
 from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..runs.timing import timed
 from ..tables import Table, beside_paper, best_row_caption, read_paper_table
@@ -53,7 +53,7 @@ def pointing_table(records: pd.DataFrame, methods: list[str], labels: list[str],
     return table.reset_index(drop=True)
 
 
-def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
+def score_batch(model, batch, explainers: dict, kept: MapStore, cfg) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
     allowed = batch["allowed"].to(device)
@@ -66,14 +66,14 @@ def score_batch(model, batch, explainers: dict, cfg) -> tuple[list[dict], dict]:
         per_image = {"category": batch["category"]}
         if contrastive:  # "why P rather than Q?", Q the best class of the other category
             contrast, _ = classes(network, allowed=batch["contrast_allowed"].to(device))
-            seconds, maps = timed(partial(explainer.attribute_contrast, images, targets, contrast), device)
+            seconds, maps = timed(partial(explainer.attribute, images, Contrast(targets, contrast)), device)
             share = contrastive_share(maps, masks, batch["contrast_mask"].to(device))
             per_image.update(contrast_category=batch["contrast_category"], contrast=contrast.tolist(),
                              contrastive=share.tolist())
-            keep_maps(name, batch["id"], maps)
+            kept.keep(name, batch["image_id"], maps)
         else:
             seconds, maps = timed(partial(explainer.attribute, images, targets), device)
-            keep_maps(name, batch["id"], maps, explainer)
+            kept.keep(name, batch["image_id"], maps, explainer)
         per_image["proportion"] = energy_pointing_game(maps, masks).tolist()
         records += batch_records(batch, model, targets, name, per_image, seconds=seconds / len(images))
     return records, {}
@@ -113,7 +113,7 @@ def prepare(session: Session) -> Job:
     if not dataset.has_boxes:
         raise UserError(f"data={dataset.name} has no boxes to point into: the pointing game takes data=coco "
                         "(data.root=/path/to/coco) or data=photos_coco")
-    methods = method_names(cfg)
+    methods = chosen_methods(cfg)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         unreadable = len(skipped) - len(dataset.skipped)
@@ -125,7 +125,7 @@ def prepare(session: Session) -> Job:
             f"{machine_info(device)['device_name']}"
         )
         if contrastive:
-            answering = [method_label(cfg, n) for n in methods if EXPLAINERS.get(n).contrastive]
+            answering = [method_label(cfg, n) for n in methods if EXPLAINERS.get(n).answers_contrast()]
             contrastive_methods = (
                 (", ".join(answering) + (" answers" if len(answering) == 1 else " answer")) if answering else ""
             )
@@ -148,7 +148,7 @@ def prepare(session: Session) -> Job:
     def plan_parts(probe):
         return {**method_parts(model, explainers, probe), **scoring_part()}
 
-    return Job(dataset, lambda batch: score_batch(model, batch, explainers, cfg), write_tables,
+    return Job(dataset, lambda batch: score_batch(model, batch, explainers, session.maps, cfg), write_tables,
                desc=f"pointing game ({len(explainers)} methods)", unit="pair", model=model,
                explainers=list(explainers.values()), can_score=bool(explainers), plan_parts=plan_parts)
 

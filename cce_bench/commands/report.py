@@ -35,6 +35,7 @@ def pick_examples(records: pd.DataFrame, command, cfg) -> tuple[pd.DataFrame, st
 
 def example_grid(folder: Path, cfg, command, records: pd.DataFrame) -> Path:
     """Recomputes the maps of the picked examples with the run's own config (model, data, method)."""
+    from ..explainers import Contrast
     from ..runs.runtime import build_dataset, build_explainer, build_model
 
     cfg = OmegaConf.merge(cfg, {"device": "cuda" if torch.cuda.is_available() and "cuda" in cfg.device else "cpu"})
@@ -51,7 +52,7 @@ def example_grid(folder: Path, cfg, command, records: pd.DataFrame) -> Path:
     targets = torch.tensor(picks["target"].tolist()[: len(items)], device=images.device)
     if contrastive:
         contrast = torch.tensor(picks["contrast"].tolist()[: len(items)], device=images.device)
-        maps = explainer.attribute_contrast(images, targets, contrast).cpu().numpy()
+        maps = explainer.attribute(images, Contrast(targets, contrast)).cpu().numpy()
     else:
         maps = explainer.attribute(images, targets).cpu().numpy()
     pictures = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()

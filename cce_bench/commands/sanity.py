@@ -15,14 +15,14 @@ from ..explainers import postprocess
 from ..figures import plot_sanity
 from ..metrics.sanity import MEASURES, MODES, map_similarities
 from ..runs.engine import Job, ScoringCommand, Session
-from ..runs.map_store import keep_maps
+from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import (
     build_dataset,
     build_explainers,
     build_model,
+    chosen_methods,
     method_label,
-    method_names,
     model_description,
     none_can_run,
 )
@@ -36,7 +36,7 @@ def sanity_settings(cfg: DictConfig) -> tuple[list[str], int | None]:
 
 
 def score_batch(
-    model, batch: dict, explainers: dict, randomisers: Randomisers, modes, layers, cfg
+    model, batch: dict, explainers: dict, randomisers: Randomisers, modes, layers, kept: MapStore, cfg
 ) -> tuple[list[dict], dict]:
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
@@ -49,7 +49,7 @@ def score_batch(
         targets, _ = classes(network)
         raw = explainer.raw_attribute(images, targets)
         maps = postprocess(raw, size)
-        keep_maps(name, batch["id"], maps, explainer)  # the trained model's maps
+        kept.keep(name, batch["image_id"], maps, explainer)  # the trained model's maps
         randomiser = randomisers.of(network)
         for mode in modes:
             for step, block in enumerate(randomiser.walk(mode, layers), start=1):
@@ -116,7 +116,7 @@ def prepare(session: Session) -> Job:
         raise none_can_run(unavailable)
     dataset = build_dataset(cfg, model)
     randomisers = Randomisers(int(cfg.seed))
-    labels = {n: explainers[n].label for n in method_names(cfg) if n in explainers}
+    labels = {n: explainers[n].label for n in chosen_methods(cfg) if n in explainers}
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         table = similarity_table(records, labels)
@@ -139,7 +139,7 @@ def prepare(session: Session) -> Job:
 
     return Job(
         dataset,
-        lambda batch: score_batch(model, batch, explainers, randomisers, modes, layers, cfg),
+        lambda batch: score_batch(model, batch, explainers, randomisers, modes, layers, session.maps, cfg),
         write_tables,
         desc=f"sanity ({len(explainers)} methods)",
         unit="img",

@@ -13,11 +13,11 @@ from ..errors import UserError
 from ..explainers import postprocess
 from ..metrics import MapsToScore
 from ..models import batched_logits
-from ..runs.cost import counted, probe_targets, scoring_part
+from ..runs.cost import passes_of, probe_targets, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
-from ..runs.map_store import keep_maps
+from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import build_dataset, build_explainer, build_model, method_names, model_description
+from ..runs.runtime import build_dataset, build_explainer, build_model, chosen_methods, model_description
 from ..runs.scoring import RunMetrics, batch_records, check_finite, write_curve_tables
 from ..tables import beside_paper, read_paper_table, sweep_noise_caption, sweep_table
 
@@ -44,22 +44,23 @@ def sweep_settings(cfg: DictConfig, explainer) -> list[dict]:
     return settings
 
 
-def score_batch(model, batch, explainer, settings, metrics: RunMetrics, cfg) -> tuple[list[dict], dict]:
+def score_batch(model, batch, explainer, settings, metrics: RunMetrics, kept: MapStore, cfg
+                ) -> tuple[list[dict], dict]:
     """Records per (image, setting), and per setting the sums of the batch's insertion/deletion curves."""
     device = torch.device(cfg.device)
     images = batch["image"].to(device)
-    probs = check_finite(batched_logits(model, images, int(cfg.batch_size)), model, batch["id"]).softmax(1)
+    probs = check_finite(batched_logits(model, images, int(cfg.batch_size)), model, batch["image_id"]).softmax(1)
     target_prob, targets = probs.max(1)
     records, curve_sums = [], {}
     for result in explainer.maps_for_settings(images, targets, settings):
         value = result.setting.get(cfg.param.name, NOT_A_KNOB)
         to_score = MapsToScore(model, images, result.maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
-                               list(batch["id"]), explainer=explainer)
+                               list(batch["image_id"]), explainer=explainer, method=explainer.name)
         per_image, curve_sums[str(value)] = metrics.score(to_score)
         name = explainer.name if value == NOT_A_KNOB else f"{explainer.name}_{cfg.param.name}={value}"
-        keep_maps(name, batch["id"], result.maps)
+        kept.keep(name, batch["image_id"], result.maps)
         for part, values in (result.parts or {}).items():  # CCE's M_sup and M_pro at this setting
-            keep_maps(f"{name}_{part}", batch["id"], postprocess(values, images.shape[-2:]))
+            kept.keep(f"{name}_{part}", batch["image_id"], postprocess(values, images.shape[-2:]))
         knobs = {**explainer.knobs(), **result.setting}
         valid = [float(v) for v in result.valid] if result.valid is not None else [None] * len(images)
         records += batch_records(batch, model, targets, explainer.name,
@@ -83,7 +84,7 @@ def examples(records: pd.DataFrame, cfg) -> Examples:
 def prepare(session: Session) -> Job:
     cfg = session.cfg
     model = build_model(cfg)
-    (name,) = method_names(cfg)
+    (name,) = chosen_methods(cfg)
     explainer = build_explainer(cfg, model, name)
     settings = sweep_settings(cfg, explainer)
     dataset = build_dataset(cfg, model)
@@ -109,11 +110,11 @@ def prepare(session: Session) -> Job:
 
     def plan_parts(probe):
         targets = probe_targets(model, probe)
-        maps = {explainer.label: counted(model, lambda: list(explainer.maps_for_settings(probe, targets, settings)))}
+        maps = {explainer.label: passes_of(model, lambda: list(explainer.maps_for_settings(probe, targets, settings)))}
         return {**maps, **scoring_part(metrics.passes(int(cfg.data.crop)) * len(settings))}
 
-    return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, metrics, cfg), write_tables,
-               desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img", model=model,
+    return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, metrics, session.maps, cfg),
+               write_tables, desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img", model=model,
                explainers=[explainer], plan_parts=plan_parts)
 
 

@@ -19,7 +19,7 @@ from ..models import batched_logits
 from ..runs.engine import begin, finish_run
 from ..runs.map_store import write_maps
 from ..runs.run_folder import RunFolder
-from ..runs.runtime import build_dataset, build_explainer, build_model, method_names
+from ..runs.runtime import build_dataset, build_explainer, build_model, chosen_methods
 from ..runs.scoring import check_finite
 from ..study.page import jpeg_data_uri, overlay_uri, render_page, study_definition
 from . import PlainCommand
@@ -37,7 +37,7 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     session = begin(cfg)
     cfg = session.cfg
     model = build_model(cfg)
-    names = method_names(cfg)
+    names = chosen_methods(cfg)
     check_methods(names, int(cfg.choices), len(model.categories))
     explainers = {name: build_explainer(cfg, model, name) for name in names}
     cce = build_explainer(cfg, model, CCE.name)
@@ -49,8 +49,8 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     dataset = build_dataset(cfg, model)
     batch = dataset.collate([dataset[i] for i in range(len(dataset))])
     for row in batch["skipped"]:
-        print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
-    if not batch["id"]:
+        print(f"warning: skipped {row['image_id']}: {row['reason']}", file=sys.stderr)
+    if not batch["image_id"]:
         raise UserError(f"no image of {dataset.name} could be read: the study needs at least one")
     images = batch["image"].to(session.device)
     ranking = check_finite(batched_logits(model, images, int(cfg.batch_size)), model).argsort(1, descending=True)[
@@ -66,7 +66,7 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     pictures = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     categories = model.categories
     sets = []
-    for b, image_id in enumerate(batch["id"]):
+    for b, image_id in enumerate(batch["image_id"]):
         sets.append({
             "image_id": image_id, "image": jpeg_data_uri(pictures[b]),
             "answer": categories[int(targets[b])], "choices": [categories[int(c)] for c in ranking[b]],
@@ -80,9 +80,9 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     run.write_config(cfg)
     if cfg.get("save_maps"):  # the maps the page shows: each method's, and CCE's two
         write_maps(run.path, {
-            **{name: {i: maps[name][b] for b, i in enumerate(batch["id"])} for name in names},
-            f"{CCE.name}_M_sup": {i: maps[CCE.name][b][0] for b, i in enumerate(batch["id"])},
-            f"{CCE.name}_M_pro": {i: maps[CCE.name][b][1] for b, i in enumerate(batch["id"])},
+            **{name: {i: maps[name][b] for b, i in enumerate(batch["image_id"])} for name in names},
+            f"{CCE.name}_M_sup": {i: maps[CCE.name][b][0] for b, i in enumerate(batch["image_id"])},
+            f"{CCE.name}_M_pro": {i: maps[CCE.name][b][1] for b, i in enumerate(batch["image_id"])},
         })
     run.write_json("study.json", definition)
     page = run.write_text("study.html", render_page(definition))

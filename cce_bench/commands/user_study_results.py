@@ -23,7 +23,7 @@ from ..study.answers import (
     answer_table,
     background_table,
     guess_table,
-    method_table,
+    preference_table,
     read_all,
     read_json_file,
 )
@@ -74,7 +74,7 @@ def run_user_study_results(cfg: DictConfig) -> RunFolder:
     answers = answer_table(participants)
     draws, confidence, seed = int(cfg.bootstrap), float(cfg.confidence), int(cfg.seed)
     background = background_table(participants)
-    methods = method_table(answers, study["methods"], study["labels"], draws, confidence, seed)
+    methods = preference_table(answers, study["methods"], study["labels"], draws, confidence, seed)
     guesses = guess_table(answers, draws, confidence, seed)
     run = RunFolder(cfg.out)
     run.write_config(cfg)

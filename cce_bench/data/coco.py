@@ -160,7 +160,7 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
             if isinstance(image_id, bool) or image_id not in coco.imgs:  # True == 1 would find image 1
                 skipped.append(
                     {
-                        "id": pair_id,
+                        "image_id": pair_id,
                         "reason": f"an annotation points at image id {image_id}, which the file does not list",
                     }
                 )
@@ -168,16 +168,18 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
             info = coco.imgs[image_id]
             size = image_size(info)
             if isinstance(size, str):
-                skipped.append({"id": pair_id, "reason": size})
+                skipped.append({"image_id": pair_id, "reason": size})
                 continue
             width, height = size
             if not isinstance(info["file_name"], str) or not info["file_name"]:
-                skipped.append({"id": pair_id, "reason": f"its file_name {info['file_name']!r} is not a file name"})
+                skipped.append({"image_id": pair_id,
+                                "reason": f"its file_name {info['file_name']!r} is not a file name"})
                 continue
             anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
             bad = [a.get("id") for a in anns if not _is_box(a.get("bbox"))]
             if bad:
-                skipped.append({"id": pair_id, "reason": f"annotation {bad[0]} has no bbox [x, y, w, h] of numbers"})
+                skipped.append({"image_id": pair_id,
+                                "reason": f"annotation {bad[0]} has no bbox [x, y, w, h] of numbers"})
                 continue
             boxes = []
             for ann in anns:
@@ -187,10 +189,11 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
                 if x1 > x0 and y1 > y0:
                     boxes.append((x0, y0, x1 - x0, y1 - y0))
             if not boxes:
-                skipped.append({"id": pair_id, "reason": "no box of positive area inside the image"})
+                skipped.append({"image_id": pair_id, "reason": "no box of positive area inside the image"})
                 continue
             if max(w * h for _, _, w, h in boxes) > max_box_fraction * width * height:
-                skipped.append({"id": pair_id, "reason": f"a box covers more than {max_box_fraction:g} of the image"})
+                skipped.append({"image_id": pair_id,
+                                "reason": f"a box covers more than {max_box_fraction:g} of the image"})
                 continue
             pairs.append(PointingSample(pair_id, str(Path(images_dir) / info["file_name"]), image_id, name,
                                         tuple(classes), tuple(boxes), width, height))
@@ -203,7 +206,7 @@ class PointingSet(ImageSet):
     has_boxes = True
 
     def samples_table(self) -> pd.DataFrame:
-        return pd.DataFrame([{"id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes),
+        return pd.DataFrame([{"image_id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes),
                               **({"contrast_category": s.contrast_category, "contrast_boxes": list(s.contrast_boxes)}
                                  if isinstance(s, ContrastSample) else {})}
                              for s in self.samples])
@@ -220,11 +223,11 @@ class PointingSet(ImageSet):
         if skipped or image is None:
             return skipped or {}
         if image.size != (s.width, s.height):
-            return {"id": s.id, "path": s.path, "error": f"{s.path} is {image.size[0]}x{image.size[1]} but the "
+            return {"image_id": s.id, "path": s.path, "error": f"{s.path} is {image.size[0]}x{image.size[1]} but the "
                     f"annotations say {s.width}x{s.height}: is it the image that data.annotations describes?"}
         mask = tv_tensors.Mask(box_mask(s.boxes, s.width, s.height)[None].to(torch.uint8))
         image, mask = self.transform(image, mask)
-        item = {"index": index, "id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
+        item = {"index": index, "image_id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
                 "allowed": class_set(s.classes), "category": s.category}
         if isinstance(s, ContrastSample):
             contrast = tv_tensors.Mask(box_mask(s.contrast_boxes, s.width, s.height)[None].to(torch.uint8))
@@ -277,7 +280,8 @@ def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed
                        source=f"COCO annotation file {annotations!r}")
     inside = [p for p in pairs if _mask_survives(p, transform)]
     kept = {p.id for p in inside}
-    skipped += [{"id": p.id, "reason": "the boxes lie outside the center crop"} for p in pairs if p.id not in kept]
+    skipped += [{"image_id": p.id, "reason": "the boxes lie outside the center crop"}
+                for p in pairs if p.id not in kept]
     pairs = inside
     if not pairs:
         first = f"; the first: {skipped[0]['id']}: {skipped[0]['reason']}" if skipped else ""

@@ -43,14 +43,15 @@ def imagenet_folder(name: str, transform, root: str | None = None, split: str = 
             if entry.is_dir():
                 classes.append(entry.name)
         except OSError as exc:  # a symlink loop or an unreadable link: that entry is skipped, not the run
-            skipped.append({"id": printable(entry.name), "reason": f"cannot follow {entry.path}: {exc.strerror}"})
+            skipped.append({"image_id": printable(entry.name), "reason": f"cannot follow {entry.path}: {exc.strerror}"})
     classes.sort()
     wnid_index = {w: i for i, w in enumerate(imagenet_wnids())}
     by_wnid = bool(classes) and all(c in wnid_index for c in classes)
 
     def add(relative: str, label: int) -> None:
         if utf8_or_none(relative) is None:  # it could not be written to samples.csv or records
-            skipped.append({"id": printable(relative), "reason": "the file name is not valid UTF-8: rename the file"})
+            skipped.append({"image_id": printable(relative),
+                            "reason": "the file name is not valid UTF-8: rename the file"})
         else:
             samples.append(Sample(relative, str(base / relative), label))
 

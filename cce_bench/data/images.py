@@ -100,7 +100,7 @@ def read_or_skip(sample_id: str, path: str) -> tuple[Image.Image | None, dict | 
                 if isinstance(exc, Image.DecompressionBombError)
                 else f"cannot read {path}: {detail}"
             )
-    return None, {"id": sample_id, "path": path, "error": reason}
+    return None, {"image_id": sample_id, "path": path, "error": reason}
 
 
 def printable(name: str) -> str:
@@ -127,7 +127,7 @@ class ImageSet(Dataset):
         self.skipped = skipped or []  # left out before reading (id, reason)
 
     def samples_table(self) -> pd.DataFrame:
-        return pd.DataFrame([vars(s) for s in self.samples])
+        return pd.DataFrame([{"image_id": s.id, "path": s.path, "label": s.label} for s in self.samples])
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -137,7 +137,7 @@ class ImageSet(Dataset):
         image, skipped = read_or_skip(s.id, s.path)
         if skipped:
             return skipped
-        return {"index": index, "id": s.id, "path": s.path, "label": s.label, "image": self.transform(image)}
+        return {"index": index, "image_id": s.id, "path": s.path, "label": s.label, "image": self.transform(image)}
 
     @staticmethod
     def collate(items: list[dict]) -> dict:
@@ -164,7 +164,7 @@ def seeded_sample(samples: list[Sample], n_images: int | None, seed: int, what: 
     for i in order:
         problem = cannot_open(samples[i].path)
         if problem:
-            skipped.append({"id": samples[i].id, "reason": problem})
+            skipped.append({"image_id": samples[i].id, "reason": problem})
             continue
         chosen.append(int(i))
         if len(chosen) == int(n_images):
@@ -191,11 +191,11 @@ def collate_images(items: list[dict]) -> dict:
     good = [it for it in items if "error" not in it]
     return {
         "index": [it["index"] for it in good],
-        "id": [it["id"] for it in good],
+        "image_id": [it["image_id"] for it in good],
         "path": [it["path"] for it in good],
         "label": torch.tensor([it["label"] for it in good], dtype=torch.long),
         "image": torch.stack([it["image"] for it in good]) if good else torch.empty(0, 3, 0, 0),
-        "skipped": [{"id": it["id"], "reason": it["error"]} for it in items if "error" in it],
+        "skipped": [{"image_id": it["image_id"], "reason": it["error"]} for it in items if "error" in it],
     }
 
 

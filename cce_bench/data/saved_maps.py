@@ -277,10 +277,11 @@ class MapsOnImages(Dataset):
         if "error" in item:
             return item
         try:
-            array = self.maps.load(item["id"])
-            item["map"] = self.to_input_frame(array, index, self.maps.source(self.maps.key(item["id"]) or item["id"]))
+            array = self.maps.load(item["image_id"])
+            source = self.maps.source(self.maps.key(item["image_id"]) or item["image_id"])
+            item["map"] = self.to_input_frame(array, index, source)
         except MapSkipped as exc:
-            return {"id": item["id"], "path": item["path"], "error": str(exc)}
+            return {"image_id": item["image_id"], "path": item["path"], "error": str(exc)}
         return item
 
     def collate(self, items: list[dict]) -> dict:

@@ -16,6 +16,7 @@ from .base import (
     register,
     resolve_targets,
 )
+from .targets import Contrast, Explanation
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -24,9 +25,11 @@ from .cce import CCE, ContrastiveMaps  # noqa: E402
 
 __all__ = [
     "CCE",
+    "Contrast",
     "ContrastiveMaps",
     "EXPLAINERS",
     "Explainer",
+    "Explanation",
     "MethodUnavailable",
     "SettingMaps",
     "create_explainer",

@@ -20,6 +20,7 @@ from ..method_knobs import BatchOnlyKnobs, MethodKnobs, args_section, knobs_of
 from ..models import batched_logits, facts_of
 from ..registry import Registry
 from ..tensors import min_max
+from .targets import Contrast, Explanation
 
 EXPLAINERS: Registry[type[Explainer]] = Registry("method")
 
@@ -137,33 +138,13 @@ class Explainer:
     needs: tuple[str, ...] = ()
     # The knobs that set how much memory the method holds at once, named by an out-of-memory line.
     memory_knobs: tuple[str, ...] = ("batch_size",)
-    # A method with its own answer to "why P rather than Q?" (CCE, CE) sets this and overrides
-    # `_contrast_batch`; any other method answers that question with its map for P.
-    contrastive = False
     # The knobs a sweep's records carry beside the swept one (the columns of the paper's tables of this
     # method), and whether `report` draws its examples from this method first, when the run has it.
     recorded_knobs: tuple = ()
     featured = False
-    # A method that answers "why P?" with two maps of its own, one for "why P" and one for "why not Q" (CCE:
-    # M_sup and M_pro), sets this and implements `contrastive_maps` and `panels`; `explain` then draws both
-    # maps and their blend, and asks it alone "why is a P while b is Q?" of two images.
-    two_maps = False
-
-    @property
-    def contrast_count(self) -> int:
-        """How many classes Q it asks "why not Q?" of when none is given."""
-        return 1
 
     if TYPE_CHECKING:  # each knob is an attribute, set from knobs_class by __init__: the checker cannot list them
         def __getattr__(self, name: str) -> Any: ...
-
-    def contrastive_maps(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor | None = None):
-        raise NotImplementedError(f"{self.label} has no two maps of its own (two_maps)")
-
-    def panels(self, maps, b: int, categories) -> tuple[str, list]:
-        """`explain`'s figure of one question answered by `contrastive_maps`: a line on what was found and
-        the (title, map) panels."""
-        raise NotImplementedError(f"{self.label} has no two maps of its own (two_maps)")
 
     @classmethod
     def memory_hint(cls) -> str:
@@ -196,7 +177,40 @@ class Explainer:
 
     # -- the shared call ---------------------------------------------------------------------------
     def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
+        """Maps [B, H, W] in [0, 1]: of a class per image (`target`: an int, a tensor [B], None for the model's
+        answer), or the answer to "why P rather than Q?" (`target` a `Contrast`)."""
+        if isinstance(target, Contrast):
+            return self.explain(images, target).answer
         return postprocess(self.raw_attribute(images, target), (images.shape[-2], images.shape[-1]))
+
+    def explain(self, images: torch.Tensor, target=None) -> Explanation:
+        """The method's answer to `target` (a class per image, or a `Contrast`) as named maps (targets.py)."""
+        classes = target.classes if isinstance(target, Contrast) else target
+        classes = resolve_targets(self.model, images, classes, self.batch_size)
+        contrast = target.contrast_matrix() if isinstance(target, Contrast) else None
+        return self._explain(images, classes, contrast)
+
+    def _explain(self, images: torch.Tensor, classes: torch.Tensor, contrast: torch.Tensor | None) -> Explanation:
+        """One map, `map`: against Q (`contrast` [B, k], its first column) where the method answers "rather than
+        Q" itself (`_contrast_batch`), else its map for P. A method with several maps of its own overrides this."""
+        if contrast is None or not self.answers_contrast():
+            return Explanation({"map": self.attribute(images, classes)}, "map", {"map": "why {P}"}, classes, contrast)
+        q = contrast[:, 0].to(images.device)
+        step = self.batch_size  # one contrast class per image: a chunk of batch_size images is batch_size pairs
+        raw = torch.cat([self._contrast_batch(images[s:s + step], classes[s:s + step], q[s:s + step]).float()
+                         for s in range(0, len(images), step)])
+        maps = postprocess(raw, (images.shape[-2], images.shape[-1]))
+        return Explanation({"map": maps}, "map", {"map": "why {P} rather than {Q}"}, classes, contrast[:, :1])
+
+    @classmethod
+    def answers_contrast(cls) -> bool:
+        """Whether the method answers "why P rather than Q?" with a map of its own (else with its map for P)."""
+        return cls._contrast_batch is not Explainer._contrast_batch or cls._explain is not Explainer._explain
+
+    def contrast_classes(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Q [B, k] where none is asked: the classes the method contrasts P with by default (the most likely
+        other than P and the model's answer)."""
+        return other_top_classes(logits, targets, 1)
 
     def raw_attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:
         """The method's own maps [B, h, w] before the shared post-processing (signed where the method's
@@ -215,17 +229,8 @@ class Explainer:
     def _attribute_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def attribute_contrast(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
-        """Maps [B, H, W] in [0, 1] answering "why targets rather than contrast?" (one class of each per image):
-        the method's contrastive map where it has one (`contrastive`), else its map for the target."""
-        if not self.contrastive:
-            return self.attribute(images, targets)
-        step = self.batch_size  # one contrast class per image: a chunk of batch_size images is batch_size pairs
-        raw = torch.cat([self._contrast_batch(images[s:s + step], targets[s:s + step], contrast[s:s + step]).float()
-                         for s in range(0, len(images), step)])
-        return postprocess(raw, (images.shape[-2], images.shape[-1]))
-
     def _contrast_batch(self, images: torch.Tensor, targets: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+        """A method's own map of "why targets rather than contrast?" (one class of each per image), unprocessed."""
         raise NotImplementedError
 
     def images_per_chunk(self) -> int:

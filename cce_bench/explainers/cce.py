@@ -27,6 +27,7 @@ from ..progress import counted
 from ..tensors import channel_list, to_pixels
 from .base import Explainer, MethodUnavailable, SettingMaps, other_top_classes, postprocess, register
 from .layers import capture_outputs, resolve_layer
+from .targets import Explanation
 
 
 @dataclass
@@ -59,10 +60,8 @@ class CCE(Explainer):
 
     label = "CCE"
     cost = "optimisation"
-    contrastive = True
     recorded_knobs = ("alpha", "M", "gamma", "epsilon")  # Tables 1-4's columns
     featured = True  # the method the suite reproduces: report's examples show its maps
-    two_maps = True  # M_sup ("why P") and M_pro ("why not Q")
     needs = ("target_layer",)  # the default read-off's layer (readoff=input needs none)
 
     memory_knobs = ("batch_size", "M")
@@ -108,38 +107,42 @@ class CCE(Explainer):
             raise MethodUnavailable(message, "cannot run here") if facts.no_target_layer else UserError(message)
         return resolve_layer(model, target_layer)
 
-    @property
-    def contrast_count(self) -> int:
-        return self.M
+    def contrast_classes(self, logits, targets) -> torch.Tensor:
+        """Q [B, M]: the M most likely classes other than P and the model's answer ("why P?")."""
+        return other_top_classes(logits, targets, self.M)
 
-    def panels(self, maps: ContrastiveMaps, b: int, categories) -> tuple[str, list]:
-        """Why P (M_sup), why not Q (M_pro) and the unified map, with the first counterfactual's class."""
-        valid = maps.valid[b]
-        shown = [categories[int(c)] for c in maps.contrast[b][:3]]
-        made = categories[int(maps.predicted[b][0])]
-        not_q = "why not " + ", ".join(shown) + ("..." if maps.contrast.shape[1] > 3 else "")
-        line = (f"counterfactual -> {made} ({'valid' if valid[0] else 'not valid'}); "
-                f"valid {int(valid.sum())}/{len(valid)}")
-        return line, [("why P: M_sup", maps.sup[b].cpu().numpy()), (not_q + ": M_pro", maps.pro[b].cpu().numpy()),
-                      (f"unified, alpha={self.alpha}", maps.unified(self.alpha)[b].cpu().numpy())]
-
-    # -- the map -----------------------------------------------------------------------------------
+    # -- the maps ----------------------------------------------------------------------------------
     def _attribute_batch(self, images, targets):
         maps = self.contrastive_maps(images, targets)
         for name, part in (("M_sup", maps.sup), ("M_pro", maps.pro)):
             self.last_parts.setdefault(name, []).append(part.float())
         return maps.unified(self.alpha)
 
-    def _contrast_batch(self, images, targets, contrast):
-        """Question 2, "why P rather than Q?": the unified map of the one counterfactual toward Q."""
-        return self.contrastive_maps(images, targets, contrast=contrast.view(-1, 1)).unified(self.alpha)
+    def _explain(self, images, classes, contrast) -> Explanation:
+        """Every question in three named maps: the unified map (the answer), M_sup ("why P") and M_pro ("why not
+        Q"), Q the given classes (one or several per image) or its own M; per image, what its first
+        counterfactual turned out to be."""
+        maps = self.contrastive_maps(images, classes, contrast=None if contrast is None else contrast.to(images.device))
+        size = (images.shape[-2], images.shape[-1])
+        categories = getattr(self.model, "categories", None)
+        found = []
+        for valid, made in zip(maps.valid, maps.predicted):
+            name = categories[int(made[0])] if categories else str(int(made[0]))
+            found.append(f"counterfactual -> {name} ({'valid' if valid[0] else 'not valid'}); "
+                         f"valid {int(valid.sum())}/{len(valid)}")
+        return Explanation(
+            {"M_sup": postprocess(maps.sup, size), "M_pro": postprocess(maps.pro, size),
+             "unified": postprocess(maps.unified(self.alpha), size)}, "unified",
+            {"M_sup": "why {P}: M_sup", "M_pro": "why not {Q}: M_pro", "unified": f"unified, alpha={self.alpha}"},
+            classes, maps.contrast, found,
+            {"valid": maps.valid, "predicted": maps.predicted, "counterfactual": maps.counterfactual})
 
     def contrastive_maps(self, images: torch.Tensor, targets: torch.Tensor,
                          contrast: torch.Tensor | None = None) -> ContrastiveMaps:
         """M_sup and M_pro of each image; `contrast` [B, M] names the classes q (default: the M
         highest-scoring classes other than the target, i.e. the question "why P?")."""
         if contrast is None:
-            contrast = other_top_classes(batched_logits(self.model, images, self.batch_size), targets, self.M)
+            contrast = self.contrast_classes(batched_logits(self.model, images, self.batch_size), targets)
         chunk = max(1, self.batch_size // contrast.shape[1])  # batch_size pairs per pass
         parts = [self._chunk_maps(images[s:s + chunk], targets[s:s + chunk], contrast[s:s + chunk])
                  for s in range(0, len(images), chunk)]

@@ -28,7 +28,6 @@ class ContrastiveGradCAM(Explainer):
 
     label = "CE"
     cost = "gradient"
-    contrastive = True
     needs = ("target_layer",)
 
     def __init__(self, model, **knobs):
@@ -37,9 +36,9 @@ class ContrastiveGradCAM(Explainer):
         self.layer = resolve_layer(model, self.target_layer)
 
     def contrast_classes(self, logits, targets) -> torch.Tensor:
-        """Q: the (contrast_rank - 1)-th most likely class other than the target and the top-1 class (the
+        """Q [B, 1]: the (contrast_rank - 1)-th most likely class other than the target and the top-1 class (the
         second most likely class overall for contrast_rank = 2 and a top-1 target)."""
-        return other_top_classes(logits, targets, self.contrast_rank - 1)[:, -1]
+        return other_top_classes(logits, targets, self.contrast_rank - 1)[:, -1:]
 
     def _attribute_batch(self, images, targets):
         return self._contrast_batch(images, targets, None)
@@ -49,7 +48,7 @@ class ContrastiveGradCAM(Explainer):
         with torch.enable_grad(), capture_outputs([self.layer]) as outputs:
             logits = self.model(images.detach().requires_grad_(True)).float()
             activations = outputs[0]
-            q = self.contrast_classes(logits, targets) if contrast is None else contrast.to(logits.device)
+            q = self.contrast_classes(logits, targets)[:, 0] if contrast is None else contrast.to(logits.device)
             loss = F.cross_entropy(logits, q, reduction="sum")  # per-image terms: batching keeps them apart
             (grads,) = torch.autograd.grad(loss, activations)
         weights = grads.float().mean(dim=(2, 3), keepdim=True)

@@ -69,7 +69,7 @@ SUPPLIED = {"self", "forward_func", "model", "layer", "device_ids", "inputs", "t
             "input_tensor", "targets", "reshape_transform", "return_input_shape", "interpretable_model",
             "similarity_func", "perturb_func", "use_cuda"}
 BATCHING = ("internal_batch_size", "perturbations_per_eval", "nt_samples_batch_size")
-SUITE_DEFAULTS = {"Occlusion": {"sliding_window_shapes": (3, 16, 16), "strides": (3, 8, 8)}}
+LIBRARY_ARGUMENT_DEFAULTS = {"Occlusion": {"sliding_window_shapes": (3, 16, 16), "strides": (3, 8, 8)}}
 DISTRIBUTION_BASELINES = {"DeepLiftShap", "GradientShap", "LayerDeepLiftShap", "LayerGradientShap"}
 FEATURE_MASKS = {"FeatureAblation", "ShapleyValueSampling", "Lime", "KernelShap"}
 BASELINES = ("black", "white", "zero", "black_white")
@@ -85,7 +85,7 @@ def library_arguments(function) -> dict:
             if p.name not in SUPPLIED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-def shown(value) -> str:
+def quoted(value) -> str:
     return f"'{value}'" if isinstance(value, str) else str(value)
 
 
@@ -97,11 +97,15 @@ class LibraryMethod(Explainer):
     library = ""           # the library's prefix: "captum" or "pytorch_grad_cam"
     member = ""            # the library's class name
     cost = ""
-    suite_knobs: dict = {}  # the suite's own knobs of this method and their defaults
 
     @classmethod
     def library_class(cls):
         raise NotImplementedError
+
+    @classmethod
+    def added_knobs(cls) -> dict:
+        """The knobs the suite adds to the library's arguments, with their defaults."""
+        return {"batch_size": None}
 
     @classmethod
     def constructor_knobs(cls) -> dict:
@@ -114,15 +118,16 @@ class LibraryMethod(Explainer):
 
     @classmethod
     def knob_names(cls) -> list[str]:
-        return [*cls.suite_knobs, *cls.constructor_knobs(), *cls.call_knobs()]
+        return [*cls.added_knobs(), *cls.constructor_knobs(), *cls.call_knobs()]
 
     @classmethod
     def defaults(cls) -> dict:
-        return {**cls.constructor_knobs(), **cls.call_knobs(), **SUITE_DEFAULTS.get(cls.member, {}), **cls.suite_knobs}
+        return {**cls.constructor_knobs(), **cls.call_knobs(), **LIBRARY_ARGUMENT_DEFAULTS.get(cls.member, {}),
+                **cls.added_knobs()}
 
     @classmethod
     def knob_rules(cls) -> dict:
-        return {k: SUITE_KNOB_RULES[k] for k in cls.suite_knobs if k in SUITE_KNOB_RULES}
+        return {k: SUITE_KNOB_RULES[k] for k in cls.added_knobs() if k in SUITE_KNOB_RULES}
 
     def __init__(self, model, **knobs):  # knob names are checked by create_explainer (unknown_knobs)
         super().__init__(model, batch_size=knobs.pop("batch_size", None))
@@ -139,7 +144,7 @@ class LibraryMethod(Explainer):
         return {k: self.settings[k] for k in names if k in self.settings}
 
     def refused(self, exc: Exception) -> UserError:
-        given = ", ".join(f"{k}={shown(v)}" for k, v in self.settings.items() if v is not None)
+        given = ", ".join(f"{k}={quoted(v)}" for k, v in self.settings.items() if v is not None)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return UserError(f"{self.library} {self.member} failed on this model with these knobs ({first}); knobs: "
                          f"{given or 'the defaults'} (method_knobs.{self.name}.KNOB=VALUE)")
@@ -174,8 +179,9 @@ class CaptumMethod(LibraryMethod):
         return library_arguments(cls.library_class().attribute)
 
     @classmethod
-    def suite_defaults(cls) -> dict:
-        """The suite's knobs of this member (make_captum): its baselines where its call takes them."""
+    def added_knobs(cls) -> dict:
+        """The knobs the suite adds to the library's arguments, with their defaults: its baselines where its call
+        takes them, and batch_size."""
         if "baselines" not in inspect.signature(cls.library_class().attribute).parameters:
             return {"batch_size": None}
         return {"baselines": "black_white" if cls.member in DISTRIBUTION_BASELINES else "black", "batch_size": None}
@@ -232,7 +238,7 @@ class CaptumMethod(LibraryMethod):
     def call_arguments(self, images: torch.Tensor) -> dict:
         """The call's arguments: the knobs it takes, the baselines, and the inputs per pass where unset."""
         parameters = self.attribute_parameters()
-        own = set(self.suite_knobs) | set(self.constructor_knobs())
+        own = set(self.added_knobs()) | set(self.constructor_knobs())
         arguments = {k: v for k, v in self.settings.items() if k in parameters and k not in own and v is not None}
         if "baselines" in parameters:
             arguments["baselines"] = self.baselines(images)
@@ -258,8 +264,8 @@ class CaptumLayerMethod(CaptumMethod):
     dotted path; null: the model's target layer (its facts), as for the suite's CAM methods."""
 
     @classmethod
-    def suite_defaults(cls) -> dict:
-        return {"layer": None, **super().suite_defaults()}
+    def added_knobs(cls) -> dict:
+        return {"layer": None, **super().added_knobs()}
 
     @classmethod
     def unavailable_on(cls, model) -> str | None:
@@ -298,11 +304,11 @@ class CaptumLayerMethod(CaptumMethod):
 class CaptumPerturbationMethod(CaptumMethod):
     """A captum method that perturbs the input. Those that need a feature mask (FeatureAblation,
     ShapleyValueSampling, Lime, KernelShap) perturb square cells of `feature_cell` pixels together; Occlusion
-    has the suite's window and stride (SUITE_DEFAULTS), given as lists on the command line."""
+    has the suite's window and stride (LIBRARY_ARGUMENT_DEFAULTS), given as lists on the command line."""
 
     @classmethod
-    def suite_defaults(cls) -> dict:
-        return {**super().suite_defaults(), **({"feature_cell": 16} if cls.member in FEATURE_MASKS else {})}
+    def added_knobs(cls) -> dict:
+        return {**super().added_knobs(), **({"feature_cell": 16} if cls.member in FEATURE_MASKS else {})}
 
     def feature_mask(self, images: torch.Tensor) -> torch.Tensor:
         cell = int(self.settings["feature_cell"])
@@ -333,7 +339,7 @@ class CaptumNoiseTunnel(CaptumMethod):
         return str((knobs or {}).get("method") or "Saliency")
 
     @classmethod
-    def suite_defaults(cls) -> dict:
+    def added_knobs(cls) -> dict:
         return {"method": "Saliency", "baselines": "black", "batch_size": None}
 
     @classmethod
@@ -391,6 +397,10 @@ class GradCamMethod(LibraryMethod):
         return getattr(pytorch_grad_cam, cls.member)
 
     @classmethod
+    def added_knobs(cls) -> dict:
+        return {"target_layer": None, "batch_size": None}
+
+    @classmethod
     def call_knobs(cls) -> dict:
         from pytorch_grad_cam.base_cam import BaseCAM
 
@@ -443,22 +453,21 @@ def captum_base(member: str) -> type:
 def make_captum(member: str) -> type:
     cls = cast("type[CaptumMethod]", type(f"Captum{member}", (captum_base(member),),
                                           {"member": member, "cost": CAPTUM_METHODS[member]}))
-    return named(cls, "captum", member, cls.suite_defaults())
+    return named(cls, "captum", member)
 
 
 def make_gradcam(member: str) -> type:
     cost = {"ScoreCAM": "masks", "AblationCAM": "masks", "EigenCAM": "forward", "RandomCAM": "forward",
             "KPCA_CAM": "forward"}.get(member, "gradient")
     cls = cast("type[GradCamMethod]", type(f"GradCam{member}", (GradCamMethod,), {"member": member, "cost": cost}))
-    return named(cls, "pytorch_grad_cam", member, {"target_layer": None, "batch_size": None})
+    return named(cls, "pytorch_grad_cam", member)
 
 
-def named(cls: type[LibraryMethod], library: str, member: str, suite_knobs: dict) -> type:
+def named(cls: type[LibraryMethod], library: str, member: str) -> type:
     cls.name = f"{library}_{member}"
     cls.label = f"{member} ({'captum' if library == 'captum' else 'grad-cam'})"
-    cls.suite_knobs = suite_knobs
     cls.__doc__ = (f"{library} {member} through the suite's call ({cls.__module__}: the map rule, the knobs). "
-                   f"Knobs: {', '.join(suite_knobs)} and the library's own arguments.")
+                   f"Knobs: {', '.join(cls.added_knobs())} and the library's own arguments.")
     return cls
 
 

@@ -62,6 +62,7 @@ class MapsToScore:
     network: Any = None                   # the network the method explains (its own for CALM; else the model)
     raw: torch.Tensor | None = None       # the method's maps before post-processing (the sanity check's Spearman)
     logits: Any = None                    # network -> its logits of the batch, each computed once (other classes)
+    method: str = ""                      # the name the records give the maps (a method, a setting, a file)
 
     @property
     def size(self) -> tuple[int, int]:

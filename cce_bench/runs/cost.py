@@ -18,9 +18,6 @@ if TYPE_CHECKING:  # the annotations only: this module runs without torch until 
 # the probe to about a second on a CPU.
 PROBE_SIDE = 64
 
-# Set by the command line's --dry-run: scoring commands print their plan and stop. (This module imports
-# torch only inside its functions: `cce-bench --help` reads this flag and must stay quick.)
-PLAN_ONLY = {"enabled": False}
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ class Rates:
         return passes.forward * self.forward + passes.gradient * self.gradient + passes.backward * self.backward
 
 
-def counted(model, work: Callable[[], object]) -> Passes:
+def passes_of(model, work: Callable[[], object]) -> Passes:
     """The passes `work()` makes through `model` (its PassCount before and after)."""
     before = dict(model.passes.as_dict())
     work()
@@ -164,7 +161,7 @@ def method_parts(model, explainers: dict, probe: torch.Tensor, maps_each: int = 
     def maps_of(explainer) -> Callable[[], object]:
         return lambda: explainer.raw_attribute(probe, targets)
 
-    return {explainer.label: counted(model, maps_of(explainer)) * maps_each for explainer in explainers.values()}
+    return {explainer.label: passes_of(model, maps_of(explainer)) * maps_each for explainer in explainers.values()}
 
 
 def scoring_part(per_image: Passes | None = None) -> dict[str, Passes]:

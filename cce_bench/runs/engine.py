@@ -23,9 +23,9 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..progress import on_run_bar
 from . import distributed
-from .cost import PLAN_ONLY, Passes, Plan, make_plan
+from .cost import Passes, Plan, make_plan
 from .distributed import Shard
-from .map_store import MAPS
+from .map_store import MapStore
 from .memory import retrying_on_out_of_memory
 from .run_folder import RunFolder, machine_info, now_iso
 from .runtime import resolve, run_precision, seed_everything
@@ -41,15 +41,17 @@ class Session:
     started: str = field(default_factory=now_iso)
     wall_start: float = field(default_factory=time.perf_counter)
     out_of_memory: list[str] = field(default_factory=list)  # each halving of the inputs per pass
+    maps: MapStore = field(default_factory=MapStore)  # the maps this run keeps (save_maps=true)
+    plan_only: bool = False  # --dry-run: the plan is printed and nothing run
 
 
-def begin(cfg: DictConfig) -> Session:
+def begin(cfg: DictConfig, plan_only: bool = False) -> Session:
     shard = distributed.current_shard()
     cfg = resolve(cfg, shard)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     device = torch.device(cfg.device)
     distributed.start(shard, device)
-    return Session(cfg, shard, device)
+    return Session(cfg, shard, device, maps=MapStore(bool(cfg.get("save_maps", False))), plan_only=plan_only)
 
 
 def all_shards_done(session: Session) -> bool:
@@ -64,7 +66,7 @@ def batch_indices(n_items: int, per_batch: int) -> list[list[int]]:
     return [list(range(first, min(first + per_batch, n_items))) for first in range(0, n_items, per_batch)]
 
 
-def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table) -> RunFolder:
+def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table, maps: MapStore) -> RunFolder:
     """The run folder, checked against this config (all ranks) and stamped with it (rank 0)."""
     run = RunFolder(cfg.out)
     if shard.is_main:
@@ -76,10 +78,10 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
         if not resuming:
             for part in (run.path / "parts").glob("rank*.jsonl"):
                 part.unlink()  # batches of an unknown config cannot be trusted
-            MAPS.forget_parts(run.path)
+            maps.forget_parts(run.path)
         run.stamp_config(cfg)
         run.write_config(cfg)
-        run.write_csv("samples.csv", samples_table.rename(columns={"id": "image_id"}))
+        run.write_csv("samples.csv", samples_table)
     run.write_json("machine.json" if shard.is_main else f"machine.rank{shard.rank}.json", machine_info(device))
     distributed.barrier(shard)
     return run
@@ -87,7 +89,7 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table)
 
 def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
                 score_batch: Callable[[int, dict], tuple[list[dict], dict]], desc: str, unit: str,
-                plan: Plan | None = None, model=None) -> None:
+                plan: Plan | None = None, model=None, maps: MapStore | None = None) -> None:
     """`score_batch(k, batch)` returns batch k's records and a summary (sums to aggregate over batches).
     With a plan, the bar moves with the model's passes inside a batch, so it says the time left from the
     first seconds on."""
@@ -105,11 +107,12 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
               dynamic_ncols=True, bar_format=BAR_FORMAT) as bar, on_run_bar(bar):
         for k, batch in zip(todo, loader):
             with moving_with_passes(bar, plan, model, done, len(batches[k])):
-                records, summary = score_batch(k, batch) if batch["id"] else ([], {})
-            MAPS.write_batch(run.path, shard.rank, k)  # before the batch counts as done
+                records, summary = score_batch(k, batch) if batch["image_id"] else ([], {})
+            if maps is not None:
+                maps.write_batch(run.path, shard.rank, k)  # before the batch counts as done
             run.append_batch(shard.rank, k, records, batch["skipped"], summary)
             for row in batch["skipped"]:
-                print(f"warning: skipped {row['id']}: {row['reason']}", file=sys.stderr)
+                print(f"warning: skipped {row['image_id']}: {row['reason']}", file=sys.stderr)
             done += len(batches[k])
             bar.n = done
             bar.refresh()
@@ -194,8 +197,8 @@ class ScoringCommand:
     examples: Callable[[pd.DataFrame, DictConfig], Examples] | None = None
     beside_paper: Callable[[pd.DataFrame], pd.DataFrame] = no_paper_columns
 
-    def run(self, cfg: DictConfig) -> RunFolder | None:
-        return execute(cfg, self.name, self.prepare)
+    def run(self, cfg: DictConfig, plan_only: bool = False) -> RunFolder | None:
+        return execute(cfg, self.name, self.prepare, plan_only)
 
 
 @dataclass
@@ -234,32 +237,33 @@ def planned(job: Job, session: Session) -> Plan | None:
     return plan
 
 
-def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job]) -> RunFolder | None:
-    """Runs a scoring command: `prepare(session)` builds its Job from the resolved config."""
-    session = begin(cfg)
+def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job], plan_only: bool = False
+            ) -> RunFolder | None:
+    """Runs a scoring command: `prepare(session)` builds its Job from the resolved config; `plan_only`
+    (--dry-run) prints the plan and stops."""
+    session = begin(cfg, plan_only)
     job = prepare(session)
-    if PLAN_ONLY["enabled"]:
+    if session.plan_only:
         if planned(job, session) is None:
             print(f"plan: {len(job.dataset)} {job.unit}s; {command} has no pass count to plan with", file=sys.stderr)
         return None
-    MAPS.start(bool(session.cfg.get("save_maps", False)))
-    run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table())
+    run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table(), session.maps)
     plan = planned(job, session)  # after the folder is accepted: a refused run says only why
     score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
     run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit, plan=plan,
-                model=job.model)
+                model=job.model, maps=session.maps)
     if not all_shards_done(session):
         return None
     records, unreadable = run.merge()
-    skipped = pd.concat([pd.DataFrame(job.dataset.skipped, columns=["id", "reason"]), unreadable], ignore_index=True)
-    skipped = skipped.rename(columns={"id": "image_id"})  # the records' name for it
+    skipped = pd.concat([pd.DataFrame(job.dataset.skipped, columns=["image_id", "reason"]), unreadable],
+                        ignore_index=True)
     run.write_csv("skipped.csv", skipped)
     if records.empty and job.can_score:
         first = f": {skipped['image_id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
         what = "pair" if job.unit == "pair" else "image"
         raise UserError(f"no {what} of {job.dataset.name} could be scored ({len(skipped)} skipped, see "
                         f"{run.path}/skipped.csv){first}")
-    saved = MAPS.merge(run.path)
+    saved = session.maps.merge(run.path)
     extra, text = job.write_tables(run, records, skipped)
     if saved:
         extra = {**extra, "maps": [str(path.relative_to(run.path)) for path in saved]}

@@ -4,8 +4,8 @@
 While a run goes on, each finished batch's maps are one file, `parts/maps/rank{R}_batch{K}.npz`, written
 before the batch is marked done: a stopped run loses no finished batch's maps and a redone batch replaces
 its file, so nothing is kept twice. When every batch is done, the parts are merged into one file per name,
-in the data set's order, and removed. A command that makes maps calls `keep_maps(name, ids, maps)`; it does nothing
-unless the run asked for the maps.
+in the data set's order, and removed. Each run has its own store (`Session.maps`); a command that makes maps
+calls `keep(name, ids, maps)`, which does nothing unless the run asked for the maps.
 """
 from __future__ import annotations
 
@@ -23,21 +23,26 @@ SEPARATOR = "|"
 
 
 class MapStore:
-    def __init__(self) -> None:
-        self.enabled = False
+    """One run's maps, kept batch by batch when the run saves them (`enabled`: save_maps=true)."""
+
+    def __init__(self, enabled: bool = False) -> None:
+        self.enabled = bool(enabled)
         self.pending: dict[str, np.ndarray] = {}
 
-    def start(self, enabled: bool) -> None:
-        self.enabled, self.pending = bool(enabled), {}
-
-    def keep(self, name: str, ids, maps: torch.Tensor) -> None:
-        """The maps [B, H, W] of `ids` under `name` (a method, or a method at a swept setting); a batch done
-        again (after running out of memory) replaces what it kept."""
+    def keep(self, name: str, ids, maps: torch.Tensor, explainer=None) -> None:
+        """The maps [B, H, W] of `ids` under `name` (a method, or a method at a swept setting); with the
+        `explainer` that has just made them, its other named maps too (CCE: NAME_M_sup, NAME_M_pro),
+        post-processed as every map is. A batch done again (after running out of memory) replaces what it kept."""
         if not self.enabled:
             return
         values = maps.detach().float().cpu().numpy()
         for image_id, value in zip(ids, values):
             self.pending[f"{name}{SEPARATOR}{image_id}"] = value
+        if explainer is not None:
+            from ..explainers import postprocess
+
+            for part, raw in explainer.parts_of_last_maps().items():
+                self.keep(f"{name}_{part}", ids, postprocess(raw, (int(maps.shape[-2]), int(maps.shape[-1]))))
 
     def write_batch(self, run_path: Path, rank: int, batch: int) -> None:
         """The batch's maps as one part file (before the batch is marked done)."""
@@ -103,20 +108,3 @@ def write_maps(run_path: Path, saved: dict[str, dict[str, np.ndarray]]) -> list[
         write_atomic(path, npz_bytes({key: np.asarray(value, dtype=np.float32) for key, value in maps.items()}))
         written.append(path)
     return written
-
-
-MAPS = MapStore()
-
-
-def keep_maps(name: str, ids, maps: torch.Tensor, explainer=None) -> None:
-    """A command's maps of a batch, kept when the run saves its maps (save_maps=true); with the `explainer`
-    that has just made them, a two-map method's own maps too (CCE: NAME_M_sup, NAME_M_pro), post-processed
-    as every map is."""
-    if not MAPS.enabled:
-        return
-    MAPS.keep(name, ids, maps)
-    if explainer is not None:
-        from ..explainers import postprocess
-
-        for part, values in explainer.parts_of_last_maps().items():
-            MAPS.keep(f"{name}_{part}", ids, postprocess(values, (int(maps.shape[-2]), int(maps.shape[-1]))))

@@ -336,7 +336,7 @@ class RunFolder:
         self.write_text("records.jsonl", "".join(json.dumps(r, default=float) + "\n" for r in records))
         frame = pd.DataFrame(records)
         self.write_csv("records.csv", frame)
-        return frame, pd.DataFrame(skipped, columns=["id", "reason"])
+        return frame, pd.DataFrame(skipped, columns=["image_id", "reason"])
 
 
 def now_iso() -> str:

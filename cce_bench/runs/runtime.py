@@ -191,7 +191,7 @@ def all_methods() -> list[str]:
     return paper + [name for name in EXPLAINERS.names() if name not in paper]
 
 
-def method_names(cfg: DictConfig) -> list[str]:
+def chosen_methods(cfg: DictConfig) -> list[str]:
     """The run's methods by name (`methods: [...]` or `all`, or the sweep's one `method`), each checked to exist."""
     if "methods" not in cfg:
         names = [cfg.method]
@@ -224,7 +224,7 @@ def build_explainer(cfg: DictConfig, model: Classifier, name: str) -> Explainer:
 def build_explainers(cfg: DictConfig, model: Classifier) -> tuple[dict, dict]:
     """The run's explainers by name, and those that cannot run here (name -> MethodUnavailable)."""
     explainers, unavailable = {}, {}
-    for name in method_names(cfg):
+    for name in chosen_methods(cfg):
         try:
             explainers[name] = build_explainer(cfg, model, name)
         except MethodUnavailable as exc:

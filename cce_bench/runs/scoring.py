@@ -81,7 +81,7 @@ def batch_records(batch: dict, model, targets: torch.Tensor, method: str, per_im
     (the same for the whole batch) and `per_image` (name -> one value per item)."""
     categories = getattr(model, "categories", None)
     records = []
-    for i, image_id in enumerate(batch["id"]):
+    for i, image_id in enumerate(batch["image_id"]):
         target = int(targets[i])
         record = {"index": batch["index"][i], "image_id": image_id, "target": target,
                   "target_name": categories[target] if categories else str(target)}
@@ -91,7 +91,6 @@ def batch_records(batch: dict, model, targets: torch.Tensor, method: str, per_im
         record.update(shared)
         record.update({key: values[i] for key, values in (per_image or {}).items()})
         records.append(record)
-    warn_flagged(records)
     return records
 
 
@@ -127,6 +126,7 @@ class RunMetrics:
     def score(self, maps: MapsToScore) -> tuple[dict[str, list], dict]:
         """Per image `map_flag` and each metric's record columns; the batch's sums (insertion/deletion's curves)."""
         flags = map_flags(maps.maps)
+        self.warn_flagged(maps, flags)
         broken = torch.tensor([flag == "not finite" for flag in flags], device=maps.maps.device).view(
             -1, *[1] * (maps.maps.dim() - 1))
         maps.maps = torch.where(broken, torch.zeros_like(maps.maps, dtype=torch.float), maps.maps.float())
@@ -137,6 +137,14 @@ class RunMetrics:
             per_image.update(scored.per_image)
             sums.update(scored.sums or {})
         return per_image, sums
+
+    def warn_flagged(self, maps: MapsToScore, flags: list[str | None]) -> None:
+        """One warning line per method and flag (map_flag), the first time in this run."""
+        for image_id, flag in zip(maps.ids or [str(i) for i in range(len(flags))], flags):
+            if flag and (maps.method, flag) not in self.warned:
+                self.warned.add((maps.method, flag))
+                print(f"warning: {maps.method or 'a'}'s map of {image_id} is {flag}: scored as no explanation "
+                      "(records.csv: map_flag); check the method's knobs", file=sys.stderr)
 
     def scored_or_empty(self, metric: Metric, maps: MapsToScore) -> Scored:
         """A library's metric, timed (`NAME_seconds`, per image); one that cannot score this method, model or
@@ -213,19 +221,6 @@ def map_flags(maps: torch.Tensor) -> list[str | None]:
     finite = torch.isfinite(flat).all(1).tolist()
     marked = (torch.nan_to_num(flat, nan=0.0).abs().amax(1) > 0).tolist()
     return [None if f and m else ("not finite" if not f else "all zero") for f, m in zip(finite, marked)]
-
-
-WARNED: set = set()
-
-
-def warn_flagged(records: list[dict]) -> None:
-    """One warning line per method whose maps are flagged (map_flag), the first time it happens in this process."""
-    for record in records:
-        flag, method = record.get("map_flag"), record.get("method")
-        if flag and (method, flag) not in WARNED:
-            WARNED.add((method, flag))
-            print(f"warning: {method}'s map of {record['image_id']} is {flag}: scored as no explanation (records.csv: "
-                  "map_flag); check the method's knobs", file=sys.stderr)
 
 
 def mean_curves(run) -> dict:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from ..errors import describe_error
 from ..install_check import check_torch_pair
-from .cost import PLAN_ONLY
 
 
-def run_composed(cfg, task: Callable, shown: str) -> None:
+def run_composed(cfg, task: Callable, shown: str, plan_only: bool = False) -> None:
     """One run on the config composed once (with Hydra's node), started as Hydra starts a job: its folder
     checked and made, Hydra's runtime settings set, the command run. A folder made here that holds no
     result when the run fails (or only plans) is removed, with the empty folders made above it."""
@@ -35,10 +34,10 @@ def run_composed(cfg, task: Callable, shown: str) -> None:
     kept = nearest_existing(output)
     made_here = output != kept or not any(output.iterdir())
     output.mkdir(parents=True, exist_ok=True)
-    run_in_folder(task, task_cfg, output, kept, made_here)
+    run_in_folder(task, task_cfg, output, kept, made_here, plan_only)
 
 
-def run_in_folder(task: Callable, cfg, output: Path, keep: Path, made_here: bool) -> None:
+def run_in_folder(task: Callable, cfg, output: Path, keep: Path, made_here: bool, plan_only: bool = False) -> None:
     """The command run with Hydra's record held for its folder. A folder made for it (`made_here`) that holds
     no result when the run fails, or only plans, is removed with the empty folders above it up to `keep`."""
     from .run_folder import hold_hydra_record, remove_unfinished_start
@@ -50,11 +49,11 @@ def run_in_folder(task: Callable, cfg, output: Path, keep: Path, made_here: bool
         if made_here:
             remove_unfinished_start(output, keep)
         raise
-    if made_here and PLAN_ONLY["enabled"]:  # a plan writes nothing
+    if made_here and plan_only:  # a plan writes nothing
         remove_unfinished_start(output, keep)
 
 
-def multirun_job(task: Callable, debug: bool) -> Callable:
+def multirun_job(task: Callable, debug: bool, plan_only: bool = False) -> Callable:
     """A job as Hydra's command line runs it (a multirun's point, with any launcher): a failed job is one line
     (also kept in the sweep's folder for the end of the multirun) and the multirun goes on with the next."""
     def run(cfg) -> None:
@@ -65,7 +64,7 @@ def multirun_job(task: Callable, debug: bool) -> Callable:
         hydra_cfg = HydraConfig.get()
         output = Path(hydra_cfg.runtime.output_dir)
         try:
-            run_in_folder(task, cfg, output, output.parent, made_here=not any(output.iterdir()))
+            run_in_folder(task, cfg, output, output.parent, made_here=not any(output.iterdir()), plan_only=plan_only)
         except BaseException as exc:
             if debug or isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise

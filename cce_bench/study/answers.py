@@ -172,7 +172,7 @@ def bootstrap_interval(per_participant: np.ndarray, weights: np.ndarray, draws: 
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
-def method_table(answers: pd.DataFrame, methods: list[str], labels: dict, draws: int, confidence: float,
+def preference_table(answers: pd.DataFrame, methods: list[str], labels: dict, draws: int, confidence: float,
                  seed: int) -> pd.DataFrame:
     """Per method: mean score with its bootstrap interval, rank distribution, % ranked first, mean rank."""
     rng = np.random.default_rng(seed)
