@@ -268,6 +268,7 @@ def test_an_unexpected_error_is_one_line_that_says_how_to_report_it_and_debug_sh
     assert exit_info.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "unexpected KeyError" in err[0] and "bug in cce-bench" in err[0]
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # --debug sets it to 1: restored after the test
     with pytest.raises(KeyError):
         main(["sweep", "--debug", f"out={tmp_path / 'b'}"])
 

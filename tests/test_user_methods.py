@@ -60,6 +60,13 @@ def broken(model, images, targets):
 '''
 
 
+@pytest.fixture(autouse=True)
+def one_line_errors(monkeypatch):
+    """Errors as users see them (not --debug's tracebacks), whatever an earlier test left in the environment."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.delenv("CCE_BENCH_DEBUG", raising=False)
+
+
 @pytest.fixture(scope="module")
 def user_code(tmp_path_factory):
     """A module of the user's on sys.path, as PYTHONPATH puts it there."""
