@@ -213,8 +213,8 @@ def test_calm_map_is_the_joint_probability_and_its_own_classifier_chooses():
 def test_ce_contrast_class_needs_a_change(tiny_net):
     explainer = create_explainer("contrastive_gradcam", tiny_net, target_layer="conv")
     logits = torch.tensor([[0.1, 0.9, 0.5, 0.7, 0.3]])
-    assert explainer.contrast_classes(logits, torch.tensor([1])).tolist() == [3]  # top-1 target: the 2nd
-    assert explainer.contrast_classes(logits, torch.tensor([3])).tolist() == [2]  # never the top-1 (1)
+    assert explainer.contrast_classes(logits, torch.tensor([1])).tolist() == [[3]]  # top-1 target: the 2nd
+    assert explainer.contrast_classes(logits, torch.tensor([3])).tolist() == [[2]]  # never the top-1 (1)
 
 
 def test_every_method_puts_its_map_on_the_evidence_of_a_planted_object():

@@ -38,21 +38,15 @@ class APPB(Explainer):
     cost = "optimisation"
     needs = ("perceptual_layers",)
     batch_sizes = {"cpu": 8, "cuda": 64}  # images optimised together (optimizer=adam; L-BFGS takes one at a time)
+    layers: list[str]  # the knob's null resolved from the model's facts when the method is built
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
-        layers = self.layers
-        if layers is None:
-            layers = facts_of(model).perceptual_layers  # the model's phi_l
-            if layers is None:
+        if self.layers is None:
+            self.layers = facts_of(model).perceptual_layers  # the model's phi_l
+            if self.layers is None:
                 raise UserError("APPB has no default perceptual layers for this model: pass layers=[DOTTED.PATH,...]")
-        self.layers, self.gamma_p, self.v, self.steps = (
-            list(layers),
-            float(self.gamma_p),
-            float(self.v),
-            int(self.steps),
-        )
-        self.lr, self.blur_sigma = float(self.lr), float(self.blur_sigma)
+        self.layers = list(self.layers)
         self.modules = [
             resolve_layer(model, path, "method_knobs.appb.layers=[DOTTED.PATH,...]") for path in self.layers
         ]

@@ -127,7 +127,7 @@ class Explainer:
     cost = ""   # what a map costs in passes of the model (a key of COST_CLASSES)
     # A method that explains a classifier of its own (CALM) sets this to that classifier, on the
     # benchmark's input; protocols that let the model choose the class then ask it instead.
-    own_classifier = None
+    own_classifier: Any = None
     # The method's knobs (type, default, range, doc): cce_bench/method_knobs/NAME.py, set by @register.
     knobs_class: type[MethodKnobs] = BatchOnlyKnobs
     # batch_size where it is null, by the model's device: small batches are fastest on a CPU (cache),
@@ -171,9 +171,8 @@ class Explainer:
         for name in self.knobs_class.names():
             setattr(self, name, getattr(settings, name))
         self.model = model
-        self.batch_size = (
-            int(self.batch_size) if self.batch_size is not None else self.default_batch_size(device_type(model))
-        )
+        if settings.batch_size is None:  # type: ignore[attr-defined]  # every knobs class ends in batch_size
+            self.batch_size = self.default_batch_size(device_type(model))
 
     # -- the shared call ---------------------------------------------------------------------------
     def attribute(self, images: torch.Tensor, target=None) -> torch.Tensor:

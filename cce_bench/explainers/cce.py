@@ -65,6 +65,9 @@ class CCE(Explainer):
     needs = ("target_layer",)  # the default read-off's layer (readoff=input needs none)
 
     memory_knobs = ("batch_size", "M")
+    # Knobs whose null the method resolves when it is built, and the type they then have (for the checker).
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
@@ -72,26 +75,14 @@ class CCE(Explainer):
         if classes is not None and self.M > classes - 2:
             raise UserError(f"M={self.M} counterfactuals but the model has {classes} classes: at most {classes - 2} "
                             "contrast classes (all but the explained one and the top-1)")
-        self.alpha, self.M, self.gamma, self.epsilon = (
-            float(self.alpha),
-            int(self.M),
-            float(self.gamma),
-            float(self.epsilon),
-        )
-        self.steps, self.kappa, self.K = int(self.steps), float(self.kappa), int(self.K)
-        self.tv_weight, self.tv_sigma, self.blur_sigma = (
-            float(self.tv_weight),
-            float(self.tv_sigma),
-            float(self.blur_sigma),
-        )
-        self.dist_scale = float(self.dist_scale)
-        self.grid = None if self.grid is None else int(self.grid)
         # the layer read-offs' module, looked up once (None for the input read-offs, which need no layer)
         self._layer_module = self._readoff_layer(model, self.target_layer) if self.readoff in LAYER_READOFFS else None
         # The model takes normalised images; CCE needs their pixel values (the model's own, else ImageNet's).
-        self.mean = tuple(channel_list(self.mean if self.mean is not None else getattr(model, "mean", IMAGENET_MEAN)))
-        self.std = tuple(channel_list(self.std if self.std is not None else getattr(model, "std", IMAGENET_STD)))
-        self.pixel_model = PixelInput(model, self.mean, self.std)
+        if self.mean is None:
+            self.mean = tuple(channel_list(getattr(model, "mean", IMAGENET_MEAN)))
+        if self.std is None:
+            self.std = tuple(channel_list(getattr(model, "std", IMAGENET_STD)))
+        self.pixel_model = PixelInput(model, tuple(channel_list(self.mean)), tuple(channel_list(self.std)))
 
     def images_per_chunk(self) -> int:
         return max(1, self.batch_size // self.M)
@@ -330,15 +321,21 @@ class CCE(Explainer):
         return self.upsampled(s_sup, x), self.upsampled(s_pro, x)
 
     # -- the layer read-offs' pieces ----------------------------------------------------------------
+    @property
+    def readoff_layer(self) -> torch.nn.Module:
+        """The layer the layer read-offs read (looked up once; the input read-offs have none)."""
+        assert self._layer_module is not None, f"readoff={self.readoff} reads no layer"
+        return self._layer_module
+
     def layer_output(self, pixels) -> torch.Tensor:
         """A: the layer's output for images in pixel space [P, K, h, w] (no graph)."""
-        with torch.no_grad(), capture_outputs([self._layer_module]) as outputs:
+        with torch.no_grad(), capture_outputs([self.readoff_layer]) as outputs:
             self.pixel_model(pixels)
         return outputs[0].detach()
 
     def layer_gradient(self, pixels, classes) -> tuple[torch.Tensor, torch.Tensor]:
         """A and dz_c/dA at the layer, for the class c of each pair."""
-        with torch.enable_grad(), capture_outputs([self._layer_module]) as outputs:
+        with torch.enable_grad(), capture_outputs([self.readoff_layer]) as outputs:
             # the input needs a graph so that the layer's output has one, whatever the parameters' requires_grad
             logits = self.pixel_model(pixels.detach().requires_grad_(True))
             activations = outputs[0]
@@ -351,7 +348,7 @@ class CCE(Explainer):
         total = [torch.zeros_like(start) for _ in classes]
         for k in range(1, self.K + 1):
             point = (start + ((k - 0.5) / self.K) * change).requires_grad_(True)
-            handle = self._layer_module.register_forward_hook(lambda _m, _i, _o, point=point: point)
+            handle = self.readoff_layer.register_forward_hook(lambda _m, _i, _o, point=point: point)
             try:
                 with torch.enable_grad():
                     logits = self.pixel_model(pixels)

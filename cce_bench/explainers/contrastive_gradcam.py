@@ -32,7 +32,6 @@ class ContrastiveGradCAM(Explainer):
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
-        self.contrast_rank = int(self.contrast_rank)
         self.layer = resolve_layer(model, self.target_layer)
 
     def contrast_classes(self, logits, targets) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """IG: Integrated Gradients (Sundararajan et al., 2017) through captum."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from captum.attr import IntegratedGradients as CaptumIntegratedGradients
 
@@ -18,11 +20,15 @@ class IG(Explainer):
 
     batch_sizes = {"cpu": 4, "cuda": 16}  # images per call; each takes `steps` inputs in chunks of internal_batch_size
     memory_knobs = ("internal_batch_size", "batch_size")
+    # Knobs whose null the method resolves from the model when it is built (None: a model without them).
+    mean: Any
+    std: Any
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
-        self.steps, self.internal_batch_size = int(self.steps), int(self.internal_batch_size)
-        self.mean = self.mean if self.mean is not None else getattr(model, "mean", None)
-        self.std = self.std if self.std is not None else getattr(model, "std", None)
+        if self.mean is None:
+            self.mean = getattr(model, "mean", None)
+        if self.std is None:
+            self.std = getattr(model, "std", None)
         self.method = CaptumIntegratedGradients(model)
 
     def baseline(self, images):

@@ -294,6 +294,7 @@ class CaptumLayerMethod(CaptumMethod):
 
         size = tuple(images.shape[-2:])
         if getattr(self, "_positions", (None,))[0] != size:  # one forward per input size, not per image
+            assert self.layer is not None  # a layer method's layer, resolved when it was built
             with torch.no_grad(), capture_outputs([self.layer]) as outputs:
                 self.model(images[:1])
             h, w = outputs[0].shape[-2:]

@@ -63,14 +63,20 @@ class RISE(Explainer):
     cost = "masks"
 
     memory_knobs = ("batch_size", "N")
+    # Knobs whose null the method resolves from the model's facts when it is built, and their type then.
+    N: int
+    grid: int
+    keep: float
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
         default_n, default_grid, default_keep = facts_of(model).rise  # where N, grid, keep are null
-        self.N = int(default_n if self.N is None else self.N)
-        self.grid = int(default_grid if self.grid is None else self.grid)
-        self.keep = float(default_keep if self.keep is None else self.keep)
-        self.seed = int(self.seed)
+        if self.N is None:
+            self.N = int(default_n)
+        if self.grid is None:
+            self.grid = int(default_grid)
+        if self.keep is None:
+            self.keep = float(default_keep)
         self._masks = None
 
     def masks(self, size, device) -> torch.Tensor:

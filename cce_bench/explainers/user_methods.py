@@ -67,6 +67,7 @@ class UserMethod(Explainer):
     function: Any = None   # the callable, or the class whose instances are
     is_class = False
     target_knobs: dict = {}  # custom's {"_target_": path}, kept in knobs() so that the method can be built again
+    call: Any = None       # an instance of the user's class (is_class), called as a function is
 
     @classmethod
     def arguments(cls) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
+import typing
 from functools import cache
 from pathlib import Path
 from typing import ClassVar
@@ -86,7 +87,19 @@ class MethodKnobs:
             if name in values and not rule.accepts(values[name]):
                 raise UserError(f"{label or method} {name}={shown(values[name])} is not valid: it must be "
                                 f"{rule.describe()} ({cls.group}.{method}.{name})")
-        return cls(**values)
+        return cls(**{name: cls.typed(name, value) for name, value in values.items()})
+
+    @classmethod
+    def typed(cls, name: str, value):
+        """A checked value as its field's type says: a whole number given as 2.0 is 2, a number given as 1 is 1.0
+        (the Python API takes either; the methods then compute with the declared type)."""
+        hint = typing.get_type_hints(cls).get(name)
+        kinds = set(typing.get_args(hint)) if typing.get_args(hint) else {hint}
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        if int in kinds:
+            return int(value)
+        return float(value) if float in kinds else value
 
 
 @dataclasses.dataclass
