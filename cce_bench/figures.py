@@ -5,6 +5,7 @@ import functools
 import io
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -139,22 +140,31 @@ def saved(fig, path: Path) -> Path:
 
 @names_as_text
 def plot_sweep(folder: str | Path) -> list[Path]:
-    """curves.png: the mean insertion and deletion curves per swept value (the curves the AUCs sum up);
-    metrics.png: Ins, Del and Diff against the swept value, with the paper's numbers as a second series."""
+    """curves.png: the mean insertion and deletion curves per swept value or method (the curves the AUCs sum
+    up); for a sweep, metrics.png: Ins, Del and Diff against the swept value, the paper's as a second series."""
     folder = Path(folder)
     table = pd.read_csv(folder / "table.csv")
-    param = table.columns[0]
     curves = json.loads((folder / "curves.json").read_text())
-    written = []
+    if "method" in table:  # a leaderboard: a curve per method, named by its label
+        return [plot_curves(folder / "curves.png", curves, str)]
+    param = table.columns[0]
+    written = [plot_curves(folder / "curves.png", curves, lambda value: f"{param}={value}")]
+    values = pd.to_numeric(table[param], errors="coerce")
+    if values.notna().all():  # a swept number (not a method without the knob, "n/a")
+        written.append(plot_against_value(folder / "metrics.png", table, param, values))
+    return written
 
+
+def plot_curves(path: Path, curves: dict, label_of: Callable[[str], str]) -> Path:
+    """The mean insertion and deletion curve of each key of `curves`, side by side."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    # Ten qualitative colours, then the line style changes: every swept value is told apart.
+    # Ten qualitative colours, then the line style changes: every curve is told apart.
     colours = plt.get_cmap("tab10")(np.arange(10))
-    for k, (value, curve) in enumerate(curves.items()):
+    for k, (key, curve) in enumerate(curves.items()):
         style = {"color": colours[k % 10], "linestyle": ("-", "--", ":", "-.")[(k // 10) % 4]}
         for ax, kind in zip(axes, ("insertion", "deletion")):
             y = np.asarray(curve[kind])
-            ax.plot(np.linspace(0, 1, len(y)), y, **style, label=f"{param}={value}")
+            ax.plot(np.linspace(0, 1, len(y)), y, **style, label=label_of(key))
     for ax, kind in zip(axes, ("insertion", "deletion")):
         ax.set(
             title=f"mean {kind} curve",
@@ -165,30 +175,27 @@ def plot_sweep(folder: str | Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    written.append(folder / "curves.png")
-    save_png(fig, written[-1])
+    save_png(fig, path)
     plt.close(fig)
+    return path
 
-    values = pd.to_numeric(table[param], errors="coerce")
-    if "method" not in table and values.notna().all():  # a swept knob, not a leaderboard's methods
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        for column, colour in (("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")):
-            ax.plot(values, table[column], "o-", color=colour, label=f"{column} (measured)")
-            if f"{column} (paper)" in table and table[f"{column} (paper)"].notna().any():
-                ax.plot(values, table[f"{column} (paper)"], "s--", color=colour, alpha=0.5,
-                        label=f"{column} (paper: VGG-19, 1000 ImageNet images)")
-        ax.set(
-            xlabel=param,
-            ylabel="100 x AUC",
-            title=f"insertion / deletion against {param} (this run's model and images)",
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        written.append(folder / "metrics.png")
-        save_png(fig, written[-1])
-        plt.close(fig)
-    return written
+
+def plot_against_value(path: Path, table: pd.DataFrame, param: str, values: pd.Series) -> Path:
+    """Ins, Del and Diff against the swept value, with the paper's numbers as a second series."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for column, colour in (("Ins", "tab:green"), ("Del", "tab:red"), ("Diff", "tab:blue")):
+        ax.plot(values, table[column], "o-", color=colour, label=f"{column} (measured)")
+        if f"{column} (paper)" in table and table[f"{column} (paper)"].notna().any():
+            ax.plot(values, table[f"{column} (paper)"], "s--", color=colour, alpha=0.5,
+                    label=f"{column} (paper: VGG-19, 1000 ImageNet images)")
+    ax.set(xlabel=param, ylabel="100 x AUC",
+           title=f"insertion / deletion against {param} (this run's model and images)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path)
+    plt.close(fig)
+    return path
 
 
 def standard_error_row(name: str) -> str | None:

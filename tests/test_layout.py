@@ -321,3 +321,13 @@ def test_every_pointer_to_a_section_of_the_docs_names_one_that_exists():
         page_text = target.read_text()
         titles = re.findall(r"^#+ (.+)$", page_text, re.M) + re.findall(r"\*\*([^*]+?)\.\*\*", page_text)
         assert any(t.startswith(title.strip()) for t in titles), f"{path.name} points at {page}: {title}, not a section"
+
+
+def test_every_function_of_the_package_is_under_fifty_lines():
+    """A function does one thing: the longest in the package stays under 50 lines (docstring included)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 >= 50:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, "split these: " + ", ".join(long)

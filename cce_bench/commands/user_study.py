@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ..errors import UserError
-from ..explainers import CCE, EXPLAINERS, postprocess
+from ..explainers import CCE, EXPLAINERS, Contrast
 from ..models import batched_logits
 from ..runs.engine import begin, finish_run
 from ..runs.map_store import write_maps
@@ -41,28 +41,16 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     check_methods(names, int(cfg.choices), len(model.categories))
     explainers = {name: build_explainer(cfg, model, name) for name in names}
     cce = build_explainer(cfg, model, CCE.name)
-    cap = cfg.data.get("n_images")
-    if cap is not None and int(cap) < int(cfg.sets):
-        print(f"warning: data.n_images={cap} (experiment=smoke sets 1) makes {cap} of the sets={cfg.sets} sets: pass "
-              f"data.n_images={cfg.sets} for all", file=sys.stderr)
-    cfg.data.n_images = int(cfg.sets) if cap is None else min(int(cfg.sets), int(cap))  # one image per set
-    dataset = build_dataset(cfg, model)
-    batch = dataset.collate([dataset[i] for i in range(len(dataset))])
-    for row in batch["skipped"]:
-        print(f"warning: skipped {row['image_id']}: {row['reason']}", file=sys.stderr)
-    if not batch["image_id"]:
-        raise UserError(f"no image of {dataset.name} could be read: the study needs at least one")
+    batch = study_images(cfg, model)
     images = batch["image"].to(session.device)
     ranking = check_finite(batched_logits(model, images, int(cfg.batch_size)), model).argsort(1, descending=True)[
         :, : int(cfg.choices)
     ]
     targets = ranking[:, 0]
-    size = images.shape[-2:]
     maps: dict[str, Any] = {name: explainer.attribute(images, targets).cpu().numpy()
                             for name, explainer in explainers.items()}
-    contrastive = cce.contrastive_maps(images, targets)
-    maps[CCE.name] = list(zip(postprocess(contrastive.sup, size).cpu().numpy(),
-                              postprocess(contrastive.pro, size).cpu().numpy()))
+    answer = cce.explain(images, Contrast(targets))  # why P (M_sup) and why not Q (M_pro), Q its own
+    maps[CCE.name] = list(zip(answer.maps["M_sup"].cpu().numpy(), answer.maps["M_pro"].cpu().numpy()))
     pictures = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     categories = model.categories
     sets = []
@@ -91,6 +79,22 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
     print(f"study {definition['study_id']}: {len(sets)} sets; open {page} in a browser (offline is fine), or send "
           f"it to participants (a participant number can be fixed with ?participant=N)\n\nwritten to {run.path}")
     return run
+
+
+def study_images(cfg: DictConfig, model) -> dict:
+    """One image per set (data.n_images caps them, with a line), read as one batch; the unreadable said."""
+    cap = cfg.data.get("n_images")
+    if cap is not None and int(cap) < int(cfg.sets):
+        print(f"warning: data.n_images={cap} (experiment=smoke sets 1) makes {cap} of the sets={cfg.sets} sets: pass "
+              f"data.n_images={cfg.sets} for all", file=sys.stderr)
+    cfg.data.n_images = int(cfg.sets) if cap is None else min(int(cfg.sets), int(cap))
+    dataset = build_dataset(cfg, model)
+    batch = dataset.collate([dataset[i] for i in range(len(dataset))])
+    for row in batch["skipped"]:
+        print(f"warning: skipped {row['image_id']}: {row['reason']}", file=sys.stderr)
+    if not batch["image_id"]:
+        raise UserError(f"no image of {dataset.name} could be read: the study needs at least one")
+    return batch
 
 
 COMMAND = PlainCommand("user-study", run_user_study)

@@ -141,6 +141,36 @@ def _is_box(value) -> bool:
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
 
 
+def boxes_or_reason(coco, image_id, cat_id, max_box_fraction: float) -> tuple[dict, tuple, int, int] | str:
+    """(the image's entry, its non-crowd boxes of the category clipped to the image, its width and height), or
+    why the pair is left out."""
+    if isinstance(image_id, bool) or image_id not in coco.imgs:  # True == 1 would find image 1
+        return f"an annotation points at image id {image_id}, which the file does not list"
+    info = coco.imgs[image_id]
+    size = image_size(info)
+    if isinstance(size, str):
+        return size
+    width, height = size
+    if not isinstance(info["file_name"], str) or not info["file_name"]:
+        return f"its file_name {info['file_name']!r} is not a file name"
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
+    bad = [a.get("id") for a in anns if not _is_box(a.get("bbox"))]
+    if bad:
+        return f"annotation {bad[0]} has no bbox [x, y, w, h] of numbers"
+    boxes = []
+    for ann in anns:
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        x0, y0 = max(x, 0.0), max(y, 0.0)
+        x1, y1 = min(x + w, width), min(y + h, height)
+        if x1 > x0 and y1 > y0:
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
+    if not boxes:
+        return "no box of positive area inside the image"
+    if max(w * h for _, _, w, h in boxes) > max_box_fraction * width * height:
+        return f"a box covers more than {max_box_fraction:g} of the image"
+    return info, tuple(boxes), width, height
+
+
 def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0.5,
                skipped: list | None = None, source: str = "the COCO annotation file") -> list[PointingSample]:
     """Every (image, mapped category) pair with at least one non-crowd box. A pair is left out (and
@@ -157,46 +187,13 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
         cat_id = by_name[name]
         for image_id in _sorted_ids(coco.getImgIds(catIds=[cat_id])):
             pair_id = f"{image_id}:{name}"
-            if isinstance(image_id, bool) or image_id not in coco.imgs:  # True == 1 would find image 1
-                skipped.append(
-                    {
-                        "image_id": pair_id,
-                        "reason": f"an annotation points at image id {image_id}, which the file does not list",
-                    }
-                )
+            found = boxes_or_reason(coco, image_id, cat_id, max_box_fraction)
+            if isinstance(found, str):
+                skipped.append({"image_id": pair_id, "reason": found})
                 continue
-            info = coco.imgs[image_id]
-            size = image_size(info)
-            if isinstance(size, str):
-                skipped.append({"image_id": pair_id, "reason": size})
-                continue
-            width, height = size
-            if not isinstance(info["file_name"], str) or not info["file_name"]:
-                skipped.append({"image_id": pair_id,
-                                "reason": f"its file_name {info['file_name']!r} is not a file name"})
-                continue
-            anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
-            bad = [a.get("id") for a in anns if not _is_box(a.get("bbox"))]
-            if bad:
-                skipped.append({"image_id": pair_id,
-                                "reason": f"annotation {bad[0]} has no bbox [x, y, w, h] of numbers"})
-                continue
-            boxes = []
-            for ann in anns:
-                x, y, w, h = (float(v) for v in ann["bbox"])
-                x0, y0 = max(x, 0.0), max(y, 0.0)
-                x1, y1 = min(x + w, width), min(y + h, height)
-                if x1 > x0 and y1 > y0:
-                    boxes.append((x0, y0, x1 - x0, y1 - y0))
-            if not boxes:
-                skipped.append({"image_id": pair_id, "reason": "no box of positive area inside the image"})
-                continue
-            if max(w * h for _, _, w, h in boxes) > max_box_fraction * width * height:
-                skipped.append({"image_id": pair_id,
-                                "reason": f"a box covers more than {max_box_fraction:g} of the image"})
-                continue
+            info, boxes, width, height = found
             pairs.append(PointingSample(pair_id, str(Path(images_dir) / info["file_name"]), image_id, name,
-                                        tuple(classes), tuple(boxes), width, height))
+                                        tuple(classes), boxes, width, height))
     return pairs
 
 

@@ -234,13 +234,7 @@ class CCE(Explainer):
             with torch.no_grad():
                 if needs_change is None:  # t = 0: delta = 0, the clean image
                     needs_change = logits.argmax(1) != q
-                valid_now = (logits.argmax(1) == q) & needs_change
-                if self.keep == "closest_valid":
-                    improved = valid_now & (dist < best_dist)
-                elif self.keep == "first_valid":
-                    improved = valid_now & ~found
-                else:
-                    improved = valid_now & last
+                improved = self._kept_now((logits.argmax(1) == q) & needs_change, dist, best_dist, found, last)
                 # torch.where, not best[improved] = ...: a boolean index waits for the GPU at every step.
                 best = torch.where(improved.view(-1, 1, 1, 1), delta, best)
                 best_dist = torch.where(improved, dist, best_dist)
@@ -249,17 +243,29 @@ class CCE(Explainer):
                 break
             loss = (self.validity_loss(logits, q) + self.gamma * dist).sum()
             (grad,) = torch.autograd.grad(loss, variable)  # no parameter gradients, whatever the model
-            if optimiser is not None:
-                variable.grad = grad
-                optimiser.step()
-            else:
-                with torch.no_grad():
-                    variable.sub_(self.step_size * grad.sign())
+            self._step(variable, grad, optimiser)
             self._project(variable, x, bound)
         kept = torch.where(found.view(-1, 1, 1, 1), best, delta.detach())
         with torch.no_grad():
             predicted = torch.where(found, q, logits.argmax(1))
         return kept, found, predicted
+
+    def _kept_now(self, valid_now, dist, best_dist, found, last: bool) -> torch.Tensor:
+        """Per pair, whether this iterate replaces the one kept, by the `keep` knob."""
+        if self.keep == "closest_valid":
+            return valid_now & (dist < best_dist)
+        if self.keep == "first_valid":
+            return valid_now & ~found
+        return valid_now & last
+
+    def _step(self, variable, grad, optimiser) -> None:
+        """One update of the perturbation: Adam's, or a signed gradient step (PGD)."""
+        if optimiser is not None:
+            variable.grad = grad
+            optimiser.step()
+        else:
+            with torch.no_grad():
+                variable.sub_(self.step_size * grad.sign())
 
     # -- maps from the counterfactuals -------------------------------------------------------------
     def path_gradients(self, x, delta, classes: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -92,29 +92,30 @@ def read_answers(path: Path, study: dict) -> Participant:
              f"{len(sets) if isinstance(sets, list) else 'no'} sets answered, the study has {len(study['sets'])}: "
              "an unfinished page")
     assert isinstance(sets, list) and isinstance(seed, int) and isinstance(background, dict)  # required above
-    methods = study["methods"]
-    rows = []
-    for i, (given, asked) in enumerate(zip(sets, study["sets"])):
-        _require(
-            isinstance(given, dict) and given.get("image_id") == asked["image_id"], f"set {i + 1} is of another image"
-        )
-        choices = shuffled(asked["choices"], study["seed"], seed, i, CHOICES)
-        order = shuffled(methods, study["seed"], seed, i, METHODS)
-        _require(given.get("choices_shown") == choices and given.get("methods_shown") == order,
-                 f"set {i + 1}: the order it says was shown is not the page's for participant {seed}")
-        _require(isinstance(given.get("guess"), str) and given["guess"] in asked["choices"],
-                 f"set {i + 1}: the guess is not one of the choices")
-        scores, ranks = given.get("scores"), given.get("ranks")
-        _require(isinstance(scores, dict) and all(_whole(scores.get(k), range(1, 6)) for k in LETTERS),
-                 f"set {i + 1}: a score is missing or outside 1..5")
-        _require(isinstance(ranks, dict) and all(_whole(ranks.get(k), range(1, 4)) for k in LETTERS)
-                 and sorted(ranks[k] for k in LETTERS) == [1, 2, 3],
-                 f"set {i + 1}: the ranks are not 1, 2, 3 once each")
-        rows.append({"set": i, "image_id": asked["image_id"], "guess": given["guess"],
-                     "correct": given["guess"] == asked["answer"],
-                     "scores": {order[k]: scores[letter] for k, letter in enumerate(LETTERS)},
-                     "ranks": {order[k]: ranks[letter] for k, letter in enumerate(LETTERS)}})
+    rows = [answered_set(i, given, asked, study, seed) for i, (given, asked) in enumerate(zip(sets, study["sets"]))]
     return Participant(path, seed, dict(background), rows)
+
+
+def answered_set(i: int, given, asked: dict, study: dict, seed: int) -> dict:
+    """Set i of an answer file checked against the study (its image, the order the page drew for this
+    participant, the guess among the choices, scores 1..5, ranks 1..3 once each), as one row."""
+    _require(isinstance(given, dict) and given.get("image_id") == asked["image_id"], f"set {i + 1} is of another image")
+    choices = shuffled(asked["choices"], study["seed"], seed, i, CHOICES)
+    order = shuffled(study["methods"], study["seed"], seed, i, METHODS)
+    _require(given.get("choices_shown") == choices and given.get("methods_shown") == order,
+             f"set {i + 1}: the order it says was shown is not the page's for participant {seed}")
+    _require(isinstance(given.get("guess"), str) and given["guess"] in asked["choices"],
+             f"set {i + 1}: the guess is not one of the choices")
+    scores, ranks = given.get("scores"), given.get("ranks")
+    _require(isinstance(scores, dict) and all(_whole(scores.get(k), range(1, 6)) for k in LETTERS),
+             f"set {i + 1}: a score is missing or outside 1..5")
+    _require(isinstance(ranks, dict) and all(_whole(ranks.get(k), range(1, 4)) for k in LETTERS)
+             and sorted(ranks[k] for k in LETTERS) == [1, 2, 3],
+             f"set {i + 1}: the ranks are not 1, 2, 3 once each")
+    return {"set": i, "image_id": asked["image_id"], "guess": given["guess"],
+            "correct": given["guess"] == asked["answer"],
+            "scores": {order[k]: scores[letter] for k, letter in enumerate(LETTERS)},
+            "ranks": {order[k]: ranks[letter] for k, letter in enumerate(LETTERS)}}
 
 
 def read_all(paths: list[Path], study: dict) -> tuple[list[Participant], list[dict]]:
