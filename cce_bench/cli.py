@@ -15,10 +15,8 @@ from collections.abc import Callable
 
 from .commands import COMMANDS, command_help, usage
 from .composing import (
-    FLAGS_WITH_VALUE,
     compose_checked,
-    custom_model_argument_as_addition,
-    library_knob_as_addition,
+    hydra_flags_with_value,
     normalise_group_choices,
     positional_as_override,
     register_knob_nodes,
@@ -66,7 +64,7 @@ def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: boo
     printing = any(o in ("--cfg", "-c", "--info", "-i") for o in overrides)
     if printing and not any(o in ("-m", "--multirun") for o in overrides):
         compose_checked(command, [o for i, o in enumerate(overrides) if not o.startswith("-")
-                                  and not (i > 0 and overrides[i - 1] in FLAGS_WITH_VALUE)], printing=True)
+                                  and not (i > 0 and overrides[i - 1] in hydra_flags_with_value())], printing=True)
     elif not printing:
         check_launcher(overrides)
         check_torch_pair()
@@ -119,8 +117,7 @@ def _dispatch(command: str, overrides: list[str], debug: bool, plan_only: bool =
         return entry.load().run(overrides)
     if entry.positional:
         overrides = positional_as_override(overrides, entry.positional)
-    overrides = [library_knob_as_addition(o) for o in normalise_group_choices(overrides)]
-    overrides = custom_model_argument_as_addition(overrides)
+    overrides = normalise_group_choices(overrides)
     out = [o[len("out="):] for o in overrides if o.startswith("out=")]
     if out and not out[-1].strip():
         raise UserError("out= is empty: pass out=DIR (a new folder, or a run's folder to resume it), or leave it out "

@@ -21,16 +21,28 @@ GROUPS = ("model", "data", "param", "experiment")
 def register_knob_nodes() -> None:
     """The configs `method_knobs: all` and `metric_knobs: all`: every method's and metric's knobs class
     (cce_bench/method_knobs, cce_bench/metric_knobs) under method_knobs.NAME and metric_knobs.NAME, as Hydra
-    structured configs. A new method or metric is found by existing (Hydra has no glob in a defaults list)."""
+    structured configs. A new method or metric is found by existing (Hydra has no glob in a defaults list).
+    Each node is open, each class in it closed: `method_knobs.captum_DeepLift.eps=1e-9` (a library's, your own
+    method's or a Quantus metric's arguments) is taken as typed, `method_knobs.cce.alpah=1` is refused. The
+    models of configs/model/open/ (`custom`) are open nodes too: `model.depth=18` is an argument of your callable."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
     from .method_knobs import structured_node
     from .metric_knobs import structured_node as metric_node
 
     if ConfigStore.instance().repo.get("method_knobs", {}).get("all.yaml") is not None:
         return
-    ConfigStore.instance().store(group="method_knobs", name="all", node=structured_node())
-    ConfigStore.instance().store(group="metric_knobs", name="all", node=metric_node())
+    for path in sorted((config_dir() / "model" / "open").glob("*.yaml")):  # model=custom: any key is an argument
+        open_model = OmegaConf.load(path)
+        OmegaConf.set_struct(open_model, False)
+        ConfigStore.instance().store(group="model", name=path.stem, node=open_model)
+    for group, classes in (("method_knobs", structured_node()), ("metric_knobs", metric_node())):
+        node = OmegaConf.create(classes)
+        OmegaConf.set_struct(node, False)  # a name the package does not declare: checked by the schema
+        for name in classes:
+            OmegaConf.set_struct(node[name], True)
+        ConfigStore.instance().store(group=group, name="all", node=node)
 
 
 def group_options(group: str) -> dict[str, str]:
@@ -38,7 +50,8 @@ def group_options(group: str) -> dict[str, str]:
     from omegaconf import OmegaConf
 
     known = {}
-    for path in sorted((config_dir() / group).glob("*.yaml")):
+    open_nodes = sorted((config_dir() / group / "open").glob("*.yaml"))  # model=custom (register_knob_nodes)
+    for path in [*sorted((config_dir() / group).glob("*.yaml")), *open_nodes]:
         known[path.stem.lower()] = path.stem
         name = OmegaConf.select(OmegaConf.load(path), "name")
         if name is not None:
@@ -109,39 +122,6 @@ def register_family_member(choice: str) -> bool:
         node = OmegaConf.merge(OmegaConf.load(config_dir() / "model" / "family" / f"{family}.yaml"), {"name": choice})
         ConfigStore.instance().store(group="model", name=choice, node=node)
     return True
-
-
-def custom_model_argument_as_addition(overrides: list[str]) -> list[str]:
-    """With model=custom, `model.depth=18` -> `+model.depth=18`: a key that configs/model/custom.yaml does not
-    declare is an argument of the user's callable, which Hydra is told to add."""
-    from omegaconf import OmegaConf
-
-    if "model=custom" not in overrides:
-        return overrides
-    declared = set(OmegaConf.load(config_dir() / "model" / "custom.yaml"))
-    result = []
-    for text in overrides:
-        match = re.match(r"^model\.([A-Za-z_]\w*)=", text)
-        result.append("+" + text if match and match.group(1) not in declared else text)
-    return result
-
-
-def library_knob_as_addition(text: str) -> str:
-    """`method_knobs.captum_Occlusion.strides=[3,8,8]` -> `+method_knobs...`: a library method's knobs are not in
-    the composed defaults (they are the library's arguments, checked against its signatures), so Hydra is
-    told to add them."""
-    from .method_knobs import current_spelling, has_open_knobs
-
-    if re.match(r"^\+?metric_knobs\.quantus_\w+\.\w+=", text):  # a Quantus metric's arguments, likewise
-        return "+" + text.lstrip("+")
-    match = re.match(r"^\+?method_knobs\.(\w+)\.\w+=", text)
-    if not match or not has_open_knobs(match.group(1)):
-        return text
-    name = current_spelling(match.group(1))
-    if name != match.group(1):
-        print(f"cce-bench: warning: method_knobs.{match.group(1)} is now method_knobs.{name}; the old name works "
-              "until the next release", file=sys.stderr)
-    return "+" + text.lstrip("+").replace(f"method_knobs.{match.group(1)}.", f"method_knobs.{name}.", 1)
 
 
 def compose_checked(command: str, overrides: list[str], printing: bool = False, with_hydra: bool = False):
@@ -249,9 +229,13 @@ def wrong_type(key: str, value: str, exc: Exception) -> str:
     return f"{key}={value} is not valid: {str(cause).splitlines()[0]}"
 
 
-# Hydra's flags that take the next argument as their value
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun"}
+def hydra_flags_with_value() -> set[str]:
+    """Hydra's flags that take the next argument as their value (`--cfg job`, `-cp DIR`), read from Hydra's own
+    argument parser."""
+    from hydra._internal.utils import get_args_parser
+
+    return {flag for action in get_args_parser()._actions if action.option_strings and action.nargs != 0
+            for flag in action.option_strings}
 
 
 def hydra_quoted(text: str) -> str:
@@ -264,7 +248,7 @@ def hydra_quoted(text: str) -> str:
 def positional_as_override(args: list[str], key: str) -> list[str]:
     """`explain a.jpg b.jpg key=value` -> `key=value inputs=['a.jpg','b.jpg']` (paths quoted for Hydra)."""
     images = [a for i, a in enumerate(args) if "=" not in a and not a.startswith("-")
-              and not (i > 0 and args[i - 1] in FLAGS_WITH_VALUE)]
+              and not (i > 0 and args[i - 1] in hydra_flags_with_value())]
     rest = [a for a in args if a not in images]
     if not images:
         return rest

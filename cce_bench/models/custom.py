@@ -1,6 +1,6 @@
 """Your own classifier by import path, the Hydra way: `model=custom model._target_=my_pkg.nets.build
 model.depth=18`. The target is any callable that returns an `nn.Module` mapping normalised images
-[B, 3, H, W] to logits [B, classes]; every key of `model` that configs/model/custom.yaml does not declare is
+[B, 3, H, W] to logits [B, classes]; every key of `model` that configs/model/open/custom.yaml does not declare is
 its argument.
 Its input settings are the config's (model.input_size, model.resize, model.interpolation, model.mean,
 model.std), its class names model.categories (a file, one a line; ImageNet's for 1000 outputs)."""

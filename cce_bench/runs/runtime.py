@@ -16,7 +16,7 @@ from ..data import create_dataset
 from ..errors import UserError, memory_asked_by
 from ..explainers import EXPLAINERS, Explainer, MethodUnavailable, create_explainer
 from ..explainers.user_methods import TARGET, custom_label
-from ..method_knobs import CUSTOM
+from ..method_knobs import CUSTOM, current_spelling
 from ..models import Classifier, create_model, facts_of, precision_in_effect
 from ..schema import require, validate
 from .distributed import Shard
@@ -212,9 +212,15 @@ def method_label(cfg: DictConfig, name: str) -> str:
 
 def method_knobs(cfg: DictConfig, name: str) -> dict:
     """A method's knobs as the run composed them: its knobs class's defaults with the overrides
-    (method_knobs.NAME.KNOB=...)."""
-    knobs = cfg.get("method_knobs", {}).get(name)
-    return OmegaConf.to_container(knobs) if knobs is not None else {}  # type: ignore[return-value]  # a mapping
+    (method_knobs.NAME.KNOB=...); a library method's set under its former spelling too, said once."""
+    knobs: dict = {}
+    for given, node in (cfg.get("method_knobs") or {}).items():
+        if str(given) == name or (current_spelling(str(given)) == name and node is not None):
+            if str(given) != name:
+                print(f"cce-bench: warning: method_knobs.{given} is now method_knobs.{name}; the old name works "
+                      "until the next release", file=sys.stderr)
+            knobs.update(OmegaConf.to_container(node) if node is not None else {})  # type: ignore[arg-type]
+    return knobs
 
 
 def build_explainer(cfg: DictConfig, model: Classifier, name: str) -> Explainer:
