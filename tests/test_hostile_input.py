@@ -201,7 +201,8 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         (["sweep", "num_workers=100000"], "num_workers=100000 is not valid: it must be a whole number >= 0 and <= 256"),
         (["explain", "chelsea", "methods=[gbp]", "out=/proc/cce-bench"], "out=/proc/cce-bench cannot be made in /proc"),
         (["explain", "chelsea", "coffee", "methods=[gbp]"],
-         "two images) is asked of one method with two maps of its own (methods=[cce])"),
+         "two images) is asked of one method that answers 'P rather than Q' itself "
+         "(methods=[cce,contrastive_gradcam])"),
         (["explain", "chelsea", "target=tabby", "contrast=tabby"], "contrast=tabby is the explained class itself"),
         (["score"], "maps is not set: pass maps="),
         (["frobnicate"], "unknown command 'frobnicate'"),

@@ -180,7 +180,7 @@ def test_maps_that_fit_no_image_are_refused_naming_both_kinds_of_id(tmp_path, li
 def test_score_on_data_with_boxes_adds_the_pointing_game(tmp_path, lite0):
     dataset = create_dataset({"name": "photos_coco"}, lite0.inputs)
     pairs = [dataset[i] for i in range(len(dataset))][:2]
-    maps = random_maps([p["id"] for p in pairs], seed=1, size=56)
+    maps = random_maps([p["image_id"] for p in pairs], seed=1, size=56)
     path = tmp_path / "pairs.npz"
     np.savez(path, **maps)
     out = tmp_path / "run"

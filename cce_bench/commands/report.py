@@ -63,7 +63,7 @@ def example_grid(folder: Path, cfg, command, records: pd.DataFrame) -> Path:
             panels.append(("box mask", it["mask"].float().numpy()))
         if "contrast_mask" in it:
             panels.append((f"box mask of Q ({it['contrast_category']})", it["contrast_mask"].float().numpy()))
-        rows.append({"label": f"{rec['rank']}: {it['id']}\n{label} = {rec['score']:.2f}", "image": pictures[i],
+        rows.append({"label": f"{rec['rank']}: {it['image_id']}\n{label} = {rec['score']:.2f}", "image": pictures[i],
                      "panels": panels})
     return explanation_figure(rows, folder / "examples.png")
 

@@ -281,7 +281,7 @@ def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed
                 for p in pairs if p.id not in kept]
     pairs = inside
     if not pairs:
-        first = f"; the first: {skipped[0]['id']}: {skipped[0]['reason']}" if skipped else ""
+        first = f"; the first: {skipped[0]['image_id']}: {skipped[0]['reason']}" if skipped else ""
         raise UserError(
             f"no (image, category) pair of {name} ({annotations}) is left to evaluate ({len(skipped)} skipped{first}): "
             "raise data.max_box_fraction or check the annotations"
