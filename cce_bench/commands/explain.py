@@ -11,7 +11,6 @@ draws one grid: the image once, a column per method (a row per class with `targe
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from ..explainers import EXPLAINERS, Contrast, Explanation
 from ..explainers.base import other_top_classes
 from ..figures import explanation_figure, grid_rows, method_grid
 from ..models import class_index
+from ..models.inputs import resolve_input_settings
 from ..runs.map_store import write_maps
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_explainer, build_model, chosen_methods, resolve, seed_everything
@@ -33,11 +33,7 @@ from . import PlainCommand
 
 def images_and_pictures(names: list[str], model, data_cfg) -> tuple[torch.Tensor, list]:
     """The images as the model takes them (the run's data settings), and as pictures [H, W, 3] in [0, 1]."""
-    resize = data_cfg.resize
-    resize = int(resize) if isinstance(resize, (int, float)) else tuple(int(side) for side in resize)
-    settings = replace(model.inputs, resize=resize, size=int(data_cfg.crop),
-                       interpolation=str(data_cfg.interpolation))
-    images = load_images(names, model, settings)
+    images = load_images(names, model, resolve_input_settings(model.inputs, data_cfg))
     pixels = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     return images, list(pixels)
 

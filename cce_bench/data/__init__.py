@@ -10,6 +10,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
+from ..models.inputs import resolve_input_settings
 from .images import (
     BUNDLED_PHOTOS,
     ImageSet,
@@ -30,10 +31,9 @@ for _module in pkgutil.iter_modules(__path__):
 def create_dataset(data_cfg, inputs, seed: int = 0) -> Any:
     """The data set named by `data_cfg.name`, fed as the model takes its input (`inputs`, the model's
     InputSettings); a resize, crop or interpolation that `data_cfg` sets (not null) wins."""
-    cfg = dict(data_cfg)
-    given = {key: cfg.pop(key, None) for key in ("resize", "crop", "interpolation")}
-    settings = {key: value if value is not None else inputs.as_data()[key] for key, value in given.items()}
-    transform = preprocessing(inputs.mean, inputs.std, settings["resize"], settings["crop"], settings["interpolation"])
+    settings = resolve_input_settings(inputs, data_cfg)
+    transform = preprocessing(settings.mean, settings.std, settings.resize, settings.size, settings.interpolation)
+    cfg = {key: value for key, value in dict(data_cfg).items() if key not in ("resize", "crop", "interpolation")}
     return DATASETS.get(cfg["name"])(transform=transform, seed=seed, **cfg)
 
 

@@ -5,7 +5,7 @@ torchvision's weight transforms), and the data sources read them from there; a `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,6 +54,17 @@ class InputSettings:
     def describe(self) -> str:
         return (f"{self.size} x {self.size} input, resized to {self.resize} then centre-cropped, {self.interpolation}, "
                 f"mean {tuple(round(v, 3) for v in self.mean)}, std {tuple(round(v, 3) for v in self.std)}")
+
+
+def resolve_input_settings(inputs: InputSettings, data_cfg) -> InputSettings:
+    """The settings a run feeds its model, decided in this one place (as timm's resolve_data_config): the
+    model's own, with a data config's resize, crop and interpolation where it sets them (not null)."""
+    resize, crop, interpolation = (data_cfg.get(key) for key in ("resize", "crop", "interpolation"))
+    if resize is not None:
+        resize = int(resize) if isinstance(resize, (int, float)) else tuple(int(side) for side in resize)
+    return replace(inputs, size=inputs.size if crop is None else int(crop),
+                   resize=inputs.resize if resize is None else resize,
+                   interpolation=inputs.interpolation if interpolation is None else str(interpolation))
 
 
 def known_interpolation(name: str) -> str:

@@ -18,6 +18,7 @@ from ..explainers import EXPLAINERS, Explainer, MethodUnavailable, create_explai
 from ..explainers.user_methods import TARGET, custom_label
 from ..method_knobs import CUSTOM, current_spelling
 from ..models import Classifier, create_model, facts_of, precision_in_effect
+from ..models.inputs import resolve_input_settings
 from ..schema import require, validate
 from .distributed import Shard
 
@@ -151,9 +152,8 @@ def record_model_settings(cfg: DictConfig, model: Classifier) -> None:
     """data.resize, data.crop, data.interpolation from the model where they are null (an override wins), and
     model.target_layer as the model's facts have it; then the cross-key checks again on the values used."""
     if "data" in cfg:
-        for key, value in model.inputs.as_data().items():
-            if cfg.data.get(key) is None:
-                OmegaConf.update(cfg, f"data.{key}", value, force_add=True)
+        for key, value in resolve_input_settings(model.inputs, cfg.data).as_data().items():
+            OmegaConf.update(cfg, f"data.{key}", value, force_add=True)
     if cfg.model.get("target_layer") is None:
         OmegaConf.update(cfg, "model.target_layer", facts_of(model).target_layer, force_add=True)
     validate(cfg)
