@@ -200,6 +200,6 @@ def test_the_former_spelling_on_the_command_line_runs_under_the_new_name(tmp_pat
     assert result.returncode == 0, result.stderr
     assert "gradcam_EigenCAM is now called pytorch_grad_cam_EigenCAM" in result.stderr
     assert "method_knobs.gradcam_EigenCAM is now method_knobs.pytorch_grad_cam_EigenCAM" in result.stderr
-    config = OmegaConf.load(out / "config.yaml")
-    assert config.method_knobs.pytorch_grad_cam_EigenCAM.eigen_smooth is True
+    config = OmegaConf.load(out / "config.yaml")  # the command line as typed, run under the new name
+    assert config.method_knobs.gradcam_EigenCAM.eigen_smooth is True
     assert set(pd.read_csv(out / "records.csv")["method"]) == {"pytorch_grad_cam_EigenCAM"}
