@@ -71,7 +71,9 @@ def test_metric_names_and_knobs_are_checked_against_quantus():
     (["metrics=[quantus_Sparsenes]"], "unknown metric 'quantus_Sparsenes' (did you mean 'quantus_Sparseness'?)"),
     (["metrics=[quantus_RandomLogit]", "metric_knobs.quantus_RandomLogit.num_clases=10"],
      "metric quantus_RandomLogit has no argument num_clases; its arguments:"),
-    (["metrics=[faithfulness]"], "unknown metric 'faithfulness'; known: class_sensitivity, insertion_deletion"),
+    (["metrics=[faithfulness]"],
+     "unknown metric 'faithfulness'; known: class_sensitivity, contrastive_pointing_game, insertion_deletion"),
+    (["metrics=[contrastive_pointing_game]"], "metric contrastive_pointing_game needs a second category's boxes"),
     # what a metric needs, checked before any image: boxes on data without them; a list that names nothing
     (["data=photos", "metrics=[pointing_game]"], "metric pointing_game needs boxes, and this data has none"),
     (["data=photos", "metrics=[quantus_RelevanceMassAccuracy]"],

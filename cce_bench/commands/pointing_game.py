@@ -15,67 +15,59 @@ import torch
 from ..errors import UserError
 from ..explainers import EXPLAINERS, Contrast
 from ..figures import plot_pointing_game
-from ..metrics.pointing_game import contrastive_share, energy_pointing_game
+from ..metrics import MapsToScore
 from ..runs.cost import method_parts, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder, machine_info
 from ..runs.runtime import build_dataset, build_explainers, build_model, chosen_methods, method_label, model_description
-from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
+from ..runs.scoring import ClassesPerNetwork, RunMetrics, batch_records, explained_network
 from ..runs.timing import timed
 from ..tables import Table, beside_paper, best_row_caption, read_paper_table
 
 
 def pointing_table(records: pd.DataFrame, methods: list[str], labels: list[str], unavailable: dict,
-                   paper: pd.DataFrame | None, contrastive: bool = False) -> pd.DataFrame:
-    """Methods as columns (by label); rows: the contrastive share (%) and its SE (contrastive game), the
-    measured proportion (%) and its SE, the paper's proportion, and seconds per image."""
+                   paper: pd.DataFrame | None, metrics: RunMetrics) -> pd.DataFrame:
+    """Table 5's layout, methods as columns (by label): each metric's rows (the contrastive share (%) and its
+    SE in the contrastive game, the proportion (%) and its SE), the paper's proportion, and seconds per image."""
+    contrastive = "contrastive_pointing_game" in metrics.names
     published = dict(zip(paper["name"], paper["proportion"])) if paper is not None and not contrastive else {}
-    scores = (["contrastive"] if contrastive else []) + ["proportion"]
-    names = {"contrastive": "Contrastive", "proportion": "Proportion"}
-    rows: dict = {f"{names[k]}{suffix}": {} for k in scores for suffix in (" (%)", " SE")}
-    rows.update({"Proportion (paper)": {}, "s/img": {}})
+    by_method = metrics.table(records, methods, labels).set_index("method").drop(columns="images")
+    seconds = records.groupby("method")["seconds"].mean() if len(records) else pd.Series(dtype=float)
+    by_method["Proportion (paper)"] = [published.get(name) for name in methods]
+    by_method["s/img"] = [round(float(seconds[n]), 3) if n in seconds else None for n in methods]
+    by_method = by_method.astype(object)
     for name, label in zip(methods, labels):
         if name in unavailable:
-            for row in rows:
-                rows[row][label] = None if row == "Proportion (paper)" else unavailable[name].short
-        else:
-            mine = records[records["method"] == name]
-            for k in scores:
-                values = mine[k].dropna()
-                rows[f"{names[k]} (%)"][label] = round(float(values.mean() * 100), 2)
-                rows[f"{names[k]} SE"][label] = (round(float(values.std(ddof=1) / len(values) ** 0.5 * 100), 2)
-                                                 if len(values) > 1 else None)
-            rows["s/img"][label] = round(float(mine["seconds"].mean()), 3)
-        rows["Proportion (paper)"][label] = published.get(name)
-    table = pd.DataFrame(rows).T[labels]
+            for row in by_method.columns:
+                by_method.loc[label, row] = None if row == "Proportion (paper)" else unavailable[name].short
+    table = by_method.T[labels]
     table.insert(0, "", table.index)
     return table.reset_index(drop=True)
 
 
-def score_batch(model, batch, explainers: dict, kept: MapStore, cfg) -> tuple[list[dict], dict]:
+def score_batch(model, batch, explainers: dict, metrics: RunMetrics, kept: MapStore, cfg) -> tuple[list[dict], dict]:
+    """Each method's answer for every pair of the batch (or every question: "why P rather than Q?", Q the best
+    class of the other category), scored by the run's metrics."""
     device = torch.device(cfg.device)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
-    allowed = batch["allowed"].to(device)
-    contrastive = cfg.get("game", "energy") == "contrastive"
-    classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
+    contrast_masks = batch["contrast_mask"].to(device) if "contrast_mask" in batch else None
+    classes = ClassesPerNetwork(images, batch["allowed"].to(device), int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
         network = explained_network(explainer, model)
         targets, _ = classes(network)
         per_image = {"category": batch["category"]}
-        if contrastive:  # "why P rather than Q?", Q the best class of the other category
+        asked: torch.Tensor | Contrast = targets
+        if contrast_masks is not None:
             contrast, _ = classes(network, allowed=batch["contrast_allowed"].to(device))
-            seconds, maps = timed(partial(explainer.attribute, images, Contrast(targets, contrast)), device)
-            share = contrastive_share(maps, masks, batch["contrast_mask"].to(device))
-            per_image.update(contrast_category=batch["contrast_category"], contrast=contrast.tolist(),
-                             contrastive=share.tolist())
-            kept.keep(name, batch["image_id"], maps)
-        else:
-            seconds, maps = timed(partial(explainer.attribute, images, targets), device)
-            kept.keep(name, batch["image_id"], maps, explainer)
-        per_image["proportion"] = energy_pointing_game(maps, masks).tolist()
-        records += batch_records(batch, model, targets, name, per_image, seconds=seconds / len(images))
+            asked = Contrast(targets, contrast)
+            per_image.update(contrast_category=batch["contrast_category"], contrast=contrast.tolist())
+        seconds, maps = timed(partial(explainer.attribute, images, asked), device)
+        kept.keep(name, batch["image_id"], maps, None if contrast_masks is not None else explainer)
+        scored, _ = metrics.score(MapsToScore(model, images, maps, targets, cfg, int(cfg.seed), list(batch["image_id"]),
+                                              masks, method=name, contrast_masks=contrast_masks))
+        records += batch_records(batch, model, targets, name, {**per_image, **scored}, seconds=seconds / len(images))
     return records, {}
 
 
@@ -114,11 +106,12 @@ def prepare(session: Session) -> Job:
         raise UserError(f"data={dataset.name} has no boxes to point into: the pointing game takes data=coco "
                         "(data.root=/path/to/coco) or data=photos_coco")
     methods = chosen_methods(cfg)
+    metrics = RunMetrics(["contrastive_pointing_game", "pointing_game"] if contrastive else ["pointing_game"], cfg)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         unreadable = len(skipped) - len(dataset.skipped)
         table = pointing_table(records, methods, [method_label(cfg, n) for n in methods], unavailable,
-                               read_paper_table(cfg.paper), contrastive)
+                               read_paper_table(cfg.paper), metrics)
         where = (
             f"{len(dataset) - unreadable} {'(image, P, Q) questions' if contrastive else '(image, category) pairs'} of "
             f"{dataset.name} ({len(skipped)} skipped, see skipped.csv), {model_description(cfg)} on "
@@ -148,7 +141,7 @@ def prepare(session: Session) -> Job:
     def plan_parts(probe):
         return {**method_parts(model, explainers, probe), **scoring_part()}
 
-    return Job(dataset, lambda batch: score_batch(model, batch, explainers, session.maps, cfg), write_tables,
+    return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, session.maps, cfg), write_tables,
                desc=f"pointing game ({len(explainers)} methods)", unit="pair", model=model,
                explainers=list(explainers.values()), can_score=bool(explainers), plan_parts=plan_parts)
 

@@ -28,8 +28,10 @@ METRICS: Registry[type[Metric]] = Registry("metric")
 # What a metric can need beyond the model, the images and the maps.
 BOXES = "boxes"            # the data's boxes (data=coco, data=photos_coco)
 REEXPLAINS = "re-explains"  # the method itself, to explain again (another class, a perturbed input, a randomised model)
+CONTRAST_BOXES = "contrast boxes"  # the boxes of a second category Q (pointing-game game=contrastive)
 NEEDS = {BOXES: "the COCO boxes of data=photos_coco or data=coco",
-         REEXPLAINS: "the method, to ask again: scored in compare, not on maps from elsewhere (score)"}
+         REEXPLAINS: "the method, to ask again: scored in compare, not on maps from elsewhere (score)",
+         CONTRAST_BOXES: "a second category's boxes: the questions of pointing-game game=contrastive"}
 
 # Where a metric's columns stand in a table: the paper's protocols first (then the number of images), the
 # suite's further scores (then the explained probability and the seconds per map), library metrics, and the
@@ -58,6 +60,7 @@ class MapsToScore:
     seed: int                       # seeds a stochastic metric: the run's seed and the batch's first image
     ids: list[str] = field(default_factory=list)
     masks: torch.Tensor | None = None     # [B, H, W] the boxes, where the data has them
+    contrast_masks: torch.Tensor | None = None  # [B, H, W] the contrast class Q's boxes, where the question has one
     explainer: Any = None                 # the method (None: maps from elsewhere)
     network: Any = None                   # the network the method explains (its own for CALM; else the model)
     raw: torch.Tensor | None = None       # the method's maps before post-processing (the sanity check's Spearman)
@@ -173,8 +176,11 @@ class Metric:
         return ""
 
     # -- checks before any work ------------------------------------------------------------------------
-    def check(self, has_boxes: bool, has_method: bool, command: str) -> None:
+    def check(self, has_boxes: bool, has_method: bool, command: str, has_contrast_boxes: bool = False) -> None:
         """One line when this run cannot give the metric what it needs."""
+        if CONTRAST_BOXES in self.needs and not has_contrast_boxes:
+            raise UserError(f"metric {self.name} needs a second category's boxes: it scores the questions of "
+                            "`cce-bench pointing-game game=contrastive`")
         if BOXES in self.needs and not has_boxes:
             raise UserError(f"metric {self.name} needs boxes, and this data has none: run it on data=photos_coco or "
                             f"data=coco, or leave it out of metrics=[...]")
