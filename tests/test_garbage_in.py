@@ -39,7 +39,7 @@ def test_blank_and_broken_maps_are_flagged_scored_as_nothing_and_warned_once(lit
     run_metrics = RunMetrics(["insertion_deletion"], cfg)
 
     def scored():
-        return run_metrics.score(MapsToScore(lite0, images, maps.clone(), targets, cfg, 0, ["a", "b", "c"],
+        return run_metrics.score(MapsToScore(lite0, images, maps.clone(), targets, cfg, 0, ids=["a", "b", "c"],
                                              method="probe_method"))
 
     per_image, _ = scored()

@@ -67,8 +67,8 @@ def method_scores(model, explainer, network, images, targets, masks, classes, me
     kept.keep(explainer.name, batch["image_id"], maps, explainer)
     # seeded by the run's seed and the batch's first image: two runs agree record for record
     to_score = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
-                           list(batch["image_id"]), None if masks is None else masks.to(images.device), explainer,
-                           network, raw, classes.logits, explainer.name)
+                           ids=list(batch["image_id"]), masks=None if masks is None else masks.to(images.device),
+                           explainer=explainer, network=network, raw=raw, logits=classes.logits, method=explainer.name)
     per_image, sums = metrics.score(to_score)
     return per_image, sums, seconds
 

@@ -65,8 +65,9 @@ def score_batch(model, batch, explainers: dict, metrics: RunMetrics, kept: MapSt
             per_image.update(contrast_category=batch["contrast_category"], contrast=contrast.tolist())
         seconds, maps = timed(partial(explainer.attribute, images, asked), device)
         kept.keep(name, batch["image_id"], maps, None if contrast_masks is not None else explainer)
-        scored, _ = metrics.score(MapsToScore(model, images, maps, targets, cfg, int(cfg.seed), list(batch["image_id"]),
-                                              masks, method=name, contrast_masks=contrast_masks))
+        scored, _ = metrics.score(MapsToScore(model, images, maps, targets, cfg, int(cfg.seed),
+                                              ids=list(batch["image_id"]), masks=masks, method=name,
+                                              contrast_masks=contrast_masks))
         records += batch_records(batch, model, targets, name, {**per_image, **scored}, seconds=seconds / len(images))
     return records, {}
 

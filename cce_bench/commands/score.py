@@ -35,7 +35,7 @@ def score_batch(model, batch: dict, name: str, metrics: RunMetrics, cfg: DictCon
     targets, target_prob = explained_classes(model, images, allowed, int(cfg.batch_size))
     masks = batch["mask"].to(device) if "mask" in batch else None
     to_score = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
-                           list(batch["image_id"]), masks, method=name)
+                           ids=list(batch["image_id"]), masks=masks, method=name)
     per_image, curves = metrics.score(to_score)
     records = batch_records(batch, model, targets, name, per_image, target_prob)
     return records, {"curves": {name: curves} if curves else {}}

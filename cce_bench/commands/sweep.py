@@ -55,7 +55,7 @@ def score_batch(model, batch, explainer, settings, metrics: RunMetrics, kept: Ma
     for result in explainer.maps_for_settings(images, targets, settings):
         value = result.setting.get(cfg.param.name, NOT_A_KNOB)
         to_score = MapsToScore(model, images, result.maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
-                               list(batch["image_id"]), explainer=explainer, method=explainer.name)
+                               ids=list(batch["image_id"]), explainer=explainer, method=explainer.name)
         per_image, curve_sums[str(value)] = metrics.score(to_score)
         name = explainer.name if value == NOT_A_KNOB else f"{explainer.name}_{cfg.param.name}={value}"
         kept.keep(name, batch["image_id"], result.maps)

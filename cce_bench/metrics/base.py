@@ -11,7 +11,7 @@ nothing else lists a metric. The suite's own metrics are registered by existing 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
@@ -58,6 +58,7 @@ class MapsToScore:
     targets: torch.Tensor           # [B] the explained classes
     cfg: Any                        # the run's config: each metric reads its own knobs from it
     seed: int                       # seeds a stochastic metric: the run's seed and the batch's first image
+    _: KW_ONLY                      # the rest by name: several are optional tensors, easily passed in a wrong place
     ids: list[str] = field(default_factory=list)
     masks: torch.Tensor | None = None     # [B, H, W] the boxes, where the data has them
     contrast_masks: torch.Tensor | None = None  # [B, H, W] the contrast class Q's boxes, where the question has one
