@@ -163,13 +163,20 @@ def current_spelling(name: str) -> str:
 def knobs_of(method: str) -> type[MethodKnobs]:
     """The knobs class of one of the suite's methods: the one MethodKnobs subclass of method_knobs/NAME.py,
     else BatchOnlyKnobs."""
-    if not (PACKAGE_DIR / f"{method}.py").is_file():
-        return BatchOnlyKnobs
-    module = importlib.import_module(f"{__name__}.{method}")
-    found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, MethodKnobs)
+    return declared_knobs(PACKAGE_DIR, __name__, method, MethodKnobs, BatchOnlyKnobs)
+
+
+def declared_knobs(folder: Path, package: str, name: str, base: type[MethodKnobs], none: type[MethodKnobs]):
+    """The one subclass of `base` that `folder`/NAME.py declares (the module of `package`), or `none` where
+    there is no such file: how a method's or a metric's knobs are found by existing."""
+    if not (folder / f"{name}.py").is_file():
+        return none
+    module = importlib.import_module(f"{package}.{name}")
+    found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, base)
              and c.__module__ == module.__name__]
     if len(found) != 1:
-        raise TypeError(f"method_knobs/{method}.py must define exactly one MethodKnobs subclass, defines {len(found)}")
+        raise TypeError(f"{folder.name}/{name}.py must define exactly one {base.__name__} subclass, defines "
+                        f"{len(found)}")
     return found[0]
 
 

@@ -10,12 +10,11 @@ reads the same dataclass when it is made. A Quantus metric's knobs are the argum
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from ..method_knobs import MethodKnobs
+from ..method_knobs import MethodKnobs, declared_knobs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 METRICS_DIR = PACKAGE_DIR.parent / "metrics"
@@ -45,14 +44,7 @@ def metric_names() -> list[str]:
 def metric_knobs_of(metric: str) -> type[MetricKnobs]:
     """The knobs class of one of the suite's metrics: the one MetricKnobs subclass of metric_knobs/NAME.py,
     else NoKnobs."""
-    if not (PACKAGE_DIR / f"{metric}.py").is_file():
-        return NoKnobs
-    module = importlib.import_module(f"{__name__}.{metric}")
-    found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, MetricKnobs)
-             and c.__module__ == module.__name__]
-    if len(found) != 1:
-        raise TypeError(f"metric_knobs/{metric}.py must define exactly one MetricKnobs subclass, defines {len(found)}")
-    return found[0]
+    return declared_knobs(PACKAGE_DIR, __name__, metric, MetricKnobs, NoKnobs)
 
 
 def structured_node() -> dict:
