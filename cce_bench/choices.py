@@ -1,5 +1,5 @@
 """The named choices of the shared config keys, each declared once with what it means, and without torch:
-the schema checks a value against them before a run starts (schema.RULES), and the module that acts on a
+the settings' rules check a value against them before a run starts (cce_bench/settings), and the module that acts on a
 choice reads its names from here."""
 
 # metric_knobs.sanity.modes: how the model-parameter randomisation test re-initialises the blocks (metrics/sanity.py)

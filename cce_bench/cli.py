@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from .commands import COMMANDS, command_help, usage
 from .composing import (
+    check_group_choices,
     compose_checked,
     hydra_flags_with_value,
-    normalise_group_choices,
     positional_as_override,
     register_knob_nodes,
 )
@@ -63,12 +63,15 @@ def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: boo
 
     printing = any(o in ("--cfg", "-c", "--info", "-i") for o in overrides)
     if printing and not any(o in ("-m", "--multirun") for o in overrides):
+        if any(o in ("--cfg", "-c") for o in overrides):
+            return print_config(command, overrides)
         compose_checked(command, [o for i, o in enumerate(overrides) if not o.startswith("-")
                                   and not (i > 0 and overrides[i - 1] in hydra_flags_with_value())], printing=True)
     elif not printing:
         check_launcher(overrides)
         check_torch_pair()
     register_knob_nodes()
+    check_group_choices(overrides)  # a family's member becomes a choice before Hydra composes the jobs
     sys.argv = [f"cce-bench {command}", *overrides]
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command.replace("-", "_"))(
         multirun_job(task, debug, plan_only))
@@ -81,6 +84,34 @@ def hand_to_hydra(command: str, overrides: list[str], task: Callable, debug: boo
         if debug:
             raise  # --debug: every error with its traceback, a ValueError from inside the run too
         raise UserError(str(exc).splitlines()[0]) from None
+
+
+def print_config(command: str, arguments: list[str]) -> None:
+    """`--cfg job|hydra|all [--package KEY] [--resolve]` as Hydra prints it, from the config composed and
+    checked once (its flags read by Hydra's own argument parser)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import Container, OmegaConf
+
+    from .composing import without_hydra
+
+    args = get_args_parser().parse_intermixed_args(arguments)
+    cfg = compose_checked(command, args.overrides, printing=True, with_hydra=True)
+    HydraConfig.instance().set_config(cfg)
+    shown = {"job": without_hydra, "hydra": Hydra.get_sanitized_hydra_cfg, "all": lambda c: c}[args.cfg](cfg)
+    package = None if args.package == "_global_" else args.package
+    absent = object()
+    selected = shown if package is None else OmegaConf.select(shown, package, default=absent)
+    if selected is absent:
+        raise UserError(f"--package {package}: no such key in the config (`cce-bench {command} --cfg job` prints "
+                        "every key)")
+    if not isinstance(selected, Container):
+        print("null" if selected is None else selected)
+        return
+    if args.resolve:
+        OmegaConf.resolve(selected)
+    print(("" if package is None else f"# @package {package}\n") + OmegaConf.to_yaml(selected), end="")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,20 +148,11 @@ def _dispatch(command: str, overrides: list[str], debug: bool, plan_only: bool =
         return entry.load().run(overrides)
     if entry.positional:
         overrides = positional_as_override(overrides, entry.positional)
-    overrides = normalise_group_choices(overrides)
-    out = [o[len("out="):] for o in overrides if o.startswith("out=")]
-    if out and not out[-1].strip():
-        raise UserError("out= is empty: pass out=DIR (a new folder, or a run's folder to resume it), or leave it out "
-                        "for results/runs/<time>_<run name>")
-    if out and not any(o.startswith("hydra.run.dir=") for o in overrides):
-        overrides.append(f"hydra.run.dir={out[-1]}")  # out=DIR is the run's folder, Hydra's record included
     planning = {"plan_only": True} if plan_only else {}  # only a scoring command plans (checked above)
     task = lambda cfg: entry.load().run(cfg, **planning)  # noqa: E731 - the command's module is imported only to run
     if any(o.startswith("-") for o in overrides):
         return hand_to_hydra(command, overrides, task, debug, plan_only)
-    run_dirs = [o for o in overrides if o.startswith("hydra.run.dir=")]
-    shown = f"out={out[-1]}" if out else run_dirs[-1] if run_dirs else "the run folder results/runs/..."
-    run_composed(compose_checked(command, overrides, with_hydra=True), task, shown, plan_only)
+    run_composed(compose_checked(command, overrides, with_hydra=True), task, plan_only)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The command's config as Hydra composes it, checked before anything runs or imports torch.
 
-A config-group choice that does not exist gets the known choices (choices match without regard to case);
+A config-group choice that does not exist gets the nearest and the known choices;
 a key that does not exist gets its nearest keys; every knob is checked against the schema
 (cce_bench/schema.py) and the method knobs (cce_bench/method_knobs), which are registered here as Hydra
 structured configs.
@@ -14,6 +14,7 @@ import sys
 
 from .errors import UserError
 from .resources import config_dir
+from .settings import register_settings
 
 GROUPS = ("model", "data", "param", "experiment")
 
@@ -24,7 +25,8 @@ def register_knob_nodes() -> None:
     structured configs. A new method or metric is found by existing (Hydra has no glob in a defaults list).
     Each node is open, each class in it closed: `method_knobs.captum_DeepLift.eps=1e-9` (a library's, your own
     method's or a Quantus metric's arguments) is taken as typed, `method_knobs.cce.alpah=1` is refused. The
-    models of configs/model/open/ (`custom`) are open nodes too: `model.depth=18` is an argument of your callable."""
+    settings classes (cce_bench/settings) are stored beside them, where the config files name them; a model of
+    settings.model.OPEN_MODELS (`custom`) is an open node: `model.depth=18` is an argument of your callable."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
@@ -33,10 +35,7 @@ def register_knob_nodes() -> None:
 
     if ConfigStore.instance().repo.get("method_knobs", {}).get("all.yaml") is not None:
         return
-    for path in sorted((config_dir() / "model" / "open").glob("*.yaml")):  # model=custom: any key is an argument
-        open_model = OmegaConf.load(path)
-        OmegaConf.set_struct(open_model, False)
-        ConfigStore.instance().store(group="model", name=path.stem, node=open_model)
+    register_settings()
     for group, classes in (("method_knobs", structured_node()), ("metric_knobs", metric_node())):
         node = OmegaConf.create(classes)
         OmegaConf.set_struct(node, False)  # a name the package does not declare: checked by the schema
@@ -45,64 +44,56 @@ def register_knob_nodes() -> None:
         ConfigStore.instance().store(group=group, name="all", node=node)
 
 
-def group_options(group: str) -> dict[str, str]:
-    """Known choices of a config group: lower-cased file stem, or the `name:` inside it -> file stem."""
-    from omegaconf import OmegaConf
+def group_options(group: str) -> list[str]:
+    """The choices of a config group: its files (configs/GROUP/NAME.yaml) and, for the model group, the open
+    models stored in code (`custom`)."""
+    from .settings.model import OPEN_MODELS
 
-    known = {}
-    open_nodes = sorted((config_dir() / group / "open").glob("*.yaml"))  # model=custom (register_knob_nodes)
-    for path in [*sorted((config_dir() / group).glob("*.yaml")), *open_nodes]:
-        known[path.stem.lower()] = path.stem
-        name = OmegaConf.select(OmegaConf.load(path), "name")
-        if name is not None:
-            known.setdefault(str(name).lower(), path.stem)
-    return known
+    files = [path.stem for path in sorted((config_dir() / group).glob("*.yaml"))]
+    return sorted(files + (list(OPEN_MODELS) if group == "model" else []))
 
 
-def normalise_group_choices(args: list[str]) -> list[str]:
+def check_group_choices(args: list[str]) -> None:
+    """Each config-group choice on the command line exists (a near miss gets the nearest name, with the known
+    ones); a model family's member (`model=torchvision_resnet18`) is registered as a choice first. The
+    arguments are left as they are: Hydra composes what the user typed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
     parser = OverridesParser.create()
-    result = []
     for text in args:
         if text.startswith("-") or "=" not in text:
-            result.append(text)  # Hydra's own flags (-m, --cfg job, ...) and their values
-            continue
+            continue  # Hydra's own flags (-m, --cfg job, ...) and their values
         try:
             (override,) = parser.parse_overrides([text])
         except OverrideParseException:
-            result.append(text)  # Hydra reports its own parse errors
-            continue
+            continue  # Hydra reports its own parse errors
         group = override.key_or_group
         if group not in GROUPS or override.is_delete() or override.package:
-            result.append(text)
             continue
-        known = group_options(group)
-        sweep = override.is_sweep_override()
-        choices = list(override.sweep_string_iterator()) if sweep else [override.get_value_element_as_str()]
-        if group == "experiment":  # an optional group: null means none
-            known = {**known, "null": "null"}
-        if group == "model":
-            known = {**known, **{str(c).lower(): str(c) for c in choices if register_family_member(str(c))}}
+        if override.is_sweep_override():
+            choices = [str(c) for c in override.sweep_string_iterator()]
+        else:
+            choices = [override.get_value_element_as_str()]
+        known = group_options(group) + (["null"] if group == "experiment" else [])  # an optional group: null is none
         for choice in choices:
-            if str(choice).lower() not in known:
-                listed = ", ".join(sorted(set(known.values()) - {"null"}))
-                if group == "model":
-                    close = difflib.get_close_matches(str(choice).lower(), list(known), n=1, cutoff=0.6)
-                    hint = f" (did you mean {known[close[0]]!r}?)" if close else ""
-                    families = ", ".join(f"{f}_NAME" for f in model_families())
-                    raise UserError(f"unknown model {choice!r}{hint}; known: {listed}, and {families} "
-                                    "(cce-bench models lists them)")
-                raise UserError(f"unknown {group} {choice!r}; known: {listed}")
-        fixed = [known[str(c).lower()] for c in choices]
-        result.append(text[: text.index("=") + 1] + ",".join(fixed))
-    return result
+            if choice in known or (group == "model" and register_family_member(choice)):
+                continue
+            close = difflib.get_close_matches(choice.lower(), known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            listed = ", ".join(name for name in known if name != "null")
+            if group == "model":
+                families = ", ".join(f"{f}_NAME" for f in model_families())
+                raise UserError(f"unknown model {choice!r}{hint}; known: {listed}, and {families} "
+                                "(cce-bench models lists them)")
+            raise UserError(f"unknown {group} {choice!r}{hint}; known: {listed}")
 
 
 def model_families() -> list[str]:
-    """The model families (torchvision, timm): each is declared by its config, configs/model/family/NAME.yaml."""
-    return sorted(path.stem for path in (config_dir() / "model" / "family").glob("*.yaml"))
+    """The model families (torchvision, timm): each is declared by its settings class (settings.model.FAMILIES)."""
+    from .settings.model import FAMILIES
+
+    return sorted(FAMILIES)
 
 
 def register_family_member(choice: str) -> bool:
@@ -110,17 +101,17 @@ def register_family_member(choice: str) -> bool:
     gets the nearest name), becomes a choice of the model group (the family's config with its name), as Hydra
     stores configs made in code. False for a choice of no family."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
 
-    family = next((f for f in model_families() if choice.lower().startswith(f + "_")), None)
+    family = next((f for f in model_families() if choice.startswith(f + "_")), None)
     if family is None:
         return False
     if ConfigStore.instance().repo.get("model", {}).get(f"{choice}.yaml") is None:
         from .models import MODELS
 
         MODELS.get(choice)  # imports the library; an unknown member: one line with the nearest name
-        node = OmegaConf.merge(OmegaConf.load(config_dir() / "model" / "family" / f"{family}.yaml"), {"name": choice})
-        ConfigStore.instance().store(group="model", name=choice, node=node)
+        from .settings.model import FAMILIES
+
+        ConfigStore.instance().store(group="model", name=choice, node=FAMILIES[family](name=choice))
     return True
 
 
@@ -132,9 +123,8 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from .schema import leaf_keys, require, suggest, unset_keys, validate, warnings_for
-
     register_knob_nodes()
+    check_group_choices(overrides)
 
     def composed(items, hydra_node=False):
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=command):
@@ -143,32 +133,62 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
     try:
         cfg = composed(overrides, with_hydra)
     except HydraException as exc:
-        text = str(exc)
-        first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
-        bad = re.search(r"Could not override '([^']+)'", text)
-        if bad:
-            key = bad.group(1)
-            renamed = renamed_key(key)
-            if renamed:
-                raise UserError(f"{key} {renamed}") from None
-            rest = [o for o in overrides if not re.match(rf"^[+~]*{re.escape(key)}=", o)]
-            try:
-                hint = suggest(key, leaf_keys(composed(rest)))
-            except HydraException:
-                hint = ""
-            raise UserError(f"unknown key {key!r}{hint}: `cce-bench {command} --cfg job` prints every key") from None
-        merging = re.match(r"Error merging override ([^=]+)=(.*)", first)
-        if merging:  # a value of the wrong type for a typed knob (the knobs are structured configs)
-            raise UserError(wrong_type(merging.group(1), merging.group(2), exc)) from None
-        hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
-        raise UserError(f"bad override: {first}{hint}") from None
-    task = without_hydra(cfg) if with_hydra else cfg
-    validate(task)
-    if not printing:
-        require(unset_keys(task))
-    for message in warnings_for(task):
-        print(f"cce-bench: warning: {message}", file=sys.stderr)
+        raise composition_error(exc, command, overrides, composed) from None
+    check_composed(without_hydra(cfg) if with_hydra else cfg, printing)
     return cfg
+
+
+def composition_error(exc: Exception, command: str, overrides: list[str], composed) -> UserError:
+    """One line for a config Hydra could not compose: an unknown key with the nearest, a value of the wrong
+    type with the key's rule, a key a config file sets that the command has not; `composed(overrides)` composes
+    again without the bad override, to read the keys and rules there are."""
+    from hydra.errors import HydraException
+
+    from .schema import leaf_keys, suggest
+
+    text = str(exc)
+    first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    bad = re.search(r"Could not override '([^']+)'", text)
+    if bad:
+        key = bad.group(1)
+        renamed = renamed_key(key)
+        if renamed:
+            return UserError(f"{key} {renamed}")
+        rest = [o for o in overrides if not re.match(rf"^[+~]*{re.escape(key)}=", o)]
+        try:
+            hint = suggest(key, leaf_keys(composed(rest)))
+        except HydraException:
+            hint = ""
+        return UserError(f"unknown key {key!r}{hint}: `cce-bench {command} --cfg job` prints every key")
+    merging = re.match(r"Error merging override ([^=]+)=(.*)", first)
+    if merging:  # a value of the wrong type for a typed knob (the knobs are structured configs)
+        key = merging.group(1)
+        rest = [o for o in overrides if not re.match(rf"^[+~]*{re.escape(key)}=", o)]
+        try:
+            rule = rule_of(key.lstrip("+~"), composed(rest))
+        except HydraException:
+            rule = None
+        return UserError(wrong_type(key, merging.group(2), rule, exc))
+    unknown = re.search(r"Key '[^']+' not in '[^']+'\s+full_key: (\S+)", text)
+    if unknown and first.startswith("In '"):  # a config file (an experiment) sets a key this command has not
+        where = first[len("In '"):].split("'")[0]
+        return UserError(f"configs/{where}.yaml sets {unknown.group(1)}, which `cce-bench {command}` does not have: "
+                         f"leave {where} out, or drop the key from it")
+    hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
+    return UserError(f"bad override: {first}{hint}")
+
+
+def check_composed(cfg, printing: bool = False) -> None:
+    """The one check of a composed config (by compose_checked, or by a multirun's job, which Hydra composes):
+    every knob against its rule, every mandatory value set unless the config is only printed, a warning line
+    for each legal but degenerate value."""
+    from .schema import require, unset_keys, validate, warnings_for
+
+    validate(cfg)
+    if not printing:
+        require(unset_keys(cfg))
+    for message in warnings_for(cfg):
+        print(f"cce-bench: warning: {message}", file=sys.stderr)
 
 
 # Keys of earlier releases: the metrics' knobs are metric_knobs.NAME.KNOB, as the methods' are method_knobs.NAME.KNOB.
@@ -204,25 +224,26 @@ def without_hydra(cfg):
     return task
 
 
-def wrong_type(key: str, value: str, exc: Exception) -> str:
+def rule_of(key: str, cfg):
+    """The rule of a dotted key in a composed config: the one its node's class declares, or the one the suite
+    adds to a library method's knobs; None for a key without a rule."""
+    from .schema import library_knob_rules
+    from .settings import declared_rules
+
+    return declared_rules(cfg).get(key) or library_knob_rules(cfg).get(key)
+
+
+def wrong_type(key: str, value: str, rule, exc: Exception) -> str:
     """One line for a value Hydra could not merge into a typed key: the key's rule where it has one, else
     the type the config expects."""
     import yaml
 
     from .method_knobs import shown
-    from .metric_knobs import metric_knobs_of, metric_names
-    from .schema import RULES, knob_rules
 
     try:
         value = shown(yaml.safe_load(value)) if not value.startswith(("[", "{")) else value
     except yaml.YAMLError:
         pass
-    parts = key.lstrip("+~").split(".")
-    rule = RULES.get(".".join(parts))
-    if rule is None and len(parts) == 3 and parts[0] == "method_knobs":
-        rule = knob_rules(parts[1]).get(parts[2])
-    if rule is None and len(parts) == 3 and parts[0] == "metric_knobs" and parts[1] in metric_names():
-        rule = metric_knobs_of(parts[1]).rules().get(parts[2])
     if rule is not None:
         return f"{key}={value} is not valid: it must be {rule.describe()}"
     cause = exc.__cause__ or exc

@@ -1,9 +1,10 @@
-"""The config's schema: the type and valid range of every knob, checked on the composed config before any
-work (and before Hydra makes the run folder), each failure one line with the range.
+"""The config's schema: the valid range of every knob, checked on the composed config before any work (and
+before Hydra makes the run folder), each failure one line with the range.
 
-Shared keys are listed in RULES; a method's knobs carry their rules in its knobs class
-(cce_bench/method_knobs/NAME.py), checked here before any work and again when the method is built from
-Python. A few values are legal but degenerate: WARNINGS prints a line for each and lets the run go on.
+Every key's rule is declared with its type, default and doc in a settings or knobs class (cce_bench/settings,
+cce_bench/method_knobs, cce_bench/metric_knobs); Hydra composes those classes, so each node of the composed
+config knows its class and the rules are read from it. A library method's knobs are checked against its code's
+signature. A few values are legal but degenerate: WARNINGS prints a line for each and lets the run go on.
 """
 from __future__ import annotations
 
@@ -11,64 +12,12 @@ import difflib
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .choices import MAP_FRAMES, POINTING_GAMES, SANITY_MODES
+from .choices import SANITY_MODES
 from .errors import UserError
 from .method_knobs import has_open_knobs, knobs_of, method_names, shown
-from .metric_knobs import metric_knobs_of, metric_names
-from .models.inputs import INTERPOLATIONS
-from .models.precision import PRECISIONS
+from .metric_knobs import metric_names
 from .rules import Rule
-
-WHOLE_OR_NULL = Rule("whole", 1, nullable=True)
-SEED = Rule("whole", 0, 2**32 - 1)
-# Below 32 pixels the models' last feature maps are 1 x 1 and every map is one value; above 4096 one image
-# is 50 M values a channel.
-SIDE = (32, 4096)
-RULES: dict[str, Rule] = {
-    "seed": SEED,
-    "deterministic": Rule("bool"),
-    "save_maps": Rule("bool"),
-    "precision": Rule("choice", choices=PRECISIONS),
-    "model.random_init": Rule("bool"),
-    "model.download": Rule("bool"),
-    "model.checkpoint": Rule("text", nullable=True),
-    "model.target_layer": Rule("text", nullable=True),
-    "model.weights": Rule("text"),
-    "model.input_size": Rule("whole", *SIDE),
-    "model.resize": Rule("whole", *SIDE, nullable=True),
-    "model.interpolation": Rule("choice", choices=INTERPOLATIONS),
-    "model.categories": Rule("text", nullable=True),
-    "batch_size": Rule("whole", 1, 100_000, nullable=True),
-    "images_per_batch": Rule("whole", 1, 100_000, nullable=True),
-    "num_workers": Rule("whole", 0, 256),
-    "threads": Rule("whole", 1, 1024, nullable=True),
-    "data.n_images": WHOLE_OR_NULL,
-    "data.crop": Rule("whole", *SIDE, nullable=True),   # null: the model's input settings (models/inputs.py)
-    "data.resize": Rule("size", *SIDE, nullable=True),
-    "data.max_box_fraction": Rule("number", 0, 1, low_open=True),
-    "data.interpolation": Rule("choice", choices=INTERPOLATIONS, nullable=True),
-    "game": Rule("choice", choices=tuple(POINTING_GAMES)),
-    "compare.reference": Rule("text"),
-    "compare.rank_by": Rule("text"),
-    "contrast_floor": Rule("number", 0, 1),
-    "maps_frame": Rule("choice", choices=tuple(MAP_FRAMES)),
-    "sets": Rule("whole", 1, 10_000),
-    "choices": Rule("whole", 2, 1000),
-    "title": Rule("text"),
-    "answers": Rule("list"),
-    "bootstrap": Rule("whole", 1, 1_000_000),
-    "confidence": Rule("number", 0, 1, low_open=True, high_open=True),
-    "methods": Rule("list", choices=("all",), all_or_list=True),
-    "method": Rule("text"),
-    "metrics": Rule("list", nullable=True),
-    "param.values": Rule("list"),
-    # train-calm
-    "epochs": Rule("whole", 1, 10_000),
-    "lr_head": Rule("number", 0, 10, low_open=True),
-    "lr_backbone": Rule("number", 0, 10),  # 0: the backbone stays frozen
-    "momentum": Rule("number", 0, 1, high_open=True),
-    "weight_decay": Rule("number", 0, 1),
-}
+from .settings import declared_rules
 
 
 def _crop_fits_resize(cfg) -> str | None:
@@ -79,6 +28,14 @@ def _crop_fits_resize(cfg) -> str | None:
     if all(isinstance(side, int) for side in sides) and min(sides) < crop:
         return (f"data.resize={resize} is smaller than data.crop={crop}: the centre crop would be padded with black; "
                 f"pass data.resize >= data.crop (ImageNet's: data.resize=256 data.crop=224)")
+    return None
+
+
+def _empty_out(cfg) -> str | None:
+    out = _value(cfg, "out")
+    if isinstance(out, str) and not out.strip():
+        return ("out= is empty: pass out=DIR (a new folder, or a run's folder to resume it), or leave it out for "
+                "results/runs/<time>_<run name>")
     return None
 
 
@@ -106,8 +63,16 @@ def _few_bootstrap_draws(cfg) -> str | None:
 
 
 # Cross-key checks that refuse a run, and values that are legal but degenerate (a warning line each).
-REFUSALS = (_crop_fits_resize, _no_sanity_mode)
+REFUSALS = (_empty_out, _crop_fits_resize, _no_sanity_mode)
 WARNINGS = (_few_curve_points, _few_bootstrap_draws)
+
+
+def check_cross_keys(cfg) -> None:
+    """The refusals that read two keys at once (data.resize against data.crop, ...)."""
+    for refusal in REFUSALS:
+        message = refusal(cfg)
+        if message:
+            raise UserError(message)
 
 
 def leaf_keys(cfg, prefix: str = "") -> list[str]:
@@ -149,17 +114,11 @@ def knob_rules(name: str) -> dict[str, Rule]:
     return EXPLAINERS.get(name).knob_rules()
 
 
-def method_knob_rules(cfg) -> dict[str, Rule]:
-    """Every method's knob rules as method_knobs.NAME.KNOB."""
-    names = [str(n) for n in (cfg.get("method_knobs") or {}) if str(n) in method_names() or has_open_knobs(str(n))]
+def library_knob_rules(cfg) -> dict[str, Rule]:
+    """The rules of the knobs the suite adds to a library's method (method_knobs.captum_X.baselines, ...): the
+    library's own arguments are checked against its signature."""
+    names = [str(n) for n in (cfg.get("method_knobs") or {}) if has_open_knobs(str(n))]
     return {f"method_knobs.{name}.{knob}": rule for name in names for knob, rule in knob_rules(name).items()}
-
-
-def metric_knob_rules(cfg) -> dict[str, Rule]:
-    """Every suite metric's knob rules as metric_knobs.NAME.KNOB (from cce_bench/metric_knobs, no torch)."""
-    names = [str(n) for n in (cfg.get("metric_knobs") or {}) if str(n) in metric_names()]
-    return {f"metric_knobs.{name}.{knob}": rule
-            for name in names for knob, rule in metric_knobs_of(name).rules().items()}
 
 
 def check_knob_value(name: str, knob: str, value, where: str) -> None:
@@ -192,16 +151,12 @@ def require(missing: list[str]) -> None:
 
 
 def validate(cfg) -> None:
-    """Raises UserError for the first knob of the wrong type or out of its range: the shared keys first,
-    then the methods' (which imports the methods, and with them torch)."""
-    _check_rules(cfg, RULES)
-    for refusal in REFUSALS:
-        message = refusal(cfg)
-        if message:
-            raise UserError(message)
+    """Raises UserError for the first knob out of its range: the keys the config's classes declare first, then
+    the cross-key refusals, then a library method's knobs (which imports the library, and with it torch)."""
+    _check_rules(cfg, declared_rules(cfg))
+    check_cross_keys(cfg)
     _check_library_knob_names(cfg)
-    _check_rules(cfg, method_knob_rules(cfg))
-    _check_rules(cfg, metric_knob_rules(cfg))
+    _check_rules(cfg, library_knob_rules(cfg))
     _check_method_lists(cfg)
     _check_metrics(cfg)
 

@@ -14,6 +14,14 @@ def read_paper_table(filename: str) -> pd.DataFrame:
     return pd.read_csv(Path(paper_dir()) / filename)
 
 
+def paper_applies(cfg) -> bool:
+    """Whether the paper's numbers belong beside this run's: not on the suite's part scenes (data=parts), which
+    the paper never saw."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, "data.name") != "parts"
+
+
 def format_duration(seconds: float) -> str:
     """'5m40s' as the paper prints times (hours too where needed)."""
     seconds = int(round(seconds))
@@ -23,8 +31,9 @@ def format_duration(seconds: float) -> str:
 
 
 def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataFrame | None,
-                with_time: bool = False) -> pd.DataFrame:
-    """One row per swept value (in `values` order): Ins, Del, Diff (100 x mean AUC) and the paper's."""
+                with_time: bool = False, paper_columns: bool = True) -> pd.DataFrame:
+    """One row per swept value (in `values` order): Ins, Del, Diff (100 x mean AUC) and, with `paper_columns`,
+    the paper's (empty where it has no row for the value)."""
     grouped = records.groupby("value", sort=False)
     measured = pd.DataFrame({
         "Ins": grouped["ins_auc"].mean() * 100,
@@ -48,7 +57,8 @@ def sweep_table(records: pd.DataFrame, param: str, values: list, paper: pd.DataF
         for col, pcol in (("Ins", "ins"), ("Del", "del"), ("Diff", "diff")):
             row[col] = None if m is None else round(float(m[col]), 2)
             row[f"{col} SE"] = None if m is None else errors[col].get(value)
-            row[f"{col} (paper)"] = None if published is None else float(published[pcol])
+            if paper_columns:
+                row[f"{col} (paper)"] = None if published is None else float(published[pcol])
         if with_time:
             row["time"] = None if m is None else format_duration(m["seconds"])
             row["s/img"] = None if m is None else round(float(m["seconds"]) / max(int(m["images"]), 1), 2)

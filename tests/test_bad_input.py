@@ -33,8 +33,8 @@ def test_bad_data_and_values_give_one_line(tmp_path, image_tree, make, args, mes
     (["method_knobs.cce.M=0"], "method_knobs.cce.M=0 is not valid: it must be a whole number >= 1"),
     (["method_knobs.cce.epsilon=0"], "method_knobs.cce.epsilon=0 is not valid: it must be a number > 0 and <= 255"),
     (["model=vgg"], "unknown model 'vgg' (did you mean 'vgg19'?); known: custom, efficientnet_lite0, "
-                    "efficientnet_lite1, efficientnet_lite2, resnet50, vgg19, and timm_NAME, torchvision_NAME "
-                    "(cce-bench models lists them)"),
+                    "efficientnet_lite1, efficientnet_lite2, parts_cnn, resnet50, vgg19, and timm_NAME, "
+                    "torchvision_NAME (cce-bench models lists them)"),
     (["param=delta"], "unknown param 'delta'; known:"),
     (["data=imagenet"], "data.root is not set: pass data.root="),
     (["data=imagenet", "data.root=/nonexistent/imagenet"], "data root '/nonexistent/imagenet' does not exist"),

@@ -34,9 +34,11 @@ def test_every_method_has_one_name_for_module_knobs_and_class():
 
 def test_all_methods_come_from_the_registry_in_the_papers_column_order():
     from cce_bench.runs.runtime import all_methods
+    from cce_bench.settings.commands import COMMAND_SETTINGS
 
     for command in ("pointing_game", "compare", "sanity"):  # no config lists the methods
-        assert OmegaConf.load(ROOT / "configs" / f"{command}.yaml").methods == "all"
+        assert COMMAND_SETTINGS[command]().methods == "all"
+        assert "methods" not in OmegaConf.load(ROOT / "configs" / f"{command}.yaml")
     paper = pd.read_csv(ROOT / "results" / "paper" / "table5_pointing_game.csv")
     assert all_methods() == list(paper["name"])  # the paper's ten, joined on the method's name
     assert [EXPLAINERS.get(n).label for n in paper["name"]] == list(paper["method"])  # the labels are the paper's
@@ -69,6 +71,35 @@ def test_each_knob_is_declared_once_and_every_reader_reads_that_declaration():
         Explainer_init = inspect.getmro(cls)[-2].__init__  # the base class's: every knob becomes an attribute
         Explainer_init(built, torch_free_model(), **{k: v for k, v in knobs.defaults().items() if k == "batch_size"})
         assert all(hasattr(built, k) for k in knobs.names())
+
+
+def test_every_key_of_every_command_is_declared_once_with_its_rule_and_doc():
+    """The shared keys, each command's own, the data sources' and the models': each a field of a settings class
+    (type, default, Rule, doc) that Hydra composes, so the composed config knows every key's rule; no second
+    list of rules beside them."""
+    import dataclasses
+
+    import cce_bench.schema
+    from cce_bench.commands import COMMANDS
+    from cce_bench.composing import compose_checked
+    from cce_bench.knob_table import knob_table
+    from cce_bench.schema import leaf_keys
+    from cce_bench.settings import declared_rules, own_fields, settings_classes
+
+    assert not hasattr(cce_bench.schema, "RULES")
+    unruled = {"target", "contrast", "method_knobs", "metric_knobs"}  # a class name or index; absent groups (null)
+    for command in [name for name, entry in COMMANDS.items() if entry.hydra]:
+        has_model = command not in ("train-calm", "user-study-results")
+        cfg = compose_checked(command, ["model=torchvision_resnet18"] if has_model else [], printing=True)
+        rules = declared_rules(cfg)
+        left = {key for key in leaf_keys(cfg) if key not in rules and not key.endswith((".mean", ".std"))}
+        assert left <= unruled, f"{command}: keys without a rule: {sorted(left - unruled)}"
+        assert "seed" in rules and (command == "user-study-results" or "data.n_images" in rules)
+    page = knob_table()
+    for where, cls in settings_classes().items():
+        for field in dataclasses.fields(cls):
+            assert field.metadata.get("doc"), f"{where}: {field.name} needs a line of doc"
+        assert f"### {where}" in page or not [f for f in own_fields(cls) if f.name in cls.rules()]
 
 
 def torch_free_model():

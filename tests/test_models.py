@@ -62,7 +62,7 @@ def test_resnet50_loads_from_torchvision_cache(tmp_path, monkeypatch):
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(
         UserError, match=r"unknown model 'vgg' \(did you mean 'vgg19'\?\); known: custom, efficientnet_lite0, "
-        r"efficientnet_lite1, efficientnet_lite2, resnet50, vgg19, or torchvision_NAME, or timm_NAME "
+        r"efficientnet_lite1, efficientnet_lite2, parts_cnn, resnet50, vgg19, or torchvision_NAME, or timm_NAME "
         r"\(cce-bench models lists them\)"
     ):
         create_model("vgg")

@@ -72,7 +72,8 @@ def test_metric_names_and_knobs_are_checked_against_quantus():
     (["metrics=[quantus_RandomLogit]", "metric_knobs.quantus_RandomLogit.num_clases=10"],
      "metric quantus_RandomLogit has no argument num_clases; its arguments:"),
     (["metrics=[faithfulness]"],
-     "unknown metric 'faithfulness'; known: class_sensitivity, contrastive_pointing_game, insertion_deletion"),
+     "unknown metric 'faithfulness'; known: class_sensitivity, contrast_part, contrastive_pointing_game, "
+     "distractibility"),
     (["metrics=[contrastive_pointing_game]"], "metric contrastive_pointing_game needs a second category's boxes"),
     # what a metric needs, checked before any image: boxes on data without them; a list that names nothing
     (["data=photos", "metrics=[pointing_game]"], "metric pointing_game needs boxes, and this data has none"),

@@ -13,9 +13,8 @@ from torch import nn
 
 from cce_bench.commands.sanity import score_batch, verdicts
 from cce_bench.explainers import Explainer
-from cce_bench.metrics.sanity import Randomiser, randomisation_blocks, spearman
+from cce_bench.metrics.sanity import Randomiser, Sanity, randomisation_blocks, spearman
 from cce_bench.runs.map_store import MapStore
-from cce_bench.runs.scoring import Randomisers
 from helpers import TinyNet, readme_command, run_cli
 
 
@@ -116,10 +115,10 @@ def test_a_map_that_ignores_the_model_fails_and_a_gradient_changes_as_computed_i
     net = TinyNet(classes=5)
     images = torch.randn(3, 3, 16, 16)
     explainers = {"edges": InputEdges(net), "grad": InputGradient(net)}
-    cfg = OmegaConf.create({"device": "cpu", "batch_size": 8})
+    cfg = OmegaConf.create({"device": "cpu", "batch_size": 8, "seed": 0,
+                            "metric_knobs": {"sanity": {"modes": ["cascading", "independent"], "layers": None}}})
     batch = {"image": images, "index": [0, 1, 2], "image_id": ["a", "b", "c"]}
-    records, _ = score_batch(net, batch, explainers, Randomisers(seed=0), ["cascading", "independent"], None,
-                             MapStore(), cfg)
+    records, _ = score_batch(net, batch, explainers, Sanity(cfg), MapStore(), cfg)  # the sanity metric's walk
     records = pd.DataFrame(records)
     assert len(records) == 2 * 3 * 2 * 2  # methods x images x modes x blocks (fc, conv)
     edges = records[records["method"] == "edges"]

@@ -96,6 +96,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, warm_cli):
 
 
 def test_cfg_job_prints_the_composed_config():
-    result = run_cli("sweep", "param=M", "model=VGG19", "--cfg", "job")
+    result = run_cli("sweep", "param=M", "model=vgg19", "--cfg", "job")
     assert result.returncode == 0, result.stderr
     assert "name: vgg19" in result.stdout and "paper: table2_M.csv" in result.stdout
+    one_node = run_cli("sweep", "--cfg", "job", "--package", "param", "param=M", "--resolve")  # Hydra's flags, anywhere
+    assert one_node.stdout.startswith("# @package param\nname: M\n"), one_node.stdout + one_node.stderr
+    assert "with_time: true" in one_node.stdout
+    exact = run_cli("sweep", "model=VGG19", "--cfg", "job")  # choices are taken as typed, a near miss named
+    assert exact.returncode == 2 and "unknown model 'VGG19' (did you mean 'vgg19'?)" in exact.stderr, exact.stderr

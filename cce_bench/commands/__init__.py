@@ -200,6 +200,16 @@ COMMANDS: dict[str, CommandEntry] = {
             examples=("cce-bench train-calm data.root=/data/imagenet device=cuda",),
             reported=False,
         ),
+        CommandEntry(
+            "train-parts",
+            "train the small CNN on the part scenes (data=parts) and keep it for model=parts_cnn",
+            "Trains the small CNN on the part scenes of a world (data=parts), checks its held-out accuracy and its "
+            "reliance on the parts, and keeps its weights in the cache where model=parts_cnn finds them.",
+            keys=("data.scene_seed=0   data.parts=5   data.types=2   data.side=96   data.distractors=3",
+                  "model.train_scenes=8000   model.epochs=4"),
+            examples=("cce-bench train-parts data.parts=2 data.side=48 model.train_scenes=640",),
+            reported=False,
+        ),
     ]
 }
 

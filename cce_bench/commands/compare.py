@@ -34,7 +34,15 @@ from ..runs.runtime import (
 )
 from ..runs.scoring import ClassesPerNetwork, RunMetrics, batch_records, explained_network, mean_curves, run_metrics
 from ..runs.timing import timed
-from ..tables import Table, beside_paper, column_position, noise_caption, paired_differences, read_paper_table
+from ..tables import (
+    Table,
+    beside_paper,
+    column_position,
+    noise_caption,
+    paired_differences,
+    paper_applies,
+    read_paper_table,
+)
 
 
 def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, kept: MapStore, cfg
@@ -175,7 +183,10 @@ PAPER_COLUMNS = ("Ins (paper)", "Del (paper)", "Proportion (paper)")
 
 def add_paper_columns(table: pd.DataFrame, names: list[str], cfg: DictConfig) -> None:
     """The paper's numbers beside the measured ones where the run has them: the insertion/deletion of the
-    method `paper.insertion_deletion` names, Table 5's proportions."""
+    method `paper.insertion_deletion` names, Table 5's proportions; none on the part scenes, which the paper
+    never saw."""
+    if not paper_applies(cfg):
+        return
     if "Diff SE" in table:
         paper_ins, paper_del = published_insertion_deletion(cfg.paper.insertion_deletion, cfg)
         table.insert(column_position(table, "Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
@@ -303,7 +314,7 @@ def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFr
         f"(paper): Table 5's proportions (COCO, Score-CAM's protocol) and {EXPLAINERS.get(published.method).label}'s "
         f"insertion/deletion of {published.name} at its {published.knob} (1000 ImageNet images, VGG-19): set beside, "
         "not the same data unless the run's is. "
-    ) if {"insertion_deletion", "pointing_game"} & set(metrics.names) else ""
+    ) if {"insertion_deletion", "pointing_game"} & set(metrics.names) and paper_applies(cfg) else ""
     return (
         f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
         f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: {meanings}. {paper}"

@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..metrics import METRICS
+from ..metrics.base import NEEDS
 from ..tables import to_markdown
 from . import PlainCommand
 
@@ -29,8 +30,7 @@ def run_metrics(args: list[str]) -> pd.DataFrame:
     print("Metrics by name (compare and score: metrics=[...], a Quantus metric's arguments as "
           "metric_knobs.NAME.KNOB=VALUE; metrics=null, the default, scores the suite's own that the run can):\n\n"
           f"{to_markdown(table)}\n\n"
-          "needs: boxes = the COCO boxes of data=photos_coco or data=coco; re-explains = the metric calls the "
-          "method again (on other classes, perturbed inputs or a randomised model).")
+          "needs: " + "; ".join(f"{need} = {meaning}" for need, meaning in NEEDS.items()) + ".")
     return table
 
 

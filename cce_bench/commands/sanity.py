@@ -1,19 +1,19 @@
 """`cce-bench sanity`: the model-parameter randomisation test (Adebayo et al., NeurIPS 2018) per method.
 
-config -> data + model -> each explainer -> its maps on the trained model -> the same maps with the
-model's blocks re-initialised from the logits down (cascading, and one at a time) -> Spearman (with and
-without absolute values) and SSIM against the original maps -> per-(image, method, step) records ->
-the similarity per step, a verdict per method, and the plot.
+config -> data + model -> each explainer -> its maps on the trained model -> the metric `sanity` step by
+step (metrics/sanity.py: the same maps with the model's blocks re-initialised from the logits down, cascading
+and one at a time; Spearman with and without absolute values and SSIM against the original maps) ->
+per-(image, method, step) records -> the similarity per step, a verdict per method, and the plot.
 """
 from __future__ import annotations
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig
 
 from ..explainers import postprocess
 from ..figures import plot_sanity
-from ..metrics.sanity import MEASURES, MODES, map_similarities
+from ..metrics import MapsToScore
+from ..metrics.sanity import MEASURES, MODES, Sanity
 from ..runs.engine import Job, ScoringCommand, Session
 from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder
@@ -26,23 +26,15 @@ from ..runs.runtime import (
     model_description,
     none_can_run,
 )
-from ..runs.scoring import ClassesPerNetwork, Randomisers, batch_records, explained_network
+from ..runs.scoring import ClassesPerNetwork, batch_records, explained_network
 from ..tables import Table, column_position, standard_error, to_markdown
 
 
-def sanity_settings(cfg: DictConfig) -> tuple[list[str], int | None]:
-    """The modes and the number of blocks (null: all), as the schema checked them before the run."""
-    return [str(m) for m in cfg.metric_knobs.sanity.modes], cfg.metric_knobs.sanity.get("layers")
-
-
-def score_batch(
-    model, batch: dict, explainers: dict, randomisers: Randomisers, modes, layers, kept: MapStore, cfg
-) -> tuple[list[dict], dict]:
-    device = torch.device(cfg.device)
-    images = batch["image"].to(device)
-    allowed = batch.get("allowed")
+def score_batch(model, batch: dict, explainers: dict, sanity: Sanity, kept: MapStore, cfg) -> tuple[list[dict], dict]:
+    """Each method's maps on the trained model, then the sanity metric's walk over the randomised blocks."""
+    images = batch["image"].to(torch.device(cfg.device))
     size = images.shape[-2:]
-    classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
+    classes = ClassesPerNetwork(images, batch.get("allowed"), int(cfg.batch_size))
     records = []
     for name, explainer in explainers.items():
         network = explained_network(explainer, model)
@@ -50,13 +42,10 @@ def score_batch(
         raw = explainer.raw_attribute(images, targets)
         maps = postprocess(raw, size)
         kept.keep(name, batch["image_id"], maps, explainer)  # the trained model's maps
-        randomiser = randomisers.of(network)
-        for mode in modes:
-            for step, block in enumerate(randomiser.walk(mode, layers), start=1):
-                raw_random = explainer.raw_attribute(images, targets)
-                similarities = map_similarities(raw, maps, raw_random, postprocess(raw_random, size))
-                per_image = {key: [s[key] for s in similarities] for key in similarities[0]} if similarities else {}
-                records += batch_records(batch, model, targets, name, per_image, mode=mode, step=step, block=block)
+        given = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed), ids=list(batch["image_id"]),
+                            explainer=explainer, network=network, raw=raw, method=name)
+        for mode, step, block, per_image in sanity.steps(given):
+            records += batch_records(batch, model, targets, name, per_image, mode=mode, step=step, block=block)
     return records, {}
 
 
@@ -109,19 +98,19 @@ def markdown_tables(table: pd.DataFrame, verdict: pd.DataFrame) -> str:
 
 def prepare(session: Session) -> Job:
     cfg = session.cfg
-    modes, layers = sanity_settings(cfg)
+    sanity = Sanity(cfg)  # the metric `sanity`; its knobs: metric_knobs.sanity.modes, .layers, .fail_above
     model = build_model(cfg)
     explainers, unavailable = build_explainers(cfg, model)
     if not explainers:
         raise none_can_run(unavailable)
     dataset = build_dataset(cfg, model)
-    randomisers = Randomisers(int(cfg.seed))
     labels = {n: explainers[n].label for n in chosen_methods(cfg) if n in explainers}
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         table = similarity_table(records, labels)
-        verdict = verdicts(records, labels, float(cfg.metric_knobs.sanity.fail_above))
-        blocks = randomisers.of(model).blocks
+        verdict = verdicts(records, labels, float(sanity.fail_above))
+        blocks = sanity.randomiser(model).blocks
+        layers = sanity.layers
         header = (
             f"Model-parameter randomisation test (Adebayo et al. 2018) on {model_description(cfg)} ({len(blocks)} "
             "blocks; "
@@ -129,17 +118,17 @@ def prepare(session: Session) -> Job:
             f"{records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} skipped), seed {cfg.seed}. "
             "Similarity of each map to the trained model's: Spearman rank correlation of the method's own maps "
             "(with and without absolute values) and SSIM of the maps in [0, 1]; 1 = unchanged. A method fails "
-            f"when its Spearman (abs) after the last cascading step stays above {cfg.metric_knobs.sanity.fail_above}."
+            f"when its Spearman (abs) after the last cascading step stays above {sanity.fail_above}."
         )
         notes = "".join(f"\n- {method_label(cfg, n)}: {exc}" for n, exc in unavailable.items())
         text = Table(table, header, notes, markdown=markdown_tables(table, verdict)).write(run)
         run.write_csv("verdict.csv", verdict)
-        plot_sanity(run.path, float(cfg.metric_knobs.sanity.fail_above))
+        plot_sanity(run.path, float(sanity.fail_above))
         return {"images": int(records["image_id"].nunique()), "records": len(records), "caption": header}, text
 
     return Job(
         dataset,
-        lambda batch: score_batch(model, batch, explainers, randomisers, modes, layers, session.maps, cfg),
+        lambda batch: score_batch(model, batch, explainers, sanity, session.maps, cfg),
         write_tables,
         desc=f"sanity ({len(explainers)} methods)",
         unit="img",

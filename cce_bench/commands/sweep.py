@@ -19,7 +19,7 @@ from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_dataset, build_explainer, build_model, chosen_methods, model_description
 from ..runs.scoring import RunMetrics, batch_records, check_finite, write_curve_tables
-from ..tables import beside_paper, read_paper_table, sweep_noise_caption, sweep_table
+from ..tables import beside_paper, paper_applies, read_paper_table, sweep_noise_caption, sweep_table
 
 NOT_A_KNOB = "n/a"
 
@@ -91,17 +91,17 @@ def prepare(session: Session) -> Job:
     metrics = RunMetrics(["insertion_deletion"], cfg)  # Tables 1-4 are insertion/deletion
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
-        paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") else None
+        paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") and paper_applies(cfg) else None
         table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
-                            with_time=bool(cfg.param.get("with_time", False)))
+                            with_time=bool(cfg.param.get("with_time", False)), paper_columns=paper_applies(cfg))
         protocol = cfg.metric_knobs.insertion_deletion
         header = (
             f"{explainer.label} on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
             f"({len(skipped)} skipped); insertion/deletion with step {protocol.step}, blur "
             f"{protocol.blur_size}/sigma {protocol.blur_sigma}; scores are 100 x mean AUC; "
-            f"(paper): the published table ({cfg.param.get('paper')}: VGG-19 on 1000 random ImageNet "
-            "images), set beside this run's model and images, not measured on them; SE = standard error over "
-            "the images. " + sweep_noise_caption(records, cfg.param.name)
+            + (f"(paper): the published table ({cfg.param.get('paper')}: VGG-19 on 1000 random ImageNet "
+               "images), set beside this run's model and images, not measured on them; " if paper is not None else "")
+            + "SE = standard error over the images. " + sweep_noise_caption(records, cfg.param.name)
         )
         text = write_curve_tables(run, table, header)
         extra = {"param": cfg.param.name, "images": int(records["image_id"].nunique()), "records": len(records),

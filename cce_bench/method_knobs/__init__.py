@@ -9,15 +9,13 @@ the same dataclass when it is built (`Explainer.__init__`).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib
-import typing
 from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import UserError
+from ..knobs import Knobs, knob, shown
 from ..rules import Rule
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -37,14 +35,6 @@ CUSTOM = "custom"
 ENTRY_POINT_GROUP = "cce_bench.methods"
 
 
-def knob(default, rule: Rule | None = None, doc: str = ""):
-    """A knob's field: its default, its range and its line of doc (a list default is copied per instance)."""
-    metadata = {"rule": rule, "doc": doc}
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
 def batch_size_knob(doc: str = "inputs per pass; null: the method's default for the device (16 on a CPU, "
                                "64 on a GPU unless the method says otherwise)"):
     """Every method's `batch_size`, declared last in each knobs class so that a method's own knobs come first."""
@@ -52,54 +42,12 @@ def batch_size_knob(doc: str = "inputs per pass; null: the method's default for 
 
 
 @dataclasses.dataclass
-class MethodKnobs:
+class MethodKnobs(Knobs):
     """A method's knobs: subclass it in method_knobs/NAME.py, one field per knob made with `knob(...)`,
     `batch_size: int | None = batch_size_knob()` last (every method has it)."""
 
-    kind: ClassVar[str] = "method"       # what the knobs belong to, for messages
-    group: ClassVar[str] = "method_knobs"  # where the command line sets them: GROUP.NAME.KNOB
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def defaults(cls) -> dict:
-        return dataclasses.asdict(cls())
-
-    @classmethod
-    def rules(cls) -> dict[str, Rule]:
-        return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls) if f.metadata.get("rule") is not None}
-
-    @classmethod
-    def docs(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
-
-    @classmethod
-    def checked(cls, values: dict, method: str, label: str = "") -> MethodKnobs:
-        """The knobs from `values` (the rest at their defaults), each checked against its rule: one line
-        for a name the method does not have or a value out of its range."""
-        unknown = sorted(set(values) - set(cls.names()))
-        if unknown:
-            raise UserError(f"{cls.kind} {method} has no knob {', '.join(unknown)}; its knobs: "
-                            f"{', '.join(cls.names()) or 'none'} (set them as {cls.group}.{method}.KNOB=VALUE)")
-        for name, rule in cls.rules().items():
-            if name in values and not rule.accepts(values[name]):
-                raise UserError(f"{label or method} {name}={shown(values[name])} is not valid: it must be "
-                                f"{rule.describe()} ({cls.group}.{method}.{name})")
-        return cls(**{name: cls.typed(name, value) for name, value in values.items()})
-
-    @classmethod
-    def typed(cls, name: str, value):
-        """A checked value as its field's type says: a whole number given as 2.0 is 2, a number given as 1 is 1.0
-        (the Python API takes either; the methods then compute with the declared type)."""
-        hint = typing.get_type_hints(cls).get(name)
-        kinds = set(typing.get_args(hint)) if typing.get_args(hint) else {hint}
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            return value
-        if int in kinds:
-            return int(value)
-        return float(value) if float in kinds else value
+    kind: ClassVar[str] = "method"
+    group: ClassVar[str] = "method_knobs"
 
 
 @dataclasses.dataclass
@@ -107,17 +55,6 @@ class BatchOnlyKnobs(MethodKnobs):
     """The knobs of a method that has no knob of its own."""
 
     batch_size: int | None = batch_size_knob()
-
-
-def shown(value) -> str:
-    """A value as the command line spells it: null, 'text', 8 for 8.0 (a typed knob turns -1 into -1.0)."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return str(value)
 
 
 def method_names() -> list[str]:

@@ -29,7 +29,9 @@ METRICS: Registry[type[Metric]] = Registry("metric")
 BOXES = "boxes"            # the data's boxes (data=coco, data=photos_coco)
 REEXPLAINS = "re-explains"  # the method itself, to explain again (another class, a perturbed input, a randomised model)
 CONTRAST_BOXES = "contrast boxes"  # the boxes of a second category Q (pointing-game game=contrastive)
+SCENES = "scenes"          # scenes whose parts are known, drawn again with parts removed (data=parts)
 NEEDS = {BOXES: "the COCO boxes of data=photos_coco or data=coco",
+         SCENES: "scenes whose parts are known (data=parts), drawn again with parts removed or swapped",
          REEXPLAINS: "the method, to ask again: scored in compare, not on maps from elsewhere (score)",
          CONTRAST_BOXES: "a second category's boxes: the questions of pointing-game game=contrastive"}
 
@@ -179,16 +181,45 @@ class Metric:
     # -- checks before any work ------------------------------------------------------------------------
     def check(self, has_boxes: bool, has_method: bool, command: str, has_contrast_boxes: bool = False) -> None:
         """One line when this run cannot give the metric what it needs."""
+        from omegaconf import OmegaConf
+
         if CONTRAST_BOXES in self.needs and not has_contrast_boxes:
             raise UserError(f"metric {self.name} needs a second category's boxes: it scores the questions of "
                             "`cce-bench pointing-game game=contrastive`")
         if BOXES in self.needs and not has_boxes:
             raise UserError(f"metric {self.name} needs boxes, and this data has none: run it on data=photos_coco or "
                             f"data=coco, or leave it out of metrics=[...]")
+        if SCENES in self.needs and (self.cfg is None or OmegaConf.select(self.cfg, "data.name") != "parts"):
+            raise UserError(f"metric {self.name} scores maps against the parts of scenes whose answer is known: run "
+                            "it on data=parts model=parts_cnn, or leave it out of metrics=[...]")
         if REEXPLAINS in self.needs and not has_method:
             raise UserError(f"metric {self.name} explains again, and maps from elsewhere have no method to ask: score "
                             f"it with the method in `cce-bench compare methods=[...] metrics=[{self.name}]`, or leave "
                             f"it out of {command}'s metrics=[...]")
+
+
+class MeanMetric(Metric):
+    """A metric whose table shows the mean of one record column per method with its SE, ranks by it and draws
+    one panel of it: declare `record` (the per-image key its score writes), `column`, `scale` and `digits`."""
+
+    record: ClassVar[str] = ""
+    column: ClassVar[str] = ""
+    scale: ClassVar[float] = 1
+    digits: ClassVar[int] = 3
+    colour: ClassVar[str] = "tab:gray"
+
+    def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
+        means, errors = mean_column(records, names, self.record, self.scale, self.digits)
+        return {self.column: means, f"{self.column} SE": errors}
+
+    def ranking(self) -> Ranking:
+        return Ranking(self.column, f"{self.column} SE", self.scale, higher_is_better=self.higher_is_better)
+
+    def rank_values(self, records: pd.DataFrame) -> pd.Series | None:
+        return records[self.record] if self.record in records else None
+
+    def panels(self) -> list[Panel]:
+        return [Panel(f"{self.label} {'↑' if self.higher_is_better else '↓'}", self.column, self.colour)]
 
 
 def create_metric(name: str, cfg=None) -> Metric:

@@ -209,14 +209,27 @@ class Sanity(Metric):
         return self._randomisers[id(network)]
 
     def score(self, maps: MapsToScore) -> Scored:
-        from ..explainers import postprocess
-
         randomiser = self.randomiser(maps.explained_network)
         with randomiser.randomised(randomiser.blocks):
-            raw_random = maps.explainer.raw_attribute(maps.images, maps.targets)
-        raw = maps.raw if maps.raw is not None else maps.maps
-        similarity = map_similarities(raw, maps.maps, raw_random, postprocess(raw_random, maps.size))
+            similarity = self.similarities(maps)
         return Scored({"sanity_spearman_abs": [s["spearman_abs"] for s in similarity]})
+
+    def steps(self, maps: MapsToScore) -> Iterator[tuple[str, int, str, dict[str, list]]]:
+        """The test step by step, as the `sanity` command reports it: per mode of the knob `modes` and step of
+        its walk over the top `layers` blocks, (mode, step, block just randomised, {measure: per image})."""
+        randomiser = self.randomiser(maps.explained_network)
+        for mode in self.modes:
+            for step, block in enumerate(randomiser.walk(mode, self.layers), start=1):
+                similarity = self.similarities(maps)
+                yield mode, step, block, {key: [s[key] for s in similarity] for key in MEASURES}
+
+    def similarities(self, maps: MapsToScore) -> list[dict]:
+        """Per image, the maps of the model as it is now (randomised) against the trained model's maps."""
+        from ..explainers import postprocess
+
+        raw_random = maps.explainer.raw_attribute(maps.images, maps.targets)
+        raw = maps.raw if maps.raw is not None else maps.maps
+        return map_similarities(raw, maps.maps, raw_random, postprocess(raw_random, maps.size))
 
     def columns(self, records: pd.DataFrame, names: list[str]) -> dict[str, list]:
         rho: pd.Series | dict = (records.groupby("method")["sanity_spearman_abs"].mean()

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from ..data import create_dataset
 from ..errors import UserError, memory_asked_by
@@ -19,7 +18,7 @@ from ..explainers.user_methods import TARGET, custom_label
 from ..method_knobs import CUSTOM, current_spelling
 from ..models import Classifier, create_model, facts_of, precision_in_effect
 from ..models.inputs import resolve_input_settings
-from ..schema import require, validate
+from ..schema import check_cross_keys
 from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
@@ -105,16 +104,10 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def resolve(cfg: DictConfig, shard: Shard | None = None) -> DictConfig:
-    """Fill the device (one GPU per process when sharded) and the null batch sizes, and check that
-    every mandatory value is set."""
+    """Fill the device (one GPU per process when sharded) and the null batch sizes, on the config checked
+    when it was composed (composing.check_composed)."""
     cfg = cfg.copy()
-    try:
-        OmegaConf.resolve(cfg)
-        missing = sorted(OmegaConf.missing_keys(cfg))
-    except MissingMandatoryValue as exc:
-        missing = [str(exc.full_key)]
-    validate(cfg)  # also for the jobs of a multirun, which the command line does not compose beforehand
-    require(missing)
+    OmegaConf.resolve(cfg)
     device = resolve_device(cfg.device, (shard or Shard()).local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -150,13 +143,13 @@ def build_model(cfg: DictConfig) -> Classifier:
 
 def record_model_settings(cfg: DictConfig, model: Classifier) -> None:
     """data.resize, data.crop, data.interpolation from the model where they are null (an override wins), and
-    model.target_layer as the model's facts have it; then the cross-key checks again on the values used."""
+    model.target_layer as the model's facts have it; then the cross-key checks on the values the model filled in."""
     if "data" in cfg:
         for key, value in resolve_input_settings(model.inputs, cfg.data).as_data().items():
             OmegaConf.update(cfg, f"data.{key}", value, force_add=True)
     if cfg.model.get("target_layer") is None:
         OmegaConf.update(cfg, "model.target_layer", facts_of(model).target_layer, force_add=True)
-    validate(cfg)
+    check_cross_keys(cfg)
 
 
 def run_precision(cfg: DictConfig) -> str:
@@ -176,7 +169,11 @@ def build_dataset(cfg: DictConfig, model: Classifier, **options):
     """The run's data set; `options` are the command's own (the pointing game's `contrastive=True`)."""
     data: dict = OmegaConf.to_container(cfg.data)  # type: ignore[assignment]  # a mapping node: a dict
     dataset = create_dataset({**data, **options}, model.inputs, seed=int(cfg.seed))
-    if dataset.has_boxes and len(model.categories) != 1000:
+    own = getattr(dataset, "categories", None)  # a source with classes of its own (data=parts)
+    if own is not None and list(own) != list(model.categories):
+        raise UserError(f"data={dataset.name} has {len(own)} classes of its own and model {model.name} was not trained "
+                        f"on them: pass model=parts_cnn (trained on this data's scenes)")
+    if own is None and dataset.has_boxes and len(model.categories) != 1000:
         raise UserError(f"data={dataset.name} maps COCO categories to ImageNet's 1000 classes, and model {model.name} "
                         f"has {len(model.categories)}: score it on image folders (data=photos, or data=imagenet "
                         "data.root=DIR of class folders)")

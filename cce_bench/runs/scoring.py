@@ -9,12 +9,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError, debugging, is_allocation_failure
 from ..metrics import MapsToScore, Metric, Scored, create_metric
 from ..metrics.base import FURTHER, PROTOCOL, SECTIONS
-from ..metrics.sanity import Randomiser
 from ..models import batched_logits
 from .cost import Passes
 from .timing import timed
@@ -92,19 +91,6 @@ def batch_records(batch: dict, model, targets: torch.Tensor, method: str, per_im
         record.update({key: values[i] for key, values in (per_image or {}).items()})
         records.append(record)
     return records
-
-
-class Randomisers:
-    """One Randomiser per network explained (the run's model; a method's own classifier, CALM's)."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-        self._by_model: dict = {}
-
-    def of(self, model) -> Randomiser:
-        if id(model) not in self._by_model:
-            self._by_model[id(model)] = Randomiser(model, self.seed)
-        return self._by_model[id(model)]
 
 
 class RunMetrics:
@@ -194,10 +180,13 @@ class RunMetrics:
         return Passes(forward=sum(metric.forward_passes(side) for metric in self.metrics))
 
 
-def default_metrics(has_boxes: bool, has_method: bool) -> list[str]:
+def default_metrics(has_boxes: bool, has_method: bool, has_scenes: bool = False) -> list[str]:
     """`metrics: null`: the suite's own metrics that this run can score: insertion/deletion; the pointing game
-    where the data has boxes; with a method to ask again, class deviation and the sanity check."""
+    where the data has boxes; on part scenes, part deletion and distractibility (and contrast part and target
+    sensitivity, with a method to ask again); with a method to ask again, class deviation and the sanity check."""
     return (["insertion_deletion"] + (["pointing_game"] if has_boxes else [])
+            + (["part_deletion", "distractibility"] if has_scenes else [])
+            + (["contrast_part", "target_sensitivity"] if has_scenes and has_method else [])
             + (["class_sensitivity", "sanity"] if has_method else []))
 
 
@@ -205,7 +194,8 @@ def run_metrics(cfg: DictConfig, has_boxes: bool, has_method: bool, command: str
     """The run's metrics (`metrics=[...]`, or the defaults where null), each checked against what this run
     can give it (boxes, a method to ask again) before any work."""
     chosen = cfg.get("metrics")
-    names = [str(n) for n in chosen] if chosen is not None else default_metrics(has_boxes, has_method)
+    has_scenes = OmegaConf.select(cfg, "data.name") == "parts"
+    names = [str(n) for n in chosen] if chosen is not None else default_metrics(has_boxes, has_method, has_scenes)
     if not names:
         raise UserError(f"metrics=[] leaves {command} nothing to score: name at least one (`cce-bench metrics` lists "
                         "them), or metrics=null for the suite's own")

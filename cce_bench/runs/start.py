@@ -12,7 +12,7 @@ from ..errors import describe_error
 from ..install_check import check_torch_pair
 
 
-def run_composed(cfg, task: Callable, shown: str, plan_only: bool = False) -> None:
+def run_composed(cfg, task: Callable, plan_only: bool = False) -> None:
     """One run on the config composed once (with Hydra's node), started as Hydra starts a job: its folder
     checked and made, Hydra's runtime settings set, the command run. A folder made here that holds no
     result when the run fails (or only plans) is removed, with the empty folders made above it."""
@@ -23,13 +23,14 @@ def run_composed(cfg, task: Callable, shown: str, plan_only: bool = False) -> No
     from ..composing import without_hydra
     from .run_folder import check_output_folder, nearest_existing
 
+    output = Path(os.path.abspath(str(cfg.out if cfg.out is not None else cfg.hydra.run.dir)))
     with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = os.path.abspath(str(cfg.hydra.run.dir))
+        cfg.hydra.runtime.output_dir = str(output)
         cfg.hydra.mode = RunMode.RUN
     HydraConfig.instance().set_config(cfg)
     task_cfg = without_hydra(cfg)
-    output = Path(os.path.abspath(str(task_cfg.out)))  # hydra.run.dir unless out= names another folder
-    check_output_folder(output, shown)
+    task_cfg.out = str(output)  # the run's folder as config.yaml records it
+    check_output_folder(output, f"out={cfg.out}" if cfg.out is not None else f"the run folder {cfg.hydra.run.dir}")
     check_torch_pair()  # after the config's checks, which need no torch and answer a typo at once
     kept = nearest_existing(output)
     made_here = output != kept or not any(output.iterdir())
@@ -59,11 +60,15 @@ def multirun_job(task: Callable, debug: bool, plan_only: bool = False) -> Callab
     def run(cfg) -> None:
         from hydra.core.hydra_config import HydraConfig
 
+        from ..composing import check_composed
         from .job_failures import record_failure
 
         hydra_cfg = HydraConfig.get()
         output = Path(hydra_cfg.runtime.output_dir)
         try:
+            check_composed(cfg)  # Hydra's sweeper composed this job's config, the command line did not
+            if cfg.out is None:
+                cfg.out = str(output)
             run_in_folder(task, cfg, output, output.parent, made_here=not any(output.iterdir()), plan_only=plan_only)
         except BaseException as exc:
             if debug or isinstance(exc, (KeyboardInterrupt, SystemExit)):
