@@ -41,30 +41,24 @@ class ContrastPart(Metric):
     def forward_passes(self, side: int) -> float:
         return 1 + 5  # the scene whole and without each of its (at most five) parts
 
-    @torch.no_grad()
-    def logit_gaps(self, truth, scene, network, device, p: int, q: int) -> torch.Tensor:
-        """Per part, the drop of z_P - z_Q when it is removed."""
-        drawn = [truth.world.render(scene)] + [truth.world.render(scene, removed=(part.slot,)) for part in scene.parts]
-        logits = network(truth.inputs(drawn).to(device)).double().cpu()
-        gap = logits[:, p] - logits[:, q]
-        return gap[0] - gap[1:]
-
     def score(self, maps: MapsToScore) -> Scored:
         from ..explainers.targets import Contrast
-        from ..parts.ground_truth import SceneTruth
+        from ..parts.ground_truth import scene_truth
 
-        truth = SceneTruth(self.cfg.data, maps.model.inputs)
+        truth = scene_truth(self, maps)
         scenes = [truth.scene(i) for i in maps.ids]
         p = maps.targets.long()
         q = torch.tensor([truth.world.neighbour(int(p[b]), contrast_slot(s)) for b, s in enumerate(scenes)],
                          device=p.device)
         answer = maps.explainer.explain(maps.images, Contrast(p, q))
         columns: dict[str, list] = {"contrast_area": [], "contrast_class": q.tolist()}
-        for b, scene in enumerate(scenes):
-            parts = truth.masks(truth.world.render(scene))["parts"]
+        for b, (image_id, scene) in enumerate(zip(maps.ids, scenes)):
+            parts = truth.scene_masks(image_id)["parts"]
             slot_mask = parts[contrast_slot(scene)]
             columns["contrast_area"].append(float(slot_mask.float().mean()))
-            gaps = self.logit_gaps(truth, scene, maps.explained_network, maps.images.device, int(p[b]), int(q[b]))
+            logits = truth.removal_logits(maps.explained_network, image_id, maps.images.device)
+            gap = logits[:, int(p[b])] - logits[:, int(q[b])]
+            gaps = gap[0] - gap[1:]  # per part, the drop of z_P - z_Q when it is removed
             for name, named in answer.maps.items():
                 suffix = "" if name == answer.main else f"@{name}"
                 energy = energy_maps(named[b:b + 1], slot_mask[None])

@@ -29,10 +29,10 @@ class Distractibility(MeanMetric):
     record, column, scale, digits, colour = "distractibility", "Distract", 1, 3, "tab:brown"
 
     def score(self, maps: MapsToScore) -> Scored:
-        from ..parts.ground_truth import SceneTruth
+        from ..parts.ground_truth import scene_truth
 
-        truth = SceneTruth(self.cfg.data, maps.model.inputs)
-        objects = torch.stack([truth.masks(truth.world.render(truth.scene(i)))["object"] for i in maps.ids])
+        truth = scene_truth(self, maps)
+        objects = torch.stack([truth.scene_masks(i)["object"] for i in maps.ids])
         return Scored({"distractibility": off_object_share(maps.maps, objects.to(maps.maps.device)).tolist()})
 
     def caption(self) -> str:

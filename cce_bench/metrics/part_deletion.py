@@ -35,20 +35,16 @@ class PartDeletion(MeanMetric):
     def forward_passes(self, side: int) -> float:
         return 1 + 5  # the scene whole and without each of its (at most five) parts
 
-    @torch.no_grad()
     def score(self, maps: MapsToScore) -> Scored:
-        from ..parts.ground_truth import SceneTruth
+        from ..parts.ground_truth import scene_truth
 
-        truth = SceneTruth(self.cfg.data, maps.model.inputs)
-        network, device = maps.explained_network, maps.images.device
+        truth = scene_truth(self, maps)
         scores, drops_seen = [], []
         for row, image_id in enumerate(maps.ids):
-            scene = truth.scene(image_id)
-            whole = truth.world.render(scene)
-            without = [truth.world.render(scene, removed=(part.slot,)) for part in scene.parts]
-            logits = network(truth.inputs([whole, *without]).to(device))[:, int(maps.targets[row])].double().cpu()
-            drops = (logits[0] - logits[1:]).numpy()
-            masses = part_masses(maps.maps[row], truth.masks(whole)["parts"]).double().cpu().numpy()
+            logits = truth.removal_logits(maps.explained_network, image_id, maps.images.device)
+            explained = logits[:, int(maps.targets[row])]
+            drops = (explained[0] - explained[1:]).numpy()
+            masses = part_masses(maps.maps[row], truth.scene_masks(image_id)["parts"]).double().cpu().numpy()
             scores.append(spearman(masses, drops))
             drops_seen.append(float(drops.mean()))
         return Scored({"part_deletion": scores, "part_drop": drops_seen})

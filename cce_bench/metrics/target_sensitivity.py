@@ -34,9 +34,9 @@ class TargetSensitivity(MeanMetric):
 
     def score(self, maps: MapsToScore) -> Scored:
         from ..explainers import postprocess
-        from ..parts.ground_truth import SceneTruth
+        from ..parts.ground_truth import scene_truth
 
-        truth = SceneTruth(self.cfg.data, maps.model.inputs)
+        truth = scene_truth(self, maps)
         scenes = [truth.scene(i) for i in maps.ids]
         pairs = [slot_pair(s) for s in scenes]
         device = maps.images.device
@@ -45,8 +45,8 @@ class TargetSensitivity(MeanMetric):
         map_first = postprocess(maps.explainer.raw_attribute(maps.images, first), maps.size)
         map_second = postprocess(maps.explainer.raw_attribute(maps.images, second), maps.size)
         scores = []
-        for b, (scene, (i, j)) in enumerate(zip(scenes, pairs)):
-            parts = truth.masks(truth.world.render(scene))["parts"]
+        for b, (image_id, (i, j)) in enumerate(zip(maps.ids, pairs)):
+            parts = truth.scene_masks(image_id)["parts"]
             on_first, on_second = part_masses(map_first[b], parts), part_masses(map_second[b], parts)
             scores.append((float(on_first[j] > on_first[i]) + float(on_second[i] > on_second[j])) / 2)
         return Scored({"target_sensitivity": scores})

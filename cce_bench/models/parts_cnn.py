@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import UserError
 from .classifier import Classifier
 from .facts import ModelFacts, register_model
 from .inputs import InputSettings
@@ -30,7 +29,7 @@ def parts_cnn(checkpoint=None, download=False, random_init=False, world=None, tr
               epochs: int = 4) -> Classifier:
     """The parts CNN of the run's world: cached, trained on first use, or `checkpoint`."""
     from ..parts.network import parts_cnn_network
-    from ..parts.training import weights_path
+    from ..parts.training import checked_reliance, load_trained, scene_tensor, weights_path
     from .weights import load_into, load_state_dict
 
     scenes = parts_world(world)
@@ -38,40 +37,26 @@ def parts_cnn(checkpoint=None, download=False, random_init=False, world=None, tr
     categories = [scenes.class_name(label) for label in range(len(scenes.classes))]
     if random_init:
         return Classifier("parts_cnn", parts_cnn_network(len(categories)), inputs, categories)
+    reliance = None
     if checkpoint:
         net = parts_cnn_network(len(categories))
         load_into(net, load_state_dict(checkpoint), "parts_cnn", str(checkpoint))
+    elif weights_path(scenes).is_file():
+        net = load_trained(weights_path(scenes), scenes)
     else:
-        net = cached_or_trained(scenes, weights_path(scenes), int(train_scenes), int(epochs))
-    model = Classifier("parts_cnn", net, inputs, categories)
-    model.reliance = checked_reliance(model, scenes)
-    return model
+        net, reliance = train_first(scenes, int(train_scenes), int(epochs))
+    if reliance is None:  # loaded: checked here (a CNN trained just now was checked as it was trained)
+        checked_reliance(lambda images: net(scene_tensor(images)), scenes)
+    return Classifier("parts_cnn", net, inputs, categories)
 
 
-def cached_or_trained(scenes, path, train_scenes: int, epochs: int):
-    from ..parts.training import MIN_ACCURACY, load_trained, save_trained, train_parts_cnn
+def train_first(scenes, train_scenes: int, epochs: int):
+    """The CNN trained on first use, checked and kept in the cache, saying so."""
+    from ..parts.training import save_trained, trained_and_checked, weights_path
 
-    if path.is_file():
-        return load_trained(path, scenes)
+    path = weights_path(scenes)
     print(f"model parts_cnn: no trained weights for this world in {path.parent}: training them now (about 2 minutes "
           "on 2 CPU cores; `cce-bench train-parts` does it ahead of a run)", file=sys.stderr)
-    net, report = train_parts_cnn(scenes, train_scenes, epochs)
-    print(f"model parts_cnn: trained in {report['seconds']:.0f} s, held-out accuracy {report['accuracy']:.2%}",
-          file=sys.stderr)
-    if report["accuracy"] < MIN_ACCURACY:
-        raise UserError(f"model parts_cnn reached {report['accuracy']:.2%} held-out accuracy (needs "
-                        f"{MIN_ACCURACY:.0%}) on this world: pass model.epochs=8 to train longer")
+    net, report, reliance = trained_and_checked(scenes, train_scenes, epochs)
     save_trained(net, report, path)
-    return net
-
-
-def checked_reliance(model: Classifier, scenes):
-    """The reliance check on held-out scenes, printed; one line refusing a model that fails it."""
-    from ..parts.training import reliance_check, scene_tensor
-
-    reliance = reliance_check(lambda images: model(scene_tensor(images)), scenes)
-    print(f"model parts_cnn: reliance check: {reliance.describe()}", file=sys.stderr)
-    if not reliance.passes:
-        raise UserError("model parts_cnn fails the reliance check (its logits do not follow the parts that define "
-                        "its classes): retrain it (cce-bench train-parts) or pass another model.checkpoint")
-    return reliance
+    return net, reliance

@@ -11,6 +11,15 @@ from ..errors import UserError
 from .scenes import SPLITS, Rendered, Scene
 
 
+def scene_truth(metric, maps) -> SceneTruth:
+    """The metric's SceneTruth for its run (made once, on the first batch), holding this batch's scenes."""
+    truth = getattr(metric, "_scene_truth", None)
+    if truth is None:
+        truth = metric._scene_truth = SceneTruth(metric.cfg.data, maps.model.inputs)
+    truth.keep_only(maps.ids)
+    return truth
+
+
 class SceneTruth:
     """The scenes of a run on `data=parts` (its config's data node), for a model's input settings."""
 
@@ -26,6 +35,42 @@ class SceneTruth:
         settings = resolve_input_settings(inputs, data_cfg)
         self.transform = preprocessing(settings.mean, settings.std, settings.resize, settings.size,
                                        settings.interpolation)
+        # this batch's scenes: drawn, their masks, and per network the logits without each part, made once for
+        # every method scored on the batch
+        self._drawn: dict[str, Rendered] = {}
+        self._masks: dict[str, dict[str, torch.Tensor]] = {}
+        self._removal_logits: dict[tuple[int, str], torch.Tensor] = {}
+
+    def keep_only(self, image_ids) -> None:
+        """Forget the scenes of earlier batches."""
+        kept = set(map(str, image_ids))
+        self._drawn = {k: v for k, v in self._drawn.items() if k in kept}
+        self._masks = {k: v for k, v in self._masks.items() if k in kept}
+        self._removal_logits = {k: v for k, v in self._removal_logits.items() if k[1] in kept}
+
+    def drawn(self, image_id: str) -> Rendered:
+        """The scene whole, drawn once per batch."""
+        if image_id not in self._drawn:
+            self._drawn[image_id] = self.world.render(self.scene(image_id))
+        return self._drawn[image_id]
+
+    def scene_masks(self, image_id: str) -> dict[str, torch.Tensor]:
+        """`masks` of the scene whole, made once per batch."""
+        if image_id not in self._masks:
+            self._masks[image_id] = self.masks(self.drawn(image_id))
+        return self._masks[image_id]
+
+    @torch.no_grad()
+    def removal_logits(self, network, image_id: str, device) -> torch.Tensor:
+        """`network`'s logits [1 + parts, classes] of the scene whole and without each of its parts in slot
+        order, computed once per batch and network whichever method or metric asks."""
+        key = (id(network), image_id)
+        if key not in self._removal_logits:
+            scene = self.scene(image_id)
+            without = [self.world.render(scene, removed=(part.slot,)) for part in scene.parts]
+            inputs = self.inputs([self.drawn(image_id), *without]).to(device)
+            self._removal_logits[key] = network(inputs).double().cpu()
+        return self._removal_logits[key]
 
     def scene(self, image_id: str) -> Scene:
         split, _, index = str(image_id).rpartition("_")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,32 @@ def reliance_check(logits_of, world: PartsWorld, count: int = CHECK_SCENES) -> R
         scale = max(float(np.median(part_drops)), 1e-6)
         steady += list(distractor_moves < DISTRACTOR_SHARE * scale)
     return Reliance(float(np.mean(lowered)), float(np.mean(steady)) if steady else 1.0, count)
+
+
+def trained_and_checked(world: PartsWorld, scenes: int = TRAIN_SCENES, epochs: int = EPOCHS, seed: int = 0,
+                        progress: bool = True) -> tuple[nn.Module, dict, Reliance]:
+    """The CNN trained, then held to the accuracy and the reliance bars; one short of either is one line (nothing
+    is kept). Its report carries both."""
+    net, report = train_parts_cnn(world, scenes, epochs, seed, progress)
+    print(f"parts_cnn: trained in {report['seconds']:.0f} s on {scenes} scenes, held-out accuracy "
+          f"{report['accuracy']:.2%}", file=sys.stderr)
+    if report["accuracy"] < MIN_ACCURACY:
+        raise UserError(f"the parts CNN reached {report['accuracy']:.2%} held-out accuracy (needs {MIN_ACCURACY:.0%}): "
+                        f"nothing was kept; pass model.epochs={2 * epochs} to train longer")
+    reliance = checked_reliance(lambda images: net(scene_tensor(images)), world)
+    report["reliance"] = {"part_rate": reliance.part_rate, "distractor_rate": reliance.distractor_rate,
+                          "scenes": reliance.scenes, "passes": reliance.passes}
+    return net, report, reliance
+
+
+def checked_reliance(logits_of, world: PartsWorld) -> Reliance:
+    """The reliance check, printed; one line refusing a model that fails it."""
+    reliance = reliance_check(logits_of, world)
+    print(f"parts_cnn: reliance check: {reliance.describe()}", file=sys.stderr)
+    if not reliance.passes:
+        raise UserError("the parts CNN fails the reliance check (its logits do not follow the parts that define its "
+                        "classes): retrain it (cce-bench train-parts model.epochs=8) or pass another model.checkpoint")
+    return reliance
 
 
 def save_trained(net: nn.Module, report: dict, path: Path) -> None:
