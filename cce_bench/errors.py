@@ -57,17 +57,19 @@ def _first_line(exc: BaseException) -> str:
 DESCRIBERS: list[Callable[[BaseException], str | None]] = []
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with the line that says what of the run is kept, where, and how to go on."""
+
+
 def describe_error(exc: BaseException) -> tuple[str, int]:
     """(one line, exit code) for any exception: 2 for everything but an interrupt (130)."""
     import errno
 
     if isinstance(exc, UserError):
         return _first_line(exc) if "\n" not in str(exc) else " ".join(str(exc).split()), 2
-    if isinstance(exc, KeyboardInterrupt):
-        return (
-            "interrupted; the batches finished so far are in the output folder (rerun with the same out= to go on)",
-            130,
-        )
+    if isinstance(exc, KeyboardInterrupt):  # a run's says what it kept (RunInterrupted); before one, nothing was
+        return (str(exc) if isinstance(exc, RunInterrupted) else "interrupted before a run started: nothing was "
+                "written"), 130
     if is_allocation_failure(exc):
         asked = [n[len(MEMORY_NOTE):] for n in getattr(exc, "__notes__", []) if n.startswith(MEMORY_NOTE)]
         if asked:

@@ -15,11 +15,11 @@ def read_paper_table(filename: str) -> pd.DataFrame:
 
 
 def paper_applies(cfg) -> bool:
-    """Whether the paper's numbers belong beside this run's: not on the suite's part scenes (data=parts), which
-    the paper never saw."""
+    """Whether the paper's numbers belong beside this run's: not on the suite's part scenes (data=parts, or as
+    files for the model trained on them, model=parts_cnn), which the paper never saw."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.select(cfg, "data.name") != "parts"
+    return OmegaConf.select(cfg, "data.name") != "parts" and OmegaConf.select(cfg, "model.name") != "parts_cnn"
 
 
 def format_duration(seconds: float) -> str:
@@ -165,7 +165,43 @@ class Table:
     def write(self, run) -> str:
         run.write_csv("table.csv", self.frame)
         run.write_text("table.md", f"{self.text()}\n")
+        run.write_text("table.tex", to_latex(self.frame, self.caption))
         return self.text()
+
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "ρ": r"$\rho$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "±": r"$\pm$", "–": "--"}
+
+
+def latex_text(value) -> str:
+    """A cell or a caption as LaTeX text: its special characters escaped, a missing value as --."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "--"
+    if isinstance(value, float):  # as the table rounded it (scores to 2 or 3 digits), without trailing zeros
+        return f"{round(value, 4):g}"
+    return "".join(LATEX_SPECIAL.get(char, char) for char in str(value))
+
+
+def to_latex(table: pd.DataFrame, caption: str) -> str:
+    """The table for a paper (table.tex): booktabs rules, each column that has an `X SE` beside it shown as
+    `mean $\\pm$ SE` (the SE columns folded in), the caption as its \\caption."""
+    def error_of(column) -> str:  # the SE column of a mean: "Ins SE" of "Ins", "Proportion SE" of "Proportion (%)"
+        return f"{str(column).removesuffix(' (%)')} SE"
+
+    columns = [c for c in table.columns if c not in {error_of(other) for other in table.columns if other != c}]
+    rows = []
+    for _, row in table.astype(object).iterrows():  # object: integers stay integers
+        cells = []
+        for column in columns:
+            error = row.get(error_of(column))
+            both = not pd.isna(row[column]) and error is not None and not pd.isna(error)
+            cells.append(f"{latex_text(row[column])} $\\pm$ {latex_text(error)}" if both else latex_text(row[column]))
+        rows.append(" & ".join(cells) + r" \\")
+    head = " & ".join(latex_text(column) for column in columns) + r" \\"
+    return "\n".join([r"\begin{table}[t]", r"\centering", r"\small", f"\\begin{{tabular}}{{{'l' * len(columns)}}}",
+                      r"\toprule", head, r"\midrule", *rows, r"\bottomrule", r"\end{tabular}",
+                      f"\\caption{{{latex_text(caption)}}}", r"\end{table}", ""])
 
 
 def column_position(table: pd.DataFrame, column: str) -> int:

@@ -1,7 +1,12 @@
 """Any classifier: torchvision and timm models by name, your own by import path, each with its own input
 settings and a target layer found when nobody names one."""
+import hashlib
 import json
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -232,6 +237,24 @@ def test_compare_on_a_torchvision_model_and_on_a_custom_module_from_outside_the_
     assert (config["data"]["crop"], config["data"]["resize"]) == (64, 73)
     table = (run / "table.md").read_text()
     assert "custom my_nets.build (fp32)" in table and "GCAM+" in table and "CCE" in table
+    # provenance: every library that computed a number, the suite's checkout, the user's own code by file hash
+    machine = json.loads((run / "machine.json").read_text())
+    user_file = custom_package / "my_nets.py"
+    assert machine["user_code"] == [{"key": "model._target_", "target": "my_nets.build", "file": str(user_file),
+                                     "sha256": hashlib.sha256(user_file.read_bytes()).hexdigest()}]
+    installed = {name for name, version in machine["versions"].items() if version}
+    assert {"cce-bench", "torch", "torchvision", "captum", "grad-cam", "quantus", "timm"} <= installed
+    imported = subprocess.run([sys.executable, "-c", "import cce_bench; print(cce_bench.__file__)"], cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(custom_package)}, capture_output=True, text=True)
+    checkout = Path(imported.stdout.strip()).resolve().parents[1]  # the suite as the run imported it
+    if (checkout / ".git").exists():  # an editable install of a checkout: its commit and whether it has changes
+        git = ["git", "-C", str(checkout)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True).stdout.strip()
+        assert machine["source"] == {"path": str(checkout), "commit": head, "uncommitted_changes": bool(changes)}
+    else:
+        assert machine["source"] is None
 
 
 @pytest.mark.slow

@@ -54,6 +54,28 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0, warm
     assert float(table.loc["CCE", "p (median)"]) < 0.05
     assert "Warning: the explained classes have median probability" in (out / "table.md").read_text()
     assert "Warning: the explained classes" in result.stderr
+    # table.tex for a paper: the same rows, each mean with its SE, the caption, booktabs rules
+    latex = (out / "table.tex").read_text().splitlines()
+    assert latex[:5] == [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{" + "l" * 16 + "}",
+                         r"\toprule"] and r"\bottomrule" in latex
+    assert latex[5].startswith(r"rank & method & Ins & Del & Diff & Ins (paper) & Del (paper) & Proportion (\%)")
+    rows = {line.split(" & ")[1]: line.split(" & ") for line in latex[7:10]}
+    cce_row = table.loc["CCE"]
+    assert cce_row["Ins SE"] == "" and rows["CCE"][2] == f"{float(cce_row['Ins']):g}"  # one image: no SE to show
+    assert rows["CALM"][2] == "needs checkpoint" and latex[-2].startswith(r"\caption{Every method on the same 1")
+    # `cce-bench runs` lists it beside an unfinished one, with its headline: the first row by its ranking score
+    (tmp_path / "unfinished").mkdir()
+    for name in ("config.yaml", "fingerprint.json"):
+        (tmp_path / "unfinished" / name).write_bytes((out / name).read_bytes())
+    listed = run_cli("runs", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+             for line in listed.stdout.splitlines()[2:]}
+    top = table.index[0]
+    assert lines["compare"][:5] == ["compare", "complete", "photos_coco", "efficientnet_lite0", "1"]
+    assert table.loc[top, "Proportion SE"] == ""  # one image: no SE, so none is shown
+    assert lines["compare"][-1] == f"{top}: Proportion (%) {table.loc[top, 'Proportion (%)']}"
+    assert lines["unfinished"][1].startswith("unfinished")
 
     # Grad-CAM++'s scores, recomputed here on the same pair with the metrics and randomiser called directly
     dataset = create_dataset({"name": "photos_coco", "n_images": 1}, lite0.inputs)
@@ -180,6 +202,30 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     # classes the model barely believes: flagged in the caption
     _, caption = ranked_leaderboard(records.assign(target_prob=1e-5), cfg, has_boxes=True)
     assert "Warning: the explained classes have median probability 1e-05" in caption
+
+
+def test_the_latex_table_folds_each_se_beside_its_mean_and_escapes_the_text():
+    from cce_bench.tables import to_latex
+
+    table = pd.DataFrame({"rank": [1, 2], "method": ["GBP", "my_method"], "Ins": [85.6, 84.3], "Ins SE": [1.08, None],
+                          "Proportion (%)": [32.1, 20.0], "Proportion SE": [0.9, 0.5], "Contrast ρ": [0.23, None],
+                          "images": [20, 20]})
+    assert to_latex(table, "50% of A & B").splitlines() == [
+        r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{llllll}", r"\toprule",
+        r"rank & method & Ins & Proportion (\%) & Contrast $\rho$ & images \\", r"\midrule",
+        r"1 & GBP & 85.6 $\pm$ 1.08 & 32.1 $\pm$ 0.9 & 0.23 & 20 \\",
+        r"2 & my\_method & 84.3 & 20 $\pm$ 0.5 & -- & 20 \\", r"\bottomrule", r"\end{tabular}",
+        r"\caption{50\% of A \& B}", r"\end{table}"]
+
+
+def test_a_runs_headline_is_the_leaderboards_first_row_by_its_ranking_or_the_sweeps_best_diff():
+    from cce_bench.commands.runs import headline
+
+    board = pd.DataFrame({"rank": [1, 2], "method": ["CCE", "GBP"], "Ins": [80.0, 90.0], "Proportion (%)": [61.1, 50.0],
+                          "Proportion SE": [1.2, 2.0]})
+    assert headline(board, "... Ranked by Proportion (%); paired diff ...") == "CCE: Proportion (%) 61.1 ± 1.2"
+    sweep = pd.DataFrame({"alpha": [1.0, 0.7, 0.0], "Diff": [74.91, 74.86, 70.52], "Diff SE": [0.2, 0.2, 0.34]})
+    assert headline(sweep, "") == "alpha=1.0: Diff 74.91 ± 0.2"
 
 
 def test_compare_refuses_a_reference_it_does_not_run(tmp_path, warm_cli):

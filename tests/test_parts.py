@@ -72,6 +72,62 @@ def test_the_data_source_gives_each_scene_with_its_parts_as_the_boxes():
     assert torch.allclose(batch["image"][1], expected, atol=1e-6)
 
 
+def test_exported_scenes_read_back_as_the_scenes_drawn_with_pycocotools_masks_and_folders_in_class_order(tmp_path):
+    from PIL import Image
+    from pycocotools.coco import COCO
+
+    from cce_bench.parts.export import export_scenes
+
+    world = PartsWorld(parts=3, types=2, side=48, distractors=2)
+    written = export_scenes(world, "test", 9, tmp_path, progress=False)
+    coco = COCO(str(tmp_path / "annotations.json"))
+    folders = sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert folders == [f"{label:03d}-{world.class_name(label)}" for label in range(8)]  # scenes 0..8: every class
+    names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
+    for image_id in (1, 9):
+        scene = world.scene("test", image_id - 1)
+        drawn = world.render(scene)
+        info = coco.imgs[image_id]
+        assert info["file_name"].startswith(f"{scene.label:03d}-")
+        read = np.asarray(Image.open(tmp_path / "images" / info["file_name"]))
+        assert np.array_equal(read, drawn.image)  # PNG: the scene's bytes
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+        by_name = {names[a["category_id"]]: a for a in anns if names[a["category_id"]] != "distractor"}
+        assert set(by_name) == {world.class_name(scene.label), "part:head", "part:right_wing", "part:right_foot"}
+        for slot, name in enumerate(("part:head", "part:right_wing", "part:right_foot")):
+            assert np.array_equal(coco.annToMask(by_name[name]).astype(bool), drawn.part_masks[slot])
+        whole = coco.annToMask(by_name[world.class_name(scene.label)]).astype(bool)
+        assert np.array_equal(whole, np.logical_or.reduce(list(drawn.part_masks.values())))
+        rows, cols = np.nonzero(whole)
+        assert by_name[world.class_name(scene.label)]["bbox"] == [cols.min(), rows.min(), cols.max() - cols.min() + 1,
+                                                                  rows.max() - rows.min() + 1]
+        distractors = [coco.annToMask(a).astype(bool) for a in anns if names[a["category_id"]] == "distractor"]
+        assert len(distractors) == len(drawn.distractor_masks)
+    assert written == {"scenes": 9, "classes": 8, "annotations": len(coco.anns)}
+
+
+def test_a_scene_id_is_split_and_index_and_anything_else_is_one_line():
+    from cce_bench.errors import UserError
+    from cce_bench.parts.explain import scene_by_id
+
+    world = PartsWorld(parts=2, types=2, side=48)
+    assert scene_by_id(world, "parts:check_000007") == world.scene("check", 7)
+    for bad in ("parts:test_", "parts:valid_000001", "parts:chelsea"):
+        with pytest.raises(UserError, match="is not a part scene: explain takes parts:SPLIT_INDEX"):
+            scene_by_id(world, bad)
+
+
+def test_an_architecture_to_train_is_the_suites_cnn_a_torchvision_or_timm_name_or_one_line():
+    from cce_bench.errors import UserError
+    from cce_bench.parts.network import parts_network
+
+    assert parts_network("torchvision_resnet18", 4).fc.out_features == 4
+    assert parts_network("timm_resnet10t", 4).get_classifier().out_features == 4
+    for bad in ("torchvision_resnet_nothing", "resnet18", "timm_"):
+        with pytest.raises(UserError, match=f"model.architecture={bad} is not a network to train on the part scenes"):
+            parts_network(bad, 4)
+
+
 def scored(metric: str, maps: torch.Tensor, ids: list, model) -> list:
     cfg = OmegaConf.create({"data": TINY, "seed": 0})
     images = torch.zeros(len(ids), 3, 48, 48)
@@ -180,7 +236,8 @@ def test_compare_on_part_scenes_trains_the_cnn_once_checks_it_and_scores_against
             "model.train_scenes=640", "methods=[gradcam_pp,ig]", "experiment=smoke")
     first = run_cli(*args, f"out={tmp_path / 'one'}", env={"CCE_BENCH_CACHE": str(cache)})
     assert first.returncode == 0, first.stderr
-    assert "no trained weights for this world" in first.stderr and "reliance check: removing a part" in first.stderr
+    assert "no trained weights of parts_cnn for this world" in first.stderr
+    assert "reliance check: removing a part" in first.stderr
     stored = list(cache.glob("parts/v1_seed0_parts2_types2_side48_distractors3/parts_cnn.*"))
     assert sorted(p.suffix for p in stored) == [".json", ".pt"]
     report = json.loads(next(p for p in stored if p.suffix == ".json").read_text())
@@ -191,6 +248,8 @@ def test_compare_on_part_scenes_trains_the_cnn_once_checks_it_and_scores_against
     assert not any("(paper)" in column for column in table)  # the paper never saw these scenes
     assert table["Distract"].between(0, 1).all() and table["Part del"].between(-1, 1).all()
     assert table["Contrast slot"].between(0, 1).all() and table["Target sens"].between(0, 1).all()
+    caption = (tmp_path / "one" / "table.md").read_text().split("\n\n")[0]
+    assert "Knobs set away from the methods' defaults: IG steps=4. Ranked by" in caption  # experiment=smoke's
     again = run_cli(*args, f"out={tmp_path / 'two'}", env={"CCE_BENCH_CACHE": str(cache)})
     assert again.returncode == 0 and "no trained weights" not in again.stderr, again.stderr
     assert pd.read_csv(tmp_path / "two" / "table.csv").drop(columns=["s/img"]).equals(table.drop(columns=["s/img"]))
@@ -199,6 +258,36 @@ def test_compare_on_part_scenes_trains_the_cnn_once_checks_it_and_scores_against
     assert swept.returncode == 0, swept.stderr
     sweep_table = pd.read_csv(tmp_path / "sweep" / "table.csv")
     assert list(sweep_table["alpha"]) == [1.0, 0.0] and not any("(paper)" in c for c in sweep_table)
+    assert sweep_table["Part del"].between(-1, 1).all() and sweep_table["Distract"].between(0, 1).all()
+    sweep_records = pd.read_csv(tmp_path / "sweep" / "records.csv")
+    by_value = sweep_records.groupby("value")["distractibility"].mean()
+    assert sweep_table["Distract"].tolist() == [round(by_value[v], 3) for v in (1.0, 0.0)]
+    # the same scenes as files, read by COCO's loader for the model trained on them
+    exported = run_cli("export-parts", *args[2:4], "data.n_images=4", f"out={tmp_path / 'files'}",
+                       env={"CCE_BENCH_CACHE": str(cache)})
+    assert exported.returncode == 0, exported.stderr
+    command = exported.stdout.strip().split("score them as files with: cce-bench ")[1].split()
+    assert command[0] == "compare" and any(word.startswith("'model.world=") for word in command)
+    as_files = run_cli(*[word.strip("'") for word in command], "methods=[gradcam_pp]", "experiment=smoke",
+                       "data.n_images=null", f"out={tmp_path / 'coco'}", env={"CCE_BENCH_CACHE": str(cache)})
+    assert as_files.returncode == 0 and "no trained weights" not in as_files.stderr, as_files.stderr
+    coco_records = pd.read_csv(tmp_path / "coco" / "records.csv")
+    assert sorted(coco_records["target_name"]) == sorted(pd.read_csv(tmp_path / "one" / "samples.csv")["class"])
+    assert coco_records["proportion"].between(0, 1).all()
+    # one scene drawn by explain: its parts, each method's map of P and its answer to "why P rather than Q"
+    world = next(word for word in command if word.startswith("'model.world=")).strip("'")
+    drawn = run_cli("explain", "parts:test_000001", "model=parts_cnn", world, "methods=[gradcam_pp,cce]",
+                    "experiment=smoke", "save_maps=true", f"out={tmp_path / 'figure'}",
+                    env={"CCE_BENCH_CACHE": str(cache)})
+    assert drawn.returncode == 0, drawn.stderr
+    scenes = PartsWorld(parts=2, types=2, side=48)
+    asked = json.loads((tmp_path / "figure" / "explain.json").read_text())["questions"]
+    assert [(q["method"], q["P"], q["Q"], q["slot"], q["contrast_answered"]) for q in asked] == [
+        (method, scenes.class_name(1), scenes.class_name(scenes.neighbour(1, 1)), "right_wing", answers)
+        for method, answers in (("gradcam_pp", False), ("cce", True))]
+    saved = {path.stem for path in (tmp_path / "figure" / "maps").glob("*.npz")}
+    assert saved == {"gradcam_pp", "cce", "cce_contrast", "cce_contrast_M_sup", "cce_contrast_M_pro"}
+    assert (tmp_path / "figure" / "explain.png").stat().st_size > 10_000
 
 
 class FixedMaps:
@@ -206,6 +295,10 @@ class FixedMaps:
 
     def __init__(self, maps):
         self.given = maps
+
+    @staticmethod
+    def answers_contrast():
+        return True
 
     def explain(self, images, target):
         from cce_bench.explainers.targets import Explanation
@@ -262,6 +355,28 @@ def test_target_sensitivity_is_one_for_maps_on_the_shared_parts_and_zero_reverse
         given = MapsToScore(tiny_model, torch.zeros(6, 3, 48, 48), torch.zeros(6, 48, 48), targets, cfg, 0, ids=ids,
                             explainer=method)
         assert create_metric("target_sensitivity", cfg).score(given).per_image["target_sensitivity"] == [expected] * 6
+
+
+@pytest.mark.slow
+def test_train_parts_trains_a_timm_network_keyed_by_its_name_and_compare_scores_it(tmp_path):
+    cache, world = tmp_path / "cache", ("data.parts=2", "data.side=48")
+    trained = run_cli("train-parts", *world, "model.train_scenes=640", "model.epochs=8",
+                      "model.architecture=timm_resnet10t", f"out={tmp_path / 'train'}",
+                      env={"CCE_BENCH_CACHE": str(cache)})
+    assert trained.returncode == 0, trained.stderr
+    assert trained.stdout.strip().endswith("use them with: cce-bench compare data=parts model=parts_cnn "
+                                           "model.architecture=timm_resnet10t data.parts=2 data.side=48")
+    report = json.loads((tmp_path / "train" / "training.json").read_text())
+    assert report["architecture"] == "timm_resnet10t" and report["accuracy"] >= 0.98 and report["reliance"]["passes"]
+    assert [p.name for p in (cache / "parts" / "v1_seed0_parts2_types2_side48_distractors3").glob("*.pt")] == [
+        "timm_resnet10t.pt"]
+    scored = run_cli("compare", "data=parts", *world, "data.n_images=2", "model=parts_cnn",
+                     "model.architecture=timm_resnet10t", "methods=[gradcam_pp]", "metrics=[part_deletion]",
+                     "experiment=smoke", f"out={tmp_path / 'compare'}", env={"CCE_BENCH_CACHE": str(cache)})
+    assert scored.returncode == 0 and "no trained" not in scored.stderr, scored.stderr
+    config = (tmp_path / "compare" / "config.yaml").read_text()
+    assert "target_layer: layer4.0" in config  # found by the rule in the timm network, not the suite CNN's
+    assert "parts_cnn timm_resnet10t (fp32)" in (tmp_path / "compare" / "table.md").read_text()
 
 
 def test_train_parts_keeps_the_cnn_where_parts_cnn_finds_it_and_says_how_to_use_it(tmp_path):

@@ -60,6 +60,26 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
     assert json.loads((reference / "machine.json").read_text())["versions"]["torch"]
 
 
+@pytest.mark.slow
+def test_ctrl_c_says_what_is_kept_where_and_how_to_go_on(tmp_path):
+    out = tmp_path / "interrupted"
+    part = out / "parts" / "rank0.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "cce_bench.cli", "sweep", *FAST, "data.n_images=4", f"out={out}"],
+                            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not part.exists() or not part.read_text().strip()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1].endswith(
+        f"interrupted: what had finished is kept in {out}; rerun with out={out} to go on from there (nothing finished "
+        "is computed again)")
+    kept = len(part.read_text().splitlines())
+    rerun = run_cli("sweep", *FAST, "data.n_images=4", f"out={out}")
+    assert rerun.returncode == 0 and f"{kept} of 4 batches already done" in rerun.stderr, rerun.stderr
+
+
 def test_a_cut_last_line_is_redone(tmp_path):
     from cce_bench.runs.run_folder import RunFolder
 

@@ -95,6 +95,20 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, warm_cli):
     assert refused.returncode == 2 and "--dry-run plans the scoring commands" in refused.stderr
 
 
+def test_a_long_plan_offers_a_first_look_and_a_short_or_smoke_one_does_not():
+    from cce_bench.runs.cost import LONG_PLAN_SECONDS, Passes, Plan, Rates, first_look_hint
+
+    rates = Rates(forward=0.002, gradient=0.004, backward=0.004)  # seconds per pass
+    per_image = {"CCE": Passes(forward=500, gradient=250, backward=250)}  # 1 + 1 + 1 = 3 s per image
+    at_the_bar = Plan(images=LONG_PLAN_SECONDS // 3, parts=per_image, rates=rates, device_name="cpu")
+    assert first_look_hint(at_the_bar, "sweep", None) == (
+        "plan: that is long on this machine; for a first look in about a minute (one image, few steps, the same "
+        "code paths) add experiment=smoke: cce-bench sweep ... experiment=smoke")
+    assert first_look_hint(at_the_bar, "sweep", "smoke") == ""  # already the first look
+    shorter = Plan(images=LONG_PLAN_SECONDS // 3 - 1, parts=per_image, rates=rates, device_name="cpu")
+    assert first_look_hint(shorter, "sweep", "table1_alpha") == ""
+
+
 def test_cfg_job_prints_the_composed_config():
     result = run_cli("sweep", "param=M", "model=vgg19", "--cfg", "job")
     assert result.returncode == 0, result.stderr

@@ -183,6 +183,17 @@ COMMANDS: dict[str, CommandEntry] = {
             hydra=False,
         ),
         CommandEntry(
+            "runs",
+            "list the runs under a folder: command, status, data, model, headline numbers",
+            "Lists the run folders under FOLDER (default results/), newest first: each one's command, whether it is "
+            "complete, its data, model and images, and its headline (a leaderboard's first row by the score it is "
+            "ranked by, a sweep's best value by Diff).",
+            keys=("[FOLDER]   (default results)",),
+            examples=("cce-bench runs", "cce-bench runs results/runs"),
+            reported=False,
+            hydra=False,
+        ),
+        CommandEntry(
             "report",
             "one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR",
             "One page for a finished run, as self-contained HTML and markdown: its table beside the paper, plots, "
@@ -208,6 +219,16 @@ COMMANDS: dict[str, CommandEntry] = {
             keys=("data.scene_seed=0   data.parts=5   data.types=2   data.side=96   data.distractors=3",
                   "model.train_scenes=8000   model.epochs=4"),
             examples=("cce-bench train-parts data.parts=2 data.side=48 model.train_scenes=640",),
+            reported=False,
+        ),
+        CommandEntry(
+            "export-parts",
+            "write the part scenes (data=parts) as a class-per-folder image tree and COCO-format masks",
+            "Writes the part scenes of a world (data=parts) as files: images/CLASS/ID.png (a folder per class, in the "
+            "model's class order) and annotations.json (COCO format, read by pycocotools: each scene's object, parts "
+            "and distractors as RLE masks), which compare data=coco and other tools read.",
+            keys=("data.split=test   data.n_images=500   data.scene_seed=0   data.parts=5   data.side=96",),
+            examples=("cce-bench export-parts out=parts_scenes data.n_images=500",),
             reported=False,
         ),
     ]

@@ -294,7 +294,7 @@ def prepare(session: Session) -> Job:
                 text)
 
     def plan_parts(probe):
-        return {**method_parts(model, explainers, probe, 1 + metrics.extra_maps()),
+        return {**method_parts(model, explainers, probe, lambda explainer: 1 + metrics.extra_maps(explainer)),
                 **scoring_part(metrics.passes(int(cfg.data.crop)) * len(explainers))}
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, session.maps, cfg), write_tables,
@@ -318,7 +318,24 @@ def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFr
     return (
         f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
         f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: {meanings}. {paper}"
+        + changed_knobs(cfg, sorted(set(records["method"])))
     )
+
+
+def changed_knobs(cfg: DictConfig, names: list[str]) -> str:
+    """A sentence naming each knob of the run's methods set away from its default (RISE's N on a budget), ''
+    where none is."""
+    from ..method_knobs import knobs_of
+
+    changed = []
+    for name in names:
+        if name not in EXPLAINERS.names() or name not in (cfg.get("method_knobs") or {}):
+            continue
+        defaults = knobs_of(name).defaults()
+        given = cfg.method_knobs[name]
+        changed += [f"{method_label(cfg, name)} {knob}={given[knob]}" for knob, default in defaults.items()
+                    if knob in given and knob != "batch_size" and given[knob] != default]
+    return f"Knobs set away from the methods' defaults: {', '.join(changed)}. " if changed else ""
 
 
 def panels(metrics: RunMetrics) -> list[Panel]:

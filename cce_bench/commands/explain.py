@@ -24,6 +24,7 @@ from ..explainers.base import other_top_classes
 from ..figures import explanation_figure, grid_rows, method_grid
 from ..models import class_index
 from ..models.inputs import resolve_input_settings
+from ..parts.explain import is_scene
 from ..runs.map_store import write_maps
 from ..runs.run_folder import RunFolder
 from ..runs.runtime import build_explainer, build_model, chosen_methods, resolve, seed_everything
@@ -114,6 +115,8 @@ def run_explain(cfg: DictConfig) -> Path:
     methods = chosen_methods(cfg)
     check_inputs(cfg, methods)
     model = build_model(cfg)
+    if any(is_scene(name) for name in cfg.inputs):
+        return part_scene_figure(cfg, model, methods)
     images, pictures = images_and_pictures(list(cfg.inputs), model, cfg.data)
     with torch.no_grad():
         logits = check_finite(model(images).float(), model, list(cfg.inputs))
@@ -128,6 +131,25 @@ def run_explain(cfg: DictConfig) -> Path:
     run.write_json("explain.json", {"inputs": list(cfg.inputs), "questions": questions})
     if cfg.get("save_maps"):
         write_maps(run.path, saved)
+    run.write_config(cfg)
+    print(f"figure written to {figure}")
+    return figure
+
+
+def part_scene_figure(cfg: DictConfig, model, methods: list[str]) -> Path:
+    """One part scene (parts:SPLIT_INDEX): its parts, each method's map of P and its answer to "why P rather than Q"
+    (cce_bench/parts/explain.py), as one grid."""
+    from ..parts.explain import explain_scene
+
+    if len(cfg.inputs) != 1:
+        raise UserError(f"{len(cfg.inputs)} inputs given with a part scene: explain takes one scene "
+                        "(parts:test_000005)")
+    scene = explain_scene(cfg, model, methods)
+    run = RunFolder(cfg.out)
+    figure = method_grid(scene.picture, scene.title, scene.cells, run.path / "explain.png")
+    run.write_json("explain.json", {"inputs": list(cfg.inputs), "questions": scene.questions})
+    if cfg.get("save_maps"):
+        write_maps(run.path, scene.saved)
     run.write_config(cfg)
     print(f"figure written to {figure}")
     return figure

@@ -121,6 +121,12 @@ def write_report(run_dir: str) -> tuple[Path, Path]:
         machine = json.loads(machine_file.read_text())
         page.provenance["device"] = f"{machine['device']} ({machine['device_name']})"
         page.provenance["versions"] = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
+        source = machine.get("source")
+        if source:
+            page.provenance["checkout"] = (f"{source['commit'][:12]}"
+                                           + (" with uncommitted changes" if source["uncommitted_changes"] else ""))
+        for code in machine.get("user_code") or []:
+            page.provenance[code["key"]] = f"{code['target']} ({code['file']}, sha256 {str(code['sha256'])[:16]})"
     page.config_text = OmegaConf.to_yaml(OmegaConf.load(folder / "config.yaml"))
     markdown_path, html_path = folder / "report.md", folder / "report.html"
     write_atomic(markdown_path, page.markdown())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
 from ..explainers import postprocess
@@ -71,6 +71,25 @@ def score_batch(model, batch, explainer, settings, metrics: RunMetrics, kept: Ma
     return records, {"curves": curve_sums}
 
 
+def sweep_metrics(cfg: DictConfig) -> RunMetrics:
+    """Tables 1-4 are insertion/deletion; on part scenes (data=parts) the ground-truth scores that need no second
+    map of the method are scored too (part deletion, distractibility)."""
+    scenes = OmegaConf.select(cfg, "data.name") == "parts"
+    return RunMetrics(["insertion_deletion"] + (["part_deletion", "distractibility"] if scenes else []), cfg)
+
+
+def with_further_columns(table: pd.DataFrame, records: pd.DataFrame, metrics: RunMetrics, values: list
+                         ) -> pd.DataFrame:
+    """The sweep table with each further metric's columns (mean and SE per swept value) before `valid %`."""
+    by_value = records.assign(method=records["value"])
+    for metric in metrics:
+        if metric.name == "insertion_deletion":
+            continue
+        for column, per_value in metric.columns(by_value, values).items():
+            table.insert(list(table.columns).index("valid %"), column, per_value)
+    return table
+
+
 def examples(records: pd.DataFrame, cfg) -> Examples:
     """The records at the method's own setting with their Diff as `score` (for `report`'s examples)."""
     values = records["value"].astype(str).unique().tolist()
@@ -88,12 +107,13 @@ def prepare(session: Session) -> Job:
     explainer = build_explainer(cfg, model, name)
     settings = sweep_settings(cfg, explainer)
     dataset = build_dataset(cfg, model)
-    metrics = RunMetrics(["insertion_deletion"], cfg)  # Tables 1-4 are insertion/deletion
+    metrics = sweep_metrics(cfg)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
         paper = read_paper_table(cfg.param.paper) if cfg.param.get("paper") and paper_applies(cfg) else None
         table = sweep_table(records, cfg.param.name, sweep_values(cfg, explainer), paper,
                             with_time=bool(cfg.param.get("with_time", False)), paper_columns=paper_applies(cfg))
+        table = with_further_columns(table, records, metrics, sweep_values(cfg, explainer))
         protocol = cfg.metric_knobs.insertion_deletion
         header = (
             f"{explainer.label} on {model_description(cfg)}, {records['image_id'].nunique()} images of {dataset.name} "
@@ -101,6 +121,7 @@ def prepare(session: Session) -> Job:
             f"{protocol.blur_size}/sigma {protocol.blur_sigma}; scores are 100 x mean AUC; "
             + (f"(paper): the published table ({cfg.param.get('paper')}: VGG-19 on 1000 random ImageNet "
                "images), set beside this run's model and images, not measured on them; " if paper is not None else "")
+            + "".join(f"{metric.caption()}; " for metric in metrics if metric.name != "insertion_deletion")
             + "SE = standard error over the images. " + sweep_noise_caption(records, cfg.param.name)
         )
         text = write_curve_tables(run, table, header)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..data.parts import world_of
+from ..data.parts import world_of, world_overrides
+from ..parts.network import OWN
 from ..parts.training import save_trained, trained_and_checked, weights_path
 from ..runs.run_folder import mark_output_folder
 from ..runs.runtime import resolve, seed_everything
@@ -21,23 +22,17 @@ def run_train_parts(cfg: DictConfig) -> Path:
     mark_output_folder(output)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     world = world_of(cfg.data)
-    net, report, _ = trained_and_checked(world, int(cfg.model.train_scenes), int(cfg.model.epochs), seed=int(cfg.seed))
-    path = weights_path(world)
+    architecture = str(cfg.model.architecture)
+    net, report, _ = trained_and_checked(world, int(cfg.model.train_scenes), int(cfg.model.epochs), seed=int(cfg.seed),
+                                         architecture=architecture)
+    path = weights_path(world, architecture)
     save_trained(net, report, path)
     (output / "training.json").write_text(json.dumps({**report, "weights": str(path)}, indent=2) + "\n")
-    print(f"parts_cnn trained in {report['seconds']:.0f} s on {report['train_scenes']} scenes: held-out accuracy "
+    print(f"{architecture} trained in {report['seconds']:.0f} s on {report['train_scenes']} scenes: held-out accuracy "
           f"{report['accuracy']:.2%}; weights in {path}; use them with: cce-bench compare data=parts model=parts_cnn"
+          + (f" model.architecture={architecture}" if architecture != OWN else "")
           + "".join(f" data.{key}={value}" for key, value in world_overrides(cfg.data).items()))
     return path
-
-
-def world_overrides(data: DictConfig) -> dict:
-    """The world's keys that differ from the default world's, as a later command must repeat them."""
-    from ..settings.data import PartScenesData
-
-    default = PartScenesData()
-    return {key: data[key] for key in ("scene_seed", "parts", "types", "side", "distractors")
-            if data[key] != getattr(default, key)}
 
 
 COMMAND = PlainCommand("train-parts", run_train_parts)

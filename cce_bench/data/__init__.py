@@ -5,6 +5,7 @@ here, so a source is registered by existing (one module plus configs/data/NAME.y
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from typing import Any
 
@@ -28,13 +29,17 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def create_dataset(data_cfg, inputs, seed: int = 0) -> Any:
+def create_dataset(data_cfg, inputs, seed: int = 0, categories: tuple = ()) -> Any:
     """The data set named by `data_cfg.name`, fed as the model takes its input (`inputs`, the model's
-    InputSettings); a resize, crop or interpolation that `data_cfg` sets (not null) wins."""
+    InputSettings); a resize, crop or interpolation that `data_cfg` sets (not null) wins. `categories`: the
+    model's class names, for a source that maps its own categories to them (COCO)."""
     settings = resolve_input_settings(inputs, data_cfg)
     transform = preprocessing(settings.mean, settings.std, settings.resize, settings.size, settings.interpolation)
     cfg = {key: value for key, value in dict(data_cfg).items() if key not in ("resize", "crop", "interpolation")}
-    return DATASETS.get(cfg["name"])(transform=transform, seed=seed, **cfg)
+    source = DATASETS.get(cfg["name"])
+    if categories and "categories" in inspect.signature(source).parameters:
+        cfg["categories"] = tuple(categories)
+    return source(transform=transform, seed=seed, **cfg)
 
 
 def image_batches(dataset: Any, batch_size: int, num_workers: int = 0) -> DataLoader:

@@ -14,6 +14,8 @@ from ..errors import UserError
 from .images import ImageSet, Sample, collate_images, read_or_skip, seeded_sample
 from .registry import DATASETS
 
+IMAGENET_CLASSES = 1000
+
 
 @dataclass(frozen=True)
 class PointingSample:
@@ -54,6 +56,15 @@ def contrast_pairs(pairs: list[PointingSample]) -> list[ContrastSample]:
                                               p.category, p.classes, p.boxes, p.width, p.height,
                                               q.category, q.classes, q.boxes))
     return out
+
+
+def class_mapping(categories: tuple = ()) -> dict[str, list[int]]:
+    """COCO category names -> the model's classes: the shipped ImageNet mapping for a model of ImageNet's 1000
+    classes (or none given); for a model of classes of its own (parts_cnn), each of its class names to itself,
+    as the files of `cce-bench export-parts` name their categories."""
+    if categories and len(categories) != IMAGENET_CLASSES:
+        return {str(name): [index] for index, name in enumerate(categories)}
+    return coco_to_imagenet()
 
 
 def coco_to_imagenet() -> dict[str, list[int]]:
@@ -180,8 +191,9 @@ def coco_pairs(coco, images_dir: str, mapping: dict, max_box_fraction: float = 0
     by_name = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
     mapped = {name: classes for name, classes in mapping.items() if name in by_name}
     if not mapped:
-        raise UserError(f"{source} has none of the mapped categories "
-                        f"({', '.join(sorted(mapping)[:6])}, ...): pass COCO's instances file")
+        raise UserError(f"{source} has none of the categories the model's classes map to "
+                        f"({', '.join(sorted(mapping)[:6])}, ...): pass COCO's instances file (for an ImageNet "
+                        "model), or a file whose categories are the model's class names (cce-bench export-parts)")
     pairs = []
     for name, classes in sorted(mapped.items()):
         cat_id = by_name[name]
@@ -201,6 +213,11 @@ class PointingSet(ImageSet):
     """(image, category) pairs with their box masks, transformed together by the same torchvision ops."""
 
     has_boxes = True
+
+    def __init__(self, name: str, samples: list, transform, skipped: list | None = None,
+                 class_count: int = IMAGENET_CLASSES):
+        super().__init__(name, samples, transform, skipped)
+        self.class_count = class_count  # the length of each item's `allowed`: the model's classes
 
     def samples_table(self) -> pd.DataFrame:
         return pd.DataFrame([{"image_id": s.id, "path": s.path, "category": s.category, "boxes": list(s.boxes),
@@ -225,55 +242,61 @@ class PointingSet(ImageSet):
         mask = tv_tensors.Mask(box_mask(s.boxes, s.width, s.height)[None].to(torch.uint8))
         image, mask = self.transform(image, mask)
         item = {"index": index, "image_id": s.id, "path": s.path, "label": -1, "image": image, "mask": mask[0].bool(),
-                "allowed": class_set(s.classes), "category": s.category}
+                "allowed": class_set(s.classes, self.class_count), "category": s.category}
         if isinstance(s, ContrastSample):
             contrast = tv_tensors.Mask(box_mask(s.contrast_boxes, s.width, s.height)[None].to(torch.uint8))
             item.update(
                 contrast_mask=self.transform(contrast)[0].bool(),
-                contrast_allowed=class_set(s.contrast_classes),
+                contrast_allowed=class_set(s.contrast_classes, self.class_count),
                 contrast_category=s.contrast_category,
             )
         return item
 
 
-def class_set(classes) -> torch.Tensor:
-    """The 1000 ImageNet classes as a mask, true for `classes`."""
-    allowed = torch.zeros(1000, dtype=torch.bool)
+def class_set(classes, count: int = IMAGENET_CLASSES) -> torch.Tensor:
+    """The model's `count` classes (ImageNet's 1000) as a mask, true for `classes`."""
+    allowed = torch.zeros(count, dtype=torch.bool)
     allowed[list(classes)] = True
     return allowed
 
 
 @DATASETS.register("photos_coco")
-def bundled_photos_coco(name: str, transform, seed: int = 0, **cfg) -> PointingSet:
+def bundled_photos_coco(name: str, transform, seed: int = 0, categories: tuple = (), **cfg) -> PointingSet:
     """The COCO-format boxes shipped for the bundled photos (assets/photos_coco.json)."""
     from ..resources import asset_path
     from .images import bundled_photo_path
 
     images_dir = str(bundled_photo_path("chelsea").parent)
-    return pointing_pairs(name, str(asset_path("photos_coco.json")), images_dir, transform, seed, **cfg)
+    return pointing_pairs(name, str(asset_path("photos_coco.json")), images_dir, transform, seed,
+                          categories=categories, **cfg)
 
 
 @DATASETS.register("coco")
 def coco_folder(name: str, transform, seed: int = 0, root: str | None = None,
-                annotations: str = "annotations/instances_val2017.json", images: str = "val2017", **cfg) -> PointingSet:
-    """A local COCO: root/annotations/instances_val2017.json and root/val2017/."""
+                annotations: str = "annotations/instances_val2017.json", images: str = "val2017",
+                categories: tuple = (), **cfg) -> PointingSet:
+    """A local COCO: root/annotations/instances_val2017.json and root/val2017/ (or any COCO-format folder, such as
+    the part scenes that `cce-bench export-parts` writes, whose categories are the model's class names)."""
     if not root or str(root) == "???":
         raise UserError("data.root is not set: pass data.root=/path/to/coco (holding val2017/ and annotations/)")
     if not Path(root).expanduser().is_dir():
         what = "is a file, not a folder" if Path(root).expanduser().exists() else "does not exist"
         raise UserError(f"data root {str(root)!r} {what}: pass data.root=/path/to/coco")
     base = Path(root).expanduser()
-    return pointing_pairs(name, str(base / annotations), str(base / images), transform, seed, **cfg)
+    return pointing_pairs(name, str(base / annotations), str(base / images), transform, seed, categories=categories,
+                          **cfg)
 
 
 def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed: int = 0,
                    n_images: int | None = None, max_box_fraction: float = 0.5, contrastive: bool = False,
-                   **_) -> PointingSet:
+                   categories: tuple = (), **_) -> PointingSet:
     """The evaluable (image, category) pairs: filtered as `coco_pairs` does, then those whose boxes
     survive the center crop, then (with `n_images`) a seeded sample. `contrastive`: instead of the pairs,
-    every (image, P, Q) of two of them (`contrast_pairs`), sampled likewise."""
+    every (image, P, Q) of two of them (`contrast_pairs`), sampled likewise. `categories`: the model's class
+    names (`class_mapping`)."""
     skipped: list = []
-    pairs = coco_pairs(load_coco(annotations), images_dir, coco_to_imagenet(), float(max_box_fraction), skipped,
+    mapping = class_mapping(categories)
+    pairs = coco_pairs(load_coco(annotations), images_dir, mapping, float(max_box_fraction), skipped,
                        source=f"COCO annotation file {annotations!r}")
     inside = [p for p in pairs if _mask_survives(p, transform)]
     kept = {p.id for p in inside}
@@ -297,7 +320,8 @@ def pointing_pairs(name: str, annotations: str, images_dir: str, transform, seed
         keep = {s.id for s in seeded_sample([Sample(p.id, p.path, -1) for p in evaluated], int(n_images), seed,
                                             f"the {len(evaluated)} {what} of {name}")}
         evaluated = [p for p in evaluated if p.id in keep]
-    return PointingSet(name, evaluated, transform, skipped)
+    count = len(categories) if categories and len(categories) != IMAGENET_CLASSES else IMAGENET_CLASSES
+    return PointingSet(name, evaluated, transform, skipped, class_count=count)
 
 
 def _mask_survives(pair: PointingSample, transform) -> bool:
@@ -311,7 +335,8 @@ def collate_pointing(items: list[dict]) -> dict:
     batch = collate_images(items)
     good = [it for it in items if "error" not in it]
     batch["mask"] = torch.stack([it["mask"] for it in good]) if good else torch.empty(0, 0, 0, dtype=torch.bool)
-    batch["allowed"] = torch.stack([it["allowed"] for it in good]) if good else torch.empty(0, 1000, dtype=torch.bool)
+    batch["allowed"] = (torch.stack([it["allowed"] for it in good]) if good
+                        else torch.empty(0, IMAGENET_CLASSES, dtype=torch.bool))
     batch["category"] = [it["category"] for it in good]
     if good and "contrast_mask" in good[0]:
         batch["contrast_mask"] = torch.stack([it["contrast_mask"] for it in good])

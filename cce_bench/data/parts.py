@@ -22,6 +22,17 @@ def world_of(cfg) -> PartsWorld:
                       side=int(cfg["side"]), distractors=int(cfg["distractors"]))
 
 
+WORLD_KEYS = ("scene_seed", "parts", "types", "side", "distractors")
+
+
+def world_overrides(data) -> dict:
+    """The world's keys that differ from the default world's, as a later command must repeat them."""
+    from ..settings.data import PartScenesData
+
+    default = PartScenesData()
+    return {key: data[key] for key in WORLD_KEYS if data[key] != getattr(default, key)}
+
+
 class PartScenes(ImageSet):
     """The first `n_images` scenes of a split (classes in turn, so balanced), transformed as the model takes them."""
 

@@ -155,6 +155,11 @@ class Metric:
         (`extra_maps`): the run's plan counts them."""
         return 0
 
+    def maps_asked(self, explainer) -> int:
+        """The maps of `explainer` this metric asks for per image beyond the scored one: the run's plan counts
+        them (`extra_maps` unless the answer depends on the method)."""
+        return self.extra_maps
+
     # -- what a table shows ----------------------------------------------------------------------------
     @property
     def direction(self) -> str:

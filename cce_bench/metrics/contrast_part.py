@@ -25,6 +25,17 @@ def contrast_slot(scene) -> int:
     return scene.index % len(scene.parts)
 
 
+def answer_maps(maps: MapsToScore, p: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The method's answer to "why P rather than Q?" by record suffix: "" the answer, "@NAME" its other named
+    maps. A method with no answer of its own to "rather than Q" answers with its map of P, made already."""
+    from ..explainers.targets import Contrast
+
+    if not maps.explainer.answers_contrast():
+        return {"": maps.maps}
+    answer = maps.explainer.explain(maps.images, Contrast(p, q))
+    return {("" if name == answer.main else f"@{name}"): named for name, named in answer.maps.items()}
+
+
 @register_metric
 class ContrastPart(Metric):
     """"Why P rather than Q?" on part scenes where Q differs from P in one slot: the map's energy on that slot."""
@@ -41,8 +52,10 @@ class ContrastPart(Metric):
     def forward_passes(self, side: int) -> float:
         return 1 + 5  # the scene whole and without each of its (at most five) parts
 
+    def maps_asked(self, explainer) -> int:
+        return 1 if explainer.answers_contrast() else 0  # else its map of P, made already
+
     def score(self, maps: MapsToScore) -> Scored:
-        from ..explainers.targets import Contrast
         from ..parts.ground_truth import scene_truth
 
         truth = scene_truth(self, maps)
@@ -50,7 +63,7 @@ class ContrastPart(Metric):
         p = maps.targets.long()
         q = torch.tensor([truth.world.neighbour(int(p[b]), contrast_slot(s)) for b, s in enumerate(scenes)],
                          device=p.device)
-        answer = maps.explainer.explain(maps.images, Contrast(p, q))
+        named = answer_maps(maps, p, q)
         columns: dict[str, list] = {"contrast_area": [], "contrast_class": q.tolist()}
         for b, (image_id, scene) in enumerate(zip(maps.ids, scenes)):
             parts = truth.scene_masks(image_id)["parts"]
@@ -59,11 +72,10 @@ class ContrastPart(Metric):
             logits = truth.removal_logits(maps.explained_network, image_id, maps.images.device)
             gap = logits[:, int(p[b])] - logits[:, int(q[b])]
             gaps = gap[0] - gap[1:]  # per part, the drop of z_P - z_Q when it is removed
-            for name, named in answer.maps.items():
-                suffix = "" if name == answer.main else f"@{name}"
-                energy = energy_maps(named[b:b + 1], slot_mask[None])
+            for suffix, answer in named.items():
+                energy = energy_maps(answer[b:b + 1], slot_mask[None])
                 share = float(energy_inside(energy, slot_mask[None].to(energy.device))[0] / energy.sum())
-                rho = spearman(part_masses(named[b], parts).double().cpu().numpy(), gaps.numpy())
+                rho = spearman(part_masses(answer[b], parts).double().cpu().numpy(), gaps.numpy())
                 columns.setdefault(f"contrast_slot{suffix}", []).append(share)
                 columns.setdefault(f"contrast_rho{suffix}", []).append(rho)
         return Scored(columns)

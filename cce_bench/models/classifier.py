@@ -7,6 +7,7 @@ normalises inside.
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 import torch
 import torchvision
@@ -98,6 +99,8 @@ class Classifier(nn.Module):
         self.categories = categories
         self.autocast_dtype: torch.dtype | None = None  # set_precision(model, "bf16") sets bfloat16
         self.passes = PassCount()
+        # facts of the network built, where they depend on the builder's options (facts.create_model reads them)
+        self.own_facts: Any = None
         self.facts = None  # the model's ModelFacts, set by create_model
         self.weights_source = "the model"  # e.g. "model vgg19 with checkpoint PATH", set by create_model
         self.eval()  # the wrapper too: libraries that check `model.training` (Quantus) see an evaluated model

@@ -78,7 +78,8 @@ def create_model(name: str, checkpoint: str | None = None, device="cpu", downloa
     discover()
     builder = MODELS.get(name)
     model = builder(checkpoint=checkpoint, download=download, random_init=random_init, **options)
-    model.facts = facts_with_layer(builder.facts, model, target_layer)
+    # a builder whose network depends on its options (parts_cnn's architecture) gives the model facts of its own
+    model.facts = facts_with_layer(getattr(model, "own_facts", None) or builder.facts, model, target_layer)
     # what the model's weights are, for messages about them
     model.weights_source = f"model {name}" + (f" with checkpoint {checkpoint}" if checkpoint else
                                                " with random weights" if random_init else " with its own weights")

@@ -26,37 +26,44 @@ def parts_world(world=None):
 
 @register_model("parts_cnn", FACTS)
 def parts_cnn(checkpoint=None, download=False, random_init=False, world=None, train_scenes: int = 8000,
-              epochs: int = 4) -> Classifier:
-    """The parts CNN of the run's world: cached, trained on first use, or `checkpoint`."""
-    from ..parts.network import parts_cnn_network
+              epochs: int = 4, architecture: str = "parts_cnn") -> Classifier:
+    """The network of `architecture` (the suite's CNN, or a torchvision_NAME / timm_NAME one) for the run's world:
+    cached, trained on first use, or `checkpoint`."""
+    from ..parts.network import OWN, parts_network
     from ..parts.training import checked_reliance, load_trained, scene_tensor, weights_path
     from .weights import load_into, load_state_dict
 
     scenes = parts_world(world)
+    architecture = str(architecture)
     inputs = InputSettings(scenes.side, scenes.side, "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     categories = [scenes.class_name(label) for label in range(len(scenes.classes))]
-    if random_init:
-        return Classifier("parts_cnn", parts_cnn_network(len(categories)), inputs, categories)
+    name = "parts_cnn" if architecture == OWN else f"parts_cnn_{architecture}"
     reliance = None
-    if checkpoint:
-        net = parts_cnn_network(len(categories))
+    if random_init:
+        net = parts_network(architecture, len(categories))
+    elif checkpoint:
+        net = parts_network(architecture, len(categories))
         load_into(net, load_state_dict(checkpoint), "parts_cnn", str(checkpoint))
-    elif weights_path(scenes).is_file():
-        net = load_trained(weights_path(scenes), scenes)
+    elif weights_path(scenes, architecture).is_file():
+        net = load_trained(weights_path(scenes, architecture), scenes, architecture)
     else:
-        net, reliance = train_first(scenes, int(train_scenes), int(epochs))
-    if reliance is None:  # loaded: checked here (a CNN trained just now was checked as it was trained)
-        checked_reliance(lambda images: net(scene_tensor(images)), scenes)
-    return Classifier("parts_cnn", net, inputs, categories)
+        net, reliance = train_first(scenes, int(train_scenes), int(epochs), architecture)
+    if reliance is None and not random_init:  # loaded: checked here (one trained just now was checked then)
+        checked_reliance(lambda images: net(scene_tensor(images)), scenes, architecture)
+    classifier = Classifier(name, net, inputs, categories)
+    if architecture != OWN:  # another network's layers: the CAM layer found by the rule, RISE's masks as the CNN's
+        classifier.own_facts = ModelFacts(rise=FACTS.rise)
+    return classifier
 
 
-def train_first(scenes, train_scenes: int, epochs: int):
-    """The CNN trained on first use, checked and kept in the cache, saying so."""
+def train_first(scenes, train_scenes: int, epochs: int, architecture: str):
+    """The network trained on first use, checked and kept in the cache, saying so."""
     from ..parts.training import save_trained, trained_and_checked, weights_path
 
-    path = weights_path(scenes)
-    print(f"model parts_cnn: no trained weights for this world in {path.parent}: training them now (about 2 minutes "
-          "on 2 CPU cores; `cce-bench train-parts` does it ahead of a run)", file=sys.stderr)
-    net, report, reliance = trained_and_checked(scenes, train_scenes, epochs)
+    path = weights_path(scenes, architecture)
+    print(f"model parts_cnn: no trained weights of {architecture} for this world in {path.parent}: training them "
+          "now (the suite's CNN: about 2 minutes on 2 CPU cores; `cce-bench train-parts` does it ahead of a run)",
+          file=sys.stderr)
+    net, report, reliance = trained_and_checked(scenes, train_scenes, epochs, architecture=architecture)
     save_trained(net, report, path)
     return net, reliance

@@ -1,11 +1,16 @@
-"""The small CNN the suite trains on the part scenes (`model=parts_cnn`): four 3x3 convolution blocks with
-batch norm, the first three followed by 2x2 max pooling, global average pooling and one linear layer. Its last
-block (`features.3`) is the CAM methods' layer."""
+"""The networks the suite trains on the part scenes (`model=parts_cnn`): its own small CNN (four 3x3 convolution
+blocks with batch norm, the first three followed by 2x2 max pooling, global average pooling and one linear layer;
+its last block, `features.3`, is the CAM methods' layer), or, with `model.architecture`, any torchvision_NAME or
+timm_NAME architecture, from scratch with the world's classes."""
 from __future__ import annotations
 
 from collections import OrderedDict
 
 from torch import nn
+
+from ..errors import UserError
+
+OWN = "parts_cnn"
 
 WIDTHS = (16, 32, 64, 64)
 
@@ -21,3 +26,22 @@ def parts_cnn_network(classes: int) -> nn.Module:
         channels = width
     return nn.Sequential(OrderedDict(features=nn.Sequential(*blocks), pool=nn.AdaptiveAvgPool2d(1),
                                      flatten=nn.Flatten(), classifier=nn.Linear(channels, classes)))
+
+
+def parts_network(architecture: str, classes: int) -> nn.Module:
+    """The untrained network of `architecture` (OWN, torchvision_NAME or timm_NAME) with `classes` outputs."""
+    if architecture == OWN:
+        return parts_cnn_network(classes)
+    family, _, name = architecture.partition("_")
+    if family == "torchvision":
+        import torchvision
+
+        if name in torchvision.models.list_models():
+            return torchvision.models.get_model(name, weights=None, num_classes=classes)
+    elif family == "timm":
+        import timm
+
+        if name in timm.list_models():
+            return timm.create_model(name, pretrained=False, num_classes=classes)
+    raise UserError(f"model.architecture={architecture} is not a network to train on the part scenes: pass "
+                    f"{OWN} (the suite's small CNN), torchvision_NAME or timm_NAME (`cce-bench models` lists them)")

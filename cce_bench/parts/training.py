@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .network import parts_cnn_network
+from .network import OWN, parts_network
 from .scenes import GENERATOR_VERSION, PartsWorld
 
 TRAIN_SCENES, EPOCHS, BATCH, LEARNING_RATE = 8000, 4, 64, 3e-3
@@ -83,15 +83,15 @@ def normalised(images: torch.Tensor) -> torch.Tensor:
 
 
 def train_parts_cnn(world: PartsWorld, scenes: int = TRAIN_SCENES, epochs: int = EPOCHS, seed: int = 0,
-                    progress: bool = True) -> tuple[nn.Module, dict]:
-    """The CNN trained on `scenes` training scenes for `epochs` epochs (AdamW, one-cycle learning rate), with
-    its held-out accuracy and the seconds it took."""
+                    progress: bool = True, architecture: str = OWN) -> tuple[nn.Module, dict]:
+    """The network of `architecture` (the suite's CNN by default) trained on `scenes` training scenes for `epochs`
+    epochs (AdamW, one-cycle learning rate), with its held-out accuracy and the seconds it took."""
     from tqdm import tqdm
 
     started = time.perf_counter()
     torch.manual_seed(seed)
     images, labels = drawn(world, "train", scenes)
-    net = parts_cnn_network(len(world.classes))
+    net = parts_network(architecture, len(world.classes))
     optimiser = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=1e-4)
     steps = epochs * (scenes // BATCH)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, LEARNING_RATE, total_steps=steps)
@@ -111,7 +111,7 @@ def train_parts_cnn(world: PartsWorld, scenes: int = TRAIN_SCENES, epochs: int =
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     net.eval()
     report = {"accuracy": held_out_accuracy(net, world), "seconds": round(time.perf_counter() - started, 1),
-              "train_scenes": scenes, "epochs": epochs, "seed": seed}
+              "train_scenes": scenes, "epochs": epochs, "seed": seed, "architecture": architecture}
     return net, report
 
 
@@ -142,25 +142,26 @@ def reliance_check(logits_of, world: PartsWorld, count: int = CHECK_SCENES) -> R
 
 
 def trained_and_checked(world: PartsWorld, scenes: int = TRAIN_SCENES, epochs: int = EPOCHS, seed: int = 0,
-                        progress: bool = True) -> tuple[nn.Module, dict, Reliance]:
-    """The CNN trained, then held to the accuracy and the reliance bars; one short of either is one line (nothing
-    is kept). Its report carries both."""
-    net, report = train_parts_cnn(world, scenes, epochs, seed, progress)
-    print(f"parts_cnn: trained in {report['seconds']:.0f} s on {scenes} scenes, held-out accuracy "
+                        progress: bool = True, architecture: str = OWN) -> tuple[nn.Module, dict, Reliance]:
+    """The network trained, then held to the accuracy and the reliance bars; one short of either is one line
+    (nothing is kept). Its report carries both."""
+    net, report = train_parts_cnn(world, scenes, epochs, seed, progress, architecture)
+    print(f"{architecture}: trained in {report['seconds']:.0f} s on {scenes} scenes, held-out accuracy "
           f"{report['accuracy']:.2%}", file=sys.stderr)
     if report["accuracy"] < MIN_ACCURACY:
-        raise UserError(f"the parts CNN reached {report['accuracy']:.2%} held-out accuracy (needs {MIN_ACCURACY:.0%}): "
-                        f"nothing was kept; pass model.epochs={2 * epochs} to train longer")
-    reliance = checked_reliance(lambda images: net(scene_tensor(images)), world)
+        raise UserError(f"{architecture} reached {report['accuracy']:.2%} held-out accuracy on the part scenes (needs "
+                        f"{MIN_ACCURACY:.0%}): nothing was kept; pass model.epochs={2 * epochs} (or more "
+                        "model.train_scenes) to train longer")
+    reliance = checked_reliance(lambda images: net(scene_tensor(images)), world, architecture)
     report["reliance"] = {"part_rate": reliance.part_rate, "distractor_rate": reliance.distractor_rate,
                           "scenes": reliance.scenes, "passes": reliance.passes}
     return net, report, reliance
 
 
-def checked_reliance(logits_of, world: PartsWorld) -> Reliance:
+def checked_reliance(logits_of, world: PartsWorld, architecture: str = OWN) -> Reliance:
     """The reliance check, printed; one line refusing a model that fails it."""
     reliance = reliance_check(logits_of, world)
-    print(f"parts_cnn: reliance check: {reliance.describe()}", file=sys.stderr)
+    print(f"{architecture}: reliance check: {reliance.describe()}", file=sys.stderr)
     if not reliance.passes:
         raise UserError("the parts CNN fails the reliance check (its logits do not follow the parts that define its "
                         "classes): retrain it (cce-bench train-parts model.epochs=8) or pass another model.checkpoint")
@@ -179,8 +180,9 @@ def save_trained(net: nn.Module, report: dict, path: Path) -> None:
     os.replace(meta_partial, meta)
 
 
-def load_trained(path: Path, world: PartsWorld) -> nn.Module:
-    """The cached weights of `world`'s CNN; a corrupt file or one of another generator version is one line."""
+def load_trained(path: Path, world: PartsWorld, architecture: str = OWN) -> nn.Module:
+    """The cached weights of `world`'s network of `architecture`; a corrupt file or one of another generator
+    version is one line."""
     from ..models.weights import load_into, load_state_dict
 
     meta = path.with_suffix(".json")
@@ -193,6 +195,6 @@ def load_trained(path: Path, world: PartsWorld) -> nn.Module:
     if version != GENERATOR_VERSION:
         raise UserError(f"the cached parts model {path} was trained on scenes of generator version {version}, this "
                         f"is version {GENERATOR_VERSION}: delete it (rm -r {path.parent}) and it is trained again")
-    net = parts_cnn_network(len(world.classes))
+    net = parts_network(architecture, len(world.classes))
     load_into(net, load_state_dict(path), "parts_cnn", str(path))
     return net.eval()

@@ -132,6 +132,18 @@ class Plan:
 
 
 
+# A plan longer than this on the machine gets a line offering a first look (experiment=smoke) beside it.
+LONG_PLAN_SECONDS = 15 * 60
+
+
+def first_look_hint(plan: Plan, command: str, experiment: str | None) -> str:
+    """For a long plan (and not already a smoke run): the command that gives a first look in about a minute."""
+    if plan.seconds_per_image * plan.images < LONG_PLAN_SECONDS or experiment == "smoke":
+        return ""
+    return (f"plan: that is long on this machine; for a first look in about a minute (one image, few steps, the same "
+            f"code paths) add experiment=smoke: cce-bench {command} ... experiment=smoke")
+
+
 def make_plan(model, images: int, side: int, batch_size: int, parts_of_probe: Callable[[torch.Tensor], dict],
               device_name: str) -> Plan:
     """Counts each stage's passes on a probe image (`parts_of_probe(probe)` -> stage -> Passes), measures the
@@ -154,14 +166,16 @@ def probe_targets(model, probe: torch.Tensor) -> torch.Tensor:
         return model(probe).argmax(1)
 
 
-def method_parts(model, explainers: dict, probe: torch.Tensor, maps_each: int = 1) -> dict[str, Passes]:
-    """Per method (by label) the passes of its `maps_each` maps per image, counted on the probe."""
+def method_parts(model, explainers: dict, probe: torch.Tensor, maps_each: Callable[[object], int] = lambda _: 1
+                 ) -> dict[str, Passes]:
+    """Per method (by label) the passes of its `maps_each(explainer)` maps per image, counted on the probe."""
     targets = probe_targets(model, probe)
 
     def maps_of(explainer) -> Callable[[], object]:
         return lambda: explainer.raw_attribute(probe, targets)
 
-    return {explainer.label: passes_of(model, maps_of(explainer)) * maps_each for explainer in explainers.values()}
+    return {explainer.label: passes_of(model, maps_of(explainer)) * maps_each(explainer)
+            for explainer in explainers.values()}
 
 
 def scoring_part(per_image: Passes | None = None) -> dict[str, Passes]:

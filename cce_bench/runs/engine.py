@@ -23,10 +23,11 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..progress import on_run_bar
 from . import distributed
-from .cost import Passes, Plan, make_plan
+from .cost import Passes, Plan, first_look_hint, make_plan
 from .distributed import Shard
 from .map_store import MapStore
 from .memory import retrying_on_out_of_memory
+from .provenance import provenance
 from .run_folder import RunFolder, machine_info, now_iso
 from .runtime import resolve, run_precision, seed_everything
 
@@ -82,7 +83,8 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table,
         run.stamp_config(cfg)
         run.write_config(cfg)
         run.write_csv("samples.csv", samples_table)
-    run.write_json("machine.json" if shard.is_main else f"machine.rank{shard.rank}.json", machine_info(device))
+    run.write_json("machine.json" if shard.is_main else f"machine.rank{shard.rank}.json",
+                   {**machine_info(device), **provenance(cfg)})
     distributed.barrier(shard)
     return run
 
@@ -218,7 +220,7 @@ class Job:
     plan_parts: Callable[[torch.Tensor], dict] | None = None
 
 
-def planned(job: Job, session: Session) -> Plan | None:
+def planned(job: Job, session: Session, command: str) -> Plan | None:
     """The run's plan (printed by the main process before any image), or None where the job has none."""
     if job.plan_parts is None or job.model is None or not hasattr(job.model, "passes") or not len(job.dataset):
         return None
@@ -234,7 +236,20 @@ def planned(job: Job, session: Session) -> Plan | None:
         return None
     if session.shard.is_main:
         print(plan.describe(job.unit), file=sys.stderr)
+        hint = first_look_hint(plan, command, chosen_experiment())
+        if hint:
+            print(hint, file=sys.stderr)
     return plan
+
+
+def chosen_experiment() -> str | None:
+    """The run's `experiment=` choice, as Hydra recorded it (None outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return HydraConfig.get().runtime.choices.get("experiment")
+    except (ValueError, AttributeError):
+        return None
 
 
 def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job], plan_only: bool = False
@@ -244,11 +259,11 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job], pl
     session = begin(cfg, plan_only)
     job = prepare(session)
     if session.plan_only:
-        if planned(job, session) is None:
+        if planned(job, session, command) is None:
             print(f"plan: {len(job.dataset)} {job.unit}s; {command} has no pass count to plan with", file=sys.stderr)
         return None
     run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table(), session.maps)
-    plan = planned(job, session)  # after the folder is accepted: a refused run says only why
+    plan = planned(job, session, command)  # after the folder is accepted: a refused run says only why
     score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
     run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit, plan=plan,
                 model=job.model, maps=session.maps)

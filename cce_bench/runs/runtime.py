@@ -162,18 +162,20 @@ def model_description(cfg: DictConfig) -> str:
     `custom my_pkg.nets.build (fp32)` (on a CPU, where TF32 does not exist)."""
     notes = [run_precision(cfg)] + (["random weights"] if cfg.model.get("random_init") else [])
     name = f"custom {cfg.model.get('_target_')}" if cfg.model.name == "custom" else cfg.model.name
+    if cfg.model.get("architecture") not in (None, cfg.model.name):  # parts_cnn trained as another network
+        name = f"{name} {cfg.model.architecture}"
     return f"{name} ({', '.join(notes)})"
 
 
 def build_dataset(cfg: DictConfig, model: Classifier, **options):
     """The run's data set; `options` are the command's own (the pointing game's `contrastive=True`)."""
     data: dict = OmegaConf.to_container(cfg.data)  # type: ignore[assignment]  # a mapping node: a dict
-    dataset = create_dataset({**data, **options}, model.inputs, seed=int(cfg.seed))
+    dataset = create_dataset({**data, **options}, model.inputs, seed=int(cfg.seed), categories=tuple(model.categories))
     own = getattr(dataset, "categories", None)  # a source with classes of its own (data=parts)
     if own is not None and list(own) != list(model.categories):
         raise UserError(f"data={dataset.name} has {len(own)} classes of its own and model {model.name} was not trained "
                         f"on them: pass model=parts_cnn (trained on this data's scenes)")
-    if own is None and dataset.has_boxes and len(model.categories) != 1000:
+    if own is None and dataset.has_boxes and getattr(dataset, "class_count", 1000) != len(model.categories):
         raise UserError(f"data={dataset.name} maps COCO categories to ImageNet's 1000 classes, and model {model.name} "
                         f"has {len(model.categories)}: score it on image folders (data=photos, or data=imagenet "
                         "data.root=DIR of class folders)")

@@ -171,9 +171,9 @@ class RunMetrics:
                 run_columns(table, records, names)
         return table
 
-    def extra_maps(self) -> int:
-        """Maps of a method per image beyond the scored one (another class, a randomised model)."""
-        return sum(metric.extra_maps for metric in self.metrics)
+    def extra_maps(self, explainer) -> int:
+        """Maps of `explainer` per image beyond the scored one (another class, a randomised model)."""
+        return sum(metric.maps_asked(explainer) for metric in self.metrics)
 
     def passes(self, side: int) -> Passes:
         """Model passes of the scoring per map (insertion/deletion's curves)."""

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import describe_error
+from ..errors import RunInterrupted, describe_error
 from ..install_check import check_torch_pair
 
 
@@ -46,12 +46,27 @@ def run_in_folder(task: Callable, cfg, output: Path, keep: Path, made_here: bool
     hold_hydra_record(cfg)
     try:
         task(cfg)
+    except KeyboardInterrupt as exc:
+        if made_here:
+            remove_unfinished_start(output, keep)
+        raise RunInterrupted(interrupted_line(output)) from exc
     except BaseException:
         if made_here:
             remove_unfinished_start(output, keep)
         raise
     if made_here and plan_only:  # a plan writes nothing
         remove_unfinished_start(output, keep)
+
+
+def interrupted_line(output: Path) -> str:
+    """What an interrupted run kept, where, and how to go on; or that nothing had finished."""
+    from .run_folder import holds_results
+
+    if output.is_dir() and holds_results(output):
+        return (f"interrupted: what had finished is kept in {output}; rerun with out={output} to go on from there "
+                "(nothing finished is computed again)")
+    where = "" if output.is_dir() else f" (the folder {output} made for it is removed)"
+    return f"interrupted before anything was finished: nothing was kept{where}"
 
 
 def multirun_job(task: Callable, debug: bool, plan_only: bool = False) -> Callable:

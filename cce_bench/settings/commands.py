@@ -209,8 +209,18 @@ class TrainPartsSettings(RunSettings):
     run_name: str = knob("train-parts", Rule("text"), "the run folder's name")
 
 
+@dataclass
+class ExportPartsSettings(RunSettings):
+    """`cce-bench export-parts`: write the part scenes as an image folder and a COCO-format annotation file."""
+
+    data: Any = knob(None, doc="data=parts: the world and the scenes written (data.split, data.n_images, "
+                               "data.scene_seed, ...)")
+    run_name: str = knob("export-parts", Rule("text"), "the run folder's name")
+
+
 # The root of each command's config (configs/COMMAND.yaml: `- /settings/command@_here_: NAME` first).
 COMMAND_SETTINGS = {"compare": CompareSettings, "sweep": SweepSettings, "pointing_game": PointingGameSettings,
                     "sanity": SanitySettings, "score": ScoreSettings, "explain": ExplainSettings,
                     "user_study": UserStudySettings, "user_study_results": UserStudyResultsSettings,
-                    "train_calm": TrainCalmSettings, "train_parts": TrainPartsSettings}
+                    "train_calm": TrainCalmSettings, "train_parts": TrainPartsSettings,
+                    "export_parts": ExportPartsSettings}

@@ -69,6 +69,8 @@ class PartsModel(ModelSettings):
                                                    "world")
     train_scenes: int = knob(8000, Rule("whole", 64, 10_000_000), "training scenes, when it is trained (no cache)")
     epochs: int = knob(4, Rule("whole", 1, 1000), "passes over them")
+    architecture: str = knob("parts_cnn", Rule("text"), "the network trained: parts_cnn (the suite's small CNN), or "
+                             "any torchvision_NAME / timm_NAME, from scratch with the world's classes")
 
 
 # model=FAMILY_NAME: the family's settings with its name (composing.register_family_member).
