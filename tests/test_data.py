@@ -136,7 +136,7 @@ def test_coco_errors_name_the_problem(coco_root, tmp_path):
     with pytest.raises(UserError, match="not COCO instances JSON"):
         create_dataset({"name": "coco", "root": str(coco_root)}, HALF)
     bad.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
-    with pytest.raises(UserError, match="none of the mapped categories"):
+    with pytest.raises(UserError, match="none of the categories the model's classes map to"):
         create_dataset({"name": "coco", "root": str(coco_root)}, HALF)
 
 
