@@ -9,7 +9,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"explain": ".api", "insertion_deletion": ".api", "load_images": ".api", "InputSettings": ".models",
+_PUBLIC = {"explain": ".api", "compare": ".api", "insertion_deletion": ".api", "load_images": ".api",
+           "InputSettings": ".models",
            "UserError": ".errors", "EXPLAINERS": ".explainers", "Contrast": ".explainers", "METRICS": ".metrics",
            "create_metric": ".metrics",
            "create_explainer": ".explainers", "MODELS": ".models", "PixelInput": ".models", "create_model": ".models"}

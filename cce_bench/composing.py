@@ -134,8 +134,35 @@ def compose_checked(command: str, overrides: list[str], printing: bool = False, 
         cfg = composed(overrides, with_hydra)
     except HydraException as exc:
         raise composition_error(exc, command, overrides, composed) from None
+    except (ValueError, TypeError) as exc:  # Hydra's own, for one value given to a node of keys (metric_knobs=1)
+        raise node_given_a_value(exc, command, overrides, composed) from None
     check_composed(without_hydra(cfg) if with_hydra else cfg, printing)
+    check_added_keys(overrides, without_hydra(cfg) if with_hydra else cfg)
     return cfg
+
+
+def check_added_keys(overrides: list[str], cfg) -> None:
+    """`+KEY=VALUE` adds a key Hydra would otherwise refuse: where KEY's node takes no new keys (a settings or knobs
+    class; not a custom model's or method's, whose callables take their own arguments), a key it does not have is a
+    typo the run would ignore, refused as one without the `+` is."""
+    import dataclasses
+
+    from omegaconf import DictConfig, OmegaConf
+
+    from .schema import leaf_keys, suggest
+
+    for override in overrides:
+        key = override.lstrip("+").split("=", 1)[0]
+        if not override.startswith("+") or "/" in key or key.startswith("hydra."):
+            continue  # not an addition, or a config group (+hydra/launcher=...) or Hydra's own node
+        parent_path, _, last = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
+        declared = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+        if OmegaConf.is_struct(parent) and dataclasses.is_dataclass(declared) and \
+                last not in {field.name for field in dataclasses.fields(declared)}:
+            others = [k for k in leaf_keys(cfg) if k != key]
+            raise UserError(f"unknown key '{key}'{suggest(key, others)}: a + adds a key, and nothing here reads this "
+                            f"one; leave the + out for a key the config has")
 
 
 def composition_error(exc: Exception, command: str, overrides: list[str], composed) -> UserError:
@@ -176,6 +203,21 @@ def composition_error(exc: Exception, command: str, overrides: list[str], compos
                          f"leave {where} out, or drop the key from it")
     hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
     return UserError(f"bad override: {first}{hint}")
+
+
+def node_given_a_value(exc: Exception, command: str, overrides: list[str], composed) -> UserError:
+    """The override that gave one value to a node of keys (one that holds keys, or a top-level one that holds them
+    once set, as method_knobs does), named with how to set its keys instead."""
+    from omegaconf import DictConfig, OmegaConf
+
+    defaults = composed([])
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        node = defaults.get(key, "absent") if "." not in key else OmegaConf.select(defaults, key, default="absent")
+        if "=" in override and (isinstance(node, DictConfig) or ("." not in key and node is None)):
+            return UserError(f"{override}: {key} holds keys, not one value: set them as {key}.KEY=VALUE "
+                             f"(`cce-bench {command} --cfg job` prints them)")
+    return UserError(f"{str(exc).splitlines()[0]}: check the overrides {' '.join(overrides)}")
 
 
 def check_composed(cfg, printing: bool = False) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import ListConfig
+from omegaconf import DictConfig, ListConfig
 
 
 def _number(x: float) -> str:
@@ -21,7 +21,7 @@ def _number(x: float) -> str:
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str                  # "whole", "number", "bool", "text", "choice", "list", "size"
+    kind: str                  # "whole", "number", "bool", "text", "choice", "list", "size", "mapping", "class"
     low: float | None = None
     high: float | None = None
     nullable: bool = False
@@ -30,6 +30,7 @@ class Rule:
     high_open: bool = False    # value < high instead of value <= high
     odd: bool = False
     all_or_list: bool = False  # a list, or the one word of `choices` (methods=all)
+    each: Rule | None = None   # for a list: the rule of its every item
 
     def describe(self) -> str:
         if self.kind == "bool":
@@ -41,8 +42,14 @@ class Rule:
             text = "one of " + ", ".join(map(str, self.choices))
         elif self.kind == "text":
             text = "a text"
+        elif self.kind == "mapping":
+            text = "a node of keys ({KEY: VALUE, ...})"
+        elif self.kind == "class":
+            text = "a class name (tabby, tiger_cat) or index (281)"
         elif self.kind == "list" and self.all_or_list:
             text = f"a list [a,b,...] or {self.choices[0]}"
+        elif self.kind == "list" and self.each is not None:
+            text = f"a list [a,b,...], each {self.each.describe()}"
         elif self.kind == "list":
             text = "a list [a,b,...]" + (" of " + ", ".join(map(str, self.choices)) if self.choices else "")
         else:
@@ -62,12 +69,17 @@ class Rule:
             return isinstance(value, bool)
         if self.kind == "text":
             return isinstance(value, str)
+        if self.kind == "mapping":
+            return isinstance(value, (dict, DictConfig))
+        if self.kind == "class":
+            return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
         if self.kind == "choice":
             return value in self.choices
         if self.kind == "list" and self.all_or_list:
             return value in self.choices or isinstance(value, (list, ListConfig))
         if self.kind == "list":
-            return isinstance(value, (list, ListConfig)) and (not self.choices or all(v in self.choices for v in value))
+            return isinstance(value, (list, ListConfig)) and all(v in self.choices for v in value if self.choices) \
+                and (self.each is None or all(self.each.accepts(v) for v in value))
         if self.kind == "size":  # one side (the shorter one) or [height, width]
             sides = list(value) if isinstance(value, (list, ListConfig)) else [value]
             return len(sides) in (1, 2) and all(Rule("whole", self.low or 1, self.high).accepts(v) for v in sides)

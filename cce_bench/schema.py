@@ -67,6 +67,12 @@ REFUSALS = (_empty_out, _crop_fits_resize, _no_sanity_mode)
 WARNINGS = (_few_curve_points, _few_bootstrap_draws)
 
 
+def curve_warnings(cfg) -> list[str]:
+    """The curve-length warning once the model has filled in data.crop (null in the config: the model's side)."""
+    message = _few_curve_points(cfg)
+    return [message] if message else []
+
+
 def check_cross_keys(cfg) -> None:
     """The refusals that read two keys at once (data.resize against data.crop, ...)."""
     for refusal in REFUSALS:
@@ -153,6 +159,7 @@ def require(missing: list[str]) -> None:
 def validate(cfg) -> None:
     """Raises UserError for the first knob out of its range: the keys the config's classes declare first, then
     the cross-key refusals, then a library method's knobs (which imports the library, and with it torch)."""
+    _check_knob_nodes(cfg)
     _check_rules(cfg, declared_rules(cfg))
     check_cross_keys(cfg)
     _check_library_knob_names(cfg)
@@ -200,9 +207,23 @@ def _check_library_knob_names(cfg) -> None:
                             f"{', '.join(cls.knob_names())} (its code's arguments)")
 
 
+def _resolved(cfg, key: str):
+    """A key's value with its interpolations resolved; one that cannot be (`batch_size=${oc.env:HOME}`) is one line.
+    Hydra's own (`${hydra:...}`) resolve only inside a run: left to it."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.select(cfg, key, default="<absent>", throw_on_missing=False)
+    except OmegaConfBaseException as exc:
+        if "hydra" in str(exc):
+            return "<absent>"
+        raise UserError(f"{key}: its interpolation cannot be resolved here ({str(exc).splitlines()[0]}): pass a "
+                        "plain value") from None
+
+
 def _check_rules(cfg, rules: dict[str, Rule]) -> None:
     for key, rule in rules.items():
-        value = _value(cfg, key)
+        value = _resolved(cfg, key)
         if value == "<absent>" or (isinstance(value, str) and value.startswith("${")):
             continue
         if isinstance(value, str) and value == "???":
@@ -211,6 +232,22 @@ def _check_rules(cfg, rules: dict[str, Rule]) -> None:
             value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
         if not rule.accepts(value):
             raise UserError(f"{key}={shown(value)} is not valid: it must be {rule.describe()}")
+
+
+def _check_knob_nodes(cfg) -> None:
+    """method_knobs.NAME and metric_knobs.NAME hold a method's or metric's knobs: one value there (method_knobs.cce=3)
+    would leave the method without any."""
+    for group in ("method_knobs", "metric_knobs"):
+        nodes = _value(cfg, group)
+        if not isinstance(nodes, DictConfig):
+            continue
+        for key in nodes:
+            name = str(key)
+            value = OmegaConf.select(nodes, name, throw_on_resolution_failure=False)
+            if value is not None and not isinstance(value, DictConfig):
+                raise UserError(f"{group}.{name}={shown(value)}: it holds {name}'s knobs, not one value: set "
+                                f"them as {group}.{name}.KNOB=VALUE (`cce-bench methods` and `cce-bench metrics` list "
+                                "them)")
 
 
 def _check_method_lists(cfg) -> None:

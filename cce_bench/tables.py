@@ -16,10 +16,12 @@ def read_paper_table(filename: str) -> pd.DataFrame:
 
 def paper_applies(cfg) -> bool:
     """Whether the paper's numbers belong beside this run's: not on the suite's part scenes (data=parts, or as
-    files for the model trained on them, model=parts_cnn), which the paper never saw."""
+    files for the model trained on them, model=parts_cnn), which the paper never saw, nor where the config has no
+    `paper` node (the Python API's compare, on the caller's own model and images)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.select(cfg, "data.name") != "parts" and OmegaConf.select(cfg, "model.name") != "parts_cnn"
+    return (OmegaConf.select(cfg, "paper") is not None and OmegaConf.select(cfg, "data.name") != "parts"
+            and OmegaConf.select(cfg, "model.name") != "parts_cnn")
 
 
 def format_duration(seconds: float) -> str:
@@ -100,6 +102,14 @@ def standard_error(values, scale: float = 100, digits: int = 2) -> float | None:
     return round(float(values.std(ddof=1) / len(values) ** 0.5 * scale), digits)
 
 
+def t_multiplier(n: int) -> float:
+    """Standard errors in half a two-sided 95% interval of a mean over n values, by Student's t with n - 1 degrees of
+    freedom: 12.71 for two values, 2.26 for ten, 1.96 for many (two standard errors overclaim on few images)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1))
+
+
 @dataclass(frozen=True)
 class PairedDifference:
     """One row's score minus the reference row's, paired over the images both were scored on."""
@@ -110,8 +120,9 @@ class PairedDifference:
 
     @property
     def within_noise(self) -> bool:
-        """Below two standard errors (or too few images to know): these images cannot tell the two apart."""
-        return self.se is None or abs(self.mean) < 2 * self.se
+        """Inside the 95% Student's t interval of the paired difference (or too few images to know): these images
+        cannot tell the two apart."""
+        return self.se is None or self.images < 2 or abs(self.mean) < t_multiplier(self.images) * self.se
 
 
 def paired_differences(records: pd.DataFrame, by: str, score: str, reference, scale: float = 100
@@ -138,13 +149,15 @@ def noise_caption(reference: str, differences: dict[str, PairedDifference], what
         return ""
     close = [label for label, d in differences.items() if d.within_noise]
     images = max(d.images for d in differences.values())
+    interval = ("the 95% interval of the paired difference" if images < 2 else
+                f"the 95% interval of the paired difference (Student's t: {t_multiplier(images):.2f} standard errors "
+                f"on {images} {unit})")
     if len(close) == len(differences):
-        return (f"On these {images} {unit} no {what} differs from {reference} by two standard errors of the paired "
-                "difference: the sample is too small to tell the rows apart.")
+        return (f"On these {images} {unit} no {what} differs from {reference} beyond {interval}: the sample is too "
+                "small to tell the rows apart.")
     if not close:
-        return f"Every {what} differs from {reference} by more than two standard errors of the paired difference."
-    return (f"Within two standard errors of {reference} (not told apart on these {images} {unit}): "
-            f"{', '.join(map(str, close))}.")
+        return f"Every {what} differs from {reference} beyond {interval}."
+    return f"Within {interval} of {reference} (not told apart): {', '.join(map(str, close))}."
 
 
 @dataclass

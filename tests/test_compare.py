@@ -145,7 +145,7 @@ def test_compare_refuses_an_empty_method_list_in_one_line(tmp_path, warm_cli):
 
 def ranked_leaderboard(records, cfg, has_boxes):
     """compare's leaderboard of gbp and cce scored by the suite's insertion/deletion (and pointing game)."""
-    from cce_bench.commands.compare import leaderboard, ranking_metric
+    from cce_bench.runs.leaderboard import leaderboard, ranking_metric
     from cce_bench.runs.scoring import RunMetrics
 
     metrics = RunMetrics(["insertion_deletion"] + (["pointing_game"] if has_boxes else []), cfg)
@@ -154,6 +154,8 @@ def ranked_leaderboard(records, cfg, has_boxes):
 
 def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     from omegaconf import OmegaConf
+
+    from cce_bench.tables import t_multiplier
 
     records = pd.DataFrame({"method": ["gbp"] * 3 + ["cce"] * 3, "image_id": ["a", "b", "c"] * 2,
                             "ins_auc": [0.5, 0.6, 0.9, 0.4, 0.4, 0.4], "del_auc": [0.1, 0.1, 0.2, 0.2, 0.1, 0.3],
@@ -194,7 +196,11 @@ def test_leaderboard_ranks_paired_differences_and_standard_errors_by_hand():
     assert table.loc["CCE", "paired diff"] == pytest.approx(-33.33) and table.loc[
         "CCE", "paired diff SE"
     ] == pytest.approx(13.33)
-    assert "Every method differs from GBP by more than two standard errors" in caption
+    # two standard errors (26.67) would call -33.33 a difference; on 3 images the 95% interval is Student's t with
+    # 2 degrees of freedom, 4.30 standard errors (57.4): not told apart
+    assert ("On these 3 images no method differs from GBP beyond the 95% interval of the paired difference "
+            "(Student's t: 4.30 standard errors on 3 images)") in caption, caption
+    assert [round(t_multiplier(n), 3) for n in (2, 3, 10, 10**6)] == [12.706, 4.303, 2.262, 1.96]
     cfg.compare = {"reference": "cce"}
     table, caption = ranked_leaderboard(records.drop(columns="proportion"), cfg, has_boxes=False)
     assert table.set_index("method").loc["GBP", "paired diff"] == pytest.approx(33.33) and "minus CCE's" in caption

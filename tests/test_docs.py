@@ -77,7 +77,7 @@ def test_the_quick_start_and_the_python_api_page_run_as_written(tmp_path):
     quick_start = readme_code("# quick_start.py")
     assert quick_start in (DOCS / "index.md").read_text()  # the site's first page shows the README's
     blocks = [quick_start, *re.findall(r"```python\n(.*?)```", (DOCS / "api.md").read_text(), re.S)]
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     # One process for all of them (each block in a fresh namespace), as a user pastes them one after another.
     runner = "import sys\nfor path in sys.argv[1:]:\n    exec(compile(open(path).read(), path, 'exec'), {})\n"
     paths = []
@@ -93,3 +93,6 @@ def test_the_quick_start_and_the_python_api_page_run_as_written(tmp_path):
     assert "torch.Size([2, 57])" in out  # step=896 at 224 x 224: 56 steps, both ends
     assert out.count("torch.Size([1, 224, 224])") == 5  # M_sup, M_pro, unified; two maps of the own network
     assert "Egyptian cat" in out  # CCE's first contrast class for chelsea, the model's second guess
+    # compare: the three methods ranked, the centre prior among them, and a caption on what 3 images tell apart
+    assert "centre_prior" in out and "GCAM+" in out and "RISE" in out
+    assert "Every method on the same 3 images" in out and "Student's t" in out

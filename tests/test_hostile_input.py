@@ -206,6 +206,22 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         (["explain", "chelsea", "target=tabby", "contrast=tabby"], "contrast=tabby is the explained class itself"),
         (["score"], "maps is not set: pass maps="),
         (["frobnicate"], "unknown command 'frobnicate'"),
+        # found by the fuzzer (tests/fuzzing.py, scripts/fuzz.py)
+        (["compare", "method_knobs.cce=3"], "method_knobs.cce=3: it holds cce's knobs, not one value: set them as "
+                                            "method_knobs.cce.KNOB=VALUE"),
+        (["user-study", "metric_knobs=1e-300"], "metric_knobs=1e-300: metric_knobs holds keys, not one value"),
+        (["compare", "method_knobs=[1]"], "method_knobs=[1]: method_knobs holds keys, not one value"),
+        (["sweep", "batch_size=${oc.env:HOME}"], "batch_size: its interpolation cannot be resolved here"),
+        (["sweep", "+batch_sizex=1"], "unknown key 'batch_sizex' (did you mean batch_size"),
+        (["compare", "+data.n_imagesx=3"], "unknown key 'data.n_imagesx' (did you mean data.n_images?): a + adds a "
+                                           "key, and nothing here reads this one"),
+        (["explain", "chelsea", "contrast=1e-300"], "contrast=1e-300 is not valid: it must be a class name"),
+        (["explain", "chelsea", "targets=tabby"], "targets='tabby' is not valid: it must be a list [a,b,...], each a "
+                                                  "class name (tabby, tiger_cat) or index (281), or null"),
+        (["train-parts", "model.world=1e-300"], "model.world=1e-300 is not valid: it must be a node of keys"),
+        (["compare", "model=custom", "model._target_=a.b", "model.std=[1,0,1]"],
+         "model.std=[1, 0, 1] is not valid: it must be a list [a,b,...], each a number > 0"),
+        (["compare", "method_knobs.cce.std=[1,0,1]"], "method_knobs.cce.std=[1, 0, 1] is not valid"),
     ],
 )
 def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message, warm_cli):
@@ -318,3 +334,24 @@ def test_a_coco_field_of_any_wrong_type_is_one_line_or_a_skipped_pair(tmp_path, 
                            preprocessing((0.5,) * 3, (0.5,) * 3))
         except UserError as exc:
             assert "\n" not in str(exc) and "instances_val2017.json" in str(exc), exc
+
+
+def test_an_empty_npz_of_maps_is_one_line(tmp_path):
+    from cce_bench.data.saved_maps import SavedMaps
+    from cce_bench.errors import UserError
+
+    (tmp_path / "maps.npz").write_bytes(b"")
+    with pytest.raises(UserError, match=r"maps=.*maps.npz cannot be read as a .npz \(.*\): save it with np.savez"):
+        SavedMaps(str(tmp_path / "maps.npz"))
+
+
+def test_a_curve_of_few_points_is_warned_about_when_the_model_sets_the_crop(capsys):
+    from cce_bench.composing import compose_checked
+    from cce_bench.models import create_model
+    from cce_bench.runs.runtime import record_model_settings
+
+    cfg = compose_checked("compare", ["metric_knobs.insertion_deletion.step=999999"])
+    assert cfg.data.crop is None  # the model's input side, filled in when the model is built
+    record_model_settings(cfg, create_model("efficientnet_lite0"))
+    assert "metric_knobs.insertion_deletion.step=999999 gives 1 points on each insertion/deletion curve" in \
+        capsys.readouterr().err

@@ -196,6 +196,17 @@ def test_a_trained_cnn_learns_the_parts_and_passes_the_reliance_check(tmp_path, 
     assert report["accuracy"] >= 0.95 and held_out_accuracy(net, world, 200) >= 0.95
     reliance = reliance_check(lambda images: net(scene_tensor(images)), world, count=40)
     assert reliance.part_rate >= 0.95 and reliance.passes, reliance.describe()
+    # as model=parts_cnn loads it: batch norms folded into the convolutions, the same logits, the layers' names kept
+    from cce_bench.parts.network import folded_batch_norms
+
+    scenes = scene_tensor([world.render(world.scene("test", i)).image for i in range(8)])
+    with torch.no_grad():
+        plain, (conv, norm) = net(scenes), (net.features[3][0].weight.clone(), net.features[3][1])
+        fold = folded_batch_norms(net)
+        torch.testing.assert_close(fold(scenes), plain, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fold.modules())
+    expected = conv * (norm.weight / (norm.running_var + norm.eps).sqrt()).view(-1, 1, 1, 1)
+    torch.testing.assert_close(fold.get_submodule("features.3.0").weight, expected)
 
 
 def test_part_metrics_refuse_other_data_and_bad_worlds_are_one_line(tmp_path):

@@ -64,9 +64,10 @@ class SavedMaps:
             try:
                 self._arrays = np.load(self.path, allow_pickle=False)
                 self.ids = set(self._arrays.files)
-            except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                 raise UserError(
-                    f"maps={path} cannot be read as a .npz ({exc}): save it with np.savez(PATH, **{{id: map}})"
+                    f"maps={path} cannot be read as a .npz ({exc or type(exc).__name__}): save it with "
+                    "np.savez(PATH, **{id: map})"
                 ) from None
         elif self.path.suffix in (".pt", ".pth"):
             self.kind = "pt"

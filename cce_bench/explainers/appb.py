@@ -8,9 +8,11 @@ ball). The map is the root mean square over channels of x' - x, blurred with sig
 As the authors' code (alan-turing-institute/perceptualBall) runs it, by default: MSE terms are *means*
 (torch's MSELoss), summed over the layers and multiplied by gamma_p; torch's L-BFGS with its defaults
 (step 1, no line search) for `steps` = 100 iterations, one image at a time (L-BFGS's curvature history
-would couple the images of a batch); the blur is scipy's gaussian_filter of sigma 2, which reaches
-4 sigma (a 17x17 kernel). `optimizer=adam` is a batched per-image Adam variant (every image of a chunk
-at once), faster, but its maps agree only weakly with L-BFGS's (scripts/compare_appb_optimizers.py).
+would couple the images of a batch; here every image of a chunk runs its own L-BFGS side by side,
+explainers/lbfgs.py, step for step as torch's would on it alone); the blur is scipy's gaussian_filter of
+sigma 2, which reaches 4 sigma (a 17x17 kernel). `optimizer=adam` is a batched per-image Adam variant
+(every image of a chunk at once), faster, but its maps agree only weakly with L-BFGS's
+(scripts/compare_appb_optimizers.py).
 """
 from __future__ import annotations
 
@@ -25,19 +27,20 @@ from ..models import facts_of
 from ..progress import counted
 from .base import Explainer, register
 from .layers import capture_outputs, resolve_layer
+from .lbfgs import minimise_each
 
 
 @register
 class APPB(Explainer):
     """Adversarial perturbations within a perceptual ball (Elliott, Law and Russell, CVPR 2021), as the
     authors' code runs it: mean-squared-error terms, L-BFGS with torch's defaults (step 1, no line search),
-    one image at a time; map = RMS over channels of x' - x, Gaussian blur (4-sigma kernel).
+    each image on its own (side by side); map = RMS over channels of x' - x, Gaussian blur (4-sigma kernel).
     """
 
     label = "APPB"
     cost = "optimisation"
     needs = ("perceptual_layers",)
-    batch_sizes = {"cpu": 8, "cuda": 64}  # images optimised together (optimizer=adam; L-BFGS takes one at a time)
+    batch_sizes = {"cpu": 16, "cuda": 32}  # images optimised side by side (L-BFGS keeps ~2 x steps copies of each)
     layers: list[str]  # the knob's null resolved from the model's facts when the method is built
 
     def __init__(self, model, **knobs):
@@ -65,27 +68,19 @@ class APPB(Explainer):
         with torch.no_grad(), capture_outputs(self.modules) as features:
             self.model(images)
             clean = [f.float().detach() for f in features]
+        if self.optimizer == "lbfgs":  # each image its own L-BFGS, as the authors run it one at a time
+            def loss_of(x_rows, rows):
+                return self.per_image_loss(x_rows, images[rows], [c[rows] for c in clean], targets[rows])
+
+            return minimise_each(images, loss_of, max_iter=self.steps)
         x_adv = images.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([x_adv], lr=self.lr)
         with torch.enable_grad():
-            if self.optimizer == "adam":
-                opt: torch.optim.Optimizer = torch.optim.Adam([x_adv], lr=self.lr)
-                for _ in counted(range(self.steps), f"APPB: {images.shape[0]} images"):
-                    loss = self.per_image_loss(x_adv, images, clean, targets).sum()
-                    (x_adv.grad,) = torch.autograd.grad(loss, x_adv)
-                    opt.step()
-            else:
-                opt = torch.optim.LBFGS([x_adv], max_iter=self.steps)  # the authors' settings: torch's defaults
-
-                def closure():
-                    loss = self.per_image_loss(x_adv, images, clean, targets).sum()
-                    (x_adv.grad,) = torch.autograd.grad(loss, x_adv)
-                    return loss
-
-                opt.step(closure)
+            for _ in counted(range(self.steps), f"APPB: {images.shape[0]} images"):
+                loss = self.per_image_loss(x_adv, images, clean, targets).sum()
+                (x_adv.grad,) = torch.autograd.grad(loss, x_adv)
+                opt.step()
         return x_adv.detach()
-
-    def images_per_chunk(self) -> int:
-        return 1 if self.optimizer == "lbfgs" else self.batch_size
 
     def _attribute_batch(self, images, targets):
         diff = self.perturb(images, targets) - images

@@ -21,7 +21,7 @@ from ..rules import Rule
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXPLAINERS_DIR = PACKAGE_DIR.parent / "explainers"
 # explainers' modules that are machinery, not methods
-NOT_METHODS = {"__init__", "base", "layers", "libraries", "targets", "user_methods"}
+NOT_METHODS = {"__init__", "base", "layers", "lbfgs", "libraries", "targets", "user_methods"}
 # Libraries whose methods go by PREFIX_ClassName (cce_bench/explainers/libraries.py); their knobs are the
 # library's arguments, set as method_knobs.PREFIX_ClassName.KNOB and checked against its signatures. A
 # prefix is the library's import name, which no name of the suite's own methods starts with (tested).

@@ -18,5 +18,5 @@ class APPBKnobs(MethodKnobs):
     blur_sigma: float = knob(2.0, Rule("number", 0, 1000), "sigma of the map's Gaussian blur, in pixels")
     optimizer: str = knob("lbfgs", Rule("choice", choices=("lbfgs", "adam")),
                           "lbfgs (the authors') or adam (a batched variant; scripts/compare_appb_optimizers.py)")
-    batch_size: int | None = batch_size_knob("images optimised together with optimizer=adam (L-BFGS takes one at a "
-                                             "time); null: 8 on a CPU, 64 on a GPU")
+    batch_size: int | None = batch_size_knob("images optimised side by side (each its own L-BFGS, or Adam); "
+                                             "null: 16 on a CPU, 32 on a GPU")

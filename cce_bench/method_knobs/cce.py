@@ -80,6 +80,8 @@ class CCEKnobs(MethodKnobs):
                                     "(model.target_layer)")
     batch_size: int | None = batch_size_knob("counterfactual pairs per forward/backward pass; null: 16 on a CPU, "
                                              "64 on a GPU")
-    mean: list | None = knob(None, doc="the normalisation the model expects (per channel); null: the model's own "
-                                       "(ImageNet's for a bare network)")
-    std: list | None = knob(None, doc="as mean")
+    mean: list | None = knob(None, Rule("list", nullable=True, each=Rule("number", -1e6, 1e6)),
+                             doc="the normalisation the model expects (per channel); null: the model's own "
+                             "(ImageNet's for a bare network)")
+    std: list | None = knob(None, Rule("list", nullable=True, each=Rule("number", 0, 1e6, low_open=True)),
+                            doc="the standard deviations the model divides by (per channel, each > 0); null: as mean")

@@ -28,6 +28,21 @@ def parts_cnn_network(classes: int) -> nn.Module:
                                      flatten=nn.Flatten(), classifier=nn.Linear(channels, classes)))
 
 
+def folded_batch_norms(net: nn.Module) -> nn.Module:
+    """The suite's CNN (in eval mode) with each block's batch norm folded into its convolution, left as an identity so
+    that every layer keeps its name: the same function, one layer less per block, about half the time per gradient
+    pass on a CPU (docs/measurements.md)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net.eval()
+    for block in net.get_submodule("features").children():
+        conv, norm = block.get_submodule("0"), block.get_submodule("1")
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            block.register_module("0", fuse_conv_bn_eval(conv, norm))
+            block.register_module("1", nn.Identity())
+    return net
+
+
 def parts_network(architecture: str, classes: int) -> nn.Module:
     """The untrained network of `architecture` (OWN, torchvision_NAME or timm_NAME) with `classes` outputs."""
     if architecture == OWN:

@@ -18,7 +18,7 @@ from ..explainers.user_methods import TARGET, custom_label
 from ..method_knobs import CUSTOM, current_spelling
 from ..models import Classifier, create_model, facts_of, precision_in_effect
 from ..models.inputs import resolve_input_settings
-from ..schema import check_cross_keys
+from ..schema import check_cross_keys, curve_warnings
 from .distributed import Shard
 
 # Defaults where a config leaves a batch size null: small batches are fastest on a CPU (cache), large
@@ -144,12 +144,15 @@ def build_model(cfg: DictConfig) -> Classifier:
 def record_model_settings(cfg: DictConfig, model: Classifier) -> None:
     """data.resize, data.crop, data.interpolation from the model where they are null (an override wins), and
     model.target_layer as the model's facts have it; then the cross-key checks on the values the model filled in."""
+    crop_from_model = "data" in cfg and cfg.data.get("crop") is None
     if "data" in cfg:
         for key, value in resolve_input_settings(model.inputs, cfg.data).as_data().items():
             OmegaConf.update(cfg, f"data.{key}", value, force_add=True)
     if cfg.model.get("target_layer") is None:
         OmegaConf.update(cfg, "model.target_layer", facts_of(model).target_layer, force_add=True)
     check_cross_keys(cfg)
+    for message in curve_warnings(cfg) if crop_from_model else []:  # said at composition where the crop was given
+        print(f"cce-bench: warning: {message}", file=sys.stderr)
 
 
 def run_precision(cfg: DictConfig) -> str:
@@ -203,7 +206,10 @@ def chosen_methods(cfg: DictConfig) -> list[str]:
 
 
 def method_label(cfg: DictConfig, name: str) -> str:
-    """How tables name a method of this run: its label; a custom method, its callable's name."""
+    """How tables name a method of this run: its label; a custom method, its callable's name (and a callable given
+    to the Python API, outside the registry, its own name)."""
+    if name not in EXPLAINERS:
+        return name
     if name == CUSTOM:
         return custom_label(str(OmegaConf.select(cfg, f"method_knobs.{CUSTOM}.{TARGET}", default=None) or CUSTOM))
     return EXPLAINERS.get(name).label

@@ -147,12 +147,14 @@ class ExplainSettings(ModelRun):
 
     data: ExplainInputs = knob(ExplainInputs, doc="how the images become the model's input")
     inputs: list[str] = knob([], Rule("list"), "the images, from the command line: cce-bench explain a.jpg [b.jpg]")
-    target: Any = knob(None, doc="P: a class name (tabby, tiger_cat) or index; null: the top-1 class")
-    contrast: Any = knob(None, doc="Q for 'why P rather than Q?'")
+    target: Any = knob(None, Rule("class", nullable=True), "P: a class name (tabby, tiger_cat) or index; null: the "
+                                                          "top-1 class")
+    contrast: Any = knob(None, Rule("class", nullable=True), "Q for 'why P rather than Q?'")
     contrast_floor: float = knob(0.01, Rule("number", 0, 1),
                                  "without contrast=: CCE asks 'why not Q?' of the next M classes with probability >= "
                                  "this (REC)")
-    targets: Any = knob(None, Rule("list", nullable=True), "[P1, P2, ...]: several objects of one image, one map each")
+    targets: Any = knob(None, Rule("list", nullable=True, each=Rule("class")),
+                        "[P1, P2, ...]: several objects of one image, one map each")
     methods: list[str] = knob(["cce"], Rule("list"), "by name; several: one grid, the image once and a column each")
     run_name: str = knob("explain", Rule("text"), "the run folder's name")
 

@@ -54,8 +54,10 @@ class CustomModel(ModelSettings):
     resize: int | None = knob(None, Rule("whole", *SIDE, nullable=True),
                               "the shorter side before the centre crop; null: input_size / 0.875 (256 for 224)")
     interpolation: str = knob("bilinear", Rule("choice", choices=INTERPOLATIONS), "the resize's interpolation")
-    mean: list = knob([0.485, 0.456, 0.406], Rule("list"), "the input normalisation's mean (ImageNet's)")
-    std: list = knob([0.229, 0.224, 0.225], Rule("list"), "the input normalisation's standard deviation")
+    mean: list = knob([0.485, 0.456, 0.406], Rule("list", each=Rule("number", -1e6, 1e6)),
+                      "the input normalisation's mean (ImageNet's)")
+    std: list = knob([0.229, 0.224, 0.225], Rule("list", each=Rule("number", 0, 1e6, low_open=True)),
+                     "the input normalisation's standard deviation, each > 0")
     categories: str | None = knob(None, Rule("text", nullable=True),
                                   "FILE with one class name a line, in output order; null: ImageNet's for 1000 outputs")
 
@@ -64,9 +66,9 @@ class CustomModel(ModelSettings):
 class PartsModel(ModelSettings):
     """model=parts_cnn: the small CNN the suite trains on its part scenes, for the run's data=parts."""
 
-    world: Any = knob("${oc.select:data,null}", doc="the part scenes it is trained on: the run's data=parts (its "
-                                                   "scene_seed, parts, types, side, distractors); else the default "
-                                                   "world")
+    world: Any = knob("${oc.select:data,null}", Rule("mapping", nullable=True),
+                      "the part scenes it is trained on: the run's data=parts (its scene_seed, parts, types, side, "
+                      "distractors); else the default world")
     train_scenes: int = knob(8000, Rule("whole", 64, 10_000_000), "training scenes, when it is trained (no cache)")
     epochs: int = knob(4, Rule("whole", 1, 1000), "passes over them")
     architecture: str = knob("parts_cnn", Rule("text"), "the network trained: parts_cnn (the suite's small CNN), or "
