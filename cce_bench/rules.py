@@ -78,7 +78,8 @@ class Rule:
         if self.kind == "list" and self.all_or_list:
             return value in self.choices or isinstance(value, (list, ListConfig))
         if self.kind == "list":
-            return isinstance(value, (list, ListConfig)) and all(v in self.choices for v in value if self.choices) \
+            listed = isinstance(value, (list, tuple, ListConfig))
+            return listed and all(v in self.choices for v in value if self.choices) \
                 and (self.each is None or all(self.each.accepts(v) for v in value))
         if self.kind == "size":  # one side (the shorter one) or [height, width]
             sides = list(value) if isinstance(value, (list, ListConfig)) else [value]

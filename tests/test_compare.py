@@ -108,6 +108,7 @@ def test_compare_leaderboard_by_value_resumed_and_reported(tmp_path, lite0, warm
 
     again = warm_cli.run(*args)  # a resume with every batch done: only the tables are written again
     assert again.returncode == 0 and "1 of 1 batches already done" in again.stderr
+    assert "plan:" not in again.stderr  # nothing left to plan, no rates measured
     assert pd.read_csv(out / "records.csv").drop(columns="seconds").equals(records.drop(columns="seconds"))
 
     report = warm_cli.run("report", str(out))

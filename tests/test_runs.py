@@ -47,6 +47,9 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
     rerun = run_cli(*args, f"out={out}")
     assert rerun.returncode == 0, rerun.stderr
     assert f"{done_before} of 4 batches already done" in rerun.stderr
+    # the plan of the resumed run counts what is left (the sweep's one value: a batch is one image)
+    assert f"plan: {done_before} of 4 images are done in this folder; the plan counts the {4 - done_before} left" \
+        in rerun.stderr and f"plan: {4 - done_before} image" in rerun.stderr, rerun.stderr
     batches = [json.loads(line)["batch"] for line in part.read_text().splitlines()]
     assert sorted(batches) == [0, 1, 2, 3]  # every batch once: nothing finished was computed again
     # Bitwise: the batches of two processes (killed, then rerun) give the uninterrupted run's table and records,

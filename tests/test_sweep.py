@@ -105,6 +105,10 @@ def test_a_long_plan_offers_a_first_look_and_a_short_or_smoke_one_does_not():
         "plan: that is long on this machine; for a first look in about a minute (one image, few steps, the same "
         "code paths) add experiment=smoke: cce-bench sweep ... experiment=smoke")
     assert first_look_hint(at_the_bar, "sweep", "smoke") == ""  # already the first look
+    # an experiment of its own (one choice only): its settings on the images a minute holds, 60 s / 3 s = 20
+    assert first_look_hint(at_the_bar, "compare", "parts_track") == (
+        "plan: that is long on this machine; for a first look in about a minute with experiment=parts_track's own "
+        "settings, on 20 image(s): cce-bench compare experiment=parts_track ... data.n_images=20")
     shorter = Plan(images=LONG_PLAN_SECONDS // 3 - 1, parts=per_image, rates=rates, device_name="cpu")
     assert first_look_hint(shorter, "sweep", "table1_alpha") == ""
 

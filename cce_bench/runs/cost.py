@@ -137,9 +137,16 @@ LONG_PLAN_SECONDS = 15 * 60
 
 
 def first_look_hint(plan: Plan, command: str, experiment: str | None) -> str:
-    """For a long plan (and not already a smoke run): the command that gives a first look in about a minute."""
+    """For a long plan (and not already a smoke run): the command that gives a first look in about a minute: the
+    smoke preset, or, where an experiment is chosen (there can be one), its own settings on the images a minute
+    holds."""
     if plan.seconds_per_image * plan.images < LONG_PLAN_SECONDS or experiment == "smoke":
         return ""
+    if experiment is not None:
+        few = max(1, int(60 // max(plan.seconds_per_image, 1e-9)))
+        return (f"plan: that is long on this machine; for a first look in about a minute with "
+                f"experiment={experiment}'s own settings, on {few} image(s): cce-bench {command} "
+                f"experiment={experiment} ... data.n_images={few}")
     return (f"plan: that is long on this machine; for a first look in about a minute (one image, few steps, the same "
             f"code paths) add experiment=smoke: cce-bench {command} ... experiment=smoke")
 

@@ -220,14 +220,20 @@ class Job:
     plan_parts: Callable[[torch.Tensor], dict] | None = None
 
 
-def planned(job: Job, session: Session, command: str) -> Plan | None:
-    """The run's plan (printed by the main process before any image), or None where the job has none."""
-    if job.plan_parts is None or job.model is None or not hasattr(job.model, "passes") or not len(job.dataset):
+def planned(job: Job, session: Session, command: str, done: int = 0) -> Plan | None:
+    """The run's plan for the images not `done` yet (printed by the main process before any image), or None where
+    the job has none or nothing is left."""
+    if job.plan_parts is None or job.model is None or not hasattr(job.model, "passes") or \
+            len(job.dataset) - done <= 0:
         return None
     cfg = session.cfg
     side = int(cfg.data.get("crop") or 224)
+    if done and session.shard.is_main:
+        unit = {"img": "image"}.get(job.unit, job.unit)
+        print(f"plan: {done} of {len(job.dataset)} {unit}s are done in this folder; the plan counts the "
+              f"{len(job.dataset) - done} left", file=sys.stderr)
     try:
-        plan = make_plan(job.model, len(job.dataset), side, int(cfg.batch_size), job.plan_parts,
+        plan = make_plan(job.model, len(job.dataset) - done, side, int(cfg.batch_size), job.plan_parts,
                          machine_info(session.device)["device_name"])
     except Exception as exc:  # noqa: BLE001 - the plan only advises: a method the probe cannot run still runs
         if session.shard.is_main:
@@ -263,7 +269,9 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job], pl
             print(f"plan: {len(job.dataset)} {job.unit}s; {command} has no pass count to plan with", file=sys.stderr)
         return None
     run = open_run(session.cfg, session.shard, session.device, job.dataset.samples_table(), session.maps)
-    plan = planned(job, session, command)  # after the folder is accepted: a refused run says only why
+    batches = batch_indices(len(job.dataset), int(session.cfg.images_per_batch))
+    done = sum(len(batches[k]) for k in run.finished_batches() if k < len(batches))
+    plan = planned(job, session, command, done)  # after the folder is accepted: a refused run says only why
     score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
     run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit, plan=plan,
                 model=job.model, maps=session.maps)
