@@ -16,11 +16,12 @@ def read_paper_table(filename: str) -> pd.DataFrame:
 
 def paper_applies(cfg) -> bool:
     """Whether the paper's numbers belong beside this run's: not on the suite's part scenes (data=parts, or as
-    files for the model trained on them, model=parts_cnn), which the paper never saw, nor where the config has no
-    `paper` node (the Python API's compare, on the caller's own model and images)."""
+    files for the model trained on them, model=parts_cnn), which the paper never saw, nor where the config's `paper`
+    is null (the Python API's compare, on the caller's own model and images)."""
     from omegaconf import OmegaConf
 
-    return (OmegaConf.select(cfg, "paper") is not None and OmegaConf.select(cfg, "data.name") != "parts"
+    return (OmegaConf.select(cfg, "paper", default="absent") is not None
+            and OmegaConf.select(cfg, "data.name") != "parts"
             and OmegaConf.select(cfg, "model.name") != "parts_cnn")
 
 
