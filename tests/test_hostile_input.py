@@ -166,7 +166,7 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         ),
         (["sweep", "seed=1e20"], "it must be a whole number >= 0 and <= 4294967295"),
         (["sweep", "metric_knobs.insertion_deletion.blur_sigma=inf"],
-         "metric_knobs.insertion_deletion.blur_sigma=inf is not valid: it must be a number > 0"),
+         "metric_knobs.insertion_deletion.blur_sigma=inf is not valid: it must be a number >= 0.01 and <= 1000"),
         (
             ["sweep", "data.resize=-5"],
             "data.resize=-5 is not valid: it must be a whole number in 32..4096, or [height, width]",
@@ -222,6 +222,8 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         (["compare", "model=custom", "model._target_=a.b", "model.std=[1,0,1]"],
          "model.std=[1, 0, 1] is not valid: it must be a list [a,b,...], each a number > 0"),
         (["compare", "method_knobs.cce.std=[1,0,1]"], "method_knobs.cce.std=[1, 0, 1] is not valid"),
+        (["compare", "metric_knobs.insertion_deletion.blur_sigma=1e-300"],
+         "metric_knobs.insertion_deletion.blur_sigma=1e-300 is not valid: it must be a number >= 0.01 and <= 1000"),
     ],
 )
 def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message, warm_cli):

@@ -12,5 +12,6 @@ class InsertionDeletionKnobs(MetricKnobs):
                      "224 x 224")
     blur_size: int = knob(11, Rule("whole", 1, 1001, odd=True), "insertion starts from a Gaussian blur of this "
                           "kernel size ...")
-    blur_sigma: float = knob(5.0, Rule("number", 0, 1000, low_open=True), "... and this sigma (zero padding, in "
+    # below 0.01 pixels a Gaussian is no blur at all, and its squared sigma underflows (NaN kernels from ~1e-19)
+    blur_sigma: float = knob(5.0, Rule("number", 0.01, 1000), "... and this sigma (zero padding, in "
                              "normalised space)")
