@@ -55,8 +55,8 @@ def explain(model, images: torch.Tensor, method: str = "cce", targets=None, **kn
     and under Args in `help(cce_bench.EXPLAINERS.get("cce"))`.
     """
     images = checked_images(images, model)
-    wanted = target_indices(targets, model, images)
-    classes = None if wanted is None else torch.tensor(wanted, device=images.device)
+    classes = None if targets is None else torch.tensor(
+        target_indices(targets, class_count(model, images), len(images)), device=images.device)
     if not isinstance(method, str):
         raise TypeError(f"method takes a method's name (`cce-bench methods` lists them), got {type(method).__name__}")
     return create_explainer(method, model, **knobs).attribute(images, classes)
@@ -146,31 +146,31 @@ def checked_images(images, model) -> torch.Tensor:
     return images
 
 
-def target_indices(targets, model, images: torch.Tensor) -> list[int] | None:
-    """One class index per image (one given for all is repeated), or None for the model's own top-1; a name, a float
-    or an index out of the model's range is a ValueError naming the argument."""
-    if targets is None:
-        return None
-    wanted = list_of(targets.tolist() if isinstance(targets, torch.Tensor) else targets, "targets")
+def class_count(model, images: torch.Tensor) -> int:
     with torch.no_grad():
-        classes = model(images[:1]).shape[-1]
-    if len(wanted) not in (1, len(images)):
-        raise ValueError(f"targets has {len(wanted)} classes for {len(images)} images: pass one per image, or one")
+        return int(model(images[:1]).shape[-1])
+
+
+def target_indices(targets, classes: int, count: int) -> list[int]:
+    """One class index per image of `count` (one given for all is repeated); a name, a float or an index outside
+    0..classes-1 is a ValueError naming the argument."""
+    wanted = list_of(targets.tolist() if isinstance(targets, torch.Tensor) else targets, "targets")
+    if len(wanted) not in (1, count):
+        raise ValueError(f"targets has {len(wanted)} classes for {count} images: pass one per image, or one")
     for target in wanted:
         if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < classes:
             raise ValueError(f"targets takes class indices 0..{classes - 1}, got {target!r}"
                              + (" (a name: model.categories.index(name) gives its index)"
                                 if isinstance(target, str) else ""))
-    return wanted * (len(images) // len(wanted))
+    return wanted * (count // len(wanted))
 
 
 def class_choice(targets, model, images: torch.Tensor) -> torch.Tensor | None:
     """The classes to explain as a mask [B, classes] (None: the model's own top-1 per image)."""
-    wanted = target_indices(targets, model, images)
-    if wanted is None:
+    if targets is None:
         return None
-    with torch.no_grad():
-        classes = model(images[:1]).shape[-1]
+    classes = class_count(model, images)
+    wanted = target_indices(targets, classes, len(images))
     allowed = torch.zeros(len(images), classes, dtype=torch.bool, device=images.device)
     allowed[torch.arange(len(images)), torch.tensor(wanted)] = True
     return allowed

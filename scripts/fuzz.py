@@ -25,18 +25,12 @@ from fuzzing import (  # noqa: E402 - tests/ put on the path first
     check_file,
     check_new_key,
     check_override,
-    command_keys,
-    hydra_commands,
+    command_and_key,
     override_values,
 )
 
 
 def properties(counts: Counter) -> dict:
-    @st.composite
-    def command_and_key(draw):
-        command = draw(st.sampled_from(hydra_commands()))
-        return command, draw(st.sampled_from(command_keys(command)))
-
     @given(command_and_key(), override_values())
     def overrides(command_key, value):
         counts["overrides " + check_override(*command_key, value)] += 1

@@ -61,6 +61,13 @@ def command_nodes(command: str) -> frozenset[str]:
     return frozenset(leaf.rsplit(".", i)[0] for leaf in leaves for i in range(1, leaf.count(".") + 1))
 
 
+@st.composite
+def command_and_key(draw):
+    """A command that composes a config, and one of its keys."""
+    command = draw(st.sampled_from(hydra_commands()))
+    return command, draw(st.sampled_from(command_keys(command)))
+
+
 def one_line(message: str, what: str) -> None:
     assert message.strip() and "\n" not in message.strip(), f"{what}: not one line: {message!r}"
     assert "bug in cce-bench" not in message, f"{what}: called a bug: {message}"

@@ -15,8 +15,7 @@ from fuzzing import (
     check_file,
     check_new_key,
     check_override,
-    command_keys,
-    hydra_commands,
+    command_and_key,
     override_values,
 )
 
@@ -25,12 +24,6 @@ from fuzzing import (
 def in_ci(examples: int):
     return settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                     suppress_health_check=list(HealthCheck))
-
-
-@st.composite
-def command_and_key(draw):
-    command = draw(st.sampled_from(hydra_commands()))
-    return command, draw(st.sampled_from(command_keys(command)))
 
 
 @in_ci(120)
