@@ -75,7 +75,6 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table,
     resuming = run.check_config(cfg)
     distributed.barrier(shard)
     if shard.is_main:
-        run.say_holder()
         if not resuming:
             for part in (run.path / "parts").glob("rank*.jsonl"):
                 part.unlink()  # batches of an unknown config cannot be trusted

@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import sys
+import time
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
@@ -178,6 +179,17 @@ def check_creatable(path: Path, shown: str) -> None:
                         "write") from None
 
 
+def lock_holder(handle: IO[str]) -> str:
+    """Who holds a lock, as its holder wrote it; a holder that has just taken it is given a moment to write."""
+    for _ in range(20):
+        handle.seek(0)
+        holder = handle.read().strip()
+        if holder:
+            return holder
+        time.sleep(0.025)
+    return "another process"
+
+
 def check_not_locked(path: Path, shown: str) -> None:
     """Refused before anything is written while another process holds the run's lock (runs/run_folder.py)."""
     import fcntl
@@ -190,7 +202,7 @@ def check_not_locked(path: Path, shown: str) -> None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = handle.read().strip() or "another process"
+                holder = lock_holder(handle)
                 raise UserError(f"{shown} is being written by {holder}: wait for it to finish, or pass another "
                                 "out=DIR (a rerun with the same out= after it ends resumes it)") from None
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -234,24 +246,23 @@ class RunFolder:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = lock_holder(handle)
             handle.close()
             raise UserError(f"out={self.path} is being written by {holder}: wait for it to finish, or pass another "
                             "out=DIR (a rerun with the same out= after it ends resumes it)") from None
         except OSError:  # a file system without flock (some network mounts): run unguarded
             print(f"warning: cannot lock {self.path} on this file system; do not run two processes on it",
                   file=sys.stderr)
+            self._lock = handle
+            HELD_LOCKS[os.path.realpath(self.path)] = handle
+            return
+        # who holds it is written as soon as it is held, so a run refused at any later moment can name it
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
+        handle.flush()
         self._lock = handle
         HELD_LOCKS[os.path.realpath(self.path)] = handle
-
-    def say_holder(self) -> None:
-        """Writes who holds the lock into it, once the run is accepted (a refused run writes nothing)."""
-        if self._lock is not None:
-            self._lock.seek(0)
-            self._lock.truncate()
-            self._lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
-            self._lock.flush()
 
     # -- whole files -------------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
