@@ -201,8 +201,27 @@ def composition_error(exc: Exception, command: str, overrides: list[str], compos
         where = first[len("In '"):].split("'")[0]
         return UserError(f"configs/{where}.yaml sets {unknown.group(1)}, which `cce-bench {command}` does not have: "
                          f"leave {where} out, or drop the key from it")
+    unparsed = unparsable_override(overrides)
+    if unparsed:
+        key = unparsed.split("=", 1)[0]
+        return UserError(f"{unparsed!r} cannot be read as KEY=VALUE: a value that holds quotes, '=', brackets or "
+                         f"letters outside ASCII goes in quotes, as \"{key}='VALUE'\" (a quote inside it as \\')")
     hint = ": a list of values needs -m (one job per value)" if "Ambiguous value" in first else ""
     return UserError(f"bad override: {first}{hint}")
+
+
+def unparsable_override(overrides: list[str]) -> str | None:
+    """The first override Hydra's lexer cannot read (the lexer's own message names a token, not the key)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except HydraException:
+            return override
+    return None
 
 
 def node_given_a_value(exc: Exception, command: str, overrides: list[str], composed) -> UserError:

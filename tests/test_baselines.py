@@ -129,6 +129,18 @@ def test_appb_perturbation_moves_the_target_margin_to_v(tiny_net, batch):
     assert ((margin(after) + 2).abs() < (margin(before) + 2).abs()).all()
 
 
+def test_appb_blur_sigma_zero_is_the_perturbations_rms_over_channels_unblurred(tiny_net, batch, monkeypatch):
+    images, targets = batch
+    explainer = create_explainer("appb", tiny_net, layers=["conv"], steps=1, blur_sigma=0)
+    step = torch.zeros_like(images)
+    step[:, 0, 2, 3], step[:, 1, 2, 3], step[:, 2, 5, 5] = 3.0, 4.0, 6.0
+    monkeypatch.setattr(explainer, "perturb", lambda x, t: x + step)
+    expected = torch.zeros(images.shape[0], *images.shape[2:])
+    expected[:, 2, 3], expected[:, 5, 5] = (25 / 3) ** 0.5, (36 / 3) ** 0.5  # sqrt(mean over the 3 channels)
+    maps = explainer.attribute(images, targets)  # scaled to a maximum of 1, as every method's
+    torch.testing.assert_close(maps, expected / expected.amax(), atol=1e-5, rtol=0)
+
+
 def test_calm_without_checkpoint_says_how_to_make_one(tiny_net):
     with pytest.raises(UserError, match="cce-bench train-calm"):
         create_explainer("calm", tiny_net)

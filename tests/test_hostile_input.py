@@ -224,6 +224,21 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         (["compare", "method_knobs.cce.std=[1,0,1]"], "method_knobs.cce.std=[1, 0, 1] is not valid"),
         (["compare", "metric_knobs.insertion_deletion.blur_sigma=1e-300"],
          "metric_knobs.insertion_deletion.blur_sigma=1e-300 is not valid: it must be a number >= 0.01 and <= 1000"),
+        (["sweep", "out=a'b"], "\"out=a'b\" cannot be read as KEY=VALUE: a value that holds quotes, '=', brackets or "
+                               "letters outside ASCII goes in quotes, as \"out='VALUE'\""),
+        (["sweep", "out=é"], "'out=é' cannot be read as KEY=VALUE"),
+        (["user-study", "sets=7"], "sets=7 is more than the 6 bundled photos: pass sets=6 or fewer"),
+        (["compare", "methods=[captum_LayerGradCam]", "method_knobs.captum_LayerGradCam.layer=nope"],
+         "the model has no layer 'nope': pass method_knobs.captum_LayerGradCam.layer=DOTTED.PATH"),
+        (["compare", "methods=[gradcam_pp]", "method_knobs.gradcam_pp.target_layer=classifier"],
+         "layer 'classifier' gives [1, 1000] for one image, not a map per channel [B, C, H, W]: pass "
+         "method_knobs.gradcam_pp.target_layer=DOTTED.PATH naming a convolutional layer"),
+        (["compare", "methods=[gradcam_pp]", "model.target_layer=global_pool"],
+         "layer 'global_pool' gives [1, 1280] for one image, not a map per channel [B, C, H, W]: pass "
+         "model.target_layer=DOTTED.PATH"),
+        (["compare", "methods=[captum_Occlusion]", "method_knobs.captum_Occlusion.strides=-4"],
+         "Occlusion (captum) strides=-4 is not valid: it must be a whole number >= 1 or a list [a,b,...], each a "
+         "whole number >= 1 (method_knobs.captum_Occlusion.strides)"),
     ],
 )
 def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message, warm_cli):
@@ -299,7 +314,7 @@ def test_report_of_another_tools_folder_is_one_line(tmp_path, run_json, warm_cli
 
 
 @pytest.mark.parametrize("field, value", [("width", "wide"), ("height", -5), ("width", 1.5), ("height", None),
-                                          ("width", True)])
+                                          ("width", True), ("width", 1e30), ("height", 65536)])
 def test_an_image_entry_with_a_size_that_is_not_pixels_skips_its_pairs(tmp_path, lite0, field, value):
     from cce_bench.data import preprocessing
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from ..data.images import BUNDLED_PHOTOS
 from ..errors import UserError
 from ..explainers import CCE, EXPLAINERS, Contrast
 from ..models import batched_logits
@@ -84,8 +85,11 @@ def run_user_study(cfg: DictConfig) -> RunFolder:
 def study_images(cfg: DictConfig, model) -> dict:
     """One image per set (data.n_images caps them, with a line), read as one batch; the unreadable said."""
     cap = cfg.data.get("n_images")
+    if cfg.data.name == "photos" and int(cfg.sets) > len(BUNDLED_PHOTOS):
+        raise UserError(f"sets={cfg.sets} is more than the {len(BUNDLED_PHOTOS)} bundled photos: pass "
+                        f"sets={len(BUNDLED_PHOTOS)} or fewer, or data=imagenet data.root=PATH for more images")
     if cap is not None and int(cap) < int(cfg.sets):
-        print(f"warning: data.n_images={cap} (experiment=smoke sets 1) makes {cap} of the sets={cfg.sets} sets: pass "
+        print(f"warning: data.n_images={cap} makes {cap} of the sets={cfg.sets} sets: pass "
               f"data.n_images={cfg.sets} for all", file=sys.stderr)
     cfg.data.n_images = int(cfg.sets) if cap is None else min(int(cfg.sets), int(cap))
     dataset = build_dataset(cfg, model)

@@ -77,13 +77,17 @@ def coco_to_imagenet() -> dict[str, list[int]]:
     return {**doc["geirhos16"], **doc["added"]}
 
 
+MAX_SIDE = 65535  # JPEG's largest side; a box mask of a larger declared side would not fit in memory
+
+
 def image_size(info: dict) -> tuple[int, int] | str:
     """(width, height) of a COCO image entry, or why they are not usable (the entry's pairs are skipped)."""
     values = (info.get("width"), info.get("height"))
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and v > 0 for v in values):
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and 0 < v <= MAX_SIDE
+           for v in values):
         return int(values[0]), int(values[1])  # type: ignore[arg-type]  # numbers, checked above
     return (f"image {info.get('id')} has width {values[0]!r} and height {values[1]!r}: the annotation file must give "
-            "both as whole numbers of pixels > 0")
+            f"both as whole numbers of pixels > 0 (at most {MAX_SIDE})")
 
 
 def box_mask(boxes, width: int, height: int) -> torch.Tensor:

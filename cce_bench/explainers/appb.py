@@ -29,6 +29,10 @@ from .base import Explainer, register
 from .layers import capture_outputs, resolve_layer
 from .lbfgs import minimise_each
 
+# a Gaussian of sigma under 0.01 pixels weighs its neighbours by exp(-5000) or less: the map as it is (and a
+# sigma near zero would divide by zero in the kernel)
+NO_BLUR_BELOW = 0.01
+
 
 @register
 class APPB(Explainer):
@@ -85,5 +89,7 @@ class APPB(Explainer):
     def _attribute_batch(self, images, targets):
         diff = self.perturb(images, targets) - images
         rms = diff.pow(2).mean(1).sqrt()
+        if self.blur_sigma < NO_BLUR_BELOW:
+            return rms
         size = 2 * math.ceil(4 * self.blur_sigma) + 1  # scipy's gaussian_filter truncates at 4 sigma
         return gaussian_blur(rms[:, None], kernel_size=[size, size], sigma=[self.blur_sigma] * 2)[:, 0]

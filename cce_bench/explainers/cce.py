@@ -96,7 +96,7 @@ class CCE(Explainer):
                        "method_knobs.cce.readoff=input, or method_knobs.cce.target_layer=DOTTED.PATH (its last "
                        "convolutional block, e.g. layer4.2)")
             raise MethodUnavailable(message, "cannot run here") if facts.no_target_layer else UserError(message)
-        return resolve_layer(model, target_layer)
+        return resolve_layer(model, target_layer, "method_knobs.cce.target_layer=DOTTED.PATH")
 
     def contrast_classes(self, logits, targets) -> torch.Tensor:
         """Q [B, M]: the M most likely classes other than P and the model's answer ("why P?")."""

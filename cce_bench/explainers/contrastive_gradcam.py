@@ -32,7 +32,7 @@ class ContrastiveGradCAM(Explainer):
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
-        self.layer = resolve_layer(model, self.target_layer)
+        self.layer = resolve_layer(model, self.target_layer, f"method_knobs.{self.name}.target_layer=DOTTED.PATH")
 
     def contrast_classes(self, logits, targets) -> torch.Tensor:
         """Q [B, 1]: the (contrast_rank - 1)-th most likely class other than the target and the top-1 class (the

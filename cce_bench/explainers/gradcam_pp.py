@@ -17,7 +17,7 @@ class GradCamLibrary(Explainer):
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
-        self.layers = [resolve_layer(model, self.target_layer)]
+        self.layers = [resolve_layer(model, self.target_layer, f"method_knobs.{self.name}.target_layer=DOTTED.PATH")]
 
     def _attribute_batch(self, images, targets):
         return cam_maps(self.library_class, self.model, self.layers, images, targets)

@@ -2,8 +2,10 @@
 models/target_layer.py finds), and a hook that keeps a layer's output."""
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 from ..errors import UserError
@@ -15,10 +17,11 @@ def network(model: nn.Module) -> nn.Module:
     return getattr(model, "net", model)
 
 
-def resolve_layer(model: nn.Module, path: str | None, knob: str = "target_layer=DOTTED.PATH") -> nn.Module:
+def resolve_layer(model: nn.Module, path: str | None, knob: str) -> nn.Module:
     """A submodule by dotted path (`layer4.2`), or the model's default target layer (its facts) when `path`
-    is null; `knob` is how the message names the setting that fixes a wrong path."""
+    is null; `knob` is how the message names the method's setting that fixes a wrong path."""
     if path is None:
+        knob = "model.target_layer=DOTTED.PATH"  # the path comes from the model's settings
         facts = facts_of(model) if getattr(model, "facts", None) is not None else None
         if facts is None:  # a bare network: the layer the rule finds
             from ..models.target_layer import find_target_layer
@@ -37,11 +40,37 @@ def resolve_layer(model: nn.Module, path: str | None, knob: str = "target_layer=
             raise UserError(f"no default target layer for model {name}: "
                             "pass the method's target_layer=DOTTED.PATH (e.g. layer4.2)")
     try:
-        return network(model).get_submodule(str(path))
+        layer = network(model).get_submodule(str(path))
     except AttributeError:
         names = [name for name, _ in network(model).named_children()][:6]
         raise UserError(f"the model has no layer {str(path)!r}: pass {knob} naming one of its modules (dotted paths "
                         f"under {', '.join(names)}; `print(model)` lists them)") from None
+    if layer not in SPATIAL_LAYERS:
+        check_spatial(model, layer, str(path), knob)
+        SPATIAL_LAYERS.add(layer)
+    return layer
+
+
+SPATIAL_LAYERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # layers checked once per process
+
+
+@torch.no_grad()
+def check_spatial(model: nn.Module, layer: nn.Module, path: str, knob: str) -> None:
+    """Refuses, before any work, a layer whose output is not a map per channel [B, C, H, W]: the layer
+    methods weigh and pool its channels over space. One probe image at the model's input side, through the bare
+    network so that the run's pass count does not see it."""
+    inputs = getattr(model, "inputs", None)
+    size = int(inputs.size) if inputs is not None else 224
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+    with capture_outputs([layer]) as outputs:
+        network(model)(torch.zeros(1, 3, size, size, device=device, dtype=dtype))
+    output = outputs[0]
+    if not isinstance(output, torch.Tensor) or output.dim() != 4:
+        shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise UserError(f"layer {path!r} gives {shape} for one image, not a map per channel [B, C, H, W]: pass {knob} "
+                        "naming a convolutional layer (e.g. the last convolutional block)")
 
 
 @contextmanager

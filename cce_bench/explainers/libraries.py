@@ -76,6 +76,17 @@ BASELINES = ("black", "white", "zero", "black_white")
 # The ranges of the knobs the suite adds to a library's arguments (the library checks its own).
 SUITE_KNOB_RULES = {"baselines": Rule("choice", choices=BASELINES), "feature_cell": Rule("whole", 1, 4096),
                     **BatchOnlyKnobs.rules()}
+# The libraries' own numeric arguments, by name across their methods: each value must meet one of the rules.
+# A library takes some of these unchecked (captum's Occlusion runs with a negative stride and returns a map).
+_COUNT = Rule("whole", 1)
+_COUNTS = (_COUNT, Rule("list", each=_COUNT))
+LIBRARY_ARGUMENT_RULES: dict[str, tuple[Rule, ...]] = {
+    "strides": _COUNTS, "sliding_window_shapes": _COUNTS, "n_steps": (_COUNT,), "nt_samples": (_COUNT,),
+    "n_samples": (_COUNT,), "perturbations_per_eval": (_COUNT,),
+    "internal_batch_size": (Rule("whole", 1, nullable=True),),
+    "nt_samples_batch_size": (Rule("whole", 1, nullable=True),),
+    "stdevs": (Rule("number", 0), Rule("list", each=Rule("number", 0))),
+}
 
 
 def library_arguments(function) -> dict:
@@ -132,10 +143,12 @@ class LibraryMethod(Explainer):
     def __init__(self, model, **knobs):  # knob names are checked by create_explainer (unknown_knobs)
         super().__init__(model, batch_size=knobs.pop("batch_size", None))
         self.settings = {k: v for k, v in {**self.defaults(), **knobs}.items() if k != "batch_size"}
-        for knob, rule in self.knob_rules().items():  # the suite's knobs (baselines, feature_cell) by their rules
-            if knob in self.settings and not rule.accepts(self.settings[knob]):
+        rules = {**{k: rules for k, rules in LIBRARY_ARGUMENT_RULES.items() if k in self.settings},
+                 **{k: (rule,) for k, rule in self.knob_rules().items()}}
+        for knob, alternatives in rules.items():  # before any work: a library may take a bad value and run
+            if knob in self.settings and not any(rule.accepts(self.settings[knob]) for rule in alternatives):
                 raise UserError(f"{self.label} {knob}={shown_value(self.settings[knob])} is not valid: it must be "
-                                f"{rule.describe()} (method_knobs.{self.name}.{knob})")
+                                f"{' or '.join(r.describe() for r in alternatives)} (method_knobs.{self.name}.{knob})")
 
     def knobs(self) -> dict:
         return {**self.settings, "batch_size": self.batch_size}
@@ -278,7 +291,8 @@ class CaptumLayerMethod(CaptumMethod):
         super().__init__(model, **knobs)
 
     def library_layers(self) -> list:
-        self.layer = resolve_layer(self.model, self.settings.get("layer"))
+        self.layer = resolve_layer(self.model, self.settings.get("layer"),
+                                   f"method_knobs.{self.name}.layer=DOTTED.PATH")
         return [self.layer]
 
     def call_arguments(self, images: torch.Tensor) -> dict:
@@ -411,7 +425,8 @@ class GradCamMethod(LibraryMethod):
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
-        self.layers = [resolve_layer(model, self.settings.get("target_layer"))]
+        self.layers = [resolve_layer(model, self.settings.get("target_layer"),
+                                     f"method_knobs.{self.name}.target_layer=DOTTED.PATH")]
 
     def _attribute_batch(self, images, targets):
         constructor = self.split(self.constructor_knobs())

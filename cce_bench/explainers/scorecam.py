@@ -24,7 +24,7 @@ class ScoreCAM(Explainer):
 
     def __init__(self, model, **knobs):
         super().__init__(model, **knobs)
-        self.layer = resolve_layer(model, self.target_layer)
+        self.layer = resolve_layer(model, self.target_layer, f"method_knobs.{self.name}.target_layer=DOTTED.PATH")
 
     def images_per_chunk(self) -> int:
         return 1

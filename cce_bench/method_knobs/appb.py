@@ -15,7 +15,8 @@ class APPBKnobs(MethodKnobs):
     v: float = knob(-2.0, Rule("number", -1e4, 1e4), "the target margin (the authors' -2)")
     steps: int = knob(100, Rule("whole", 1, 100_000), "optimiser iterations (the authors' example: 100)")
     lr: float = knob(1e-4, Rule("number", 0, 1, low_open=True), "Adam's step, for optimizer=adam only")
-    blur_sigma: float = knob(2.0, Rule("number", 0, 1000), "sigma of the map's Gaussian blur, in pixels")
+    blur_sigma: float = knob(2.0, Rule("number", 0, 1000),
+                             "sigma of the map's Gaussian blur, in pixels (under 0.01: no blur)")
     optimizer: str = knob("lbfgs", Rule("choice", choices=("lbfgs", "adam")),
                           "lbfgs (the authors') or adam (a batched variant; scripts/compare_appb_optimizers.py)")
     batch_size: int | None = batch_size_knob("images optimised side by side (each its own L-BFGS, or Adam); "
