@@ -19,6 +19,7 @@ from .explainers import create_explainer
 from .metrics.insertion_deletion import InsertionDeletion
 from .metrics.insertion_deletion import insertion_deletion as _insertion_deletion
 from .models.inputs import InputSettings
+from .tensors import device_of
 
 
 def load_images(names: list[str], model=None, inputs: InputSettings | None = None) -> torch.Tensor:
@@ -41,7 +42,7 @@ def load_images(names: list[str], model=None, inputs: InputSettings | None = Non
         if problem is not None:  # corrupt, not an image, a decompression bomb, a FIFO
             raise UserError(f"{problem['error'].rstrip('.')}: pass an image file that Pillow can open")
         pictures.append(transform(picture))
-    device = next(model.parameters()).device if model is not None else torch.device("cpu")
+    device = device_of(model) if model is not None else torch.device("cpu")
     return torch.stack(pictures).to(device)
 
 

@@ -32,3 +32,12 @@ def min_max(maps: torch.Tensor, constant: float = 0.0) -> torch.Tensor:
     span = maps.amax(dim=(-2, -1), keepdim=True) - lo
     scaled = (maps - lo) / span.clamp_min(torch.finfo(maps.dtype).tiny)
     return torch.where(span > 0, scaled, torch.full_like(maps, constant))
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where a module runs: its first parameter's device, else its first buffer's (a network of fixed
+    operations has no parameters), else the CPU."""
+    tensor: torch.Tensor | None = next(module.parameters(), None)
+    if tensor is None:
+        tensor = next(module.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")

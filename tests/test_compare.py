@@ -259,3 +259,27 @@ def test_every_published_column_gets_measured_minus_paper_with_its_se_in_both_la
                            ["Proportion (paper)", 27.0, 19.0]], columns=["", "CCE", "GBP"])
     last = beside_paper_by_row(by_row).iloc[-1].tolist()
     assert last == ["measured - paper", "+3.00 (SE 0.50)", "+1.00 (SE 1.00, within 2 SE)"]
+
+
+def test_without_cce_or_the_pointing_game_no_empty_paper_column_and_no_advice_to_read_a_game_not_run():
+    from omegaconf import OmegaConf
+
+    from cce_bench.commands.compare import paper_caption
+    from cce_bench.runs.leaderboard import leaderboard, ranking_metric
+    from cce_bench.runs.scoring import RunMetrics
+
+    cfg = OmegaConf.create({"paper": {"pointing_game": "table5_pointing_game.csv",
+                                      "insertion_deletion": {"table": "table1_alpha.csv", "name": "Table 1",
+                                                             "method": "cce", "knob": "alpha"}},
+                            "method_knobs": {"cce": {"alpha": 0.7}}})
+    records = pd.DataFrame({"method": ["gbp"] * 2 + ["ig"] * 2, "image_id": ["a", "b"] * 2,
+                            "ins_auc": [0.5, 0.6, 0.4, 0.3], "del_auc": [0.1, 0.2, 0.2, 0.1], "seconds": [1.0] * 4,
+                            "target_prob": [0.001] * 4})
+    metrics = RunMetrics(["insertion_deletion"], cfg)
+    table, caption = leaderboard(records, ["gbp", "ig"], {}, cfg, metrics, ranking_metric(cfg, metrics, False))
+    assert not [c for c in table.columns if "(paper)" in c] and paper_caption(cfg, table) == ""
+    assert "barely believes" in caption and "pointing game" not in caption  # this run has none
+    with_cce = records.assign(method=["gbp", "gbp", "cce", "cce"])
+    table, _ = leaderboard(with_cce, ["gbp", "cce"], {}, cfg, metrics, ranking_metric(cfg, metrics, False))
+    assert "Ins (paper)" in table and "Proportion (paper)" not in table
+    assert paper_caption(cfg, table).startswith("(paper): CCE's insertion/deletion of Table 1 at its alpha")

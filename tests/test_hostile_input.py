@@ -372,3 +372,65 @@ def test_a_curve_of_few_points_is_warned_about_when_the_model_sets_the_crop(caps
     record_model_settings(cfg, create_model("efficientnet_lite0"))
     assert "metric_knobs.insertion_deletion.step=999999 gives 1 points on each insertion/deletion curve" in \
         capsys.readouterr().err
+
+
+HOSTILE_MODULE = '''
+import sys
+import torch
+from torch import nn
+
+def exits(**kw):
+    sys.exit(3)
+
+class Pooled(nn.Module):  # a network of fixed operations: no parameters, no buffers
+    def forward(self, x):
+        return x.mean((2, 3)).repeat(1, 4)
+
+def without_parameters(**kw):
+    return Pooled()
+
+def quits(model, images, targets):
+    sys.exit(0)
+'''
+
+
+def test_models_and_methods_that_exit_or_have_no_parameters_are_one_line_or_run(tmp_path, monkeypatch):
+    import torch
+
+    from cce_bench.errors import UserError
+    from cce_bench.explainers import create_explainer
+    from cce_bench.models import create_model
+
+    (tmp_path / "hostile_models.py").write_text(HOSTILE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError, match=r"model._target_=hostile_models.exits called sys.exit\(3\)"):
+        create_model("custom", _target_="hostile_models.exits")
+    path = os.pathsep.join([str(tmp_path), str(ROOT)])
+    explained = run_cli("explain", "chelsea", "model=custom", "model._target_=hostile_models.without_parameters",
+                        "methods=[gbp]", f"out={tmp_path / 'run'}", env={"PYTHONPATH": path})
+    assert explained.returncode == 0, explained.stderr  # a model of fixed operations runs where it can
+    model = create_model("custom", _target_="hostile_models.without_parameters")
+    images = torch.rand(2, 3, 32, 32)
+    quits = create_explainer("custom", model, _target_="hostile_models.quits")
+    with pytest.raises(UserError, match=r"called sys.exit\(0\): a method must return maps or raise"):
+        quits.attribute(images, torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("name", ["torchvision_resnet18", "timm_resnet18"])
+def test_a_download_without_network_is_one_line_at_once(tmp_path, monkeypatch, name):
+    import socket
+
+    from cce_bench.errors import UserError
+    from cce_bench.models import create_model
+
+    def unreachable(address, timeout=None):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for variable in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(UserError, match=r"model.download=true cannot reach (download.pytorch.org|huggingface.co) "
+                                         r"\(Name or service not known\) for .*: put .* on a machine with network"):
+        create_model(name, download=True)

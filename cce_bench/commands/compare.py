@@ -35,7 +35,6 @@ from ..runs.scoring import RunMetrics, mean_curves, run_metrics
 from ..tables import (
     Table,
     beside_paper,
-    paper_applies,
 )
 
 
@@ -73,7 +72,7 @@ def prepare(session: Session) -> Job:
         records, table = board.records, board.table
         if barely_believed(records):
             print(barely_believed(records).strip(), file=sys.stderr)
-        header = leaderboard_caption(cfg, metrics, records, dataset, skipped, device) + board.verdict
+        header = leaderboard_caption(cfg, metrics, records, table, dataset, skipped, device) + board.verdict
         text = Table(table, header, board.notes).write(run)
         curves = mean_curves(run)
         if curves:
@@ -92,24 +91,34 @@ def prepare(session: Session) -> Job:
                explainers=list(explainers.values()), plan_parts=plan_parts)
 
 
-def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFrame, dataset, skipped, device) -> str:
+def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFrame, table: pd.DataFrame, dataset,
+                        skipped, device) -> str:
     """What the table is: the images, the model and the machine, what each metric's columns mean, and what
     the paper's columns beside them are."""
-    published = cfg.paper.insertion_deletion
     early = [m.caption() for m in metrics if m.section in (PROTOCOL, FURTHER) and m.caption()]
     late = [m.caption() for m in metrics if m.section in (LIBRARY, CHECK) and m.caption()]
     meanings = "; ".join([*early, "p (median) = the model's median probability of the explained class; s/img = "
                           "seconds per map", *late])
-    paper = (
-        f"(paper): Table 5's proportions (COCO, Score-CAM's protocol) and {EXPLAINERS.get(published.method).label}'s "
-        f"insertion/deletion of {published.name} at its {published.knob} (1000 ImageNet images, VGG-19): set beside, "
-        "not the same data unless the run's is. "
-    ) if {"insertion_deletion", "pointing_game"} & set(metrics.names) and paper_applies(cfg) else ""
     return (
         f"Every method on the same {records['image_id'].nunique()} images of {dataset.name} ({len(skipped)} "
-        f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: {meanings}. {paper}"
+        f"skipped), {model_description(cfg)} on {machine_info(device)['device_name']}: {meanings}. "
+        f"{paper_caption(cfg, table)}"
         + changed_knobs(cfg, sorted(set(records["method"])))
     )
+
+
+def paper_caption(cfg: DictConfig, table: pd.DataFrame) -> str:
+    """What the table's paper columns are (none where the paper has no number for the run's methods)."""
+    published = cfg.paper.insertion_deletion if cfg.get("paper") else None
+    parts = []
+    if "Proportion (paper)" in table:
+        parts.append("Table 5's proportions (COCO, Score-CAM's protocol)")
+    if "Ins (paper)" in table and published is not None:
+        parts.append(f"{EXPLAINERS.get(published.method).label}'s insertion/deletion of {published.name} at its "
+                     f"{published.knob} (1000 ImageNet images, VGG-19)")
+    if not parts:
+        return ""
+    return f"(paper): {' and '.join(parts)}: set beside, not the same data unless the run's is. "
 
 
 def changed_knobs(cfg: DictConfig, names: list[str]) -> str:

@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import UserError
 from ..models import IMAGENET_MEAN, IMAGENET_STD
 from ..safe_files import write_atomic
-from ..tensors import to_normalised, to_pixels
+from ..tensors import device_of, to_normalised, to_pixels
 from .base import Explainer, MethodUnavailable, register
 
 ARCH = "calm_resnet50"
@@ -126,7 +126,7 @@ class CALM(Explainer):
                 "data.root=/path/to/imagenet`, then pass method_knobs.calm.checkpoint=PATH",
                 "needs checkpoint",
             )
-        device = next(model.parameters()).device
+        device = device_of(model)
         mean = getattr(model, "mean", torch.tensor(IMAGENET_MEAN)).to(device).flatten()
         std = getattr(model, "std", torch.tensor(IMAGENET_STD)).to(device).flatten()
         self.own_classifier = OnBenchmarkInput(load_calm(checkpoint, device), mean, std)

@@ -43,6 +43,9 @@ def import_target(path: str, where: str) -> Any:
             raise
         raise UserError(f"{where}={path}: cannot import {module_name} ({type(exc).__name__}: {exc}); put its package "
                         "on PYTHONPATH or install it") from None
+    except SystemExit as exc:  # a script's sys.exit() at import: not the run's own exit
+        raise UserError(f"{where}={path}: importing {module_name} called sys.exit({exc.code!r}): point it at a "
+                        "module that defines the method, not at a script") from None
     if not hasattr(module, attribute):
         raise UserError(f"{where}={path}: module {module_name} has no {attribute}")
     return getattr(module, attribute)
@@ -105,6 +108,9 @@ class UserMethod(Explainer):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise UserError(f"method {self.label} ({self.origin}) raised {type(exc).__name__}: {first}") from None
+        except SystemExit as exc:  # the user's code ending the process would lose the run's finished work
+            raise UserError(f"method {self.label} ({self.origin}) called sys.exit({exc.code!r}): a method must "
+                            "return maps or raise") from None
 
     def _attribute_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.is_class:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..tensors import device_of
 from .base import BOXES, LIBRARY, METRICS, REEXPLAINS, MapsToScore, Metric, Panel, Ranking, Scored, mean_column
 
 PREFIX = "quantus_"
@@ -109,7 +110,7 @@ def explain_function(explainer):
 
     def explain(model, inputs, targets, **_ignored):
         on = explainer if model is explainer.model else create_explainer(explainer.name, model, **explainer.knobs())
-        device = next(model.parameters()).device
+        device = device_of(model)
         images = torch.as_tensor(np.asarray(inputs), dtype=torch.float32, device=device)
         classes = torch.as_tensor(np.asarray(targets), dtype=torch.long, device=device).reshape(-1)
         return on.attribute(images, classes).detach().float().cpu().numpy()[:, None]

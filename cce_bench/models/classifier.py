@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 from ..errors import UserError
-from ..tensors import channel_list, to_normalised, to_pixels
+from ..tensors import channel_list, device_of, to_normalised, to_pixels
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, InputSettings
 from .passes import CountBackward, PassCount
 
@@ -140,7 +140,7 @@ class PixelInput(nn.Module):
     def __init__(self, model: nn.Module, mean, std):
         super().__init__()
         self.model = model
-        device = next(model.parameters()).device
+        device = device_of(model)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1))
 

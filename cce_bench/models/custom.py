@@ -36,6 +36,9 @@ def build_module(target: str, arguments: dict) -> nn.Module:
         raise UserError(f"model._target_={target} failed when called with {arguments or 'no arguments'} "
                         f"({type(cause).__name__ if cause else 'error'}: {first}): pass its arguments as "
                         "model.KEY=VALUE") from None
+    except SystemExit as exc:  # a script's sys.exit() reached by the import or the call: not the run's own exit
+        raise UserError(f"model._target_={target} called sys.exit({exc.code!r}) when imported or called: point it at "
+                        "a function or class that returns the network, not at a script") from None
     if not isinstance(net, nn.Module):
         raise UserError(f"model._target_={target} returned a {type(net).__name__}, not a torch.nn.Module: point it at "
                         "a function or class that returns the network")

@@ -10,7 +10,7 @@ from ..errors import UserError
 from .classifier import Classifier, categories_for, check_logits
 from .facts import MODELS, ModelFacts
 from .inputs import InputSettings
-from .weights import load_into, load_state_dict
+from .weights import downloading, load_into, load_state_dict
 
 FAMILIES = ("torchvision", "timm")
 
@@ -59,10 +59,15 @@ def make_torchvision(member: str):
             net = torchvision.models.get_model(member, weights=None)
             if checkpoint:
                 load_into(net, load_state_dict(checkpoint), name, checkpoint)
-        elif torchvision_cached_file(entry).is_file() or download:
-            # torchvision's own builder: it reads the cached file (or downloads it) and sets what the weights
-            # need of the architecture (Inception's transform_input, GoogLeNet's auxiliary heads)
+        elif torchvision_cached_file(entry).is_file():
+            # torchvision's own builder: it reads the cached file and sets what the weights need of the
+            # architecture (Inception's transform_input, GoogLeNet's auxiliary heads)
             net = torchvision.models.get_model(member, weights=entry)
+        elif download:
+            cached = torchvision_cached_file(entry)
+            net = downloading(lambda: torchvision.models.get_model(member, weights=entry), entry.url,
+                              f"{name}'s weights", f"put {cached.name} ({entry.url}) into {cached.parent}/ on a "
+                              "machine with network, or pass model.checkpoint=PATH")
         else:
             cached = torchvision_cached_file(entry)
             raise UserError(f"no weights for {name} ({entry}): put {cached.name} ({entry.url}) into {cached.parent}/, "
@@ -106,13 +111,18 @@ def make_timm(member: str):
         else:
             bare = timm.create_model(member, pretrained=False)
             cached = timm_cached_file(timm_config(bare))
+            repo = timm_config(bare).get("hf_hub_id") or member
             if cached is None and not download:
-                repo = timm_config(bare).get("hf_hub_id") or member
                 raise UserError(f"no weights for {name} in the Hugging Face cache: pass model.checkpoint=PATH (a state "
                                 f"dict of timm's {member}), put {repo} into the cache "
                                 f"(`hf download {repo}` on a machine with network), or model.download=true")
-            overlay = {"file": cached} if cached else None  # timm's own loader, with its key conversions
-            net = timm.create_model(member, pretrained=True, pretrained_cfg_overlay=overlay)
+            if cached is not None:  # timm's own loader, with its key conversions
+                net = timm.create_model(member, pretrained=True, pretrained_cfg_overlay={"file": cached})
+            else:
+                url = "https://huggingface.co" if timm_config(bare).get("hf_hub_id") else timm_config(bare).get("url")
+                net = downloading(lambda: timm.create_model(member, pretrained=True), url or "https://huggingface.co",
+                                  f"{name}'s weights", f"put {repo} into the Hugging Face cache (`hf download {repo}` "
+                                  "on a machine with network), or pass model.checkpoint=PATH")
         inputs = InputSettings.from_timm(timm_config(net))
         return Classifier(name, net, inputs, categories_for(check_logits(net.eval(), inputs.size, name)))
 

@@ -1,13 +1,42 @@
 """Loading a model's weights: a state dict from a path, torchvision's cache, or (when allowed) a download."""
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
 
 import torch
 import torchvision
 from torch import nn
 
 from ..errors import UserError
+
+T = TypeVar("T")
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def downloading(fetch: Callable[[], T], url: str, what: str, instead: str) -> T:
+    """`fetch()` (a library's download) for model.download=true, refused in one line when `url`'s host
+    cannot be reached (the libraries retry for a minute, then raise their own error) or when it fails.
+    `instead` says how to get the weights without network."""
+    host = urlparse(url).hostname or url
+    if not any(os.environ.get(v) for v in PROXY_VARIABLES):  # behind a proxy only the library can tell
+        try:
+            socket.create_connection((host, 443), timeout=10).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise UserError(f"model.download=true cannot reach {host} ({reason}) for {what}: {instead}") from None
+    try:
+        return fetch()
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - network, hub and hash errors of torch.hub or huggingface_hub
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"downloading {what} from {host} failed ({type(exc).__name__}: {first[:200]}): "
+                        f"{instead}") from None
 
 
 def load_state_dict(path: str | Path) -> dict:
@@ -46,7 +75,9 @@ def torchvision_weights(name: str, weights, checkpoint: str | None, download: bo
     if cached.is_file():
         return load_state_dict(cached)
     if download:
-        return weights.get_state_dict(progress=True, check_hash=True)
+        return downloading(lambda: weights.get_state_dict(progress=True, check_hash=True), weights.url,
+                           f"{name}'s weights", f"put {filename} ({weights.url}) into {cached.parent}/ on a machine "
+                           "with network, or pass model.checkpoint=PATH")
     raise UserError(
         f"no weights for {name}: put {filename} ({weights.url}) into {cached.parent}/ "
         f"or pass model.checkpoint=PATH (or model.download=true on a machine with network)")

@@ -13,6 +13,7 @@ from PIL import Image
 
 from ..errors import UserError
 from ..explainers import Contrast
+from ..tensors import device_of
 from .scenes import SHAPES, SLOTS, SPLITS, PartsWorld, Scene
 
 SCENE_PREFIX = "parts:"
@@ -85,7 +86,7 @@ def explain_scene(cfg, model, methods: list[str]) -> SceneFigure:
                         "model=parts_cnn")
     scene = scene_by_id(world, str(cfg.inputs[0]))
     drawn = world.render(scene)
-    device = next(model.parameters()).device
+    device = device_of(model)
     images = model_input(model, drawn.image).to(device)
     cats = model.categories
     with torch.no_grad():

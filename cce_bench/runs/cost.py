@@ -63,10 +63,12 @@ def probe_batch(model, images: int = 1) -> torch.Tensor:
     """`images` seeded noise images of PROBE_SIDE pixels, normalised as the model takes them."""
     import torch
 
+    from ..tensors import device_of
+
     generator = torch.Generator().manual_seed(0)
     pixels = torch.rand(images, 3, PROBE_SIDE, PROBE_SIDE, generator=generator)
     mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in model.channel_stats())
-    return ((pixels - mean) / std).to(next(model.parameters()).device)
+    return ((pixels - mean) / std).to(device_of(model))
 
 
 def measure_rates(model, side: int, batch_size: int) -> Rates:
@@ -74,7 +76,9 @@ def measure_rates(model, side: int, batch_size: int) -> Rates:
     warm-up forward, which pays the one-off costs)."""
     import torch
 
-    device = next(model.parameters()).device
+    from ..tensors import device_of
+
+    device = device_of(model)
     n = max(1, min(int(batch_size), 8))
     images = torch.zeros(n, 3, side, side, device=device)
 
@@ -157,7 +161,9 @@ def make_plan(model, images: int, side: int, batch_size: int, parts_of_probe: Ca
     rates, and leaves the run as it was: the random number generators and the model's pass counts."""
     import torch
 
-    device = next(model.parameters()).device
+    from ..tensors import device_of
+
+    device = device_of(model)
     counts = dict(model.passes.as_dict())
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         parts = parts_of_probe(probe_batch(model))

@@ -191,15 +191,17 @@ def add_paper_columns(table: pd.DataFrame, names: list[str], cfg: DictConfig) ->
     never saw."""
     if not paper_applies(cfg):
         return
-    if "Diff SE" in table:
+    if "Diff SE" in table:  # a column only where the paper has a number for one of the run's methods
         paper_ins, paper_del = published_insertion_deletion(cfg.paper.insertion_deletion, cfg)
-        table.insert(column_position(table, "Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
-        table.insert(column_position(table, "Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
+        if any(n in paper_ins for n in names):
+            table.insert(column_position(table, "Diff SE") + 1, "Ins (paper)", [paper_ins.get(n) for n in names])
+            table.insert(column_position(table, "Ins (paper)") + 1, "Del (paper)", [paper_del.get(n) for n in names])
     if "Proportion SE" in table:
         published = read_paper_table(cfg.paper.pointing_game)
         proportions = dict(zip(published["name"], published["proportion"]))
-        table.insert(column_position(table, "Proportion SE") + 1, "Proportion (paper)",
-                     [proportions.get(n) for n in names])
+        if any(n in proportions for n in names):
+            table.insert(column_position(table, "Proportion SE") + 1, "Proportion (paper)",
+                         [proportions.get(n) for n in names])
 
 
 def chosen_reference(cfg: DictConfig) -> str:
@@ -237,7 +239,8 @@ def barely_believed(records: pd.DataFrame) -> str:
     median = float(records["target_prob"].median())
     if median >= BARELY_BELIEVED:
         return ""
+    pointing = " and read the pointing game from this run" if "proportion" in records else ""
     return (f" Warning: the explained classes have median probability {median:.2g} (below {BARELY_BELIEVED}): "
             "insertion/deletion of a class the model barely believes stays near zero whatever the map, so Ins, "
             "Del and Diff here do not rank the methods; score them on the model's own answers (data=photos, "
-            "data=imagenet) and read the pointing game from this run.")
+            f"data=imagenet){pointing}.")
