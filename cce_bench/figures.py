@@ -292,7 +292,7 @@ def leaderboard_panels(table: pd.DataFrame, panels: list) -> list[tuple[str, str
 
 
 @names_as_text
-def plot_leaderboard(folder: str | Path, panels: list) -> Path:
+def plot_leaderboard(folder: str | Path, panels: list) -> Path | None:
     """leaderboard.png: one panel per score of this run (`panels`, each metric's, metrics.Panel), each method's
     value with its SE bar, in rank order; a panel's threshold (the sanity check's failure line) drawn from the
     run's config; the paper's Table 5 (other model, other data) in a panel of its own, without bars (the paper
@@ -306,6 +306,8 @@ def plot_leaderboard(folder: str | Path, panels: list) -> Path:
     methods = table["method"].tolist()
     x = np.arange(len(methods))
     shown = leaderboard_panels(table, panels)
+    if not shown:  # no score has a value to draw
+        return None
     columns = min(4, len(shown))
     rows = -(-len(shown) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * max(3.2, 0.55 * len(methods)), 3.6 * rows),

@@ -239,6 +239,18 @@ def test_a_coco_annotation_of_a_missing_image_or_without_a_box_is_a_skipped_pair
         (["compare", "methods=[captum_Occlusion]", "method_knobs.captum_Occlusion.strides=-4"],
          "Occlusion (captum) strides=-4 is not valid: it must be a whole number >= 1 or a list [a,b,...], each a "
          "whole number >= 1 (method_knobs.captum_Occlusion.strides)"),
+        (["compare", "methods=[gbp]", "metrics=[quantus_FaithfulnessCorrelation]",
+          "metric_knobs.quantus_FaithfulnessCorrelation.nr_runs=0"],
+         "metric_knobs.quantus_FaithfulnessCorrelation.nr_runs=0 is not valid: it counts something, so it must be "
+         "at least 1"),
+        (["compare", "methods=[gbp]", "metrics=[quantus_FaithfulnessCorrelation]",
+          "metric_knobs.quantus_FaithfulnessCorrelation.nr_runs=abc"],
+         "metric_knobs.quantus_FaithfulnessCorrelation.nr_runs='abc' is not valid: it must be a whole number"),
+        (["compare", "methods=[gbp]", "metrics=[quantus_FaithfulnessCorrelation]",
+          "metric_knobs.quantus_FaithfulnessCorrelation.perturb_func=numpy.mean"],
+         "perturb_func='numpy.mean' is not valid: it takes a Python function, which the command line cannot give"),
+        (["compare", "methods=[gbp]", "metrics=[quantus_Sparseness]", "metric_knobs.quantus_Sparseness.abs=3"],
+         "metric_knobs.quantus_Sparseness.abs=3 is not valid: it must be true or false"),
     ],
 )
 def test_typos_types_ranges_and_empty_lists_are_one_line(tmp_path, args, message, warm_cli):
@@ -434,3 +446,19 @@ def test_a_download_without_network_is_one_line_at_once(tmp_path, monkeypatch, n
     with pytest.raises(UserError, match=r"model.download=true cannot reach (download.pytorch.org|huggingface.co) "
                                          r"\(Name or service not known\) for .*: put .* on a machine with network"):
         create_model(name, download=True)
+
+
+def test_a_library_metric_that_scored_no_image_does_not_complete_the_run():
+    from omegaconf import OmegaConf
+
+    from cce_bench.errors import UserError
+    from cce_bench.runs.scoring import RunMetrics
+
+    metrics = RunMetrics(["insertion_deletion", "quantus_Sparseness"], OmegaConf.create({"metric_knobs": {}}))
+    scored = pd.DataFrame({"method": ["gbp", "ig"], "ins_auc": [0.5, 0.4], "del_auc": [0.1, 0.2],
+                           "quantus_Sparseness": [0.3, None]})
+    metrics.check_scored(scored)  # one value is a result
+    metrics.failures["quantus_Sparseness"] = "the library raised ValueError: no"
+    with pytest.raises(UserError, match=r"quantus_Sparseness scored no image \(the library raised ValueError: no\): "
+                                        r"fix metric_knobs.quantus_Sparseness.KNOB .*not marked complete"):
+        metrics.check_scored(scored.assign(quantus_Sparseness=[None, None]))

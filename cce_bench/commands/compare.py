@@ -68,6 +68,7 @@ def prepare(session: Session) -> Job:
     ranked_by = ranking_metric(cfg, metrics, dataset.has_boxes)
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
+        metrics.check_scored(records)
         board = leaderboard_of(records, names, unavailable, cfg, metrics, ranked_by)
         records, table = board.records, board.table
         if barely_believed(records):

@@ -57,6 +57,7 @@ def prepare(session: Session) -> Job:
     metrics = run_metrics(cfg, dataset.has_boxes, has_method=False, command="score")
 
     def write_tables(run: RunFolder, records: pd.DataFrame, skipped: pd.DataFrame) -> tuple[dict, str]:
+        metrics.check_scored(records)
         table = metrics.table(records, [name], [name])
         measured = "; ".join(m.caption() for m in metrics if m.caption()) or ", ".join(metrics.names)
         header = (

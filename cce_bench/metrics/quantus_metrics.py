@@ -85,10 +85,60 @@ def knob_names(name: str) -> list[str]:
 
 
 def check_metric_knobs(name: str, knobs: dict) -> None:
+    """The knobs' names against the class's signature, and their values against its annotations (and a count
+    at least 1 where the argument counts something): Quantus takes most values unchecked, and a run with a
+    count of 0 or a word where a number goes ends with an empty column or a ZeroDivisionError."""
     unknown = sorted(set(knobs) - set(knob_names(name)))
     if unknown:
         raise UserError(f"metric {name} has no argument {', '.join(unknown)}; its arguments: "
                         f"{', '.join(knob_names(name))} (set them as metric_knobs.{name}.KNOB=VALUE)")
+    annotations = argument_annotations(name)
+    for knob, value in knobs.items():
+        problem = annotation_problem(str(annotations.get(knob, "")), knob, value)
+        if problem:
+            raise UserError(f"metric_knobs.{name}.{knob}={value!r} is not valid: {problem}")
+
+
+# Arguments that count something (runs, samples, steps, pixels): at least 1.
+COUNT_ARGUMENTS = {"nr_runs", "nr_samples", "nr_steps", "n_perturb_samples", "features_in_step", "patch_size",
+                   "subset_size", "k", "num_classes", "regions_evaluation"}
+
+
+def argument_annotations(name: str) -> dict[str, object]:
+    """Each argument's annotation as its class (or the nearest base that declares it) writes it."""
+    annotations: dict[str, object] = {}
+    for klass in quantus_class(name).__mro__:
+        init = vars(klass).get("__init__")
+        if init is not None:
+            for p in inspect.signature(init).parameters.values():
+                annotations.setdefault(p.name, p.annotation)
+    return annotations
+
+
+def annotation_problem(annotation: str, knob: str, value) -> str:
+    """What is wrong with `value` for an argument annotated `annotation` ('' when nothing is, or when the
+    annotation says nothing the command line can give)."""
+    import numbers
+
+    text = annotation.replace("typing.", "").replace("<class '", "").replace("'>", "")
+    optional = text.startswith("Optional[") or "None" in text
+    if value is None:
+        return "" if optional or not text else "it takes a value, not null"
+    if "Callable" in text and "str" not in text:
+        return ("it takes a Python function, which the command line cannot give: leave it at Quantus's default, "
+                "or score with Quantus directly on the saved maps (save_maps=true)")
+    base = text.removeprefix("Optional[").removesuffix("]")
+    if base == "bool" and not isinstance(value, bool):
+        return "it must be true or false"
+    if base == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        return "it must be a whole number"
+    if base in ("float", "Union[int, float]") and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        return "it must be a number"
+    if base == "str" and not isinstance(value, str):
+        return "it must be a text"
+    if knob in COUNT_ARGUMENTS and isinstance(value, numbers.Real) and value < 1:
+        return "it counts something, so it must be at least 1"
+    return ""
 
 
 def make_metric(name: str, knobs: dict, seed: int):
@@ -167,6 +217,10 @@ class QuantusMetric(Metric):
     @property
     def column(self) -> str:
         return f"{self.member} {'↑' if self.higher_is_better else '↓'}"
+
+    def check(self, has_boxes: bool, has_method: bool, command: str, has_contrast_boxes: bool = False) -> None:
+        super().check(has_boxes, has_method, command, has_contrast_boxes)
+        check_metric_knobs(self.name, self.knobs)
 
     def score(self, maps: MapsToScore) -> Scored:
         return Scored({self.name: quantus_scores(self.name, self.knobs, maps.explained_network, maps.images,

@@ -101,6 +101,7 @@ class RunMetrics:
     def __init__(self, names: list[str], cfg: DictConfig):
         self.metrics = [create_metric(name, cfg) for name in names]
         self.warned: set = set()
+        self.failures: dict[str, str] = {}  # a library metric -> why it could not score (the first time)
 
     @property
     def names(self) -> list[str]:
@@ -147,11 +148,23 @@ class RunMetrics:
             label = maps.explainer.label if maps.explainer is not None else "these maps"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             why = str(exc) if isinstance(exc, UserError) else f"the library raised {type(exc).__name__}: {first}"
+            self.failures.setdefault(metric.name, why)
             if (metric.name, label) not in self.warned:
                 self.warned.add((metric.name, label))
                 print(f"warning: {metric.name} cannot score {label}: {why} (its cells are empty)", file=sys.stderr)
             empty = [None] * len(maps.images)
             return Scored({metric.name: empty, f"{metric.name}_seconds": list(empty)})
+
+    def check_scored(self, records: pd.DataFrame) -> None:
+        """Refuses to complete a run in which a library metric scored no image at all: a column of blanks is
+        not a result. The records and maps stay in the run folder."""
+        for metric in self.metrics:
+            if metric.source == "cce-bench" or not len(records):
+                continue
+            if metric.name not in records or records[metric.name].isna().all():
+                why = self.failures.get(metric.name, "every cell of its column in records.csv is empty")
+                raise UserError(f"{metric.name} scored no image ({why}): fix metric_knobs.{metric.name}.KNOB or "
+                                "leave it out of metrics=[...]; the run is not marked complete")
 
     def table(self, records: pd.DataFrame, names: list[str], labels: list[str],
               run_columns: Callable[[pd.DataFrame, pd.DataFrame, list[str]], None] | None = None) -> pd.DataFrame:
