@@ -21,6 +21,28 @@ def check_not_link(path: Path) -> None:
         raise link_refused(path)
 
 
+def check_run_file(path: Path) -> None:
+    """A file a resumed run reads or appends to is a regular file of the run folder, or absent: a link is
+    another place's file, and a FIFO would hang the read."""
+    import stat
+
+    check_not_link(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise UserError(f"{path} is {kind}, where the run keeps a file: this run folder was changed by something "
+                        f"other than cce-bench; remove it (rm -r {path}) or pass another out=DIR")
+
+
+def damaged(path: Path, why: str) -> UserError:
+    """A file of a run folder that cannot be read back as cce-bench wrote it."""
+    return UserError(f"{path} is damaged ({why}): this run folder was changed after cce-bench wrote it; pass a "
+                     "new out=DIR (or remove the folder) to run again")
+
+
 def open_no_follow(path: Path, flags: int, mode: int = 0o644) -> int:
     """os.open with O_NOFOLLOW: a link at `path` is refused (one line), never followed."""
     try:
@@ -67,4 +89,4 @@ def append_no_follow(path: Path, text: str) -> None:
 
 
 # The subfolders a run folder has: a link in their place is refused like a link in a file's.
-RUN_SUBFOLDERS = ("parts", ".hydra")
+RUN_SUBFOLDERS = ("parts", ".hydra", "maps")

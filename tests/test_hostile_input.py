@@ -462,3 +462,15 @@ def test_a_library_metric_that_scored_no_image_does_not_complete_the_run():
     with pytest.raises(UserError, match=r"quantus_Sparseness scored no image \(the library raised ValueError: no\): "
                                         r"fix metric_knobs.quantus_Sparseness.KNOB .*not marked complete"):
         metrics.check_scored(scored.assign(quantus_Sparseness=[None, None]))
+
+
+def test_a_score_run_that_scored_nothing_removes_the_folder_it_made(tmp_path, warm_cli):
+    import numpy as np
+
+    np.savez(tmp_path / "maps.npz", chelsea=np.full((224, 224), np.nan, dtype=np.float32))
+    out = tmp_path / "made" / "run"
+    result = warm_cli.run("score", f"maps={tmp_path / 'maps.npz'}", "data=photos", f"out={out}")
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith("cce-bench: error: no image of photos could be scored (2 "
+                                                      "skipped, e.g. chelsea: "), result.stderr
+    assert not (tmp_path / "made").exists()  # nothing finished: no folder left looking like a run

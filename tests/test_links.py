@@ -70,3 +70,71 @@ def test_a_refused_rerun_writes_nothing_through_a_planted_lock(tmp_path, victim,
     resumed = warm_cli.run("sweep", "experiment=smoke", "param.values=[0.7]", f"out={out}")
     assert resumed.returncode == 2 and "table.md is a symbolic link" in resumed.stderr
     assert victim.read_text() == VICTIM_TEXT
+
+
+def damage_part_line(path):
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"batch": "x", "records": 5}\n{"batch": 1}\n')
+
+
+def replace_by(kind):
+    def damage(path):
+        if path.is_dir() and not path.is_symlink():
+            import shutil
+
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        if kind == "folder":
+            path.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "garbage":
+            path.write_bytes(b"garbage{")
+    return damage
+
+
+def link_elsewhere(path):
+    elsewhere = path.parent.parent / f"elsewhere_{path.name}"
+    os.rename(path, elsewhere)
+    os.symlink(elsewhere, path)
+
+
+DAMAGES = [
+    ("parts/rank0.jsonl", damage_part_line, None),  # lines of another shape: their batches are done again
+    ("fingerprint.json", replace_by("garbage"), "fingerprint.json is damaged (JSONDecodeError"),
+    (".lock", replace_by("folder"), ".lock is a folder, where the run keeps a file"),
+    ("parts/rank0.jsonl", replace_by("fifo"), "rank0.jsonl is a FIFO, where the run keeps a file"),
+    ("maps/gbp.npz", link_elsewhere, "gbp.npz is a symbolic link"),
+    ("maps", link_elsewhere, "maps is a symbolic link"),
+    ("maps/gbp.npz", replace_by("garbage"), "gbp.npz is damaged ("),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = run_cli("compare", "methods=[gbp]", "data=photos", "data.n_images=2", "metrics=[insertion_deletion]",
+                     "save_maps=true", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("where, damage, message", DAMAGES, ids=[f"{w}-{i}" for i, (w, _, _) in enumerate(DAMAGES)])
+def test_a_damaged_run_folder_resumes_or_is_refused_in_one_line_without_hanging(tmp_path, finished_run, where,
+                                                                               damage, message, warm_cli):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, symlinks=True)
+    (run / "run.json").unlink()  # the run open again: its finished batches are read back
+    damage(run / where)
+    result = warm_cli.run("compare", "methods=[gbp]", "data=photos", "data.n_images=2", "metrics=[insertion_deletion]",
+                          "save_maps=true", f"out={run}")
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        assert pd.read_csv(run / "records.csv").equals(pd.read_csv(finished_run / "records.csv"))
+    else:
+        last = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and last.startswith("cce-bench: error:") and message in last, result.stderr
+        assert result.stderr.count("error:") == 1 and "bug in cce-bench" not in result.stderr

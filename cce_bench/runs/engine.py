@@ -281,10 +281,11 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job], pl
                         ignore_index=True)
     run.write_csv("skipped.csv", skipped)
     if records.empty and job.can_score:
-        first = f": {skipped['image_id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
+        first = f", e.g. {skipped['image_id'].iloc[0]}: {skipped['reason'].iloc[0]}" if len(skipped) else ""
         what = "pair" if job.unit == "pair" else "image"
-        raise UserError(f"no {what} of {job.dataset.name} could be scored ({len(skipped)} skipped, see "
-                        f"{run.path}/skipped.csv){first}")
+        for empty in ("records.jsonl", "records.csv"):  # nothing in them: a folder made for this run goes
+            (run.path / empty).unlink(missing_ok=True)
+        raise UserError(f"no {what} of {job.dataset.name} could be scored ({len(skipped)} skipped{first})")
     saved = session.maps.merge(run.path)
     extra, text = job.write_tables(run, records, skipped)
     if saved:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..safe_files import check_not_link, write_atomic
+from ..safe_files import check_not_link, check_run_file, damaged, write_atomic
 
 # key of one map inside a batch's part: NAME + SEPARATOR + image_id (method names and settings have no "|")
 SEPARATOR = "|"
@@ -60,16 +60,19 @@ class MapStore:
         if not self.enabled:
             return []
         folder = Path(run_path) / "maps"
+        check_not_link(folder)
+        check_not_link(Path(run_path) / "parts" / "maps")
         parts = sorted((Path(run_path) / "parts" / "maps").glob("rank*_batch*.npz"), key=batch_number)
-        if not parts:
-            return sorted(folder.glob("*.npz"))
+        if not parts:  # merged before: the files stand, if they are the run's own and whole
+            kept = sorted(folder.glob("*.npz"))
+            for path in kept:
+                map_names(path)
+            return kept
         by_name: dict[str, dict[str, np.ndarray]] = {}
         for part in parts:
-            check_not_link(part)
-            with np.load(part) as arrays:
-                for key in arrays.files:
-                    name, image_id = key.split(SEPARATOR, 1)
-                    by_name.setdefault(name, {})[image_id] = arrays[key]
+            for key, value in read_map_part(part).items():
+                name, image_id = key.split(SEPARATOR, 1)
+                by_name.setdefault(name, {})[image_id] = value
         written = write_maps(run_path, by_name)
         for part in parts:
             part.unlink()
@@ -80,6 +83,34 @@ class MapStore:
         parts = (Path(run_path) / "parts" / "maps").glob("rank*_batch*.npz")
         for old in [*parts, *(Path(run_path) / "maps").glob("*.npz")]:
             old.unlink()
+
+
+def read_map_part(path: Path) -> dict[str, np.ndarray]:
+    """A batch's maps as write_batch wrote them (method and image id -> map), checked: a regular file of the
+    run folder, an archive of float arrays under such keys."""
+    import zipfile
+
+    check_run_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            read = {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise damaged(path, f"{type(exc).__name__}: not the archive of maps cce-bench writes") from None
+    if any(SEPARATOR not in key or value.dtype.kind != "f" for key, value in read.items()):
+        raise damaged(path, "its arrays are not maps keyed by method and image")
+    return read
+
+
+def map_names(path: Path) -> list[str]:
+    """The members of a merged maps/NAME.npz, checked to be a regular file of the run and an archive."""
+    import zipfile
+
+    check_run_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return list(arrays.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise damaged(path, f"{type(exc).__name__}: not an archive of maps") from None
 
 
 def batch_number(path: Path) -> int:

@@ -22,7 +22,15 @@ from typing import IO, TYPE_CHECKING
 from omegaconf import OmegaConf
 
 from ..errors import UserError
-from ..safe_files import RUN_SUBFOLDERS, append_no_follow, check_not_link, open_no_follow, write_atomic
+from ..safe_files import (
+    RUN_SUBFOLDERS,
+    append_no_follow,
+    check_not_link,
+    check_run_file,
+    damaged,
+    open_no_follow,
+    write_atomic,
+)
 
 if TYPE_CHECKING:  # torch and pandas are imported where used: the command line checks a folder without them
     import pandas as pd
@@ -97,16 +105,37 @@ def hold_hydra_record(task_cfg) -> None:
 
 
 # What a run folder holds before its first result: a failed start that leaves only these removes the folder.
-SCAFFOLD = {".cce-bench", ".lock", ".hydra", "parts", "fingerprint.json", "config.yaml", "samples.csv", "machine.json"}
+SCAFFOLD = {".cce-bench", ".lock", ".hydra", "parts", "fingerprint.json", "config.yaml", "samples.csv", "machine.json",
+            "skipped.csv"}
 
 
 def holds_results(path: Path) -> bool:
+    """Whether a run folder holds anything a run finished: a scored record, a map, a table. Batches whose
+    every image was skipped are not results (reading the images again costs little)."""
     for entry in path.iterdir():
         if entry.name == "parts":
-            if any(part.stat().st_size for part in entry.iterdir()):
+            if any(scored_batches(part) if part.suffix == ".jsonl" else part.is_dir() and any(part.iterdir())
+                   for part in entry.iterdir() if not part.is_symlink()):
                 return True
         elif entry.name not in SCAFFOLD and not entry.name.startswith("machine.rank"):
             return True
+    return False
+
+
+def scored_batches(part: Path) -> bool:
+    """Whether a part file holds a batch with a record (a line that is not one counts, to keep it safe)."""
+    import stat
+
+    if not stat.S_ISREG(part.lstat().st_mode):
+        return True  # not the run's own: kept for the user to see
+    with open(part, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not finished_batch(entry) or entry["records"]:
+                return True
     return False
 
 
@@ -242,6 +271,7 @@ class RunFolder:
         The lock is the kernel's (flock), so it ends with its process: a killed run leaves no stale lock."""
         import fcntl
 
+        check_run_file(self.path / ".lock")
         handle = os.fdopen(open_no_follow(self.path / ".lock", os.O_RDWR | os.O_CREAT), "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -291,7 +321,12 @@ class RunFolder:
         stamp = self.path / "fingerprint.json"
         if not stamp.exists():
             return False
-        theirs = json.loads(stamp.read_text())
+        check_run_file(stamp)
+        try:
+            theirs = json.loads(stamp.read_text(encoding="utf-8"))
+            theirs["digest"], dict(theirs["settings"])  # noqa: B018 - the two keys it must have
+        except (ValueError, TypeError, KeyError) as exc:
+            raise damaged(stamp, f"{type(exc).__name__}: not the fingerprint cce-bench writes") from None
         if theirs["digest"] != digest:
             changed = _differences(theirs["settings"], settings)
             raise UserError(f"out={self.path} holds a run of another config (differs in {', '.join(changed[:5])}): "
@@ -306,13 +341,15 @@ class RunFolder:
 
     def _part_lines(self):
         for part in sorted((self.path / "parts").glob("rank*.jsonl")):
-            check_not_link(part)  # records read through a link would be another file's
-            with open(part, encoding="utf-8") as fh:
+            check_run_file(part)  # records read through a link would be another file's; a FIFO would hang
+            with open(part, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
                     try:
-                        yield json.loads(line)
+                        entry = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a line cut by a crash: its batch is not done
+                    if finished_batch(entry):
+                        yield entry  # any other line is not a batch this suite wrote: its batch is done again
 
     def finished_batches(self) -> dict[int, dict]:
         batches: dict[int, dict] = {}
@@ -338,6 +375,15 @@ class RunFolder:
         frame = pd.DataFrame(records)
         self.write_csv("records.csv", frame)
         return frame, pd.DataFrame(skipped, columns=["image_id", "reason"])
+
+
+def finished_batch(entry) -> bool:
+    """Whether a part line has the shape append_batch writes: a batch number, its records and skipped images."""
+    return (isinstance(entry, dict) and isinstance(entry.get("batch"), int) and not isinstance(entry["batch"], bool)
+            and entry["batch"] >= 0 and isinstance(entry.get("records"), list)
+            and all(isinstance(r, dict) and "image_id" in r for r in entry["records"])
+            and isinstance(entry.get("skipped"), list) and all(isinstance(r, dict) for r in entry["skipped"])
+            and isinstance(entry.get("summary", {}), dict))
 
 
 def now_iso() -> str:
