@@ -16,6 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+try:
+    import hypothesis  # noqa: F401 - the fuzzer's engine, installed with the test extra
+except ModuleNotFoundError:
+    sys.exit("scripts/fuzz.py needs Hypothesis, which the test extra installs: pip install -e \".[test]\"")
+
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

@@ -126,7 +126,7 @@ FILE_KINDS = ("missing", "folder", "fifo", "link", "empty", "bytes", "truncated"
 
 def make_hostile_file(kind: str, folder: Path, suffix: str, noise: bytes, marker: Path) -> Path:
     """A hostile file of `kind` with the reader's `suffix` under `folder`."""
-    path = folder / f"input{suffix}"
+    path = folder / f"input_{kind}{suffix}"  # the kind in the name: a reader can tell what it was given
     if kind == "missing":
         return path
     if kind == "folder":
@@ -176,9 +176,11 @@ def read_maps(path: Path):
     maps = SavedMaps(str(path))
     for image_id in sorted(maps.ids)[:3]:
         try:
-            maps.load(image_id)
+            loaded = maps.load(image_id)
         except MapSkipped:
-            pass  # one map skipped, with its reason in skipped.csv: the run goes on
+            continue  # one map skipped, with its reason in skipped.csv: the run goes on
+        # what is loaded is a true map: real, finite numbers (a complex one must not lose its imaginary part)
+        assert "complex" not in path.name and np.isfinite(loaded).all(), (path, image_id)
 
 
 def read_checkpoint(path: Path):

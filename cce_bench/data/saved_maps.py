@@ -141,7 +141,11 @@ class SavedMaps:
                     check_stored_size(handle, self.source(key))
                 value = self._arrays[key]
             else:
-                value = self._arrays[key].float().numpy()
+                tensor = self._arrays[key]
+                if tensor.is_complex():  # .float() would drop the imaginary part
+                    raise MapSkipped(f"{self.source(key)} holds {str(tensor.dtype).removeprefix('torch.')} values, "
+                                     "not real numbers")
+                value = tensor.float().numpy()
         except (OSError, ValueError) as exc:
             raise MapSkipped(f"{self.source(key)} cannot be read: {str(exc).splitlines()[0]}") from None
         return check_map(value, self.source(key))
