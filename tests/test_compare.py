@@ -283,3 +283,18 @@ def test_without_cce_or_the_pointing_game_no_empty_paper_column_and_no_advice_to
     table, _ = leaderboard(with_cce, ["gbp", "cce"], {}, cfg, metrics, ranking_metric(cfg, metrics, False))
     assert "Ins (paper)" in table and "Proportion (paper)" not in table
     assert paper_caption(cfg, table).startswith("(paper): CCE's insertion/deletion of Table 1 at its alpha")
+
+
+def test_the_barely_believed_warning_gives_advice_that_fits_the_run():
+    from omegaconf import OmegaConf
+
+    from cce_bench.runs.leaderboard import barely_believed
+
+    low = pd.DataFrame({"target_prob": [0.001, 0.002], "proportion": [0.5, 0.4]})
+    assert barely_believed(low.assign(target_prob=[0.5, 0.6])) == ""
+    random = barely_believed(low, OmegaConf.create({"model": {"random_init": True}, "data": {"name": "photos"}}))
+    assert random.endswith("the model has random weights (model.random_init=true), which believe no class.")
+    on_photos = barely_believed(low.drop(columns="proportion"), OmegaConf.create({"data": {"name": "photos"}}))
+    assert "data=photos" not in on_photos and "pointing game" not in on_photos
+    on_coco = barely_believed(low, OmegaConf.create({"data": {"name": "photos_coco"}}))
+    assert on_coco.endswith("(data=photos, data=imagenet) and read the pointing game from this run.")

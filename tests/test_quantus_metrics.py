@@ -154,3 +154,14 @@ def test_three_families_by_value_against_quantus_called_directly(tmp_path, lite0
         assert row["quantus_RandomLogit"] == pytest.approx(random_logit[0], rel=1e-5)
     table = pd.read_csv(out / "table.csv")
     assert {"Sparseness ↑", "RelevanceMassAccuracy ↑ rank", "RandomLogit ↓", "RandomLogit ↓ s/img"} <= set(table)
+
+
+def test_the_plan_names_the_quantus_metrics_whose_passes_it_cannot_count():
+    from omegaconf import OmegaConf
+
+    from cce_bench.runs.scoring import RunMetrics
+
+    metrics = RunMetrics(["insertion_deletion", "quantus_Sparseness", "quantus_FaithfulnessCorrelation",
+                          "quantus_MaxSensitivity", "quantus_PointingGame"], OmegaConf.create({"metric_knobs": {}}))
+    # Sparseness and the pointing game read the maps (and boxes) alone; the other two run the model themselves
+    assert metrics.unplanned() == ["quantus_FaithfulnessCorrelation", "quantus_MaxSensitivity"]

@@ -71,8 +71,8 @@ def prepare(session: Session) -> Job:
         metrics.check_scored(records)
         board = leaderboard_of(records, names, unavailable, cfg, metrics, ranked_by)
         records, table = board.records, board.table
-        if barely_believed(records):
-            print(barely_believed(records).strip(), file=sys.stderr)
+        if barely_believed(records, cfg):
+            print(barely_believed(records, cfg).strip(), file=sys.stderr)
         header = leaderboard_caption(cfg, metrics, records, table, dataset, skipped, device) + board.verdict
         text = Table(table, header, board.notes).write(run)
         curves = mean_curves(run)
@@ -89,7 +89,7 @@ def prepare(session: Session) -> Job:
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, session.maps, cfg), write_tables,
                desc=f"compare ({len(explainers)} methods)", unit="img", model=model,
-               explainers=list(explainers.values()), plan_parts=plan_parts)
+               explainers=list(explainers.values()), plan_parts=plan_parts, unplanned=metrics.unplanned())
 
 
 def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFrame, table: pd.DataFrame, dataset,

@@ -75,7 +75,7 @@ def prepare(session: Session) -> Job:
         desc=f"score {name}",
         unit="img",
         model=model,
-        plan_parts=lambda probe: scoring_part(metrics.passes(int(cfg.data.crop))),
+        plan_parts=lambda probe: scoring_part(metrics.passes(int(cfg.data.crop))), unplanned=metrics.unplanned(),
     )
 
 

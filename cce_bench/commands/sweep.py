@@ -136,7 +136,7 @@ def prepare(session: Session) -> Job:
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, metrics, session.maps, cfg),
                write_tables, desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img", model=model,
-               explainers=[explainer], plan_parts=plan_parts)
+               explainers=[explainer], plan_parts=plan_parts, unplanned=metrics.unplanned())
 
 
 COMMAND = ScoringCommand("sweep", prepare, examples=examples, beside_paper=beside_paper)

@@ -124,6 +124,8 @@ class Metric:
     extra_maps: ClassVar[int] = 0
     section: ClassVar[int] = FURTHER
     source: ClassVar[str] = "cce-bench"
+    # True: the metric runs model passes that forward_passes cannot count (a library's own loop)
+    uncounted_passes: ClassVar[bool] = False
 
     if TYPE_CHECKING:  # each knob is an attribute, set from its knobs class by __init__: the checker cannot list them
         def __getattr__(self, name: str) -> Any: ...

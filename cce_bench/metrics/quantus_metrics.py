@@ -195,6 +195,8 @@ def quantus_scores(name: str, knobs: dict, model, images, targets, maps, masks, 
     return [float(np.mean(score)) if np.ndim(score) else float(score) for score in scores]
 
 
+# Quantus's evaluation categories that score the maps (and boxes) alone, without a model pass.
+MAP_ONLY_FAMILIES = ("complexity", "localisation")
 # Quantus's evaluation category -> what the metric needs beyond the maps.
 NEEDS_BY_FAMILY = {"localisation": BOXES, "randomisation": REEXPLAINS, "robustness": REEXPLAINS}
 # A metric's arguments that `cce-bench metrics` leaves out of its listing (every metric has them).
@@ -256,6 +258,7 @@ def quantus_metric(member: str) -> type[QuantusMetric]:
         "name": name, "member": member, "label": member, "family": facts.family,
         "needs": frozenset({facts.needs} if facts.needs != "-" else set()),
         "higher_is_better": facts.higher_is_better, "what": "arguments: " + (", ".join(arguments) or "-"),
+        "uncounted_passes": facts.family not in MAP_ONLY_FAMILIES,
     })
 
 

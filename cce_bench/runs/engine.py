@@ -217,6 +217,8 @@ class Job:
     can_score: bool = True  # False: no method can run here, and the tables say why (no records expected)
     # A probe image -> the passes per image of each stage (a method's maps, the scoring): the run's plan.
     plan_parts: Callable[[torch.Tensor], dict] | None = None
+    # costs the plan cannot count (a library's metric runs passes of its own): named beside the plan
+    unplanned: list[str] = field(default_factory=list)
 
 
 def planned(job: Job, session: Session, command: str, done: int = 0) -> Plan | None:
@@ -241,6 +243,10 @@ def planned(job: Job, session: Session, command: str, done: int = 0) -> Plan | N
         return None
     if session.shard.is_main:
         print(plan.describe(job.unit), file=sys.stderr)
+        if job.unplanned:
+            print(f"plan: not counted: {', '.join(job.unplanned)} (the library runs passes of its own, which the "
+                  "plan cannot count; the progress bar's rate and time left include them after the first batch)",
+                  file=sys.stderr)
         hint = first_look_hint(plan, command, chosen_experiment())
         if hint:
             print(hint, file=sys.stderr)

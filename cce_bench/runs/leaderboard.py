@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError, debugging, describe_error, is_allocation_failure
 from ..explainers import postprocess
@@ -170,7 +170,7 @@ def leaderboard(records: pd.DataFrame, names: list[str], unavailable: dict, cfg:
         by_label = {method_label(cfg, n): d for n, d in differences.items()}
         caption = (f"Ranked by {ranking.column}; paired diff = the method's {ranking.column} minus {label}'s on the "
                    f"same images, with its SE. " + noise_caption(label, by_label))
-    return table, caption + barely_believed(records)
+    return table, caption + barely_believed(records, cfg)
 
 
 def add_run_columns(table: pd.DataFrame, records: pd.DataFrame, names: list[str]) -> None:
@@ -232,15 +232,21 @@ def check_reference(cfg: DictConfig, names: list[str]) -> None:
 BARELY_BELIEVED = 0.05
 
 
-def barely_believed(records: pd.DataFrame) -> str:
-    """A warning sentence when the median explained probability is below BARELY_BELIEVED ('' otherwise)."""
+def barely_believed(records: pd.DataFrame, cfg: DictConfig | None = None) -> str:
+    """A warning sentence when the median explained probability is below BARELY_BELIEVED ('' otherwise), with
+    advice that fits the run: its model, its data, its scores."""
     if "target_prob" not in records or not len(records):
         return ""
     median = float(records["target_prob"].median())
     if median >= BARELY_BELIEVED:
         return ""
-    pointing = " and read the pointing game from this run" if "proportion" in records else ""
-    return (f" Warning: the explained classes have median probability {median:.2g} (below {BARELY_BELIEVED}): "
+    flat = (f" Warning: the explained classes have median probability {median:.2g} (below {BARELY_BELIEVED}): "
             "insertion/deletion of a class the model barely believes stays near zero whatever the map, so Ins, "
-            "Del and Diff here do not rank the methods; score them on the model's own answers (data=photos, "
-            f"data=imagenet){pointing}.")
+            "Del and Diff here do not rank the methods")
+    if cfg is not None and OmegaConf.select(cfg, "model.random_init"):
+        return flat + "; the model has random weights (model.random_init=true), which believe no class."
+    data = OmegaConf.select(cfg, "data.name") if cfg is not None else None
+    pointing = " and read the pointing game from this run" if "proportion" in records else ""
+    if data in ("photos", "imagenet"):  # the data the advice would name
+        return flat + ("; read the pointing game from this run." if pointing else ".")
+    return flat + f"; score them on the model's own answers (data=photos, data=imagenet){pointing}."

@@ -133,8 +133,9 @@ def build_model(cfg: DictConfig) -> Classifier:
     knobs: dict = OmegaConf.to_container(cfg.model)  # type: ignore[assignment]  # a mapping node: a dict
     name = str(knobs.pop("name"))
     if knobs.get("random_init"):
-        print(f"warning: model.random_init=true: {name} has random weights, its maps and scores mean "
-              "nothing (for timing only)", file=sys.stderr)
+        print(f"warning: model.random_init=true: {name} has random weights, so its maps explain no learned "
+              "decision: use it for timing, or as the randomised model that a sanity check compares against",
+              file=sys.stderr)
     with memory_asked_by(f"model (model={name} does not fit on {cfg.device}: pass another model= or device=)"):
         model = create_model(name, device=cfg.device, precision=str(cfg.get("precision", "tf32")), **knobs)
     record_model_settings(cfg, model)

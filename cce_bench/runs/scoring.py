@@ -188,6 +188,10 @@ class RunMetrics:
         """Maps of `explainer` per image beyond the scored one (another class, a randomised model)."""
         return sum(metric.maps_asked(explainer) for metric in self.metrics)
 
+    def unplanned(self) -> list[str]:
+        """The metrics whose passes the plan cannot count (a library's, which runs its own)."""
+        return [metric.name for metric in self.metrics if metric.uncounted_passes]
+
     def passes(self, side: int) -> Passes:
         """Model passes of the scoring per map (insertion/deletion's curves)."""
         return Passes(forward=sum(metric.forward_passes(side) for metric in self.metrics))
