@@ -194,6 +194,18 @@ COMMANDS: dict[str, CommandEntry] = {
             hydra=False,
         ),
         CommandEntry(
+            "merge",
+            "one leaderboard from several finished compare runs on the same images, model and scores",
+            "Merges the leaderboards of two or more finished compare runs on the same images, model and scores (each "
+            "with methods of its own) into one, ranked with paired differences over the shared images, from the "
+            "records the runs wrote: nothing is computed again. Writes table.csv, table.md, table.tex, records.csv "
+            "and run.json to out=DIR.",
+            keys=("RUN_DIR RUN_DIR ...", "out=DIR"),
+            examples=("cce-bench merge results/runs/cams results/runs/gradients out=results/merged",),
+            reported=False,
+            hydra=False,
+        ),
+        CommandEntry(
             "report",
             "one page (HTML and markdown) for a finished run: cce-bench report RUN_DIR",
             "One page for a finished run, as self-contained HTML and markdown: its table beside the paper, plots, "
