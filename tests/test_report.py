@@ -83,3 +83,34 @@ def test_report_page_and_its_images_load_in_headless_chromium(finished_sweep, tm
 def test_report_of_an_unfinished_folder_says_so(tmp_path, warm_cli):
     result = warm_cli.run("report", str(tmp_path))
     assert result.returncode == 2 and "is not a finished run" in result.stderr
+
+
+def test_a_leaderboards_examples_show_every_method_on_the_same_images_by_value(tmp_path, warm_cli, monkeypatch, lite0):
+    import torch
+    from omegaconf import OmegaConf
+
+    from cce_bench.commands import COMMANDS, report
+    from cce_bench.explainers import create_explainer
+
+    out = tmp_path / "run"
+    result = warm_cli.run("compare", "methods=[gbp,gradcam_pp]", "data=photos", "data.n_images=2",
+                          "metrics=[insertion_deletion]", "device=cpu", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    drawn = {}
+    monkeypatch.setattr(report, "explanation_figure", lambda rows, path: drawn.setdefault("rows", rows) and path)
+    records = pd.read_csv(out / "records.csv")
+    report.example_grid(out, OmegaConf.load(out / "config.yaml"), COMMANDS["compare"].load(), records)
+    rows = drawn["rows"]
+    assert len(rows) == 2  # best and worst of two images (the median is one of them)
+    from cce_bench.data import create_dataset
+
+    dataset = create_dataset({"name": "photos", "n_images": 2}, lite0.inputs)
+    for row in rows:
+        image_id = row["label"].split(": ")[1].split("\n")[0]
+        titles = [title for title, _ in row["panels"]]
+        assert [t.split(" map")[0] for t in titles] == ["GBP", "GCAM+"], titles
+        item = next(dataset[i] for i, s in enumerate(dataset.samples) if s.id == image_id)
+        target = int(records[records["image_id"] == image_id]["target"].iloc[0])
+        for (_, shown), method in zip(row["panels"], ("gbp", "gradcam_pp")):
+            mine = create_explainer(method, lite0).attribute(item["image"][None], torch.tensor([target]))[0]
+            assert torch.allclose(torch.as_tensor(shown), mine, atol=1e-4), (image_id, method)

@@ -43,22 +43,25 @@ def example_grid(folder: Path, cfg, command, records: pd.DataFrame) -> Path:
     model = build_model(cfg)
     contrastive = "contrast" in picks  # the contrastive pointing game: questions (image, P, Q)
     dataset = build_dataset(cfg, model, **({"contrastive": True} if contrastive else {}))
-    method = setting.pop("method", None) or cfg.method
-    explainer = build_explainer(cfg, model, method).with_knobs(**setting)
+    picked = setting.pop("method", None)
+    # a leaderboard's examples show every method of the run on the same images (picked by one method's score)
+    scored = records[records["error"].isna()] if "error" in records else records
+    methods = list(dict.fromkeys(scored["method"])) if picked is not None and "method" in scored else \
+        [picked or cfg.method]
+    explainers = [build_explainer(cfg, model, method).with_knobs(**setting) for method in methods]
     ids = picks["image_id"].tolist()
     index = {s.id: i for i, s in enumerate(dataset.samples)}
     items = [dataset[index[i]] for i in ids if i in index]
     images = torch.stack([it["image"] for it in items]).to(cfg.device)
     targets = torch.tensor(picks["target"].tolist()[: len(items)], device=images.device)
-    if contrastive:
-        contrast = torch.tensor(picks["contrast"].tolist()[: len(items)], device=images.device)
-        maps = explainer.attribute(images, Contrast(targets, contrast)).cpu().numpy()
-    else:
-        maps = explainer.attribute(images, targets).cpu().numpy()
+    asked = Contrast(targets, torch.tensor(picks["contrast"].tolist()[: len(items)], device=images.device)) \
+        if contrastive else targets
+    maps = [explainer.attribute(images, asked).cpu().numpy() for explainer in explainers]
     pictures = model.to_pixels(images).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     rows = []
     for i, (it, (_, rec)) in enumerate(zip(items, picks.iterrows())):
-        panels = [(f"{explainer.label} map for {rec['target_name']}", maps[i])]
+        panels = [(f"{explainer.label} map for {rec['target_name']}", made[i])
+                  for explainer, made in zip(explainers, maps)]
         if "mask" in it:
             panels.append(("box mask", it["mask"].float().numpy()))
         if "contrast_mask" in it:
