@@ -72,3 +72,27 @@ def test_a_target_that_is_not_the_answer_is_said_and_contrasts_skip_improbable_c
     assert default_contrast(probs, 0, 4, floor=0.0) == [1, 2, 4, 3]
     # tabby explained: neither tabby nor the model's answer (no change needed) is a contrast; at least one is
     assert default_contrast(probs, 2, 2, floor=0.5) == [1]
+
+
+def test_two_images_with_pair_false_are_a_row_each_under_every_method_by_value(tmp_path, warm_cli, photos, lite0):
+    import torch
+
+    from cce_bench.explainers import create_explainer
+
+    out = tmp_path / "grid"
+    result = warm_cli.run("explain", "chelsea", "coffee", "methods=[gbp,gradcam_pp]", "pair=false", "save_maps=true",
+                          "device=cpu", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    questions = json.loads((out / "explain.json").read_text())["questions"]
+    assert [(q["image"], q["method"]) for q in questions] == [("chelsea", "gbp"), ("chelsea", "gradcam_pp"),
+                                                              ("coffee", "gbp"), ("coffee", "gradcam_pp")]
+    images, ids = photos
+    answers = lite0(images).argmax(1)
+    for method in ("gbp", "gradcam_pp"):
+        saved = np.load(out / "maps" / f"{method}.npz")
+        mine = create_explainer(method, lite0).attribute(images, answers)  # each image for its own top-1 class
+        for b, image_id in enumerate(ids):
+            assert np.allclose(saved[image_id], mine[b].numpy(), atol=1e-4), (method, image_id)
+    refused = warm_cli.run("explain", "chelsea", "coffee", "methods=[gbp]", "pair=false", "contrast=cup",
+                           f"out={tmp_path / 'refused'}")
+    assert refused.returncode == 2 and "pair=false explains each of the two images" in refused.stderr

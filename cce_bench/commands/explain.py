@@ -120,11 +120,14 @@ def run_explain(cfg: DictConfig) -> Path:
     images, pictures = images_and_pictures(list(cfg.inputs), model, cfg.data)
     with torch.no_grad():
         logits = check_finite(model(images).float(), model, list(cfg.inputs))
-    asking = two_images if len(images) == 2 else several_classes if cfg.targets else one_question
+    if len(images) == 2:
+        asking = two_images if cfg.pair else each_image
+    else:
+        asking = several_classes if cfg.targets else one_question
     rows, questions, saved = asking(cfg, model, methods, images, pictures, logits)
     warn_blank(rows)
     run = RunFolder(cfg.out)
-    if len(methods) > 1:  # one image under several methods: the image once, a column per method
+    if len(methods) > 1 and len(images) == 1:  # one image under several methods: the image once, a column each
         figure = several_methods_figure(rows, cfg.targets, run.path / "explain.png")
     else:
         figure = explanation_figure(rows, run.path / "explain.png")
@@ -163,11 +166,17 @@ def check_inputs(cfg: DictConfig, methods: list[str]) -> None:
         raise UserError(
             f"{len(cfg.inputs)} images given: explain takes one image, or two for 'why is a P while b is Q?'"
         )
+    if len(cfg.inputs) == 2 and not cfg.pair:
+        if cfg.targets or cfg.contrast is not None:
+            raise UserError("pair=false explains each of the two images for its own class (or target=): "
+                            f"{'targets=' if cfg.targets else 'contrast='} asks about one image, so give it one")
+        return
     if len(cfg.inputs) == 2 and (len(methods) != 1 or not EXPLAINERS.get(methods[0]).answers_contrast()):
         answering = ",".join(n for n in EXPLAINERS.names() if EXPLAINERS.get(n).answers_contrast())
         raise UserError(
             "'why is a P while b is Q?' (two images) is asked of one method that answers 'P rather than Q' itself "
-            f"(methods=[{answering}]): leave methods= out, or explain each image alone with methods=[...]"
+            f"(methods=[{answering}]): leave methods= out, or pass pair=false to explain each image alone with "
+            "methods=[...] (a row per image)"
         )
 
 
@@ -238,6 +247,27 @@ def one_question(cfg, model, methods, images, pictures, logits) -> tuple[list, l
         rows.append(explanation_row(explainer.label, explainer.label, question, pictures[0], explanation, 0, cats))
         keep_explanation(saved, name, str(cfg.inputs[0]), explanation, 0)
         questions.append(question_facts(name, explanation, 0, cats))
+    return rows, questions, saved
+
+
+def each_image(cfg, model, methods, images, pictures, logits) -> tuple[list, list, dict]:
+    """Each image asked alone (`pair=false`), as one_question asks it: a row per image, every method's maps
+    side by side in it (a two-map method's M_sup, M_pro and unified map each)."""
+    rows, questions = [], []
+    saved: dict[str, dict[str, np.ndarray]] = {}
+    for b, name in enumerate(cfg.inputs):
+        alone = cfg.copy()
+        alone.inputs = [name]
+        answers, asked_here, kept = one_question(alone, model, methods, images[b:b + 1], pictures[b:b + 1],
+                                                 logits[b:b + 1])
+        panels = [(title if title.startswith(row["method"]) else f"{row['method']} {title}", saliency)
+                  for row in answers for title, saliency in row["panels"]]
+        found = "".join(f"\n{row['method']}: {row['found']}" for row in answers if "found" in row)
+        rows.append({"label": f"{name}: {answers[0]['question']}{found}", "method": "", "image": pictures[b],
+                     "question": answers[0]["question"], "panels": panels})
+        questions += [{"image": str(name), **facts} for facts in asked_here]
+        for method, maps in kept.items():
+            saved.setdefault(method, {}).update(maps)
     return rows, questions, saved
 
 

@@ -156,6 +156,8 @@ class ExplainSettings(ModelRun):
     targets: Any = knob(None, Rule("list", nullable=True, each=Rule("class")),
                         "[P1, P2, ...]: several objects of one image, one map each")
     methods: list[str] = knob(["cce"], Rule("list"), "by name; several: one grid, the image once and a column each")
+    pair: bool = knob(True, Rule("bool"), "two images: true asks one method 'why is a P while b is Q?'; false "
+                                          "explains each image alone, a row per image and the methods side by side")
     run_name: str = knob("explain", Rule("text"), "the run folder's name")
 
 
