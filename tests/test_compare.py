@@ -1,5 +1,7 @@
 """`cce-bench compare`: one row per method with every score, checked by value against the metrics run
 here on the same maps; the paper's numbers beside; resumed; rendered by `report`."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -298,3 +300,23 @@ def test_the_barely_believed_warning_gives_advice_that_fits_the_run():
     assert "data=photos" not in on_photos and "pointing game" not in on_photos
     on_coco = barely_believed(low, OmegaConf.create({"data": {"name": "photos_coco"}}))
     assert on_coco.endswith("(data=photos, data=imagenet) and read the pointing game from this run.")
+
+
+def test_seeds_repeat_each_method_and_report_the_seed_spread_beside_the_image_spread(tmp_path, warm_cli):
+    out = tmp_path / "seeds"
+    result = warm_cli.run("compare", "methods=[rise,gbp]", "method_knobs.rise.N=20", "seeds=[0,1,2]", "data=photos",
+                          "data.n_images=2", "metrics=[insertion_deletion]", "metric_knobs.insertion_deletion.step=2240",
+                          f"out={out}")
+    assert result.returncode == 0, result.stderr
+    records = pd.read_csv(out / "records.csv").assign(diff=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
+    assert len(records) == 3 * 2 * 2 and sorted(records["seed"].unique()) == [0, 1, 2]
+    rise, gbp = (records[records["method"] == m].pivot(index="image_id", columns="seed", values="diff")
+                 for m in ("rise", "gbp"))
+    assert rise.std(axis=1).max() > 0.01 and gbp.std(axis=1).max() < 1e-6  # RISE's masks follow the seed; GBP has none
+    table = pd.read_csv(out / "table.csv").set_index("method")
+    for label, scores in (("RISE", rise), ("GBP", gbp)):
+        per_image = scores.mean(axis=1)  # each image's mean over the seeds
+        assert table.loc[label, "Diff"] == pytest.approx(per_image.mean(), abs=0.006)
+        assert table.loc[label, "Diff SE"] == pytest.approx(per_image.std(ddof=1) / 2 ** 0.5, abs=0.006)
+        assert table.loc[label, "Diff seed SD"] == pytest.approx(scores.mean(axis=0).std(ddof=1), abs=0.006)
+    assert "once per seed [0, 1, 2]" in json.loads((out / "run.json").read_text())["caption"]

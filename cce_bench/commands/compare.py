@@ -83,9 +83,12 @@ def prepare(session: Session) -> Job:
         return ({"images": int(records["image_id"].nunique()), "records": len(records), "caption": header},
                 text)
 
+    repeats = len(cfg.get("seeds") or [None])  # seeds=[...]: every method and score once per seed
+
     def plan_parts(probe):
-        return {**method_parts(model, explainers, probe, lambda explainer: 1 + metrics.extra_maps(explainer)),
-                **scoring_part(metrics.passes(int(cfg.data.crop)) * len(explainers))}
+        parts = {**method_parts(model, explainers, probe, lambda explainer: 1 + metrics.extra_maps(explainer)),
+                 **scoring_part(metrics.passes(int(cfg.data.crop)) * len(explainers))}
+        return {stage: passes * repeats for stage, passes in parts.items()}
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, session.maps, cfg), write_tables,
                desc=f"compare ({len(explainers)} methods)", unit="img", model=model,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -42,11 +43,45 @@ def leaderboard_of(records: pd.DataFrame, names: list[str], unavailable: dict, c
             f"{method_label(cfg, n)}: {reason}" for n, (_, reason) in failed.items()))
     everywhere = {n: MethodUnavailable(f"failed on every image: {reason}", short="failed")
                   for n, (_, reason) in failed.items() if n not in set(scored["method"])}
+    repeats = scored if "seed" in scored and scored["seed"].nunique() > 1 else None
+    if repeats is not None:  # seeds=[...]: each image's mean over the seeds is the image's score
+        scored = mean_over_seeds(repeats)
     table, verdict = leaderboard(scored, names, {**unavailable, **everywhere}, cfg, metrics, ranked_by)
+    if repeats is not None:
+        verdict += add_seed_spread(table, repeats, {method_label(cfg, n): n for n in names}, ranked_by)
     notes = "".join(f"\n- {method_label(cfg, n)}: {exc}" for n, exc in {**unavailable, **everywhere}.items())
     notes += "".join(f"\n- {method_label(cfg, n)}: failed on {count} image(s), scored on the others: {reason}"
                      for n, (count, reason) in failed.items() if n not in everywhere)
     return Leaderboard(table, verdict, scored, notes)
+
+
+def mean_over_seeds(records: pd.DataFrame) -> pd.DataFrame:
+    """One record per (method, image): the mean of each score over the seeds it was repeated with."""
+    numeric = [c for c in records.columns if pd.api.types.is_numeric_dtype(records[c]) and c not in ("index", "target")]
+    rules = {c: ("mean" if c in numeric else "first") for c in records.columns if c not in ("method", "image_id")}
+    return records.groupby(["method", "image_id"], sort=False, as_index=False).agg(rules).drop(columns="seed")
+
+
+def add_seed_spread(table: pd.DataFrame, repeats: pd.DataFrame, names: dict[str, str], ranked_by: Metric) -> str:
+    """`COLUMN seed SD` beside the ranking score's SE: the standard deviation over the seeds of the method's mean
+    score (each seed's mean over the images); and the caption's sentence saying what it is."""
+    ranking = ranked_by.ranking()
+    assert ranking is not None  # ranking_metric picks a metric with one
+    values = repeats.assign(rank_score=ranked_by.rank_values(repeats))
+    per_seed = values.groupby(["method", "seed"])["rank_score"].mean() * ranking.scale
+    spread = per_seed.groupby(level="method").std(ddof=1)
+    after = ranking.se_column if ranking.se_column is not None and ranking.se_column in table else ranking.column
+    table.insert(column_position(table, after) + 1, f"{ranking.column} seed SD",
+                 [seed_sd(spread, names.get(label)) for label in table["method"]])
+    seeds = sorted(int(s) for s in repeats["seed"].unique())
+    return (f" Each method ran once per seed {seeds}: every score is each image's mean over the seeds, its SE over "
+            f"the images; {ranking.column} seed SD = the standard deviation over the seeds of the method's mean.")
+
+
+def seed_sd(spread: pd.Series, name: str | None) -> float | None:
+    if name is None or name not in spread or pd.isna(spread[name]):
+        return None
+    return round(float(spread[name]), 2)
 
 
 def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, kept: MapStore, cfg
@@ -55,30 +90,59 @@ def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, kept:
     images = batch["image"].to(device)
     allowed, masks = batch.get("allowed"), batch.get("mask")
     classes = ClassesPerNetwork(images, allowed, int(cfg.batch_size))
-    records, curves = [], {}
+    records: list[dict] = []
+    curves: dict[str, dict | None] = {}
+    seeds: list[int | None] = [int(s) for s in cfg.get("seeds") or []] or [None]  # compare's: once per seed
     for name, explainer in explainers.items():
         network = explained_network(explainer, model)
         targets, target_prob = classes(network)  # a model with broken weights stops the run here
-        try:
-            per_image, curves[name], seconds = method_scores(model, explainer, network, images, targets, masks, classes,
-                                                             metrics, kept, cfg, batch)
-        except Exception as exc:  # noqa: BLE001 - one method's failure is its row's, not the run's
-            if is_allocation_failure(exc) or debugging():
-                raise  # memory: the batch is retried with fewer inputs per pass; --debug: the traceback
-            records += failed_records(batch, name, exc)
-            continue
-        records += batch_records(batch, model, targets, name, per_image, target_prob, seconds=seconds / len(images))
+        for seed in seeds:
+            try:
+                per_image, sums, seconds = method_scores(model, seeded(explainer, seed), network, images, targets,
+                                                         masks, classes, metrics, kept if seed == seeds[0] else None,
+                                                         cfg, batch, seed)
+            except Exception as exc:  # noqa: BLE001 - one method's failure is its row's, not the run's
+                if is_allocation_failure(exc) or debugging():
+                    raise  # memory: the batch is retried with fewer inputs per pass; --debug: the traceback
+                records += failed_records(batch, name, exc)
+                break
+            curves[name] = added_sums(curves.get(name), sums)
+            repeat = {} if seed is None else {"seed": seed}
+            records += batch_records(batch, model, targets, name, per_image, target_prob,
+                                     seconds=seconds / len(images), **repeat)
     return records, {"curves": {name: sums for name, sums in curves.items() if sums}}
 
 
-def method_scores(model, explainer, network, images, targets, masks, classes, metrics: RunMetrics, kept: MapStore,
-                  cfg, batch):
-    """One method's maps of the batch and every metric's scores of them: (per-image scores, sums, seconds)."""
+def seeded(explainer, seed: int | None):
+    """The method drawing its random numbers from `seed` where it has a seed of its own (RISE's masks)."""
+    if seed is None or "seed" not in explainer.knob_names():
+        return explainer
+    return explainer.with_knobs(seed=seed)
+
+
+def added_sums(total: dict | None, sums: dict | None) -> dict | None:
+    """Curve sums of one more repeat added to those so far (the mean curve is over every image and seed)."""
+    if not total or not sums:
+        return sums or total
+    return {"n": total["n"] + sums["n"], **{k: (np.add(total[k], sums[k])).tolist()
+                                            for k in ("insertion", "deletion") if k in total}}
+
+
+def method_scores(model, explainer, network, images, targets, masks, classes, metrics: RunMetrics,
+                  kept: MapStore | None, cfg, batch, seed: int | None = None):
+    """One method's maps of the batch and every metric's scores of them: (per-image scores, sums, seconds).
+    With a repeat's `seed`, every random draw of the method and metrics comes from it (and the maps are kept
+    only for the first repeat: `kept` None)."""
+    first = int(batch["index"][0])
+    if seed is not None:
+        torch.manual_seed(seed + first)
+        np.random.seed((seed + first) % 2**32)
     seconds, raw = timed(lambda: explainer.raw_attribute(images, targets), images.device)
     maps = postprocess(raw, images.shape[-2:])
-    kept.keep(explainer.name, batch["image_id"], maps, explainer)
-    # seeded by the run's seed and the batch's first image: two runs agree record for record
-    to_score = MapsToScore(model, images, maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
+    if kept is not None:
+        kept.keep(explainer.name, batch["image_id"], maps, explainer)
+    # seeded by the run's seed (or the repeat's) and the batch's first image: two runs agree record for record
+    to_score = MapsToScore(model, images, maps, targets, cfg, (int(cfg.seed) if seed is None else seed) + first,
                            ids=list(batch["image_id"]), masks=None if masks is None else masks.to(images.device),
                            explainer=explainer, network=network, raw=raw, logits=classes.logits, method=explainer.name)
     per_image, sums = metrics.score(to_score)

@@ -71,6 +71,12 @@ class CompareSettings(ModelRun):
                                      "quantus_Sparseness]")
     compare: CompareChoices = knob(CompareChoices, doc="compare's reference and ranking")
     paper: ComparePaper = knob(ComparePaper, doc="the paper's numbers set beside the table's")
+    seeds: list[int] | None = knob(None, Rule("list", nullable=True, each=Rule("whole", 0, 2**32 - 1)),
+                                   "[s1, s2, ...]: every method and score repeated on each image once per seed "
+                                   "(the methods' and metrics' random draws: RISE's masks, Quantus's perturbations, "
+                                   "captum's noise); the table's SE is over the images of each image's mean over the "
+                                   "seeds, and `seed SD` the spread of the method's mean over the seeds. null: once, "
+                                   "with seed")
     run_name: str = knob("compare_${model.name}", Rule("text"), "the run folder's name")
 
 
