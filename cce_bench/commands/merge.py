@@ -17,7 +17,7 @@ from ..tables import Table
 from . import PlainCommand
 
 # What must be the same in every merged run for its numbers to sit in one table.
-SAME = ("data", "model", "metrics", "metric_knobs", "seed", "precision")
+SAME = ("data", "model", "metrics", "metric_knobs", "seed", "seeds", "precision")
 
 
 def finished_compare(folder: Path) -> tuple[DictConfig, pd.DataFrame]:
