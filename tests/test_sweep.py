@@ -82,6 +82,9 @@ def test_alpha_sweep_writes_every_output(alpha_run):
     assert int(planned.group(1).replace(",", "")) == 1 + 3 * 2 * (112 + 1)  # the class, 3 maps' two curves
     # the run's bar moves inside the first image (its passes against the plan) and ends at 2.0/2
     assert re.search(r"\| 0\.[1-9]/2 \[", result.stderr) and "| 2.0/2 [" in result.stderr
+    # after the first image (one per batch on a CPU), the plan again at that image's own rate
+    assert re.search(r"plan: the first batch took \d+m\d+s \([\d.]+ s per image, planned [\d.]+ s\): about "
+                     r"\d+m\d+s for the 1 image left", result.stderr), result.stderr
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, warm_cli):
@@ -111,6 +114,16 @@ def test_a_long_plan_offers_a_first_look_and_a_short_or_smoke_one_does_not():
         "settings, on 20 image(s): cce-bench compare experiment=parts_track ... data.n_images=20")
     shorter = Plan(images=LONG_PLAN_SECONDS // 3 - 1, parts=per_image, rates=rates, device_name="cpu")
     assert first_look_hint(shorter, "sweep", "table1_alpha") == ""
+
+
+def test_the_plan_at_the_first_batchs_rate_says_both_and_moves_the_bar_at_the_measured_rate():
+    from cce_bench.runs.cost import Passes, Plan, Rates
+
+    plan = Plan(images=10, parts={"CCE": Passes(forward=500, gradient=250, backward=250)},
+                rates=Rates(forward=0.002, gradient=0.004, backward=0.004), device_name="cpu")  # 3 s per image
+    again, line = plan.measured(seconds=9.0, items=2, left=8)  # 4.5 s per image: 1.5 times the plan
+    assert line == "plan: the first batch took 0m9s (4.5 s per image, planned 3.0 s): about 0m36s for the 8 images left"
+    assert again.images == 8 and again.seconds_per_image == pytest.approx(4.5)
 
 
 def test_cfg_job_prints_the_composed_config():

@@ -50,6 +50,9 @@ class Rates:
     def seconds(self, passes: Passes) -> float:
         return passes.forward * self.forward + passes.gradient * self.gradient + passes.backward * self.backward
 
+    def __mul__(self, factor: float) -> Rates:
+        return Rates(self.forward * factor, self.gradient * factor, self.backward * factor)
+
 
 def passes_of(model, work: Callable[[], object]) -> Passes:
     """The passes `work()` makes through `model` (its PassCount before and after)."""
@@ -134,6 +137,23 @@ class Plan:
             f"({self.seconds_per_image:.1f} s per {unit})"
         )
 
+
+
+    def measured(self, seconds: float, items: int, left: int, unit: str = "image") -> tuple[Plan, str]:
+        """The plan at the rate of the run's own first batch (`items` in `seconds`): the measured rates before
+        the run come from a few passes of a probe, which a batch of the run's own work can differ from (a small
+        network on a busy CPU: 1.7 times). The line says both; the plan returned moves the bar from now on."""
+        from dataclasses import replace
+
+        from ..tables import format_duration
+
+        unit = {"img": "image"}.get(unit, unit)
+        per_item = seconds / max(items, 1)
+        factor = per_item / self.seconds_per_image if self.seconds_per_image > 0 else 1.0
+        line = (f"plan: the first batch took {format_duration(seconds)} ({per_item:.1f} s per {unit}, planned "
+                f"{self.seconds_per_image:.1f} s): about {format_duration(per_item * left)} for the {left} "
+                f"{unit}{'s' if left != 1 else ''} left")
+        return replace(self, images=left, rates=self.rates * factor), line
 
 
 # A plan longer than this on the machine gets a line offering a first look (experiment=smoke) beside it.

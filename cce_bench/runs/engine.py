@@ -107,8 +107,14 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
     with tqdm(total=sum(len(batches[k]) for k in mine), initial=done, unit=unit, desc=label, position=shard.rank,
               dynamic_ncols=True, bar_format=BAR_FORMAT) as bar, on_run_bar(bar):
         for k, batch in zip(todo, loader):
+            started = time.perf_counter()
             with moving_with_passes(bar, plan, model, done, len(batches[k])):
                 records, summary = score_batch(k, batch) if batch["image_id"] else ([], {})
+            left = sum(len(batches[j]) for j in todo if j > k)
+            if plan is not None and records and k == todo[0] and left:  # the plan at the run's own rate
+                plan, line = plan.measured(time.perf_counter() - started, len(batches[k]), left, unit)
+                if shard.rank == 0:
+                    bar.write(line, file=sys.stderr)
             if maps is not None:
                 maps.write_batch(run.path, shard.rank, k)  # before the batch counts as done
             run.append_batch(shard.rank, k, records, batch["skipped"], summary)
