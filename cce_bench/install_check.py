@@ -8,6 +8,8 @@ from importlib import metadata
 
 from .errors import DESCRIBERS, UserError
 
+# The pip package of a module torchvision imports, where the two names differ.
+PIP_NAMES = {"PIL": "pillow"}
 # torchvision 0.(N + 15) is built against torch 2.N (0.15 with 2.0, ..., 0.29 with 2.14).
 TORCHVISION_MINOR_OFFSET = 15
 
@@ -27,12 +29,18 @@ def fitting_torchvision(torch_version: str) -> str | None:
 
 
 def mismatch_message(torch_version: str, torchvision_version: str, detail: str = "") -> str:
+    """The line for a pair that does not fit, with a pip command that replaces both: --force-reinstall, since a
+    pair whose version numbers fit but whose builds do not (a CUDA torch beside a CPU torchvision) would
+    otherwise be "already satisfied", and the index of the installed torch's build (+cpu, +cu121)."""
     fitting = fitting_torchvision(torch_version)
     pin = f"torchvision=={fitting}.*" if fitting else "torchvision"
     because = f" ({detail})" if detail else ""
+    build = torch_version.partition("+")[2]
+    index = (f" --index-url https://download.pytorch.org/whl/{build}" if build
+             else " (add --index-url https://download.pytorch.org/whl/cpu on a CPU-only machine)")
     return (f"torchvision {torchvision_version} does not fit torch {torch_version}{because}: install the pair "
-            f"together, e.g. pip install \"torch=={torch_version.split('+')[0]}\" \"{pin}\" (add --index-url "
-            "https://download.pytorch.org/whl/cpu on a CPU-only machine)")
+            f"together, e.g. pip install --force-reinstall --no-deps \"torch=={torch_version.split('+')[0]}\" "
+            f"\"{pin}\"{index}")
 
 
 def describe_mismatch(exc: BaseException) -> str | None:
@@ -64,6 +72,11 @@ def check_torch_pair(torch_version: str | None = None, torchvision_version: str 
         import torchvision  # noqa: F401  (registers its compiled operators)
 
         torch.ops.torchvision.nms  # noqa: B018  (missing when torchvision's C++ part does not load)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("torch", "torchvision"):  # a dependency of theirs, not the pair
+            package = PIP_NAMES.get(str(exc.name), str(exc.name))
+            raise UserError(f"torchvision needs {exc.name}, which is not installed: pip install {package}") from None
+        raise UserError(mismatch_message(torch_version, torchvision_version, str(exc))) from None
     except (ImportError, OSError, RuntimeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(mismatch_message(torch_version, torchvision_version, first)) from None

@@ -19,7 +19,10 @@ def test_a_pair_that_does_not_fit_names_both_versions_and_the_fix():
         check_torch_pair("2.13.0", "0.29.1")
     message = str(raised.value)
     assert message.startswith("torchvision 0.29.1 does not fit torch 2.13.0")
-    assert 'pip install "torch==2.13.0" "torchvision==0.28.*"' in message
+    # --force-reinstall: a pair whose numbers fit but whose builds do not would be "already satisfied"
+    assert 'pip install --force-reinstall --no-deps "torch==2.13.0" "torchvision==0.28.*"' in message
+    with pytest.raises(UserError, match=r"--index-url https://download.pytorch.org/whl/cu121$"):
+        check_torch_pair("2.13.0+cu121", "0.29.1+cpu")  # the installed torch's own build index
     check_torch_pair()  # this environment's own pair fits
 
 

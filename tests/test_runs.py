@@ -159,3 +159,42 @@ def test_every_method_takes_its_batch_size_from_the_device_where_the_config_leav
     assert list(cfg.methods) == all_methods() and len(cfg.methods) == len(
         EXPLAINERS.names()
     )  # `all`, recorded as the list
+
+
+STOPS_ONCE = '''
+from pathlib import Path
+
+import torch
+
+
+def edge_map(model, images, targets, flag=""):
+    """A map of the image's own edges; its first map of a run's image (not the plan's small probe) while `flag`
+    does not exist stops the run as Ctrl-C does."""
+    if flag and images.shape[-1] == 224 and not Path(flag).exists():
+        Path(flag).write_text("stopped once")
+        raise KeyboardInterrupt
+    gray = images.mean(1)
+    return torch.nn.functional.pad((gray[:, 1:, 1:] - gray[:, :-1, :-1]).abs(), (0, 1, 0, 1))
+'''
+
+
+def test_ctrl_c_inside_a_batch_keeps_the_methods_that_finished_and_the_rerun_does_not_redo_them(tmp_path):
+    (tmp_path / "stops_once.py").write_text(STOPS_ONCE)
+    out, flag = tmp_path / "run", tmp_path / "stopped"
+    args = ["compare", "methods=[gbp,custom]", "method_knobs.custom._target_=stops_once.edge_map",
+            f"method_knobs.custom.flag={flag}", "data=photos", "data.n_images=1", "metrics=[insertion_deletion]",
+            "metric_knobs.insertion_deletion.step=2240", f"out={out}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    stopped = run_cli(*args, env=env)
+    assert stopped.returncode == 130 and f"what had finished is kept in {out}" in stopped.stderr, stopped.stderr
+    kept = [json.loads(line) for line in (out / "parts" / "rank0.jsonl").read_text().splitlines()]
+    assert [(entry["piece"], entry["batch"]) for entry in kept] == [("gbp", 0)]  # GBP's records, its batch unfinished
+    again = run_cli(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    records = pd.read_csv(out / "records.csv")
+    assert sorted(records["method"]) == ["custom", "gbp"]
+    gbp = records[records["method"] == "gbp"].iloc[0]
+    # GBP was not computed again: its record is the one kept before the interruption, time included
+    assert gbp["seconds"] == kept[0]["records"][0]["seconds"] and gbp["ins_auc"] == kept[0]["records"][0]["ins_auc"]
+    made = json.loads((out / "run.json").read_text())["model_inputs_this_process"]
+    assert made["with_gradient"] == 0  # GBP's gradient pass belongs to the first run only

@@ -28,7 +28,7 @@ from .distributed import Shard
 from .map_store import MapStore
 from .memory import retrying_on_out_of_memory
 from .provenance import provenance
-from .run_folder import RunFolder, machine_info, now_iso
+from .run_folder import BatchPieces, RunFolder, machine_info, now_iso
 from .runtime import resolve, run_precision, seed_everything
 
 
@@ -102,12 +102,17 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
         print(f"resuming {run.path}: {len(mine) - len(todo)} of {len(mine)} batches already done", file=sys.stderr)
     loader = DataLoader(dataset, batch_sampler=[batches[k] for k in todo], num_workers=int(cfg.num_workers),
                         collate_fn=dataset.collate)
+    # pieces of a batch (a method's records) are kept as they finish, except where its maps are saved: the map
+    # store keeps a whole batch's maps or none
+    pieces = run.finished_pieces() if maps is None or not maps.enabled else None
     label = desc if shard.world == 1 else f"{desc} [rank {shard.rank}/{shard.world}]"
     done = sum(len(batches[k]) for k in mine if k in finished)
     with tqdm(total=sum(len(batches[k]) for k in mine), initial=done, unit=unit, desc=label, position=shard.rank,
               dynamic_ncols=True, bar_format=BAR_FORMAT) as bar, on_run_bar(bar):
         for k, batch in zip(todo, loader):
             started = time.perf_counter()
+            if pieces is not None:
+                batch["pieces"] = BatchPieces(run, shard.rank, k, pieces.get(k, {}))
             with moving_with_passes(bar, plan, model, done, len(batches[k])):
                 records, summary = score_batch(k, batch) if batch["image_id"] else ([], {})
             left = sum(len(batches[j]) for j in todo if j > k)

@@ -93,9 +93,16 @@ def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, kept:
     records: list[dict] = []
     curves: dict[str, dict | None] = {}
     seeds: list[int | None] = [int(s) for s in cfg.get("seeds") or []] or [None]  # compare's: once per seed
+    pieces = batch.get("pieces")  # a method finished before an interruption inside this batch is not done again
     for name, explainer in explainers.items():
+        kept_before = pieces.done(name) if pieces is not None else None
+        if kept_before is not None:
+            records += kept_before["records"]
+            curves[name] = kept_before["summary"].get("curves")
+            continue
         network = explained_network(explainer, model)
         targets, target_prob = classes(network)  # a model with broken weights stops the run here
+        first = len(records)
         for seed in seeds:
             try:
                 per_image, sums, seconds = method_scores(model, seeded(explainer, seed), network, images, targets,
@@ -110,6 +117,8 @@ def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, kept:
             repeat = {} if seed is None else {"seed": seed}
             records += batch_records(batch, model, targets, name, per_image, target_prob,
                                      seconds=seconds / len(images), **repeat)
+        if pieces is not None:
+            pieces.keep(name, records[first:], {"curves": curves.get(name)})
     return records, {"curves": {name: sums for name, sums in curves.items() if sums}}
 
 

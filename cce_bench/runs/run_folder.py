@@ -357,6 +357,26 @@ class RunFolder:
             batches.setdefault(int(entry["batch"]), entry)
         return batches
 
+    def finished_pieces(self) -> dict[int, dict[str, dict]]:
+        """The pieces of unfinished batches kept so far (batch -> piece key -> its line), see BatchPieces."""
+        pieces: dict[int, dict[str, dict]] = {}
+        for part in sorted((self.path / "parts").glob("rank*.jsonl")):
+            check_run_file(part)
+            with open(part, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if finished_piece(entry):
+                        pieces.setdefault(entry["batch"], {}).setdefault(entry["piece"], entry)
+        return pieces
+
+    def append_piece(self, rank: int, batch: int, key: str, records: list[dict], summary: dict) -> None:
+        """One finished piece of a batch (a method's records), so that an interrupted batch keeps it."""
+        entry = {"batch": batch, "piece": key, "records": records, "summary": summary}
+        append_no_follow(self.path / "parts" / f"rank{rank}.jsonl", json.dumps(entry, default=float) + "\n")
+
     def append_batch(self, rank: int, batch: int, records: list[dict], skipped: list[dict],
                      summary: dict | None = None) -> None:
         """One finished batch; `summary` holds what is aggregated rather than kept per image (curve sums)."""
@@ -384,6 +404,29 @@ def finished_batch(entry) -> bool:
             and all(isinstance(r, dict) and "image_id" in r for r in entry["records"])
             and isinstance(entry.get("skipped"), list) and all(isinstance(r, dict) for r in entry["skipped"])
             and isinstance(entry.get("summary", {}), dict))
+
+
+def finished_piece(entry) -> bool:
+    """Whether a part line is a piece as append_piece writes it."""
+    return (isinstance(entry, dict) and isinstance(entry.get("piece"), str) and isinstance(entry.get("batch"), int)
+            and not isinstance(entry["batch"], bool) and isinstance(entry.get("records"), list)
+            and all(isinstance(r, dict) and "image_id" in r for r in entry["records"])
+            and isinstance(entry.get("summary"), dict))
+
+
+class BatchPieces:
+    """The pieces of one batch (compare: each method's records): those a run interrupted inside the batch kept,
+    and a way to keep each new one as it finishes, so that a rerun does only the pieces still missing."""
+
+    def __init__(self, run: RunFolder | None, rank: int, batch: int, kept: dict[str, dict]):
+        self.run, self.rank, self.batch, self.kept = run, rank, batch, kept
+
+    def done(self, key: str) -> dict | None:
+        return self.kept.get(key)
+
+    def keep(self, key: str, records: list[dict], summary: dict) -> None:
+        if self.run is not None:
+            self.run.append_piece(self.rank, self.batch, key, records, summary)
 
 
 def now_iso() -> str:
