@@ -198,3 +198,20 @@ def test_ctrl_c_inside_a_batch_keeps_the_methods_that_finished_and_the_rerun_doe
     assert gbp["seconds"] == kept[0]["records"][0]["seconds"] and gbp["ins_auc"] == kept[0]["records"][0]["ins_auc"]
     made = json.loads((out / "run.json").read_text())["model_inputs_this_process"]
     assert made["with_gradient"] == 0  # GBP's gradient pass belongs to the first run only
+
+
+def test_a_sweep_batch_cut_after_its_values_finished_is_resumed_from_its_pieces(tmp_path, warm_cli):
+    out = tmp_path / "run"
+    args = ["sweep", "experiment=smoke", "data.n_images=2", f"out={out}"]
+    first = warm_cli.run(*args)
+    assert first.returncode == 0, first.stderr
+    table = pd.read_csv(out / "table.csv")
+    lines = (out / "parts" / "rank0.jsonl").read_text().splitlines()
+    assert sum('"piece"' in line for line in lines) == 2 * len(table)  # one per image and value
+    (out / "parts" / "rank0.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # the second batch's end is lost
+    (out / "run.json").unlink()
+    again = warm_cli.run(*args)
+    assert again.returncode == 0, again.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(out / "table.csv"), table)
+    made = json.loads((out / "run.json").read_text())["model_inputs_this_process"]
+    assert made == {"forward": 1, "with_gradient": 0, "backward": 0}  # the class only: every value was kept

@@ -53,8 +53,13 @@ def score_batch(model, batch, explainers: dict, metrics: RunMetrics, kept: MapSt
     images, masks = batch["image"].to(device), batch["mask"].to(device)
     contrast_masks = batch["contrast_mask"].to(device) if "contrast_mask" in batch else None
     classes = ClassesPerNetwork(images, batch["allowed"].to(device), int(cfg.batch_size))
-    records = []
+    records: list[dict] = []
+    pieces = batch.get("pieces")  # a method finished before an interruption inside this batch is not done again
     for name, explainer in explainers.items():
+        kept_before = pieces.done(name) if pieces is not None else None
+        if kept_before is not None:
+            records += kept_before["records"]
+            continue
         network = explained_network(explainer, model)
         targets, _ = classes(network)
         per_image = {"category": batch["category"]}
@@ -68,7 +73,10 @@ def score_batch(model, batch, explainers: dict, metrics: RunMetrics, kept: MapSt
         scored, _ = metrics.score(MapsToScore(model, images, maps, targets, cfg, int(cfg.seed),
                                               ids=list(batch["image_id"]), masks=masks, method=name,
                                               contrast_masks=contrast_masks))
-        records += batch_records(batch, model, targets, name, {**per_image, **scored}, seconds=seconds / len(images))
+        mine = batch_records(batch, model, targets, name, {**per_image, **scored}, seconds=seconds / len(images))
+        if pieces is not None:
+            pieces.keep(name, mine, {})
+        records += mine
     return records, {}
 
 

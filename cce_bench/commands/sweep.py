@@ -51,8 +51,15 @@ def score_batch(model, batch, explainer, settings, metrics: RunMetrics, kept: Ma
     images = batch["image"].to(device)
     probs = check_finite(batched_logits(model, images, int(cfg.batch_size)), model, batch["image_id"]).softmax(1)
     target_prob, targets = probs.max(1)
-    records, curve_sums = [], {}
-    for result in explainer.maps_for_settings(images, targets, settings):
+    curve_sums: dict = {}
+    pieces = batch.get("pieces")  # a value finished before an interruption inside this batch is not done again
+    by_value = {str(setting.get(cfg.param.name, NOT_A_KNOB)): pieces.done(str(setting.get(cfg.param.name, NOT_A_KNOB)))
+                if pieces is not None else None for setting in settings}
+    for kept_before in filter(None, by_value.values()):
+        curve_sums.update(kept_before["summary"].get("curves", {}))
+    left = [setting for setting in settings if by_value[str(setting.get(cfg.param.name, NOT_A_KNOB))] is None]
+    results = explainer.maps_for_settings(images, targets, left) if left else iter(())
+    for result in results:
         value = result.setting.get(cfg.param.name, NOT_A_KNOB)
         to_score = MapsToScore(model, images, result.maps, targets, cfg, int(cfg.seed) + int(batch["index"][0]),
                                ids=list(batch["image_id"]), explainer=explainer, method=explainer.name)
@@ -63,12 +70,16 @@ def score_batch(model, batch, explainer, settings, metrics: RunMetrics, kept: Ma
             kept.keep(f"{name}_{part}", batch["image_id"], postprocess(values, images.shape[-2:]))
         knobs = {**explainer.knobs(), **result.setting}
         valid = [float(v) for v in result.valid] if result.valid is not None else [None] * len(images)
-        records += batch_records(batch, model, targets, explainer.name,
-                                 {"label": [int(v) for v in batch["label"]], **per_image, "valid": valid}, target_prob,
-                                 param=cfg.param.name, value=value,
-                                 **{k: knobs[k] for k in explainer.recorded_knobs if k in knobs},
-                                 seconds=result.seconds / len(images))
-    return records, {"curves": curve_sums}
+        mine = batch_records(batch, model, targets, explainer.name,
+                             {"label": [int(v) for v in batch["label"]], **per_image, "valid": valid}, target_prob,
+                             param=cfg.param.name, value=value,
+                             **{k: knobs[k] for k in explainer.recorded_knobs if k in knobs},
+                             seconds=result.seconds / len(images))
+        if pieces is not None:
+            pieces.keep(str(value), mine, {"curves": {str(value): curve_sums[str(value)]}})
+        by_value[str(value)] = {"records": mine}
+    # in the settings' order, as an uninterrupted run writes them
+    return [r for entry in by_value.values() if entry for r in entry["records"]], {"curves": curve_sums}
 
 
 def sweep_metrics(cfg: DictConfig) -> RunMetrics:
