@@ -305,8 +305,8 @@ def test_the_barely_believed_warning_gives_advice_that_fits_the_run():
 def test_seeds_repeat_each_method_and_report_the_seed_spread_beside_the_image_spread(tmp_path, warm_cli):
     out = tmp_path / "seeds"
     result = warm_cli.run("compare", "methods=[rise,gbp]", "method_knobs.rise.N=20", "seeds=[0,1,2]", "data=photos",
-                          "data.n_images=2", "metrics=[insertion_deletion]", "metric_knobs.insertion_deletion.step=2240",
-                          f"out={out}")
+                          "data.n_images=2", "metrics=[insertion_deletion]",
+                          "metric_knobs.insertion_deletion.step=2240", f"out={out}")
     assert result.returncode == 0, result.stderr
     records = pd.read_csv(out / "records.csv").assign(diff=lambda r: 100 * (r["ins_auc"] - r["del_auc"]))
     assert len(records) == 3 * 2 * 2 and sorted(records["seed"].unique()) == [0, 1, 2]

@@ -75,7 +75,6 @@ def test_a_target_that_is_not_the_answer_is_said_and_contrasts_skip_improbable_c
 
 
 def test_two_images_with_pair_false_are_a_row_each_under_every_method_by_value(tmp_path, warm_cli, photos, lite0):
-    import torch
 
     from cce_bench.explainers import create_explainer
 
