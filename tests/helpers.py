@@ -91,3 +91,11 @@ def readme_code(first_line: str) -> str:
     blocks = re.findall(r"```(?:python|bash)\n(.*?)```", guide_text(), re.S)
     (block,) = {b for b in blocks if b.startswith(first_line)}  # the README may show a docs page's block again
     return block
+
+
+def finished_batches(part) -> list[dict]:
+    """The finished-batch lines of a run's parts/rankR.jsonl (its other lines are pieces of unfinished batches)."""
+    import json
+
+    lines = [json.loads(line) for line in part.read_text().splitlines() if line.strip()]
+    return [line for line in lines if "piece" not in line]

@@ -16,7 +16,7 @@ import pytest
 
 from cce_bench.commands import COMMANDS
 from cce_bench.composing import compose_checked, positional_as_override, register_knob_nodes
-from helpers import ROOT
+from helpers import ROOT, finished_batches
 
 
 def in_fresh_python(code: str) -> subprocess.CompletedProcess:
@@ -88,6 +88,6 @@ def test_a_cpu_run_shows_progress_inside_its_batches_on_a_terminal_and_saves_eac
     totals = set(re.findall(r"\| \d\.\d/(\d+) \[", text))
     assert totals == {"2"}, text[-2000:]  # one bar, its total the run's images, never restarted per stage
     assert "| 2.0/2 [" in text
-    parts = (out / "parts" / "rank0.jsonl").read_text().splitlines()
-    assert [len(json.loads(line)["records"]) for line in parts] == [1, 1]  # one image per batch: a stop keeps each
+    parts = finished_batches(out / "parts" / "rank0.jsonl")
+    assert [len(batch["records"]) for batch in parts] == [1, 1]  # one image per batch: a stop keeps each
     assert json.loads((out / "run.json").read_text())["threads"] >= 1

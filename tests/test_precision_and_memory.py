@@ -11,7 +11,7 @@ import yaml
 from cce_bench import UserError, create_model
 from cce_bench.models import batched_logits, set_precision
 from cce_bench.runs.memory import is_out_of_memory
-from helpers import ROOT, run_cli
+from helpers import ROOT, finished_batches, run_cli
 
 # Two photos, one per batch, the smoke preset's CCE (M=2, 3 steps) and 5-point curves of 20 inputs per image.
 RUN = ["sweep", "experiment=smoke", "data.n_images=2", "param.values=[0.5,1.0]"]
@@ -84,7 +84,7 @@ def test_out_of_memory_at_one_input_per_pass_is_one_line_and_keeps_the_finished_
         "cce-bench: error: out of memory on batch 1 with one model input per pass: pass a smaller images_per_batch=")
     assert "batch_size: 2 -> 1" in result.stderr  # it halved all the way down first
     assert not (out / "run.json").exists()
-    done = [json.loads(line)["batch"] for line in (out / "parts" / "rank0.jsonl").read_text().splitlines()]
+    done = [batch["batch"] for batch in finished_batches(out / "parts" / "rank0.jsonl")]
     assert done == [0]
     again = run_cli(*RUN, f"out={out}")  # on a bigger card the rerun does only what is left
     assert again.returncode == 0 and "1 of 2 batches already done" in again.stderr

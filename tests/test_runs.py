@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from helpers import ROOT, run_cli
+from helpers import ROOT, finished_batches, run_cli
 
 # Small but real: the real model and photos, CCE with few steps, curves of 24 points.
 # the smoke preset, curves of 24 points
@@ -36,11 +36,11 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "cce_bench.cli", *args, f"out={out}"], cwd=str(ROOT),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and (not part.exists() or len(part.read_text().splitlines()) < 2):
+    while time.time() < deadline and (not part.exists() or len(finished_batches(part)) < 2):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = len(part.read_text().splitlines())
+    done_before = len(finished_batches(part))
     assert 2 <= done_before < 4, "the kill should land mid-run"
     assert not (out / "run.json").exists() and not (out / "table.csv").exists()  # visibly unfinished
 
@@ -50,7 +50,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
     # the plan of the resumed run counts what is left (the sweep's one value: a batch is one image)
     assert f"plan: {done_before} of 4 images are done in this folder; the plan counts the {4 - done_before} left" \
         in rerun.stderr and f"plan: {4 - done_before} image" in rerun.stderr, rerun.stderr
-    batches = [json.loads(line)["batch"] for line in part.read_text().splitlines()]
+    batches = [batch["batch"] for batch in finished_batches(part)]
     assert sorted(batches) == [0, 1, 2, 3]  # every batch once: nothing finished was computed again
     # Bitwise: the batches of two processes (killed, then rerun) give the uninterrupted run's table and records,
     # so the same config and seed give the same numbers.
@@ -70,7 +70,7 @@ def test_ctrl_c_says_what_is_kept_where_and_how_to_go_on(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "cce_bench.cli", "sweep", *FAST, "data.n_images=4", f"out={out}"],
                             cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and (not part.exists() or not part.read_text().strip()):
+    while time.time() < deadline and (not part.exists() or not finished_batches(part)):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
@@ -78,7 +78,7 @@ def test_ctrl_c_says_what_is_kept_where_and_how_to_go_on(tmp_path):
     assert stderr.strip().splitlines()[-1].endswith(
         f"interrupted: what had finished is kept in {out}; rerun with out={out} to go on from there (nothing finished "
         "is computed again)")
-    kept = len(part.read_text().splitlines())
+    kept = len(finished_batches(part))
     rerun = run_cli("sweep", *FAST, "data.n_images=4", f"out={out}")
     assert rerun.returncode == 0 and f"{kept} of 4 batches already done" in rerun.stderr, rerun.stderr
 
@@ -87,9 +87,9 @@ def test_a_cut_last_line_is_redone(tmp_path):
     from cce_bench.runs.run_folder import RunFolder
 
     run = RunFolder(tmp_path / "r")
-    run.append_batch(0, 0, [{"a": 1}], [])
+    run.append_batch(0, 0, [{"image_id": "a"}], [])
     with open(run.path / "parts" / "rank0.jsonl", "a") as fh:
-        fh.write('{"batch": 1, "records": [{"a": 2')  # a crash in the middle of a write
+        fh.write('{"batch": 1, "records": [{"image_id": "b"')  # a crash in the middle of a write
     assert list(run.finished_batches()) == [0]
 
 
