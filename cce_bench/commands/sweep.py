@@ -53,11 +53,11 @@ def score_batch(model, batch, explainer, settings, metrics: RunMetrics, kept: Ma
     target_prob, targets = probs.max(1)
     curve_sums: dict = {}
     pieces = batch.get("pieces")  # a value finished before an interruption inside this batch is not done again
-    by_value = {str(setting.get(cfg.param.name, NOT_A_KNOB)): pieces.done(str(setting.get(cfg.param.name, NOT_A_KNOB)))
-                if pieces is not None else None for setting in settings}
+    keys = [str(setting.get(cfg.param.name, NOT_A_KNOB)) for setting in settings]
+    by_value = {key: pieces.done(key) if pieces is not None else None for key in keys}
     for kept_before in filter(None, by_value.values()):
         curve_sums.update(kept_before["summary"].get("curves", {}))
-    left = [setting for setting in settings if by_value[str(setting.get(cfg.param.name, NOT_A_KNOB))] is None]
+    left = [setting for setting, key in zip(settings, keys) if by_value[key] is None]
     results = explainer.maps_for_settings(images, targets, left) if left else iter(())
     for result in results:
         value = result.setting.get(cfg.param.name, NOT_A_KNOB)

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..models import facts_of
+from ..tensors import device_of
 
 
 def network(model: nn.Module) -> nn.Module:
@@ -62,10 +63,9 @@ def check_spatial(model: nn.Module, layer: nn.Module, path: str, knob: str) -> N
     inputs = getattr(model, "inputs", None)
     size = int(inputs.size) if inputs is not None else 224
     parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
     with capture_outputs([layer]) as outputs:
-        network(model)(torch.zeros(1, 3, size, size, device=device, dtype=dtype))
+        network(model)(torch.zeros(1, 3, size, size, device=device_of(model), dtype=dtype))
     output = outputs[0]
     if not isinstance(output, torch.Tensor) or output.dim() != 4:
         shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__

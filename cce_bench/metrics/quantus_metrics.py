@@ -72,16 +72,21 @@ def metric_facts(name: str) -> MetricFacts:
     return MetricFacts(family, needs, direction != "LOWER")
 
 
-def knob_names(name: str) -> list[str]:
-    """The arguments a metric class names in its signature (and its bases'), less those the suite sets."""
-    names: set[str] = set()
+def init_parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The named arguments of a metric class's __init__ and its bases', each as the nearest class declares it."""
+    parameters: dict[str, inspect.Parameter] = {}
     for klass in quantus_class(name).__mro__:
         init = vars(klass).get("__init__")
-        if init is None:
-            continue
-        names |= {p.name for p in inspect.signature(init).parameters.values()
-                  if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    return sorted(names - set(FIXED))
+        if init is not None:
+            for p in inspect.signature(init).parameters.values():
+                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                    parameters.setdefault(p.name, p)
+    return parameters
+
+
+def knob_names(name: str) -> list[str]:
+    """The arguments a metric class names in its signature (and its bases'), less those the suite sets."""
+    return sorted(set(init_parameters(name)) - set(FIXED))
 
 
 def check_metric_knobs(name: str, knobs: dict) -> None:
@@ -92,9 +97,9 @@ def check_metric_knobs(name: str, knobs: dict) -> None:
     if unknown:
         raise UserError(f"metric {name} has no argument {', '.join(unknown)}; its arguments: "
                         f"{', '.join(knob_names(name))} (set them as metric_knobs.{name}.KNOB=VALUE)")
-    annotations = argument_annotations(name)
+    parameters = init_parameters(name)
     for knob, value in knobs.items():
-        problem = annotation_problem(str(annotations.get(knob, "")), knob, value)
+        problem = annotation_problem(str(parameters[knob].annotation), knob, value)
         if problem:
             raise UserError(f"metric_knobs.{name}.{knob}={value!r} is not valid: {problem}")
 
@@ -102,17 +107,6 @@ def check_metric_knobs(name: str, knobs: dict) -> None:
 # Arguments that count something (runs, samples, steps, pixels): at least 1.
 COUNT_ARGUMENTS = {"nr_runs", "nr_samples", "nr_steps", "n_perturb_samples", "features_in_step", "patch_size",
                    "subset_size", "k", "num_classes", "regions_evaluation"}
-
-
-def argument_annotations(name: str) -> dict[str, object]:
-    """Each argument's annotation as its class (or the nearest base that declares it) writes it."""
-    annotations: dict[str, object] = {}
-    for klass in quantus_class(name).__mro__:
-        init = vars(klass).get("__init__")
-        if init is not None:
-            for p in inspect.signature(init).parameters.values():
-                annotations.setdefault(p.name, p.annotation)
-    return annotations
 
 
 def annotation_problem(annotation: str, knob: str, value) -> str:

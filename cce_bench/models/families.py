@@ -109,9 +109,9 @@ def make_timm(member: str):
             if checkpoint:
                 load_into(net, load_state_dict(checkpoint), name, checkpoint)
         else:
-            bare = timm.create_model(member, pretrained=False)
-            cached = timm_cached_file(timm_config(bare))
-            repo = timm_config(bare).get("hf_hub_id") or member
+            config = timm_config(timm.create_model(member, pretrained=False))
+            cached = timm_cached_file(config)
+            repo = config.get("hf_hub_id") or member
             if cached is None and not download:
                 raise UserError(f"no weights for {name} in the Hugging Face cache: pass model.checkpoint=PATH (a state "
                                 f"dict of timm's {member}), put {repo} into the cache "
@@ -119,7 +119,7 @@ def make_timm(member: str):
             if cached is not None:  # timm's own loader, with its key conversions
                 net = timm.create_model(member, pretrained=True, pretrained_cfg_overlay={"file": cached})
             else:
-                url = "https://huggingface.co" if timm_config(bare).get("hf_hub_id") else timm_config(bare).get("url")
+                url = None if config.get("hf_hub_id") else config.get("url")  # a weights file outside the Hub
                 net = downloading(lambda: timm.create_model(member, pretrained=True), url or "https://huggingface.co",
                                   f"{name}'s weights", f"put {repo} into the Hugging Face cache (`hf download {repo}` "
                                   "on a machine with network), or pass model.checkpoint=PATH")

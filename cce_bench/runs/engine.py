@@ -115,8 +115,8 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
                 batch["pieces"] = BatchPieces(run, shard.rank, k, pieces.get(k, {}))
             with moving_with_passes(bar, plan, model, done, len(batches[k])):
                 records, summary = score_batch(k, batch) if batch["image_id"] else ([], {})
-            left = sum(len(batches[j]) for j in todo if j > k)
-            if plan is not None and records and k == todo[0] and left:  # the plan at the run's own rate
+            if plan is not None and records and k == todo[0] and len(todo) > 1:  # the plan at the run's own rate
+                left = sum(len(batches[j]) for j in todo[1:])
                 plan, line = plan.measured(time.perf_counter() - started, len(batches[k]), left, unit)
                 if shard.rank == 0:
                     bar.write(line, file=sys.stderr)

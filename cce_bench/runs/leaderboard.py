@@ -5,6 +5,7 @@ apply, and a caption on what the sample can tell apart. `cce-bench compare` and 
 build their tables here."""
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,11 +123,20 @@ def score_batch(model, batch: dict, explainers: dict, metrics: RunMetrics, kept:
     return records, {"curves": {name: sums for name, sums in curves.items() if sums}}
 
 
+# explainer -> (seed, inputs per pass) -> its copy with that seed, made once per run rather than per batch (RISE
+# draws its masks once per instance); a halved batch_size after running out of memory makes a new copy
+SEEDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def seeded(explainer, seed: int | None):
     """The method drawing its random numbers from `seed` where it has a seed of its own (RISE's masks)."""
     if seed is None or "seed" not in explainer.knob_names():
         return explainer
-    return explainer.with_knobs(seed=seed)
+    copies = SEEDED.setdefault(explainer, {})
+    key = (seed, explainer.batch_size, getattr(explainer, "internal_batch_size", None))  # what memory.py halves
+    if key not in copies:
+        copies[key] = explainer.with_knobs(seed=seed)
+    return copies[key]
 
 
 def added_sums(total: dict | None, sums: dict | None) -> dict | None:

@@ -128,15 +128,17 @@ def scored_batches(part: Path) -> bool:
 
     if not stat.S_ISREG(part.lstat().st_mode):
         return True  # not the run's own: kept for the user to see
+    return any(not finished_batch(entry) or entry["records"] for entry in part_entries(part))
+
+
+def part_entries(part: Path):
+    """The lines of a part file as JSON, a line cut by a crash left out (its batch or piece is not done)."""
     with open(part, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                entry = json.loads(line)
+                yield json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if not finished_batch(entry) or entry["records"]:
-                return True
-    return False
 
 
 # The run folders this process has locked (real path -> the open lock file), so that a run that fails after
@@ -219,6 +221,11 @@ def lock_holder(handle: IO[str]) -> str:
     return "another process"
 
 
+def being_written(shown: str, holder: str) -> UserError:
+    return UserError(f"{shown} is being written by {holder}: wait for it to finish, or pass another out=DIR (a rerun "
+                     "with the same out= after it ends resumes it)")
+
+
 def check_not_locked(path: Path, shown: str) -> None:
     """Refused before anything is written while another process holds the run's lock (runs/run_folder.py)."""
     import fcntl
@@ -231,9 +238,7 @@ def check_not_locked(path: Path, shown: str) -> None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = lock_holder(handle)
-                raise UserError(f"{shown} is being written by {holder}: wait for it to finish, or pass another "
-                                "out=DIR (a rerun with the same out= after it ends resumes it)") from None
+                raise being_written(shown, lock_holder(handle)) from None
             fcntl.flock(handle, fcntl.LOCK_UN)
     except OSError:
         return  # unreadable or without flock: the run's own lock says so
@@ -278,19 +283,15 @@ class RunFolder:
         except BlockingIOError:
             holder = lock_holder(handle)
             handle.close()
-            raise UserError(f"out={self.path} is being written by {holder}: wait for it to finish, or pass another "
-                            "out=DIR (a rerun with the same out= after it ends resumes it)") from None
+            raise being_written(f"out={self.path}", holder) from None
         except OSError:  # a file system without flock (some network mounts): run unguarded
             print(f"warning: cannot lock {self.path} on this file system; do not run two processes on it",
                   file=sys.stderr)
-            self._lock = handle
-            HELD_LOCKS[os.path.realpath(self.path)] = handle
-            return
-        # who holds it is written as soon as it is held, so a run refused at any later moment can name it
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
-        handle.flush()
+        else:  # who holds it is written as soon as it is held, so a run refused at any later moment can name it
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
+            handle.flush()
         self._lock = handle
         HELD_LOCKS[os.path.realpath(self.path)] = handle
 
@@ -342,34 +343,22 @@ class RunFolder:
     def _part_lines(self):
         for part in sorted((self.path / "parts").glob("rank*.jsonl")):
             check_run_file(part)  # records read through a link would be another file's; a FIFO would hang
-            with open(part, encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut by a crash: its batch is not done
-                    if finished_batch(entry):
-                        yield entry  # any other line is not a batch this suite wrote: its batch is done again
+            yield from part_entries(part)
 
     def finished_batches(self) -> dict[int, dict]:
+        """Batch -> its line; a line of any other shape is not a batch this suite wrote: its batch is done again."""
         batches: dict[int, dict] = {}
         for entry in self._part_lines():
-            batches.setdefault(int(entry["batch"]), entry)
+            if finished_batch(entry):
+                batches.setdefault(int(entry["batch"]), entry)
         return batches
 
     def finished_pieces(self) -> dict[int, dict[str, dict]]:
         """The pieces of unfinished batches kept so far (batch -> piece key -> its line), see BatchPieces."""
         pieces: dict[int, dict[str, dict]] = {}
-        for part in sorted((self.path / "parts").glob("rank*.jsonl")):
-            check_run_file(part)
-            with open(part, encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if finished_piece(entry):
-                        pieces.setdefault(entry["batch"], {}).setdefault(entry["piece"], entry)
+        for entry in self._part_lines():
+            if finished_piece(entry):
+                pieces.setdefault(entry["batch"], {}).setdefault(entry["piece"], entry)
         return pieces
 
     def append_piece(self, rank: int, batch: int, key: str, records: list[dict], summary: dict) -> None:
@@ -397,21 +386,22 @@ class RunFolder:
         return frame, pd.DataFrame(skipped, columns=["image_id", "reason"])
 
 
-def finished_batch(entry) -> bool:
-    """Whether a part line has the shape append_batch writes: a batch number, its records and skipped images."""
+def has_batch_records(entry) -> bool:
+    """What a batch's line and a piece's share: a batch number and records of images."""
     return (isinstance(entry, dict) and isinstance(entry.get("batch"), int) and not isinstance(entry["batch"], bool)
             and entry["batch"] >= 0 and isinstance(entry.get("records"), list)
-            and all(isinstance(r, dict) and "image_id" in r for r in entry["records"])
-            and isinstance(entry.get("skipped"), list) and all(isinstance(r, dict) for r in entry["skipped"])
-            and isinstance(entry.get("summary", {}), dict))
+            and all(isinstance(r, dict) and "image_id" in r for r in entry["records"]))
+
+
+def finished_batch(entry) -> bool:
+    """Whether a part line has the shape append_batch writes: a batch number, its records and skipped images."""
+    return (has_batch_records(entry) and "piece" not in entry and isinstance(entry.get("skipped"), list)
+            and all(isinstance(r, dict) for r in entry["skipped"]) and isinstance(entry.get("summary", {}), dict))
 
 
 def finished_piece(entry) -> bool:
     """Whether a part line is a piece as append_piece writes it."""
-    return (isinstance(entry, dict) and isinstance(entry.get("piece"), str) and isinstance(entry.get("batch"), int)
-            and not isinstance(entry["batch"], bool) and isinstance(entry.get("records"), list)
-            and all(isinstance(r, dict) and "image_id" in r for r in entry["records"])
-            and isinstance(entry.get("summary"), dict))
+    return has_batch_records(entry) and isinstance(entry.get("piece"), str) and isinstance(entry.get("summary"), dict)
 
 
 class BatchPieces:
