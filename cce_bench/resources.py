@@ -8,6 +8,7 @@ or `open()` can take.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import UserError
@@ -38,3 +39,12 @@ def asset_path(name: str) -> Path:
     if not path.is_file():
         raise UserError(f"the installed cce-bench lacks assets/{name}: reinstall it")
     return path
+
+
+def cache_dir() -> Path:
+    """Where the suite keeps what it made once and reads again (trained models, counted passes): $CCE_BENCH_CACHE,
+    else $XDG_CACHE_HOME/cce-bench, else ~/.cache/cce-bench."""
+    if os.environ.get("CCE_BENCH_CACHE"):
+        return Path(os.environ["CCE_BENCH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "cce-bench"

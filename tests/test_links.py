@@ -35,7 +35,7 @@ def plant(link, victim):
     (f".table.md.{os.getpid()}.tmp", lambda run: run.write_text("table.md", "x")),
     ("parts/rank0.jsonl", lambda run: run.append_batch(0, 0, [{"a": 1}], [])),
     ("curves.png", lambda run: save_png(plt.figure(), run.path / "curves.png")),
-])
+], ids=[".lock", "table.csv", "run.json", "a table's temporary file", "parts", "curves.png"])  # no pid in an id
 def test_every_writer_refuses_a_link_in_the_run_folder(tmp_path, victim, name, write):
     run = RunFolder(tmp_path / "run")
     plant(run.path / name, victim)
@@ -111,11 +111,14 @@ DAMAGES = [
 ]
 
 
+FINISHED_RUN = ["methods=[gbp]", "data=photos", "data.n_images=2", "metrics=[insertion_deletion]",
+                "metric_knobs.insertion_deletion.step=3136", "save_maps=true"]
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("finished") / "run"
-    result = run_cli("compare", "methods=[gbp]", "data=photos", "data.n_images=2", "metrics=[insertion_deletion]",
-                     "save_maps=true", f"out={out}")
+    result = run_cli("compare", *FINISHED_RUN, f"out={out}")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -129,8 +132,7 @@ def test_a_damaged_run_folder_resumes_or_is_refused_in_one_line_without_hanging(
     shutil.copytree(finished_run, run, symlinks=True)
     (run / "run.json").unlink()  # the run open again: its finished batches are read back
     damage(run / where)
-    result = warm_cli.run("compare", "methods=[gbp]", "data=photos", "data.n_images=2", "metrics=[insertion_deletion]",
-                          "save_maps=true", f"out={run}")
+    result = warm_cli.run("compare", *FINISHED_RUN, f"out={run}")
     if message is None:
         assert result.returncode == 0, result.stderr
         assert pd.read_csv(run / "records.csv").equals(pd.read_csv(finished_run / "records.csv"))

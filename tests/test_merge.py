@@ -3,7 +3,8 @@ records, with the same numbers each run gave its methods and the paired differen
 import pandas as pd
 import pytest
 
-COMMON = ["data=photos", "data.n_images=2", "metrics=[insertion_deletion]"]
+SCORES = ["metrics=[insertion_deletion]", "metric_knobs.insertion_deletion.step=3136"]  # 16 steps: for time
+COMMON = ["data=photos", "data.n_images=2", *SCORES]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,8 @@ def test_merge_puts_each_runs_numbers_in_one_table_with_paired_differences_acros
 ])
 def test_merge_refuses_runs_that_do_not_share_methods_apart_or_the_same_data(two_runs, warm_cli, second, message):
     if second == "fewer" and not (two_runs / "fewer").exists():
-        result = warm_cli.run("compare", "methods=[gradcam_pp]", "data=photos", "data.n_images=1",
-                              "metrics=[insertion_deletion]", f"out={two_runs / 'fewer'}")
+        result = warm_cli.run("compare", "methods=[gradcam_pp]", "data=photos", "data.n_images=1", *SCORES,
+                              f"out={two_runs / 'fewer'}")
         assert result.returncode == 0, result.stderr
     result = warm_cli.run("merge", str(two_runs / "a"), str(two_runs / second), f"out={two_runs / 'refused'}")
     assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1], result.stderr

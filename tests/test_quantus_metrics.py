@@ -1,5 +1,8 @@
 """Quantus metrics by name in compare: by value against Quantus called directly on the same inputs, the
 overlap with the suite's own pointing game, bad names and knobs in one line, the listing."""
+import json
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,3 +168,48 @@ def test_the_plan_names_the_quantus_metrics_whose_passes_it_cannot_count():
                           "quantus_MaxSensitivity", "quantus_PointingGame"], OmegaConf.create({"metric_knobs": {}}))
     # Sparseness and the pointing game read the maps (and boxes) alone; the other two run the model themselves
     assert metrics.unplanned() == ["quantus_FaithfulnessCorrelation", "quantus_MaxSensitivity"]
+
+
+def test_a_quantus_metrics_passes_are_counted_as_it_scores(lite0, photos):
+    from omegaconf import OmegaConf
+
+    from cce_bench.metrics import MapsToScore
+    from cce_bench.runs.cost import Passes
+    from cce_bench.runs.scoring import RunMetrics
+
+    cfg = OmegaConf.create({"metric_knobs": {"quantus_FaithfulnessCorrelation": {"nr_runs": 4, "subset_size": 224}},
+                            "batch_size": 16})
+    metrics = RunMetrics(["quantus_FaithfulnessCorrelation", "quantus_Sparseness"], cfg)
+    images, ids = photos
+    with torch.no_grad():
+        targets = lite0(images).argmax(1)
+    maps = torch.rand(2, 224, 224, generator=torch.Generator().manual_seed(0))
+    metrics.score(MapsToScore(lite0, images, maps, targets, cfg, 0, ids=ids))
+    counted = metrics.counted_now(2, {"side": 224})
+    # Quantus's algorithm: one forward of each image, then one per run of its perturbed copy; Sparseness none
+    assert list(counted) == ["quantus_FaithfulnessCorrelation"]
+    what, passes = counted["quantus_FaithfulnessCorrelation"]
+    assert passes == Passes(forward=5) and what["knobs"] == {"nr_runs": 4, "subset_size": 224}
+
+
+def test_the_first_run_counts_a_quantus_metrics_passes_and_the_next_plans_them(tmp_path, warm_cli):
+    args = ["compare", "methods=[gbp]", "data=photos", "data.n_images=2", "images_per_batch=1",
+            "metrics=[insertion_deletion,quantus_FaithfulnessCorrelation]",
+            "metric_knobs.insertion_deletion.step=12544",
+            "metric_knobs.quantus_FaithfulnessCorrelation.nr_runs=4",
+            "metric_knobs.quantus_FaithfulnessCorrelation.subset_size=224"]
+    env = {"CCE_BENCH_CACHE": str(tmp_path / "cache")}
+    first = warm_cli.run(*args, f"out={tmp_path / 'one'}", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "plan: not counted yet: quantus_FaithfulnessCorrelation (" in first.stderr
+    assert "counted in it: quantus_FaithfulnessCorrelation 5 passes per image, planned from now on" in first.stderr
+    again = warm_cli.run(*args, f"out={tmp_path / 'two'}", env=env)
+    assert again.returncode == 0, again.stderr
+    # the plan before the second run has the count (and the same passes in all as the run made), no probe ran
+    planned = re.search(r"plan: 2 images x ([\d,]+) model passes per image \(GBP 2, scoring \d+, "
+                        r"quantus_FaithfulnessCorrelation 5\)", again.stderr)
+    assert planned and "not counted yet" not in again.stderr, again.stderr
+    made = json.loads((tmp_path / "two" / "run.json").read_text())["model_inputs_this_process"]
+    assert 2 * int(planned.group(1)) == sum(made.values())
+    one, two = (pd.read_csv(tmp_path / run / "records.csv").filter(regex=r"^(?!.*seconds)") for run in ("one", "two"))
+    assert one.equals(two)  # what the cache saves is time, not a different number

@@ -94,7 +94,8 @@ def test_a_leaderboards_examples_show_every_method_on_the_same_images_by_value(t
 
     out = tmp_path / "run"
     result = warm_cli.run("compare", "methods=[gbp,gradcam_pp]", "data=photos", "data.n_images=2",
-                          "metrics=[insertion_deletion]", "device=cpu", f"out={out}")
+                          "metrics=[insertion_deletion]", "metric_knobs.insertion_deletion.step=3136", "device=cpu",
+                          f"out={out}")
     assert result.returncode == 0, result.stderr
     drawn = {}
     monkeypatch.setattr(report, "explanation_figure", lambda rows, path: drawn.setdefault("rows", rows) and path)

@@ -126,6 +126,47 @@ def test_the_plan_at_the_first_batchs_rate_says_both_and_moves_the_bar_at_the_me
     assert again.images == 8 and again.seconds_per_image == pytest.approx(4.5)
 
 
+def test_a_count_made_in_the_first_batch_joins_the_plan_and_is_kept_for_later_runs(tmp_path, monkeypatch, lite0):
+    from cce_bench.runs.cost import PassCounts, Passes, Plan, Rates, pass_count_context
+
+    monkeypatch.setenv("CCE_BENCH_CACHE", str(tmp_path))
+    counts = PassCounts(lite0, pass_count_context(lite0, []))
+    plan = Plan(images=10, parts={"CCE": Passes(forward=500, gradient=250, backward=250)},
+                rates=Rates(forward=0.002, gradient=0.004, backward=0.004), device_name="cpu", counts=counts)
+    stage = {"metric": "quantus_FaithfulnessCorrelation", "knobs": {"nr_runs": 4}}
+    again, line = plan.measured(seconds=9.0, items=2, left=8, counted={"FC": (stage, Passes(forward=5))})
+    assert line == ("plan: the first batch took 0m9s (4.5 s per image, planned 3.0 s; counted in it: FC 5 passes per "
+                    "image, planned from now on): about 0m36s for the 8 images left")
+    assert again.parts["FC"] == Passes(forward=5) and again.seconds_per_image == pytest.approx(4.5)
+    # 3.0 s of CCE and 0.01 s of FC at the probe's rates, scaled to the 4.5 s measured
+    assert again.rates.forward == pytest.approx(0.002 * 4.5 / 3.01)
+    assert PassCounts(lite0, pass_count_context(lite0, [])).known(stage) == Passes(forward=5)  # for the next run
+
+
+def test_a_methods_passes_are_counted_on_the_probe_once_and_read_back_after(tmp_path, monkeypatch, lite0):
+    from cce_bench.explainers import create_explainer
+    from cce_bench.runs.cost import PassCounts, Passes, method_parts, pass_count_context
+
+    monkeypatch.setenv("CCE_BENCH_CACHE", str(tmp_path))
+    methods = {"rise": create_explainer("rise", lite0, N=24), "ig": create_explainer("ig", lite0, steps=5)}
+    context = pass_count_context(lite0, [])
+    first = PassCounts(lite0, context)
+    # by the methods' definitions: RISE one forward per mask, IG one gradient per point of the path
+    expected = {"RISE": Passes(forward=24), "IG": Passes(gradient=5, backward=5)}
+    assert method_parts(first, methods) == expected and first.probed == ["RISE", "IG"]
+    made = dict(lite0.passes.as_dict())
+    again = PassCounts(lite0, context)
+    assert method_parts(again, methods) == expected and again.probed == [] and lite0.passes.as_dict() == made
+    # another knob, another count; another model (or library version, or user file), another key
+    assert method_parts(again, {"rise": create_explainer("rise", lite0, N=12)}) == {"RISE": Passes(forward=12)}
+    assert PassCounts(lite0, {**context, "model": "other"}).known({"method": "rise"}) is None
+    # a damaged cache is counted again, and one that cannot be written only costs the time
+    (tmp_path / "pass_counts.json").write_text("{not json")
+    assert method_parts(PassCounts(lite0, context), {"ig": methods["ig"]}) == {"IG": expected["IG"]}
+    monkeypatch.setenv("CCE_BENCH_CACHE", str(tmp_path / "pass_counts.json" / "below a file"))
+    assert method_parts(PassCounts(lite0, context), {"ig": methods["ig"]}) == {"IG": expected["IG"]}
+
+
 def test_cfg_job_prints_the_composed_config():
     result = run_cli("sweep", "param=M", "model=vgg19", "--cfg", "job")
     assert result.returncode == 0, result.stderr

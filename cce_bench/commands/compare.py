@@ -18,7 +18,7 @@ from ..explainers import EXPLAINERS
 from ..figures import plot_leaderboard, plot_sweep
 from ..metrics import Panel
 from ..metrics.base import CHECK, FURTHER, LIBRARY, PROTOCOL
-from ..runs.cost import method_parts, scoring_part
+from ..runs.cost import method_parts, method_stage, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session, example_method
 from ..runs.leaderboard import barely_believed, check_reference, leaderboard_of, ranking_metric, score_batch
 from ..runs.run_folder import RunFolder, machine_info
@@ -84,15 +84,20 @@ def prepare(session: Session) -> Job:
                 text)
 
     repeats = len(cfg.get("seeds") or [None])  # seeds=[...]: every method and score once per seed
+    # what a library metric's passes per image depend on beside itself (the methods it may explain again)
+    run_shape = {"methods": [method_stage(e) for e in explainers.values()], "seeds": repeats,
+                 "side": int(cfg.data.crop)}
 
-    def plan_parts(probe):
-        parts = {**method_parts(model, explainers, probe, lambda explainer: 1 + metrics.extra_maps(explainer)),
+    def plan_parts(counts):
+        parts = {**method_parts(counts, explainers, lambda explainer: 1 + metrics.extra_maps(explainer)),
                  **scoring_part(metrics.passes(int(cfg.data.crop)) * len(explainers))}
-        return {stage: passes * repeats for stage, passes in parts.items()}
+        return {**{stage: passes * repeats for stage, passes in parts.items()},
+                **metrics.counted_before(counts, run_shape)}
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, session.maps, cfg), write_tables,
                desc=f"compare ({len(explainers)} methods)", unit="img", model=model,
-               explainers=list(explainers.values()), plan_parts=plan_parts, unplanned=metrics.unplanned())
+               explainers=list(explainers.values()), plan_parts=plan_parts, unplanned=metrics.unplanned(),
+               counted_passes=lambda images: metrics.counted_now(images, run_shape))
 
 
 def leaderboard_caption(cfg: DictConfig, metrics: RunMetrics, records: pd.DataFrame, table: pd.DataFrame, dataset,

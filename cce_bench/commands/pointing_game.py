@@ -147,8 +147,8 @@ def prepare(session: Session) -> Job:
         plot_pointing_game(run.path)
         return {"pairs": len(dataset), "records": len(records), "caption": header}, text
 
-    def plan_parts(probe):
-        return {**method_parts(model, explainers, probe), **scoring_part()}
+    def plan_parts(counts):
+        return {**method_parts(counts, explainers), **scoring_part()}
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainers, metrics, session.maps, cfg), write_tables,
                desc=f"pointing game ({len(explainers)} methods)", unit="pair", model=model,

@@ -68,6 +68,7 @@ def prepare(session: Session) -> Job:
         text = write_curve_tables(run, table, header)
         return {"maps": str(maps.path), "images": int(records["image_id"].nunique()), "caption": header}, text
 
+    run_shape = {"maps": "from a file", "side": int(cfg.data.crop)}  # no method to explain again
     return Job(
         dataset,
         lambda batch: score_batch(model, batch, name, metrics, cfg),
@@ -75,7 +76,9 @@ def prepare(session: Session) -> Job:
         desc=f"score {name}",
         unit="img",
         model=model,
-        plan_parts=lambda probe: scoring_part(metrics.passes(int(cfg.data.crop))), unplanned=metrics.unplanned(),
+        plan_parts=lambda counts: {**scoring_part(metrics.passes(int(cfg.data.crop))),
+                                   **metrics.counted_before(counts, run_shape)},
+        unplanned=metrics.unplanned(), counted_passes=lambda images: metrics.counted_now(images, run_shape),
     )
 
 

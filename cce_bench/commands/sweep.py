@@ -13,7 +13,7 @@ from ..errors import UserError
 from ..explainers import postprocess
 from ..metrics import MapsToScore
 from ..models import batched_logits
-from ..runs.cost import passes_of, probe_targets, scoring_part
+from ..runs.cost import method_stage, scoring_part
 from ..runs.engine import Examples, Job, ScoringCommand, Session
 from ..runs.map_store import MapStore
 from ..runs.run_folder import RunFolder
@@ -140,14 +140,21 @@ def prepare(session: Session) -> Job:
                  "caption": header}
         return extra, text
 
-    def plan_parts(probe):
-        targets = probe_targets(model, probe)
-        maps = {explainer.label: passes_of(model, lambda: list(explainer.maps_for_settings(probe, targets, settings)))}
-        return {**maps, **scoring_part(metrics.passes(int(cfg.data.crop)) * len(settings))}
+    sweep_stage = {**method_stage(explainer), "settings": settings}
+    run_shape = {"sweep": sweep_stage, "side": int(cfg.data.crop)}  # what a library metric's passes depend on
+
+    def plan_parts(counts):
+        def maps_of(probe, targets):
+            return list(explainer.maps_for_settings(probe, targets, settings))
+
+        return {explainer.label: counts.of(explainer.label, sweep_stage, maps_of),
+                **scoring_part(metrics.passes(int(cfg.data.crop)) * len(settings)),
+                **metrics.counted_before(counts, run_shape)}
 
     return Job(dataset, lambda batch: score_batch(model, batch, explainer, settings, metrics, session.maps, cfg),
                write_tables, desc=f"sweep {cfg.param.name} ({len(settings)} values)", unit="img", model=model,
-               explainers=[explainer], plan_parts=plan_parts, unplanned=metrics.unplanned())
+               explainers=[explainer], plan_parts=plan_parts, unplanned=metrics.unplanned(),
+               counted_passes=lambda images: metrics.counted_now(images, run_shape))
 
 
 COMMAND = ScoringCommand("sweep", prepare, examples=examples, beside_paper=beside_paper)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..resources import cache_dir
 from .network import OWN, parts_network
 from .scenes import GENERATOR_VERSION, PartsWorld
 
@@ -28,14 +29,6 @@ MIN_ACCURACY = 0.98
 # (2026-12-07, 2-core CPU): parts 100%; distractors 91.7% under a quarter of the median drop, 99.3% under half,
 # the largest 0.90 of it (docs/parts.md).
 PART_RATE, DISTRACTOR_RATE, DISTRACTOR_SHARE = 0.95, 0.95, 0.5
-
-
-def cache_dir() -> Path:
-    """Where trained models are kept: $CCE_BENCH_CACHE, else $XDG_CACHE_HOME/cce-bench, else ~/.cache/cce-bench."""
-    if os.environ.get("CCE_BENCH_CACHE"):
-        return Path(os.environ["CCE_BENCH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "cce-bench"
 
 
 def world_key(world: PartsWorld) -> str:

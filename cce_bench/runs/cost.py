@@ -1,12 +1,20 @@
 """What a run will cost, said before its first image: the model passes per image (each method's counted on
 a small probe image, the scoring passes from the protocol), times the seconds per pass measured here at
 the run's image size. `--dry-run` prints this and stops; the run's progress bar uses it to say the time
-left from the first seconds on, instead of after the first image."""
+left from the first seconds on, instead of after the first image.
+
+A count is made once per machine and setting (`PassCounts`): a later run of the same method, knobs and model
+reads it instead of running the probe again, and a library metric's passes, which no probe counts cheaply,
+are counted in a run's first batch and planned from then on."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the annotations only: this module runs without torch until a plan is made
@@ -113,6 +121,7 @@ class Plan:
     parts: dict[str, Passes]  # per stage (a method's maps, the scoring) the passes per image
     rates: Rates
     device_name: str
+    counts: PassCounts | None = field(default=None, compare=False, repr=False)  # where counts are kept
 
     @property
     def per_image(self) -> Passes:
@@ -139,21 +148,31 @@ class Plan:
 
 
 
-    def measured(self, seconds: float, items: int, left: int, unit: str = "image") -> tuple[Plan, str]:
+    def measured(self, seconds: float, items: int, left: int, unit: str = "image",
+                 counted: dict[str, tuple[dict, Passes]] | None = None) -> tuple[Plan, str]:
         """The plan at the rate of the run's own first batch (`items` in `seconds`): the measured rates before
         the run come from a few passes of a probe, which a batch of the run's own work can differ from (a small
-        network on a busy CPU: 1.7 times). The line says both; the plan returned moves the bar from now on."""
+        network on a busy CPU: 1.7 times). `counted`: stage -> (what, passes per image) counted in the batch
+        that the plan had not counted (a library metric's), added to the plan from now on and kept for later
+        runs. The line says all of it; the plan returned moves the bar from now on."""
         from dataclasses import replace
 
         from ..tables import format_duration
 
         unit = {"img": "image"}.get(unit, unit)
         per_item = seconds / max(items, 1)
-        factor = per_item / self.seconds_per_image if self.seconds_per_image > 0 else 1.0
+        new = {stage: passes for stage, (_, passes) in (counted or {}).items() if stage not in self.parts}
+        for stage, (what, passes) in (counted or {}).items():
+            if stage in new and self.counts is not None:
+                self.counts.put(what, passes)
+        now = replace(self, images=left, parts={**self.parts, **new})
+        factor = per_item / now.seconds_per_image if now.seconds_per_image > 0 else 1.0
+        found = (f"; counted in it: {', '.join(f'{stage} {passes.total:,.0f}' for stage, passes in new.items())} "
+                 f"passes per {unit}, planned from now on" if new else "")
         line = (f"plan: the first batch took {format_duration(seconds)} ({per_item:.1f} s per {unit}, planned "
-                f"{self.seconds_per_image:.1f} s): about {format_duration(per_item * left)} for the {left} "
+                f"{self.seconds_per_image:.1f} s{found}): about {format_duration(per_item * left)} for the {left} "
                 f"{unit}{'s' if left != 1 else ''} left")
-        return replace(self, images=left, rates=self.rates * factor), line
+        return replace(now, rates=self.rates * factor), line
 
 
 # A plan longer than this on the machine gets a line offering a first look (experiment=smoke) beside it.
@@ -175,40 +194,117 @@ def first_look_hint(plan: Plan, command: str, experiment: str | None) -> str:
             f"code paths) add experiment=smoke: cce-bench {command} ... experiment=smoke")
 
 
-def make_plan(model, images: int, side: int, batch_size: int, parts_of_probe: Callable[[torch.Tensor], dict],
-              device_name: str) -> Plan:
-    """Counts each stage's passes on a probe image (`parts_of_probe(probe)` -> stage -> Passes), measures the
-    rates, and leaves the run as it was: the random number generators and the model's pass counts."""
+class PassCounts:
+    """Passes per image counted before on this machine, in `cache_dir()/pass_counts.json`, each under a key of
+    everything the count depends on: the run's `context` (the suite's and the libraries' versions, the user's
+    own code by its file's hash, the model's name and architecture, the device type) and the stage's own
+    description (`what`: a method and its knobs, a metric and its knobs). `of` counts a stage on the probe
+    image the first time and reads it every later time; `put` keeps a count made in a run (a library metric's,
+    in its first batch). A cache that cannot be read or written is counted again: it only saves time."""
+
+    def __init__(self, model, context: dict):
+        from ..resources import cache_dir
+
+        self.model = model
+        self.context = context
+        self.path = cache_dir() / "pass_counts.json"
+        self.entries = self.read()
+        self.probed: list[str] = []  # the stages counted on the probe by this plan (the rest were known)
+        self._probe: tuple | None = None
+
+    def read(self) -> dict:
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 3
+                and all(isinstance(x, (int, float)) for x in v)} if isinstance(entries, dict) else {}
+
+    def key(self, what: dict) -> str:
+        text = json.dumps({**self.context, "stage": what}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def known(self, what: dict) -> Passes | None:
+        entry = self.entries.get(self.key(what))
+        return Passes(*entry) if entry is not None else None
+
+    def of(self, label: str, what: dict, work: Callable[[torch.Tensor, torch.Tensor], object]) -> Passes:
+        """The passes of `work(probe, targets)`: read where counted before, else counted now and kept."""
+        known = self.known(what)
+        if known is not None:
+            return known
+        probe, targets = self.probe()
+        passes = passes_of(self.model, lambda: work(probe, targets))
+        self.probed.append(label)
+        self.put(what, passes)
+        return passes
+
+    def probe(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe image and the model's class for it, made the first time a stage is counted."""
+        if self._probe is None:
+            import torch
+
+            probe = probe_batch(self.model)
+            with torch.no_grad():
+                self._probe = (probe, self.model(probe).argmax(1))
+        return self._probe
+
+    def put(self, what: dict, passes: Passes) -> None:
+        self.entries[self.key(what)] = [passes.forward, passes.gradient, passes.backward]
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(self.entries))
+            os.replace(partial, self.path)  # whole or not at all: two runs at once lose a count, never the file
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+
+
+def pass_count_context(model, user_code: list[dict]) -> dict:
+    """What every count of a run depends on beside the stage: the code (the suite's and the libraries' versions,
+    the user's own files by hash), the model (its name and architecture) and the device type."""
+    from ..tensors import device_of
+    from .provenance import library_versions
+
+    network = getattr(model, "net", model)
+    return {"versions": library_versions(), "user_code": [code.get("sha256") for code in user_code],
+            "model": getattr(model, "name", type(model).__name__),
+            "architecture": hashlib.sha256(repr(network).encode()).hexdigest()[:16],
+            "device": device_of(model).type, "probe_side": PROBE_SIDE}
+
+
+def make_plan(model, images: int, side: int, batch_size: int, parts_of: Callable[[PassCounts], dict],
+              device_name: str, counts: PassCounts) -> Plan:
+    """Each stage's passes per image (`parts_of(counts)` -> stage -> Passes, counted on the probe where not
+    counted before), the rates measured here, leaving the run as it was: the random number generators and
+    the model's pass counts."""
     import torch
 
     from ..tensors import device_of
 
     device = device_of(model)
-    counts = dict(model.passes.as_dict())
+    before = dict(model.passes.as_dict())
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        parts = parts_of_probe(probe_batch(model))
+        parts = parts_of(counts)
     rates = measure_rates(model, side, batch_size)
-    model.passes.restore(counts)
-    return Plan(images, parts, rates, device_name)
+    model.passes.restore(before)
+    return Plan(images, parts, rates, device_name, counts)
 
 
-def probe_targets(model, probe: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    with torch.no_grad():
-        return model(probe).argmax(1)
+def method_stage(explainer) -> dict:
+    """What a method's count depends on: its name and knobs."""
+    return {"method": explainer.name, "knobs": explainer.knobs()}
 
 
-def method_parts(model, explainers: dict, probe: torch.Tensor, maps_each: Callable[[object], int] = lambda _: 1
+def method_parts(counts: PassCounts, explainers: dict, maps_each: Callable[[object], int] = lambda _: 1
                  ) -> dict[str, Passes]:
-    """Per method (by label) the passes of its `maps_each(explainer)` maps per image, counted on the probe."""
-    targets = probe_targets(model, probe)
+    """Per method (by label) the passes of its `maps_each(explainer)` maps per image."""
+    def maps_of(explainer) -> Callable[[torch.Tensor, torch.Tensor], object]:
+        return lambda probe, targets: explainer.raw_attribute(probe, targets)
 
-    def maps_of(explainer) -> Callable[[], object]:
-        return lambda: explainer.raw_attribute(probe, targets)
-
-    return {explainer.label: passes_of(model, maps_of(explainer)) * maps_each(explainer)
-            for explainer in explainers.values()}
+    return {explainer.label: counts.of(explainer.label, method_stage(explainer), maps_of(explainer))
+            * maps_each(explainer) for explainer in explainers.values()}
 
 
 def scoring_part(per_image: Passes | None = None) -> dict[str, Passes]:

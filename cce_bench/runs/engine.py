@@ -23,11 +23,11 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..progress import on_run_bar
 from . import distributed
-from .cost import Passes, Plan, first_look_hint, make_plan
+from .cost import PassCounts, Passes, Plan, first_look_hint, make_plan, pass_count_context
 from .distributed import Shard
 from .map_store import MapStore
 from .memory import retrying_on_out_of_memory
-from .provenance import provenance
+from .provenance import provenance, user_code
 from .run_folder import BatchPieces, RunFolder, machine_info, now_iso
 from .runtime import resolve, run_precision, seed_everything
 
@@ -90,10 +90,12 @@ def open_run(cfg: DictConfig, shard: Shard, device: torch.device, samples_table,
 
 def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
                 score_batch: Callable[[int, dict], tuple[list[dict], dict]], desc: str, unit: str,
-                plan: Plan | None = None, model=None, maps: MapStore | None = None) -> None:
+                plan: Plan | None = None, model=None, maps: MapStore | None = None,
+                counted_passes: Callable[[int], dict] | None = None) -> None:
     """`score_batch(k, batch)` returns batch k's records and a summary (sums to aggregate over batches).
     With a plan, the bar moves with the model's passes inside a batch, so it says the time left from the
-    first seconds on."""
+    first seconds on; after the first batch, the plan takes that batch's rate and the passes counted in it that
+    it had not counted (`counted_passes(images)`, a library metric's)."""
     batches = batch_indices(len(dataset), int(cfg.images_per_batch))
     finished = run.finished_batches()
     mine = [k for k in range(len(batches)) if shard.owns(k)]
@@ -115,10 +117,11 @@ def run_batches(cfg: DictConfig, run: RunFolder, dataset, shard: Shard,
                 batch["pieces"] = BatchPieces(run, shard.rank, k, pieces.get(k, {}))
             with moving_with_passes(bar, plan, model, done, len(batches[k])):
                 records, summary = score_batch(k, batch) if batch["image_id"] else ([], {})
-            if plan is not None and records and k == todo[0] and len(todo) > 1:  # the plan at the run's own rate
+            if plan is not None and records and k == todo[0]:  # the plan at the run's own rate
+                counted = counted_passes(len(batches[k])) if counted_passes is not None else None
                 left = sum(len(batches[j]) for j in todo[1:])
-                plan, line = plan.measured(time.perf_counter() - started, len(batches[k]), left, unit)
-                if shard.rank == 0:
+                plan, line = plan.measured(time.perf_counter() - started, len(batches[k]), left, unit, counted)
+                if shard.rank == 0 and left:
                     bar.write(line, file=sys.stderr)
             if maps is not None:
                 maps.write_batch(run.path, shard.rank, k)  # before the batch counts as done
@@ -226,10 +229,12 @@ class Job:
     model: object = None    # its pass counts go into run.json
     explainers: list = field(default_factory=list)  # their inputs per pass are halved on out-of-memory
     can_score: bool = True  # False: no method can run here, and the tables say why (no records expected)
-    # A probe image -> the passes per image of each stage (a method's maps, the scoring): the run's plan.
-    plan_parts: Callable[[torch.Tensor], dict] | None = None
-    # costs the plan cannot count (a library's metric runs passes of its own): named beside the plan
+    # The counts (cost.PassCounts) -> the passes per image of each stage (a method's maps, the scoring): the plan.
+    plan_parts: Callable[[PassCounts], dict] | None = None
+    # costs no probe counts (a library's metric runs passes of its own): named beside the plan until counted
     unplanned: list[str] = field(default_factory=list)
+    # the images of the first batch -> stage -> (what, passes per image) of the unplanned costs, counted in it
+    counted_passes: Callable[[int], dict] | None = None
 
 
 def planned(job: Job, session: Session, command: str, done: int = 0) -> Plan | None:
@@ -245,8 +250,9 @@ def planned(job: Job, session: Session, command: str, done: int = 0) -> Plan | N
         print(f"plan: {done} of {len(job.dataset)} {unit}s are done in this folder; the plan counts the "
               f"{len(job.dataset) - done} left", file=sys.stderr)
     try:
+        counts = PassCounts(job.model, pass_count_context(job.model, user_code(cfg)))
         plan = make_plan(job.model, len(job.dataset) - done, side, int(cfg.batch_size), job.plan_parts,
-                         machine_info(session.device)["device_name"])
+                         machine_info(session.device)["device_name"], counts)
     except Exception as exc:  # noqa: BLE001 - the plan only advises: a method the probe cannot run still runs
         if session.shard.is_main:
             print(f"plan: not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
@@ -254,9 +260,10 @@ def planned(job: Job, session: Session, command: str, done: int = 0) -> Plan | N
         return None
     if session.shard.is_main:
         print(plan.describe(job.unit), file=sys.stderr)
-        if job.unplanned:
-            print(f"plan: not counted: {', '.join(job.unplanned)} (the library runs passes of its own, which the "
-                  "plan cannot count; the progress bar's rate and time left include them after the first batch)",
+        uncounted = [name for name in job.unplanned if name not in plan.parts]
+        if uncounted:
+            print(f"plan: not counted yet: {', '.join(uncounted)} (the library runs passes of its own: they are "
+                  "counted in the first batch and planned from then on, and before later runs like this one)",
                   file=sys.stderr)
         hint = first_look_hint(plan, command, chosen_experiment())
         if hint:
@@ -290,7 +297,7 @@ def execute(cfg: DictConfig, command: str, prepare: Callable[[Session], Job], pl
     plan = planned(job, session, command, done)  # after the folder is accepted: a refused run says only why
     score = retrying_on_out_of_memory(job.score_batch, session.cfg, job.explainers, session.out_of_memory)
     run_batches(session.cfg, run, job.dataset, session.shard, score, desc=job.desc, unit=job.unit, plan=plan,
-                model=job.model, maps=session.maps)
+                model=job.model, maps=session.maps, counted_passes=job.counted_passes)
     if not all_shards_done(session):
         return None
     records, unreadable = run.merge()

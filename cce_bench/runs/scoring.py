@@ -15,7 +15,7 @@ from ..errors import UserError, debugging, is_allocation_failure
 from ..metrics import MapsToScore, Metric, Scored, create_metric
 from ..metrics.base import FURTHER, PROTOCOL, SECTIONS
 from ..models import batched_logits
-from .cost import Passes
+from .cost import PassCounts, Passes
 from .timing import timed
 
 
@@ -102,6 +102,7 @@ class RunMetrics:
         self.metrics = [create_metric(name, cfg) for name in names]
         self.warned: set = set()
         self.failures: dict[str, str] = {}  # a library metric -> why it could not score (the first time)
+        self.library_passes: dict[str, Passes] = {}  # a library metric -> the model passes it has made so far
 
     @property
     def names(self) -> list[str]:
@@ -139,7 +140,7 @@ class RunMetrics:
         if metric.source == "cce-bench":
             return metric.score(maps)
         try:
-            seconds, scored = timed(lambda: metric.score(maps), maps.images.device)
+            seconds, scored = self.counting(metric, maps)
             scored.per_image[f"{metric.name}_seconds"] = [seconds / len(maps.images)] * len(maps.images)
             return scored
         except Exception as exc:  # noqa: BLE001 - a metric that cannot run here is its cells', not the run's
@@ -154,6 +155,35 @@ class RunMetrics:
                 print(f"warning: {metric.name} cannot score {label}: {why} (its cells are empty)", file=sys.stderr)
             empty = [None] * len(maps.images)
             return Scored({metric.name: empty, f"{metric.name}_seconds": list(empty)})
+
+    def counting(self, metric: Metric, maps: MapsToScore) -> tuple[float, Scored]:
+        """A library metric's score of `maps`, timed, with the passes it made through the run's model added to
+        `library_passes` (the plan counts them from the first batch on)."""
+        counts = getattr(maps.model, "passes", None)
+        before = dict(counts.as_dict()) if counts is not None else None
+        seconds, scored = timed(lambda: metric.score(maps), maps.images.device)
+        if counts is not None and before is not None and metric.uncounted_passes:
+            after = counts.as_dict()
+            made = Passes(*(after[k] - before[k] for k in ("forward", "with_gradient", "backward")))
+            self.library_passes[metric.name] = self.library_passes.get(metric.name, Passes()) + made
+        return seconds, scored
+
+    def library_stage(self, metric: Metric, run_shape: dict) -> dict:
+        """What a library metric's passes per image depend on: the metric and its knobs, and the run's shape
+        (`run_shape`: the methods and their knobs, the seeds, the image side), which the metric may explain again."""
+        return {"metric": metric.name, "knobs": metric.given_knobs(), **run_shape}
+
+    def counted_before(self, counts: PassCounts, run_shape: dict) -> dict[str, Passes]:
+        """The library metrics' passes per image where a run of this shape counted them (its first batch)."""
+        known = {metric.name: counts.known(self.library_stage(metric, run_shape))
+                 for metric in self.metrics if metric.uncounted_passes}
+        return {name: passes for name, passes in known.items() if passes is not None}
+
+    def counted_now(self, images: int, run_shape: dict) -> dict[str, tuple[dict, Passes]]:
+        """Per library metric that runs the model: (what its count depends on, its passes per image so far, over
+        `images`), for the plan after the first batch."""
+        return {metric.name: (self.library_stage(metric, run_shape), self.library_passes[metric.name] * (1 / images))
+                for metric in self.metrics if metric.name in self.library_passes and images > 0}
 
     def check_scored(self, records: pd.DataFrame) -> None:
         """Refuses to complete a run in which a library metric scored no image at all: a column of blanks is
@@ -189,7 +219,7 @@ class RunMetrics:
         return sum(metric.maps_asked(explainer) for metric in self.metrics)
 
     def unplanned(self) -> list[str]:
-        """The metrics whose passes the plan cannot count (a library's, which runs its own)."""
+        """The metrics whose passes no probe counts (a library's, which runs its own): counted in a first batch."""
         return [metric.name for metric in self.metrics if metric.uncounted_passes]
 
     def passes(self, side: int) -> Passes:
