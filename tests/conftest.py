@@ -1,8 +1,24 @@
 """Fixtures: the tiny CNN, the real default model and photos, an ImageNet-like folder of real files."""
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    """Each of pytest-xdist's worker processes on its own share of the cores (and so are the commands it runs,
+    which take their threads from the cores they may use): two workers that each used every core would make
+    twice the threads the machine has, and the tests no faster than one after the other."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker and count > 1 and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) >= count:
+            share = cores[int(worker.removeprefix("gw")) % count::count]
+            os.sched_setaffinity(0, share)
+            import torch  # loaded already (helpers), its threads counted from every core: the tests in this process
+
+            torch.set_num_threads(len(share))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests' own helpers module
 
