@@ -101,7 +101,9 @@ def test_the_suites_own_library_methods_are_reproduced_by_name(lite0, photos):
     by_name = create_explainer("captum_IntegratedGradients", lite0, n_steps=8, internal_batch_size=16).attribute(
         images, targets
     )
-    assert torch.allclose(ig, by_name, atol=1e-4), (ig - by_name).abs().max()
+    # bitwise equal on two threads; on one, float rounding of 2.6e-4 in a raw map of 1.08 (5.5e-4 after min-max
+    # on 0.2% of pixels); one path point more (n_steps=9) moves the map by 0.52
+    assert torch.allclose(ig, by_name, atol=1e-3), (ig - by_name).abs().max()
     ours = create_explainer("gradcam_pp", lite0).attribute(images, targets)
     theirs = create_explainer("pytorch_grad_cam_GradCAMPlusPlus", lite0).attribute(images, targets)
     assert torch.equal(ours, theirs)

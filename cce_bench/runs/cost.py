@@ -9,12 +9,14 @@ are counted in a run's first batch and planned from then on."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the annotations only: this module runs without torch until a plan is made
@@ -196,8 +198,8 @@ def first_look_hint(plan: Plan, command: str, experiment: str | None) -> str:
 
 class PassCounts:
     """Passes per image counted before on this machine, in `cache_dir()/pass_counts.json`, each under a key of
-    everything the count depends on: the run's `context` (the suite's and the libraries' versions, the user's
-    own code by its file's hash, the model's name and architecture, the device type) and the stage's own
+    everything the count depends on: the run's `context` (the suite's code and the libraries' versions, the
+    user's own code by its file's hash, the model's name and architecture, the device type) and the stage's own
     description (`what`: a method and its knobs, a metric and its knobs). `of` counts a stage on the probe
     image the first time and reads it every later time; `put` keeps a count made in a run (a library metric's,
     in its first batch). A cache that cannot be read or written is counted again: it only saves time."""
@@ -262,16 +264,29 @@ class PassCounts:
 
 
 def pass_count_context(model, user_code: list[dict]) -> dict:
-    """What every count of a run depends on beside the stage: the code (the suite's and the libraries' versions,
-    the user's own files by hash), the model (its name and architecture) and the device type."""
+    """What every count of a run depends on beside the stage: the code (the suite's own files by hash, the
+    libraries' versions, the user's own files by hash), the model (its name and architecture) and the device type."""
     from ..tensors import device_of
     from .provenance import library_versions
 
     network = getattr(model, "net", model)
-    return {"versions": library_versions(), "user_code": [code.get("sha256") for code in user_code],
+    return {"versions": library_versions(), "suite_code": suite_code_hash(),
+            "user_code": [code.get("sha256") for code in user_code],
             "model": getattr(model, "name", type(model).__name__),
             "architecture": hashlib.sha256(repr(network).encode()).hexdigest()[:16],
             "device": device_of(model).type, "probe_side": PROBE_SIDE}
+
+
+@functools.cache
+def suite_code_hash() -> str:
+    """A hash of the suite's own source files: a count made by other code (a checkout changed, without a new
+    version number) is not read back."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def make_plan(model, images: int, side: int, batch_size: int, parts_of: Callable[[PassCounts], dict],
