@@ -145,7 +145,7 @@ def test_a_count_made_in_the_first_batch_joins_the_plan_and_is_kept_for_later_ru
 
 def test_a_methods_passes_are_counted_on_the_probe_once_and_read_back_after(tmp_path, monkeypatch, lite0):
     from cce_bench.explainers import create_explainer
-    from cce_bench.runs.cost import PassCounts, Passes, method_parts, pass_count_context
+    from cce_bench.runs.cost import PassCounts, Passes, method_parts, method_stage, pass_count_context
 
     monkeypatch.setenv("CCE_BENCH_CACHE", str(tmp_path))
     methods = {"rise": create_explainer("rise", lite0, N=24), "ig": create_explainer("ig", lite0, steps=5)}
@@ -159,7 +159,9 @@ def test_a_methods_passes_are_counted_on_the_probe_once_and_read_back_after(tmp_
     assert method_parts(again, methods) == expected and again.probed == [] and lite0.passes.as_dict() == made
     # another knob, another count; another model (or library version, or user file), another key
     assert method_parts(again, {"rise": create_explainer("rise", lite0, N=12)}) == {"RISE": Passes(forward=12)}
-    assert PassCounts(lite0, {**context, "model": "other"}).known({"method": "rise"}) is None
+    rise = method_stage(methods["rise"])
+    assert again.known(rise) == expected["RISE"]
+    assert PassCounts(lite0, {**context, "model": "other"}).known(rise) is None
     # a damaged cache is counted again, and one that cannot be written only costs the time
     (tmp_path / "pass_counts.json").write_text("{not json")
     assert method_parts(PassCounts(lite0, context), {"ig": methods["ig"]}) == {"IG": expected["IG"]}

@@ -48,6 +48,11 @@ class Passes:
     def total(self) -> float:
         return self.forward + self.gradient + self.backward
 
+    @classmethod
+    def between(cls, before: dict, after: dict) -> Passes:
+        """The passes made from one PassCount.as_dict() to a later one."""
+        return cls(*(after[k] - before[k] for k in ("forward", "with_gradient", "backward")))
+
 
 @dataclass(frozen=True)
 class Rates:
@@ -69,7 +74,7 @@ def passes_of(model, work: Callable[[], object]) -> Passes:
     before = dict(model.passes.as_dict())
     work()
     after = model.passes.as_dict()
-    return Passes(*(after[k] - before[k] for k in ("forward", "with_gradient", "backward")))
+    return Passes.between(before, after)
 
 
 def probe_batch(model, images: int = 1) -> torch.Tensor:

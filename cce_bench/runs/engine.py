@@ -154,8 +154,7 @@ def moving_with_passes(bar, plan: Plan | None, model, done: int, items: int):
         if now - last[0] < 0.5:
             return
         last[0] = now
-        counts = passes.as_dict()
-        made = Passes(*(counts[k] - start[k] for k in ("forward", "with_gradient", "backward")))
+        made = Passes.between(start, passes.as_dict())
         bar.n = done + items * min(0.99, plan.rates.seconds(made) / planned)
         bar.refresh()
 

@@ -160,11 +160,10 @@ class RunMetrics:
         """A library metric's score of `maps`, timed, with the passes it made through the run's model added to
         `library_passes` (the plan counts them from the first batch on)."""
         counts = getattr(maps.model, "passes", None)
-        before = dict(counts.as_dict()) if counts is not None else None
+        before = dict(counts.as_dict()) if counts is not None else {}
         seconds, scored = timed(lambda: metric.score(maps), maps.images.device)
-        if counts is not None and before is not None and metric.uncounted_passes:
-            after = counts.as_dict()
-            made = Passes(*(after[k] - before[k] for k in ("forward", "with_gradient", "backward")))
+        if counts is not None and metric.uncounted_passes:
+            made = Passes.between(before, counts.as_dict())
             self.library_passes[metric.name] = self.library_passes.get(metric.name, Passes()) + made
         return seconds, scored
 
